@@ -1,0 +1,1 @@
+"""Evaluators: score candidate architectures (tabular benchmarks now; trained populations later)."""

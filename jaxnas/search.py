@@ -1,0 +1,238 @@
+"""Budgeted search on a tabular benchmark: the NAS-Bench-201 protocol (Dong & Yang, ICLR 2020, Sec. 5).
+
+Each search run has a simulated wall-clock budget. It asks its strategy for an architecture, pays the
+evaluation's simulated cost, and tells the strategy the validation accuracy. An evaluation that would
+push the total past the budget is discarded and ends the run (as in the paper's `R_EA.py`/`RANDOM.py`:
+`if total + cost > budget: stop`). The run's answer is the architecture with the best validation
+accuracy among all evaluations it made; its test accuracy is reported, never used to choose.
+Deviation: the paper's code also charges the host's own sampling time; we charge only evaluations.
+
+All runs of one strategy go through one jit-compiled function: a `lax.scan` over `chunk_steps` search
+steps, vmapped over runs, and sharded over devices with `shard_map` when several are present. The
+host calls it chunk after chunk until every run has spent its budget, checkpointing in between, so a
+killed search resumes and ends exactly where an uninterrupted one does (per-step keys are
+`fold_in(run_key, step)`, independent of chunking).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.sharding import Mesh, PartitionSpec
+
+from jaxnas.common.checkpoint import Checkpointer
+from jaxnas.common.errors import check_positive
+from jaxnas.evaluation.tabular import NB201Table
+from jaxnas.strategies.base import Strategy, tree_where
+
+
+@struct.dataclass
+class RunCarry:
+    """The state of one search run between steps (vmapped: every field gets a leading runs axis)."""
+
+    strategy: Any
+    step: jax.Array  # () int32 search steps taken
+    elapsed: jax.Array  # () float32 simulated seconds spent on counted evaluations
+    done: jax.Array  # () bool: the budget is spent
+    num_evals: jax.Array  # () int32 counted evaluations
+    best_valid: jax.Array  # () float32
+    best_test: jax.Array  # () float32
+    best_index: jax.Array  # () int32 benchmark index of the best architecture
+    best_arch: jax.Array  # (L,) int32
+
+
+@struct.dataclass
+class StepRecord:
+    """What each step leaves in the history (for best-so-far curves)."""
+
+    elapsed: jax.Array
+    best_valid: jax.Array
+    best_test: jax.Array
+    counted: jax.Array  # bool: the step's evaluation fitted in the budget
+
+
+@struct.dataclass
+class SearchResult:
+    """Final per-run values (leading axis: runs) and the per-step history (runs, steps)."""
+
+    best_valid: np.ndarray
+    best_test: np.ndarray
+    best_index: np.ndarray
+    best_arch: np.ndarray
+    num_evals: np.ndarray
+    elapsed: np.ndarray
+    history: StepRecord
+    wall_s: float
+    resumed_from_step: int | None = None
+
+
+class BudgetedSearch:
+    """Runs `runs` independent searches of one strategy against a table under a simulated budget.
+
+    Args:
+      strategy: any ask/tell strategy (see `jaxnas.strategies`).
+      table: the benchmark table; its `query` supplies validation/test accuracy and cost.
+      budget_s: simulated seconds per run (the paper uses 12,000).
+      chunk_steps: search steps per compiled call; checkpoints are written between chunks.
+      devices: devices to shard runs over (default: all local devices).
+    """
+
+    def __init__(self, strategy: Strategy, table: NB201Table, budget_s: float = 12_000.0, chunk_steps: int = 64,
+                 devices: list[jax.Device] | None = None):
+        check_positive("budget_s", budget_s)
+        check_positive("chunk_steps", chunk_steps, integer=True)
+        self.strategy = strategy
+        self.table = table
+        self.budget_s = float(budget_s)
+        self.chunk_steps = int(chunk_steps)
+        # Every counted evaluation costs at least min_cost, and the first one that does not fit ends the
+        # run, so no run takes more than this many steps.
+        self.max_steps = (math.floor(self.budget_s / table.min_cost) + 1) // strategy.batch_size + 1
+        self.devices = list(devices) if devices is not None else jax.local_devices()
+        self._chunk = self._build_chunk()
+        self.traces = 0  # how often the chunk function was traced (tests assert it is 1)
+
+    # --- one run -----------------------------------------------------------------------------
+    def _init_run(self, key: jax.Array) -> RunCarry:
+        length = self.strategy.space.num_positions
+        return RunCarry(
+            strategy=self.strategy.init(jax.random.fold_in(key, 0)),
+            step=jnp.zeros((), jnp.int32), elapsed=jnp.zeros((), jnp.float32), done=jnp.zeros((), bool),
+            num_evals=jnp.zeros((), jnp.int32), best_valid=jnp.full((), -jnp.inf, jnp.float32),
+            best_test=jnp.full((), jnp.nan, jnp.float32), best_index=jnp.full((), -1, jnp.int32),
+            best_arch=jnp.zeros((length,), jnp.int32),
+        )
+
+    def _step(self, table: NB201Table, key: jax.Array, carry: RunCarry) -> tuple[RunCarry, StepRecord]:
+        step_key = jax.random.fold_in(jax.random.fold_in(key, 1), carry.step)
+        archs, asked_state = self.strategy.ask(step_key, carry.strategy)  # (B, L)
+        ev = table.query(archs)  # fields (B,)
+        total = carry.elapsed + jnp.sum(ev.cost)
+        counted = (~carry.done) & (total <= self.budget_s)  # the whole batch fits, or none of it counts
+        told_state, _ = self.strategy.tell(asked_state, archs, ev.valid)
+        b = jnp.argmax(ev.valid)  # best of the batch; ties: first
+        improved = counted & (ev.valid[b] > carry.best_valid)
+        new = RunCarry(
+            strategy=tree_where(counted, told_state, carry.strategy),
+            step=carry.step + 1,
+            elapsed=jnp.where(counted, total, carry.elapsed),
+            done=carry.done | ~counted,
+            num_evals=carry.num_evals + jnp.where(counted, archs.shape[0], 0),
+            best_valid=jnp.where(improved, ev.valid[b], carry.best_valid),
+            best_test=jnp.where(improved, ev.test[b], carry.best_test),
+            best_index=jnp.where(improved, ev.index[b], carry.best_index),
+            best_arch=jnp.where(improved, archs[b], carry.best_arch),
+        )
+        return new, StepRecord(new.elapsed, new.best_valid, new.best_test, counted)
+
+    def _run_chunk(self, table: NB201Table, keys: jax.Array, carry: RunCarry) -> tuple[RunCarry, StepRecord]:
+        self.traces += 1
+
+        def one_run(key, c):
+            return jax.lax.scan(lambda c, _: self._step(table, key, c), c, None, length=self.chunk_steps)
+
+        carry, record = jax.vmap(one_run)(keys, carry)  # record fields: (R, chunk)
+        return carry, record
+
+    def _build_chunk(self):
+        if len(self.devices) == 1:
+            return jax.jit(self._run_chunk, donate_argnums=(2,))
+        mesh = Mesh(np.array(self.devices), ("runs",))
+        runs, rep = PartitionSpec("runs"), PartitionSpec()
+        sharded = jax.shard_map(self._run_chunk, mesh=mesh, in_specs=(rep, runs, runs), out_specs=(runs, runs))
+        return jax.jit(sharded, donate_argnums=(2,))
+
+    # --- many runs ----------------------------------------------------------------------------
+    def run_keys(self, seed: int, runs: int) -> jax.Array:
+        """One key per run, padded to a multiple of the device count (padding runs are discarded)."""
+        check_positive("runs", runs, integer=True)
+        padded = -(-runs // len(self.devices)) * len(self.devices)
+        return jax.random.split(jax.random.key(seed), padded)
+
+    def run(self, seed: int, runs: int, checkpoint_dir: str | None = None, progress: bool = True,
+            stop_after_chunks: int | None = None, desc: str = "search") -> SearchResult:
+        """Runs all searches; resumes from `checkpoint_dir` when it holds a checkpoint of this search.
+
+        `stop_after_chunks` ends early after that many chunks in this call (used to test resumption).
+        """
+        start = time.perf_counter()
+        keys = self.run_keys(seed, runs)
+        carry = jax.vmap(self._init_run)(keys)
+        history: list[StepRecord] = []
+        resumed = None
+        ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
+        n_chunks = -(-self.max_steps // self.chunk_steps)
+        if ckpt is not None:
+            template = (carry, self._empty_history(len(keys)))
+            restored = ckpt.restore(template)
+            if restored is not None:
+                resumed, (carry, hist), meta = restored
+                self._check_meta(meta, seed, runs)
+                history = [hist] if hist.elapsed.shape[1] else []
+        bar = _progress(n_chunks, desc, progress, initial=resumed or 0)
+        chunk = resumed or 0
+        calls = 0
+        while chunk < n_chunks and not bool(jnp.all(carry.done)):
+            if stop_after_chunks is not None and calls >= stop_after_chunks:
+                break
+            carry, record = self._chunk(self.table, keys, carry)
+            history.append(record)
+            chunk += 1
+            calls += 1
+            bar.update(1)
+            if ckpt is not None:
+                ckpt.save(chunk, (carry, _concat(history)), {"seed": seed, "runs": runs, "budget_s": self.budget_s,
+                                                            "chunk_steps": self.chunk_steps})
+        bar.close()
+        if ckpt is not None:
+            ckpt.close()
+        hist = _concat(history) if history else self._empty_history(len(keys))
+        hist = jax.tree.map(lambda a: np.asarray(a)[:runs], hist)
+        c = jax.tree.map(lambda a: np.asarray(a)[:runs], carry)
+        return SearchResult(best_valid=c.best_valid, best_test=c.best_test, best_index=c.best_index,
+                            best_arch=c.best_arch, num_evals=c.num_evals, elapsed=c.elapsed, history=hist,
+                            wall_s=time.perf_counter() - start, resumed_from_step=resumed)
+
+    def _empty_history(self, runs: int) -> StepRecord:
+        z = jnp.zeros((runs, 0), jnp.float32)
+        return StepRecord(z, z, z, jnp.zeros((runs, 0), bool))
+
+    def _check_meta(self, meta: dict, seed: int, runs: int) -> None:
+        want = {"seed": seed, "runs": runs, "budget_s": self.budget_s, "chunk_steps": self.chunk_steps}
+        diff = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
+        if diff:
+            raise ValueError(f"checkpoint in the work directory belongs to another search {diff}; "
+                             "use a fresh --workdir or the same settings")
+
+
+def _concat(records: list[StepRecord]) -> StepRecord:
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *records)
+
+
+def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, initial=initial, disable=not enabled, unit="chunk", leave=False)
+
+
+def best_so_far_curve(history: StepRecord, budget_s: float, points: int = 121) -> tuple[np.ndarray, np.ndarray]:
+    """Best validation accuracy seen by each run at each time of a common grid: (grid (T,), curves (R, T)).
+
+    Before a run's first evaluation completes the value is NaN.
+    """
+    grid = np.linspace(0.0, budget_s, points)
+    elapsed = np.where(history.counted, history.elapsed, np.inf)  # (R, S): time each counted eval completed
+    best = np.asarray(history.best_valid, np.float64)
+    curves = np.full((elapsed.shape[0], points), np.nan)
+    for r in range(elapsed.shape[0]):
+        order = np.flatnonzero(np.isfinite(elapsed[r]))
+        pos = np.searchsorted(elapsed[r, order], grid, side="right") - 1
+        ok = pos >= 0
+        curves[r, ok] = best[r, order[pos[ok]]]
+    return grid, curves

@@ -1,0 +1,35 @@
+"""Random search: every architecture is drawn uniformly from the space (the NAS-Bench-201 baseline)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxnas.spaces.base import CategoricalSpace
+
+
+@struct.dataclass
+class RandomState:
+    num_told: jax.Array  # () int32: evaluations reported so far
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomSearch:
+    """Uniform random sampling; `tell` only counts."""
+
+    space: CategoricalSpace
+    batch_size: int = 1
+
+    def init(self, key: jax.Array) -> RandomState:
+        del key  # nothing random to initialise
+        return RandomState(num_told=jnp.zeros((), jnp.int32))
+
+    def ask(self, key: jax.Array, state: RandomState) -> tuple[jax.Array, RandomState]:
+        return self.space.sample(key, (self.batch_size,)), state
+
+    def tell(self, state: RandomState, archs: jax.Array, fitness: jax.Array) -> tuple[RandomState, dict[str, jax.Array]]:
+        del fitness
+        return state.replace(num_told=state.num_told + archs.shape[0]), {}
