@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxnas.common.checkpoint import Checkpointer
 from jaxnas.common.errors import check_positive
@@ -141,12 +141,15 @@ class BudgetedSearch:
         return carry, record
 
     def _build_chunk(self):
-        if len(self.devices) == 1:
-            return jax.jit(self._run_chunk, donate_argnums=(2,))
         mesh = Mesh(np.array(self.devices), ("runs",))
         runs, rep = PartitionSpec("runs"), PartitionSpec()
-        sharded = jax.shard_map(self._run_chunk, mesh=mesh, in_specs=(rep, runs, runs), out_specs=(runs, runs))
-        return jax.jit(sharded, donate_argnums=(2,))
+        # Inputs are placed explicitly, so the first call and every later one (whose carry comes out of
+        # the previous call) see the same shardings and share one trace.
+        self._run_sharding, self._replicated = NamedSharding(mesh, runs), NamedSharding(mesh, rep)
+        fn = self._run_chunk
+        if len(self.devices) > 1:  # runs are independent: shard_map, no collectives
+            fn = jax.shard_map(fn, mesh=mesh, in_specs=(rep, runs, runs), out_specs=(runs, runs))
+        return jax.jit(fn, donate_argnums=(2,))
 
     # --- many runs ----------------------------------------------------------------------------
     def run_keys(self, seed: int, runs: int) -> jax.Array:
@@ -162,27 +165,29 @@ class BudgetedSearch:
         `stop_after_chunks` ends early after that many chunks in this call (used to test resumption).
         """
         start = time.perf_counter()
-        keys = self.run_keys(seed, runs)
-        carry = jax.vmap(self._init_run)(keys)
+        keys = jax.device_put(self.run_keys(seed, runs), self._run_sharding)
+        carry = jax.device_put(jax.vmap(self._init_run)(keys), self._run_sharding)
+        table = jax.device_put(self.table, self._replicated)
         history: list[StepRecord] = []
         resumed = None
         ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
         n_chunks = -(-self.max_steps // self.chunk_steps)
-        if ckpt is not None:
-            template = (carry, self._empty_history(len(keys)))
-            restored = ckpt.restore(template)
+        if ckpt is not None and ckpt.latest_step() is not None:
+            done_chunks = ckpt.latest_step()  # the checkpoint of chunk n holds n * chunk_steps history steps
+            restored = ckpt.restore((carry, self._empty_history(len(keys), done_chunks * self.chunk_steps)), done_chunks)
             if restored is not None:
                 resumed, (carry, hist), meta = restored
                 self._check_meta(meta, seed, runs)
-                history = [hist] if hist.elapsed.shape[1] else []
+                carry = jax.device_put(carry, self._run_sharding)
+                history = [jax.tree.map(np.asarray, hist)]
         bar = _progress(n_chunks, desc, progress, initial=resumed or 0)
         chunk = resumed or 0
         calls = 0
         while chunk < n_chunks and not bool(jnp.all(carry.done)):
             if stop_after_chunks is not None and calls >= stop_after_chunks:
                 break
-            carry, record = self._chunk(self.table, keys, carry)
-            history.append(record)
+            carry, record = self._chunk(table, keys, carry)
+            history.append(jax.tree.map(np.asarray, record))  # small; kept on the host
             chunk += 1
             calls += 1
             bar.update(1)
@@ -199,9 +204,9 @@ class BudgetedSearch:
                             best_arch=c.best_arch, num_evals=c.num_evals, elapsed=c.elapsed, history=hist,
                             wall_s=time.perf_counter() - start, resumed_from_step=resumed)
 
-    def _empty_history(self, runs: int) -> StepRecord:
-        z = jnp.zeros((runs, 0), jnp.float32)
-        return StepRecord(z, z, z, jnp.zeros((runs, 0), bool))
+    def _empty_history(self, runs: int, steps: int = 0) -> StepRecord:
+        z = np.zeros((runs, steps), np.float32)
+        return StepRecord(z, z, z, np.zeros((runs, steps), bool))
 
     def _check_meta(self, meta: dict, seed: int, runs: int) -> None:
         want = {"seed": seed, "runs": runs, "budget_s": self.budget_s, "chunk_steps": self.chunk_steps}
@@ -212,7 +217,7 @@ class BudgetedSearch:
 
 
 def _concat(records: list[StepRecord]) -> StepRecord:
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *records)
+    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *records)
 
 
 def _progress(total: int, desc: str, enabled: bool, initial: int = 0):

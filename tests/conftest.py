@@ -1,0 +1,29 @@
+"""Test-wide setup: 8 fake CPU devices (so sharded paths run in every test), a persistent compilation
+cache, and shared fixtures. Device flags must be set before JAX initialises its backend."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("MPLBACKEND", "Agg")
+_CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "jax")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import pytest  # noqa: E402
+
+from jaxnas.evaluation.tabular import load_nb201_table, resolve_table_path, table_path_exists  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def nb201_table():
+    """The NAS-Bench-201 table (../shared/data). Its absence fails loudly: CI always has it."""
+    if not table_path_exists():
+        pytest.fail("NAS-Bench-201 table not found; set JAXNAS_NB201_CSV or place ../shared next to the repo")
+    return load_nb201_table()
+
+
+@pytest.fixture(scope="session")
+def nb201_csv_path():
+    return resolve_table_path()
+

@@ -1,0 +1,148 @@
+"""Strategies in isolation: ask/tell semantics checked against hand-computed expectations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas.common.errors import ConfigError
+from jaxnas.spaces import nb201
+from jaxnas.strategies import STRATEGIES, Reinforce, aging_evolution, tournament
+
+SPACE = nb201.SPACE
+
+
+def _tell_sequence(strategy, archs, fitness):
+    state = strategy.init(jax.random.key(0))
+    for a, f in zip(archs, fitness):
+        state, _ = strategy.tell(state, a[None], jnp.array([f]))
+    return state
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_ask_shapes_and_scan_vmap(name):
+    strategy = STRATEGIES.get(name)(SPACE)
+
+    def run(key):
+        state = strategy.init(key)
+
+        def body(state, k):
+            archs, state = strategy.ask(k, state)
+            state, _ = strategy.tell(state, archs, jnp.sum(archs == 3, axis=-1).astype(jnp.float32))
+            return state, archs
+
+        return jax.lax.scan(body, state, jax.random.split(key, 15))[1]
+
+    archs = jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 4))  # (runs, steps, B, L)
+    assert archs.shape == (4, 15, 1, 6) and archs.dtype == jnp.int32
+    assert int(archs.min()) >= 0 and int(archs.max()) < 5
+    assert not np.array_equal(archs[0], archs[1])  # different seeds, different searches
+
+
+def test_aging_removes_the_oldest():
+    strat = aging_evolution(SPACE, population_size=4, sample_size=2)
+    archs = np.asarray(SPACE.decode(jnp.arange(7) * 101))  # 7 distinct architectures
+    fitness = np.array([99.0, 1, 2, 3, 4, 5, 6])  # the first is the fittest, and still it must age out
+    state = _tell_sequence(strat, archs, fitness)
+    kept = {tuple(a) for a in np.asarray(state.archs)}
+    assert kept == {tuple(a) for a in archs[3:]}
+    assert sorted(np.asarray(state.born).tolist()) == [3, 4, 5, 6]
+    assert int(state.count) == 7
+
+
+def test_tournament_without_aging_keeps_everyone():
+    strat = tournament(SPACE, population_size=4, sample_size=2, capacity=16)
+    archs = np.asarray(SPACE.decode(jnp.arange(7) * 101))
+    state = _tell_sequence(strat, archs, np.arange(7.0))
+    np.testing.assert_array_equal(np.asarray(state.archs)[:7], archs)
+    assert np.isinf(np.asarray(state.fitness)[7:]).all()
+
+
+def test_fill_phase_is_random_then_children_are_mutants():
+    strat = aging_evolution(SPACE, population_size=3, sample_size=3)
+    state = strat.init(jax.random.key(0))
+    archs = np.asarray(SPACE.decode(jnp.array([0, 5000, 10000])))
+    for a, f in zip(archs, [1.0, 2.0, 3.0]):
+        state, _ = strat.tell(state, a[None], jnp.array([f]))
+    for i in range(50):
+        child, _ = strat.ask(jax.random.key(i), state)
+        dist = (np.asarray(child)[0] != archs).sum(1)
+        assert dist.min() == 1  # a mutant of some member
+
+
+def test_tournament_samples_with_replacement():
+    """P=10, S=3: the single best wins iff it is drawn at least once: 1-(9/10)^3 = 0.271 with replacement
+    (it would be 3/10 = 0.3 without)."""
+    strat = aging_evolution(SPACE, population_size=10, sample_size=3)
+    archs = np.asarray(SPACE.decode(jnp.arange(10)))
+    state = _tell_sequence(strat, archs, np.arange(10.0))
+    winners = jax.vmap(strat._tournament, in_axes=(0, None))(jax.random.split(jax.random.key(0), 40_000), state)
+    freq = float(np.mean(np.asarray(winners) == 9))
+    assert abs(freq - 0.271) < 0.012, freq
+
+
+def test_liu_fraction_tournament_grows_with_population():
+    strat = tournament(SPACE, population_size=10, sample_size=1, capacity=200, sample_fraction=0.05)
+    assert strat.max_sample == 10
+    state = _tell_sequence(strat, np.asarray(SPACE.decode(jnp.arange(200))), np.arange(200.0))
+    # tournament size ceil(0.05 * 200) = 10 over 200 members: the best wins with prob 1-(199/200)^10 = 0.0489
+    winners = jax.vmap(strat._tournament, in_axes=(0, None))(jax.random.split(jax.random.key(1), 40_000), state)
+    assert abs(float(np.mean(np.asarray(winners) == 199)) - 0.0489) < 0.006
+
+
+def test_nan_fitness_ranks_last():
+    """A failed (NaN) member wins only when all 3 draws are it: (1/3)^3 = 0.037. Were NaN ranked first
+    (as a bare argmax does), it would win 1-(2/3)^3 = 0.70 of tournaments."""
+    strat = aging_evolution(SPACE, population_size=3, sample_size=3)
+    archs = np.asarray(SPACE.decode(jnp.array([1, 2, 3])))
+    state = _tell_sequence(strat, archs, [np.nan, 1.0, 0.5])
+    winners = jax.vmap(strat._tournament, in_axes=(0, None))(jax.random.split(jax.random.key(0), 20_000), state)
+    assert abs(float(np.mean(np.asarray(winners) == 0)) - 1 / 27) < 0.01
+
+
+def test_reinforce_learns_the_rewarded_op():
+    """Toy reward: 100 when edge 0 carries nor_conv_3x3, else 0; p(op 3 on edge 0) must rise from ~0.2."""
+    strat = Reinforce(SPACE, learning_rate=0.01)
+    target = jnp.array([[3, 0, 0, 0, 0, 0]])
+
+    def prob_edge0(state):  # marginal of the first token: independent of the rest of the sequence
+        logits = strat.controller.apply(state.params, target)[0, 0]
+        return jax.nn.softmax(logits)[3]
+
+    def body(state, key):
+        archs, state = strat.ask(key, state)
+        state, metrics = strat.tell(state, archs, jnp.where(archs[:, 0] == 3, 100.0, 0.0))
+        return state, metrics["entropy"]
+
+    state0 = strat.init(jax.random.key(0))
+    state, entropy = jax.jit(lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.key(1), 300)))(state0)
+    p0, p1 = float(prob_edge0(state0)), float(prob_edge0(state))
+    assert abs(p0 - 0.2) < 0.05 and p1 > 0.8, (p0, p1)
+    assert float(entropy[-1]) < float(entropy[0])
+
+
+def test_reinforce_ignores_nan_rewards():
+    strat = Reinforce(SPACE)
+    state = strat.init(jax.random.key(0))
+    arch = jnp.zeros((1, 6), jnp.int32)
+    state, _ = strat.tell(state, arch, jnp.array([50.0]))
+    after, _ = strat.tell(state, arch, jnp.array([jnp.nan]))
+    assert float(after.baseline) == float(state.baseline) == pytest.approx(0.5)
+    assert all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(after.params))
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(population_size=5, sample_size=6), "sample_size"),
+    (dict(population_size=0), "population_size"),
+    (dict(sample_size=-1), "sample_size"),
+])
+def test_bad_evolution_settings_name_the_field(kwargs, field):
+    with pytest.raises(ConfigError, match=f"^{field}:"):
+        aging_evolution(SPACE, **kwargs)
+
+
+def test_bad_reinforce_settings_name_the_field():
+    with pytest.raises(ConfigError, match="^learning_rate:"):
+        Reinforce(SPACE, learning_rate=0.0)
+    with pytest.raises(ConfigError, match="^baseline_decay:"):
+        Reinforce(SPACE, baseline_decay=1.5)
