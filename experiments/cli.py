@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_dict, config_flags
 
 from jaxnas.common.errors import ConfigError
@@ -27,6 +27,7 @@ def launch(run: Callable[[config_dict.ConfigDict, str], dict[str, Any]], default
     def main(argv: list[str]) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        quiet_library_logs()
         try:
             summary = run(FLAGS.config, FLAGS.workdir)
         except ConfigError as err:
@@ -35,6 +36,11 @@ def launch(run: Callable[[config_dict.ConfigDict, str], dict[str, Any]], default
         print(json.dumps(summary, indent=2))
 
     app.run(main)
+
+
+def quiet_library_logs() -> None:
+    """Orbax logs every checkpoint step at INFO through absl; keep the console for progress and results."""
+    logging.set_verbosity(logging.WARNING)
 
 
 def prefixed(prefix: str, fn: Callable[[], Any]) -> Any:

@@ -81,16 +81,23 @@ class BudgetedSearch:
       budget_s: simulated seconds per run (the paper uses 12,000).
       chunk_steps: search steps per compiled call; checkpoints are written between chunks.
       devices: devices to shard runs over (default: all local devices).
+      block_runs: runs vmapped together; blocks run one after another (`lax.map`) on each device.
+        Small blocks keep per-run state (e.g. 500 REINFORCE controllers and their Adam moments) in
+        cache: on the 2-core CPU, 20 made REINFORCE's search loop 3x faster than one 500-wide vmap.
+        None: one block per device.
     """
 
     def __init__(self, strategy: Strategy, table: NB201Table, budget_s: float = 12_000.0, chunk_steps: int = 64,
-                 devices: list[jax.Device] | None = None):
+                 devices: list[jax.Device] | None = None, block_runs: int | None = 20):
         check_positive("budget_s", budget_s)
         check_positive("chunk_steps", chunk_steps, integer=True)
         self.strategy = strategy
         self.table = table
         self.budget_s = float(budget_s)
         self.chunk_steps = int(chunk_steps)
+        if block_runs is not None:
+            check_positive("block_runs", block_runs, integer=True)
+        self.block_runs = block_runs
         # Every counted evaluation costs at least min_cost, and the first one that does not fit ends the
         # run, so no run takes more than this many steps.
         self.max_steps = (math.floor(self.budget_s / table.min_cost) + 1) // strategy.batch_size + 1
@@ -137,8 +144,14 @@ class BudgetedSearch:
         def one_run(key, c):
             return jax.lax.scan(lambda c, _: self._step(table, key, c), c, None, length=self.chunk_steps)
 
-        carry, record = jax.vmap(one_run)(keys, carry)  # record fields: (R, chunk)
-        return carry, record
+        runs = keys.shape[0]  # runs on this device
+        block = min(self.block_runs or runs, runs)
+        if runs % block:
+            raise ValueError(f"runs per device ({runs}) must be a multiple of block_runs ({block})")
+        split = lambda x: x.reshape((runs // block, block) + x.shape[1:])  # noqa: E731
+        merge = lambda x: x.reshape((runs,) + x.shape[2:])  # noqa: E731
+        out = jax.lax.map(lambda kc: jax.vmap(one_run)(*kc), (split(keys), jax.tree.map(split, carry)))
+        return jax.tree.map(merge, out)  # carry fields (R, ...), record fields (R, chunk)
 
     def _build_chunk(self):
         mesh = Mesh(np.array(self.devices), ("runs",))
@@ -153,9 +166,11 @@ class BudgetedSearch:
 
     # --- many runs ----------------------------------------------------------------------------
     def run_keys(self, seed: int, runs: int) -> jax.Array:
-        """One key per run, padded to a multiple of the device count (padding runs are discarded)."""
+        """One key per run, padded to fill every device's blocks (padding runs are discarded)."""
         check_positive("runs", runs, integer=True)
-        padded = -(-runs // len(self.devices)) * len(self.devices)
+        per_device = -(-runs // len(self.devices))
+        block = min(self.block_runs or per_device, per_device)
+        padded = -(-per_device // block) * block * len(self.devices)
         return jax.random.split(jax.random.key(seed), padded)
 
     def run(self, seed: int, runs: int, checkpoint_dir: str | None = None, progress: bool = True,
@@ -191,6 +206,7 @@ class BudgetedSearch:
             chunk += 1
             calls += 1
             bar.update(1)
+            bar.set_postfix(runs_done=f"{int(np.sum(np.asarray(carry.done)[:runs]))}/{runs}", refresh=False)
             if ckpt is not None:
                 ckpt.save(chunk, (carry, _concat(history)), {"seed": seed, "runs": runs, "budget_s": self.budget_s,
                                                             "chunk_steps": self.chunk_steps})

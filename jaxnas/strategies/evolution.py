@@ -115,7 +115,7 @@ class Evolution:
         if self.aging:
             slots = number % self.slots  # circular buffer: the slot written next always holds the oldest
         else:
-            worst = jnp.argsort(state.fitness)[: archs.shape[0]]  # used only once capacity is exhausted
+            worst = jax.lax.top_k(-state.fitness, archs.shape[0])[1]  # used only once capacity is exhausted
             slots = jnp.where(number < self.slots, number, worst)
         new = EvolutionState(
             archs=state.archs.at[slots].set(archs.astype(jnp.int32)),

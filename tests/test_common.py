@@ -1,0 +1,83 @@
+"""Shared plumbing: registry errors, JSON-lines, reports, orbax checkpoints with typed state."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import optax
+import pytest
+
+from jaxnas.common import ConfigError, Registry, check_choice, check_positive
+from jaxnas.common.checkpoint import Checkpointer
+from jaxnas.common.metrics import JsonlWriter, read_jsonl, to_jsonable, write_json
+from jaxnas.common.report import Report, markdown_table
+
+
+def test_registry_lists_choices_in_errors():
+    reg = Registry("widget")
+    reg.register("a")(1)
+    reg.register("b")(2)
+    assert reg.get("b") == 2 and list(reg) == ["a", "b"] and "a" in reg
+    with pytest.raises(ConfigError, match=r"^kind: unknown widget 'c'; allowed: a, b$"):
+        reg.get("c", field="kind")
+    with pytest.raises(KeyError, match="twice"):
+        reg.register("a")(3)
+
+
+def test_checks_name_the_field():
+    with pytest.raises(ConfigError, match=r"^runs: got 0; must be an integer > 0$"):
+        check_positive("runs", 0, integer=True)
+    with pytest.raises(ConfigError, match="^runs:"):
+        check_positive("runs", 2.5, integer=True)
+    with pytest.raises(ConfigError, match="^budget_s:"):
+        check_positive("budget_s", True)
+    with pytest.raises(ConfigError, match="allowed: x, y"):
+        check_choice("mode", "z", ["x", "y"])
+
+
+def test_jsonl_round_trip_and_json_conversion(tmp_path):
+    path = tmp_path / "m" / "metrics.jsonl"
+    with JsonlWriter(path) as w:
+        w.write({"step": np.int32(1), "loss": jnp.float32(0.5), "v": jnp.arange(3)})
+        w.write({"step": 2, "loss": float("nan")})
+    rows = list(read_jsonl(path))
+    assert rows == [{"step": 1, "loss": 0.5, "v": [0, 1, 2]}, {"step": 2, "loss": None}]
+    assert to_jsonable({"a": (np.float64(1.5), np.bool_(True))}) == {"a": [1.5, True]}
+    write_json(tmp_path / "r.json", {"x": np.float32(2.0)})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"x": 2.0}
+
+
+def test_report_writes_markdown_and_png(tmp_path):
+    report = Report(tmp_path / "rep", "Title")
+    report.heading("Section")
+    report.text("Some words.")
+    report.table([{"name": "a", "value": 1.23456}, {"name": "b", "value": 2.0}], digits=3)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    png = report.figure(fig, "plots/line.png", "A line")
+    path = report.write()
+    text = open(path).read()
+    assert text.startswith("# Title") and "## Section" in text and "| a | 1.235 |" in text
+    assert "![A line](plots/line.png)" in text
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert markdown_table([]) == ""
+
+
+def test_checkpoint_round_trip_keeps_types(tmp_path):
+    params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+    opt = optax.adam(1e-3)
+    state = (params, opt.init(params), jax.random.key(7), jnp.int32(5))
+    with Checkpointer(tmp_path / "ckpt") as ckpt:
+        assert ckpt.restore(state) is None
+        ckpt.save(3, state, {"note": "x"})
+        ckpt.save(4, jax.tree.map(lambda a: a, state), {"note": "y"})
+        step, restored, meta = ckpt.restore(state)
+    assert step == 4 and meta == {"note": "y"}
+    assert type(restored[1][0]).__name__ == "ScaleByAdamState"  # optax named tuple survives
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    assert jnp.array_equal(jax.random.key_data(restored[2]), jax.random.key_data(state[2]))
+    assert os.path.isdir(tmp_path / "ckpt")
