@@ -1,0 +1,75 @@
+"""Benchmark: 500 NAS-Bench-201 searches (12,000 s budget) per strategy, compilation included.
+
+    .venv/bin/python benchmarks/nb201_search_speed.py [--runs 500] [--repeats 3] [--block-runs 20]
+
+Each measurement is a fresh process with the persistent compilation cache off, so it pays the full
+jit compile: `total_s` is from process start (imports included) to the last result on the host,
+`search_s` is BudgetedSearch.run (table already loaded: compile + all chunks). The goal (issue 2):
+under 30 s per strategy on the 2-core CPU. Record results in benchmarks/RESULTS.md with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+CHILD = r"""
+import time, json, sys
+t0 = time.perf_counter()
+import jax
+from jaxnas.evaluation.tabular import load_nb201_table
+from jaxnas.search import BudgetedSearch
+from jaxnas.spaces import nb201
+from jaxnas.strategies import STRATEGIES
+name, runs, block = sys.argv[1], int(sys.argv[2]), (int(sys.argv[3]) or None)
+table = load_nb201_table()
+searcher = BudgetedSearch(STRATEGIES.get(name)(nb201.SPACE), table, 12_000.0, chunk_steps=32, block_runs=block)
+t1 = time.perf_counter()
+result = searcher.run(seed=0, runs=runs, progress=False)
+t2 = time.perf_counter()
+print(json.dumps({"strategy": name, "runs": runs, "total_s": t2 - t0, "search_s": t2 - t1, "traces": searcher.traces,
+                  "valid_mean": float(result.best_valid.mean()), "device": jax.devices()[0].device_kind}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--block-runs", type=int, default=20, help="0: one vmap over all runs")
+    parser.add_argument("--strategies", default="random,aging_evolution,tournament,reinforce")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "nb201_search_speed.json"))
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    rows = []
+    for name in args.strategies.split(","):
+        samples = []
+        for _ in range(args.repeats):
+            out = subprocess.run([sys.executable, "-c", CHILD, name, str(args.runs), str(args.block_runs)],
+                                 capture_output=True, text=True, env=env, check=True)
+            samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        row = dict(samples[0])
+        for key in ("total_s", "search_s"):
+            row[key + "_median"] = statistics.median(s[key] for s in samples)
+            row[key + "_all"] = [round(s[key], 2) for s in samples]
+            row.pop(key)
+        rows.append(row)
+        print(f"{name:>16}: total {row['total_s_median']:.1f} s (runs: {row['total_s_all']}), search "
+              f"{row['search_s_median']:.1f} s, traces {row['traces']}, valid {row['valid_mean']:.2f}", flush=True)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    meta = {"machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d"), "block_runs": args.block_runs}
+    with open(args.out, "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
