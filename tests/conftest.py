@@ -27,3 +27,14 @@ def nb201_table():
 def nb201_csv_path():
     return resolve_table_path()
 
+
+
+@pytest.fixture
+def key_reuse_check():
+    """Turns on JAX's PRNG key-reuse checker for one test (a reused key raises KeyReuseError)."""
+    import jax
+
+    previous = jax.config.jax_debug_key_reuse
+    jax.config.update("jax_debug_key_reuse", True)
+    yield
+    jax.config.update("jax_debug_key_reuse", previous)

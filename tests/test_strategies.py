@@ -10,6 +10,7 @@ from jaxnas.spaces import nb201
 from jaxnas.strategies import STRATEGIES, Reinforce, aging_evolution, tournament
 
 SPACE = nb201.SPACE
+pytestmark = pytest.mark.usefixtures("key_reuse_check")  # every test here also checks key hygiene
 
 
 def _tell_sequence(strategy, archs, fitness):
@@ -24,14 +25,15 @@ def test_ask_shapes_and_scan_vmap(name):
     strategy = STRATEGIES.get(name)(SPACE)
 
     def run(key):
-        state = strategy.init(key)
+        k_init, k_loop = jax.random.split(key)
+        state = strategy.init(k_init)
 
-        def body(state, k):
-            archs, state = strategy.ask(k, state)
+        def body(state, step):
+            archs, state = strategy.ask(jax.random.fold_in(k_loop, step), state)
             state, _ = strategy.tell(state, archs, jnp.sum(archs == 3, axis=-1).astype(jnp.float32))
             return state, archs
 
-        return jax.lax.scan(body, state, jax.random.split(key, 15))[1]
+        return jax.lax.scan(body, state, jnp.arange(15))[1]
 
     archs = jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 4))  # (runs, steps, B, L)
     assert archs.shape == (4, 15, 1, 6) and archs.dtype == jnp.int32
@@ -109,13 +111,13 @@ def test_reinforce_learns_the_rewarded_op():
         logits = strat.controller.apply(state.params, target)[0, 0]
         return jax.nn.softmax(logits)[3]
 
-    def body(state, key):
-        archs, state = strat.ask(key, state)
+    def body(state, step):
+        archs, state = strat.ask(jax.random.fold_in(jax.random.key(1), step), state)
         state, metrics = strat.tell(state, archs, jnp.where(archs[:, 0] == 3, 100.0, 0.0))
         return state, metrics["entropy"]
 
     state0 = strat.init(jax.random.key(0))
-    state, entropy = jax.jit(lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.key(1), 300)))(state0)
+    state, entropy = jax.jit(lambda s: jax.lax.scan(body, s, jnp.arange(300)))(state0)
     p0, p1 = float(prob_edge0(state0)), float(prob_edge0(state))
     assert abs(p0 - 0.2) < 0.05 and p1 > 0.8, (p0, p1)
     assert float(entropy[-1]) < float(entropy[0])
