@@ -1,0 +1,96 @@
+"""The NAS-Bench-201 candidate network, built from an architecture array so populations vmap.
+
+Macro skeleton (Dong & Yang, ICLR 2020, Fig. 1): a 3x3 conv + BN stem; three stages of N cells with
+C, 2C and 4C channels, joined by residual reduction blocks (ReLU-conv3x3/2-BN, ReLU-conv3x3-BN, plus
+an avg-pool/2 + conv1x1 shortcut); BN + ReLU; global average pooling; a linear classifier. The
+paper's network has C=16, N=5; both are settings here, so CPU tests use tiny ones.
+
+A cell is the 4-node DAG of `jaxnas.spaces.nb201`: node j sums op_ij(node_i) over i < j, ops
+none / skip_connect / nor_conv_1x1 / nor_conv_3x3 (ReLU-conv-BN) / avg_pool_3x3 (count_include_pad
+False). The architecture is an *input* (an int array (6,)), not a Python structure, so one set of
+parameter shapes serves every architecture and a population of different cells stacks and vmaps.
+
+How the cell avoids the masked supernet's waste: the naive vmappable cell computes every op on every
+edge and keeps one with a one-hot. Here each edge's op is folded into one effective 3x3 kernel
+(K = [op is conv3x3] W3 + [op is conv1x1] centre(W1)), and all outgoing edges of a node are fused
+into one matmul over that node's shared 3x3 patches: one (B*H*W, 9C) @ (9C, k*C) product per node
+instead of a 3x3 and a 1x1 convolution per edge. Skip and pooling are cheap elementwise terms.
+Deviation: one BatchNorm per edge serves whichever conv op the edge carries (NB201 keeps one per op
+per edge; identical for a fixed architecture, and in a one-shot supernet the statistics update only
+when the edge carries a conv).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxnas.evaluation.layers import BatchNorm, Conv, avg_pool3x3, center_tap, conv3x3, he_normal
+from jaxnas.spaces import nb201
+
+NONE, SKIP, CONV1, CONV3, POOL = range(5)
+assert nb201.OPS == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+class Cell(nn.Module):
+    """One NAS-Bench-201 cell with C input and output channels."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, arch: jax.Array, train: bool) -> jax.Array:
+        c = x.shape[-1]
+        n_edges = len(nb201.EDGES)
+        op = jax.nn.one_hot(arch, len(nb201.OPS), dtype=x.dtype)  # (6, 5)
+        w3 = self.param("conv3x3", he_normal, (n_edges, 9 * c, c))
+        w1 = self.param("conv1x1", he_normal, (n_edges, c, c))
+        kernels = op[:, CONV3, None, None] * w3 + op[:, CONV1, None, None] * jax.vmap(center_tap)(w1)  # (6, 9C, C)
+        is_conv = op[:, CONV3] + op[:, CONV1]  # (6,)
+        norms = [BatchNorm(name=f"bn_edge{e}") for e in range(n_edges)]
+
+        nodes = [x]
+        incoming: dict[int, list[jax.Array]] = {j: [] for j in range(1, nb201.NUM_NODES)}
+        for src in range(nb201.NUM_NODES - 1):
+            if src > 0:
+                nodes.append(sum(incoming[src]))
+            h = nodes[src]
+            out_edges = [e for e, (s, _) in enumerate(nb201.EDGES) if s == src]
+            fused = conv3x3(jax.nn.relu(h), jnp.concatenate([kernels[e] for e in out_edges], axis=-1))  # (B,H,W,kC)
+            pooled = avg_pool3x3(h)
+            for k, e in enumerate(out_edges):
+                conv = norms[e](fused[..., k * c:(k + 1) * c], train, active=is_conv[e] > 0)
+                incoming[nb201.EDGES[e][1]].append(is_conv[e] * conv + op[e, SKIP] * h + op[e, POOL] * pooled)
+        return sum(incoming[nb201.NUM_NODES - 1])
+
+
+class ResidualReduction(nn.Module):
+    """NB201's `ResNetBasicblock` with stride 2: halves the resolution, sets the channels to `features`."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        a = BatchNorm()(Conv(self.features, 3, stride=2)(jax.nn.relu(x)), train)
+        b = BatchNorm()(Conv(self.features, 3)(jax.nn.relu(a)), train)
+        b_, h, w, c = x.shape
+        pooled = x.reshape(b_, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))  # avg pool 2x2, stride 2
+        return Conv(self.features, 1)(pooled) + b
+
+
+class NB201Network(nn.Module):
+    """Stem, 3 stages of `cells_per_stage` cells (C, 2C, 4C), 2 residual reductions, BN-ReLU, pool, linear."""
+
+    channels: int = 16
+    cells_per_stage: int = 5
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x: jax.Array, arch: jax.Array, train: bool = False) -> jax.Array:
+        """x (B, H, W, C_in) with H, W divisible by 4; arch (6,) op ids -> logits (B, num_classes)."""
+        h = BatchNorm()(Conv(self.channels, 3)(x), train)
+        for stage in range(3):
+            if stage > 0:
+                h = ResidualReduction(self.channels * 2**stage)(h, train)
+            for _ in range(self.cells_per_stage):
+                h = Cell()(h, arch, train)
+        h = jax.nn.relu(BatchNorm()(h, train))
+        return nn.Dense(self.num_classes)(h.mean(axis=(1, 2)))

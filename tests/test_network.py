@@ -1,0 +1,98 @@
+"""The candidate network's building blocks against independent references (lax.conv, reduce_window,
+a per-edge cell written with Python control flow)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas.evaluation.layers import avg_pool3x3, conv3x3, patches3x3
+from jaxnas.evaluation.nb201_network import Cell, NB201Network
+from jaxnas.spaces import nb201
+
+
+def lax_conv(x, kernel_patch_layout, stride=1):
+    c = x.shape[-1]
+    k = kernel_patch_layout.reshape(3, 3, c, -1)
+    return jax.lax.conv_general_dilated(x, k, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def ref_pool(x):
+    s = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 3, 3, 1), (1, 1, 1, 1), "SAME")
+    n = jax.lax.reduce_window(jnp.ones_like(x), 0.0, jax.lax.add, (1, 3, 3, 1), (1, 1, 1, 1), "SAME")
+    return s / n
+
+
+def test_conv3x3_and_its_gradient_match_lax_conv():
+    x = jax.random.normal(jax.random.key(0), (3, 7, 6, 4))
+    k = jax.random.normal(jax.random.key(1), (36, 5))
+    np.testing.assert_allclose(conv3x3(x, k), lax_conv(x, k), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(patches3x3(x, 2) @ k, lax_conv(x, k, 2), rtol=1e-5, atol=1e-5)
+    f = lambda fn: jax.grad(lambda x, k: jnp.sum(jnp.sin(fn(x, k))), argnums=(0, 1))(x, k)  # noqa: E731
+    for ours, ref in zip(f(conv3x3), f(lax_conv)):
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_avg_pool_excludes_padding_and_its_gradient_is_exact():
+    x = jax.random.normal(jax.random.key(2), (2, 5, 4, 3))
+    np.testing.assert_allclose(avg_pool3x3(x), ref_pool(x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(avg_pool3x3(x)[0, 0, 0, 0], x[0, :2, :2, 0].mean(), rtol=1e-6)  # corner: 4 values
+    g = lambda fn: jax.grad(lambda x: jnp.sum(jnp.sin(fn(x))))(x)  # noqa: E731
+    np.testing.assert_allclose(g(avg_pool3x3), g(ref_pool), rtol=1e-5, atol=1e-6)
+
+
+def reference_cell(params, x, arch):
+    """NAS-Bench-201's cell written plainly: per edge, per op, Python branching, lax.conv, batch-stat BN."""
+    def bn(y, p):
+        m, v = y.mean((0, 1, 2)), y.var((0, 1, 2))
+        return (y - m) / jnp.sqrt(v + 1e-5) * p["scale"] + p["bias"]
+
+    nodes = [x]
+    for j in range(1, 4):
+        acc = 0.0
+        for e, (src, dst) in enumerate(nb201.EDGES):
+            if dst != j:
+                continue
+            h, op = nodes[src], int(arch[e])
+            if op == 1:
+                acc = acc + h
+            elif op == 2:
+                acc = acc + bn(jnp.einsum("BHWI,IO->BHWO", jax.nn.relu(h), params["conv1x1"][e]), params[f"bn_edge{e}"])
+            elif op == 3:
+                acc = acc + bn(lax_conv(jax.nn.relu(h), params["conv3x3"][e]), params[f"bn_edge{e}"])
+            elif op == 4:
+                acc = acc + ref_pool(h)
+        nodes.append(acc)
+    return nodes[3]
+
+
+@pytest.mark.parametrize("code", [0, 1, 781, 3906, 6111, 9999, 15624, 7777])
+def test_cell_matches_a_per_edge_reference(code):
+    arch = nb201.SPACE.decode(code)
+    x = jax.random.normal(jax.random.key(3), (4, 6, 6, 5))
+    variables = Cell().init(jax.random.key(4), x, arch, True)
+    params = jax.tree.map(lambda a: a, variables["params"])
+    params = {**params, **{k: {"scale": jax.random.uniform(jax.random.key(i), (5,)) + 0.5, "bias": jnp.full((5,), 0.1)}
+                           for i, k in enumerate(p for p in params if p.startswith("bn_"))}}
+    ours, _ = Cell().apply({"params": params, "batch_stats": variables["batch_stats"]}, x, arch, True, mutable=["batch_stats"])
+    np.testing.assert_allclose(ours, reference_cell(params, x, np.asarray(arch)), rtol=1e-4, atol=1e-4)
+
+
+def test_unused_edges_keep_their_running_statistics():
+    arch = jnp.array([2, 1, 0, 1, 4, 3])  # conv1x1 on edge 0, conv3x3 on edge 5; edges 1-4 carry no conv
+    x = jax.random.normal(jax.random.key(5), (4, 6, 6, 3))
+    variables = Cell().init(jax.random.key(6), x, arch, True)
+    _, upd = Cell().apply(variables, x, arch, True, mutable=["batch_stats"])
+    for e in range(6):
+        moved = not np.allclose(upd["batch_stats"][f"bn_edge{e}"]["mean"], 0.0)
+        assert moved == (e in (0, 5)), e
+
+
+def test_network_shapes_and_a_population_vmaps():
+    net = NB201Network(channels=4, cells_per_stage=1, num_classes=7)
+    x = jnp.ones((2, 8, 8, 1))
+    archs = nb201.SPACE.decode(jnp.array([0, 6111, 15624]))
+    variables = jax.vmap(lambda k, a: net.init(k, x, a, train=True))(jax.random.split(jax.random.key(0), 3), archs)
+    logits = jax.vmap(lambda v, a: net.apply(v, x, a))(variables, archs)
+    assert logits.shape == (3, 2, 7)
+    assert jax.tree.leaves(variables["params"])[0].shape[0] == 3
