@@ -21,8 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
 
-from experiments.cli import launch, prefixed
-from jaxnas.common.errors import check, check_choice, check_positive
+from experiments.builders import build_strategy
+from experiments.cli import launch
+from jaxnas.common.errors import check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, write_json
 from jaxnas.common.report import Report
 from jaxnas.evaluation.tabular import NB201Table, load_nb201_table
@@ -45,31 +46,13 @@ def validate(config: config_dict.ConfigDict) -> list[str]:
     check_positive("chunk_steps", config.chunk_steps, integer=True)
     names = STRATEGIES.names() if config.strategy == "all" else [config.strategy]
     for name in names:
-        build_strategy(config, name)  # validates the strategy's own settings
+        build_strategy(config, name, nb201.SPACE)  # validates the strategy's own settings
     return names
-
-
-def build_strategy(config: config_dict.ConfigDict, name: str):
-    """The strategy `name` with its settings from `config.<name>`; errors name `<name>.<field>`."""
-    space = nb201.SPACE
-    if name == "random":
-        return STRATEGIES.get(name)(space)
-    c = config[name]
-    if name == "aging_evolution":
-        return prefixed(name, lambda: STRATEGIES.get(name)(space, c.population_size, c.sample_size))
-    if name == "tournament":
-        check(0 <= c.sample_fraction <= 1, "tournament.sample_fraction", f"got {c.sample_fraction}; must be in [0, 1]")
-        return prefixed(name, lambda: STRATEGIES.get(name)(space, c.population_size, c.sample_size,
-                                                           sample_fraction=c.sample_fraction or None))
-    return prefixed(name, lambda: STRATEGIES.get(name)(
-        space, learning_rate=c.learning_rate, hidden_size=c.hidden_size, num_layers=c.num_layers,
-        baseline_decay=c.baseline_decay, entropy_weight=c.entropy_weight,
-        temperature=c.temperature or None, tanh_constant=c.tanh_constant or None))
 
 
 def search(config: config_dict.ConfigDict, name: str, table: NB201Table, workdir: str) -> tuple[dict[str, Any], SearchResult]:
     """Runs `config.runs` searches of strategy `name`; writes results.json, runs.jsonl and a plot."""
-    strategy = build_strategy(config, name)
+    strategy = build_strategy(config, name, nb201.SPACE)
     searcher = BudgetedSearch(strategy, table, config.budget_s, config.chunk_steps)
     result = searcher.run(config.seed, config.runs, checkpoint_dir=os.path.join(workdir, "checkpoints"),
                           progress=config.progress, desc=name)

@@ -1,0 +1,28 @@
+"""Config -> objects, shared by the entry points (library functions never take a ConfigDict)."""
+
+from __future__ import annotations
+
+from ml_collections import config_dict
+
+from experiments.cli import prefixed
+from jaxnas.common.errors import check
+from jaxnas.spaces.base import CategoricalSpace
+from jaxnas.strategies import STRATEGIES
+
+
+def build_strategy(config: config_dict.ConfigDict, name: str, space: CategoricalSpace, batch_size: int = 1):
+    """The strategy `name` with its settings from `config.<name>`; errors name `<name>.<field>`."""
+    factory = STRATEGIES.get(name, field="strategy")
+    if name == "random":
+        return factory(space, batch_size=batch_size)
+    c = config[name]
+    if name == "aging_evolution":
+        return prefixed(name, lambda: factory(space, c.population_size, c.sample_size, batch_size=batch_size))
+    if name == "tournament":
+        check(0 <= c.sample_fraction <= 1, "tournament.sample_fraction", f"got {c.sample_fraction}; must be in [0, 1]")
+        return prefixed(name, lambda: factory(space, c.population_size, c.sample_size,
+                                              sample_fraction=c.sample_fraction or None, batch_size=batch_size))
+    return prefixed(name, lambda: factory(
+        space, learning_rate=c.learning_rate, hidden_size=c.hidden_size, num_layers=c.num_layers,
+        baseline_decay=c.baseline_decay, entropy_weight=c.entropy_weight,
+        temperature=c.temperature or None, tanh_constant=c.tanh_constant or None, batch_size=batch_size))

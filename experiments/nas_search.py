@@ -1,0 +1,122 @@
+"""Architecture search with real training on image data.
+
+    python -m experiments.nas_search --config experiments/configs/nas_search.py --config.space=nb201 \
+        --config.strategy=aging_evolution --config.dataset=digits --workdir runs/nas_digits
+
+Writes `results.json` (best architecture, its validation and test accuracy, evaluations, wall time,
+and the median of random architectures trained the same way), `evaluations.jsonl` (every trained
+candidate), `metrics.jsonl` (per batch), `search.png`, `report.md`, and `checkpoints/`: a killed run
+restarted with the same workdir resumes and ends with the uninterrupted result.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+from ml_collections import config_dict
+
+from experiments.builders import build_strategy
+from experiments.cli import launch, prefixed
+from jaxnas.common.errors import check, check_choice, check_positive
+from jaxnas.common.metrics import JsonlWriter, write_json
+from jaxnas.common.report import Report
+from jaxnas.data import load_images
+from jaxnas.evaluation.nb201_network import NB201Network
+from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
+from jaxnas.spaces import SPACES, nb201
+from jaxnas.strategies import STRATEGIES
+from jaxnas.trained_search import History, run_trained_search
+
+BASELINE_FIRST_ID = 1_000_000  # candidate ids (init keys) of the random baseline, apart from the search's
+
+
+def validate(config: config_dict.ConfigDict) -> None:
+    check_choice("space", config.space, SPACES.names())
+    check_choice("strategy", config.strategy, STRATEGIES.names())
+    for field in ("evaluations", "chunk_size", "image_size"):
+        check_positive(field, config[field], integer=True)
+    check(config.image_size % 4 == 0, "image_size", f"got {config.image_size}; must be divisible by 4 (two reductions)")
+    check(isinstance(config.baseline_random, int) and config.baseline_random >= 0, "baseline_random",
+          f"got {config.baseline_random}; must be an integer >= 0")
+    for field in ("channels", "cells_per_stage"):
+        check_positive(f"network.{field}", config.network[field], integer=True)
+
+
+def plot_search(hist: History, baseline_median: float | None) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    idx = np.arange(1, len(hist.valid_acc) + 1)
+    ax.scatter(idx, hist.valid_acc, s=12, alpha=0.6, label="each trained candidate")
+    best = np.fmax.accumulate(np.where(np.isnan(hist.valid_acc), -np.inf, hist.valid_acc))
+    ax.step(idx, best, where="post", color="C1", label="best so far")
+    if baseline_median is not None:
+        ax.axhline(baseline_median, color="C2", ls="--", label="median of random architectures")
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
+    validate(config)
+    space = SPACES.get(config.space, "space")
+    settings = prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
+    strategy = build_strategy(config, config.strategy, space, batch_size=config.chunk_size)
+    data = load_images(config.dataset if not config.npz_path else "npz", size=config.image_size,
+                       npz_path=config.npz_path or None, data_dir=config.data_dir or None, seed=config.seed)
+    net = NB201Network(config.network.channels, config.network.cells_per_stage, data.num_classes)
+    trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size)
+    if trainer.chunk_size != config.chunk_size:  # rounded up to a multiple of the devices
+        strategy = build_strategy(config, config.strategy, space, batch_size=trainer.chunk_size)
+    os.makedirs(workdir, exist_ok=True)
+    hist, info = run_trained_search(strategy, trainer, config.evaluations, seed=config.seed,
+                                    checkpoint_dir=os.path.join(workdir, "checkpoints"),
+                                    metrics_path=os.path.join(workdir, "metrics.jsonl"), progress=config.progress)
+    b = hist.best()
+    baseline = None
+    if config.baseline_random:
+        archs = np.asarray(space.sample(jax.random.fold_in(jax.random.key(config.seed), 99), (config.baseline_random,)))
+        scores = trainer.score(archs, seed=config.seed, first_id=BASELINE_FIRST_ID)
+        baseline = {"n": config.baseline_random, "median_valid": float(np.nanmedian(scores.valid_acc)),
+                    "median_test": float(np.nanmedian(scores.test_acc)), "max_valid": float(np.nanmax(scores.valid_acc))}
+    with JsonlWriter(os.path.join(workdir, "evaluations.jsonl")) as w:
+        for i in range(len(hist.valid_acc)):
+            w.write({"evaluation": i, "arch_str": nb201.to_string(hist.archs[i]), "valid_acc": hist.valid_acc[i],
+                     "test_acc": hist.test_acc[i], "diverged": hist.diverged[i]})
+    results = {
+        "strategy": config.strategy, "space": config.space, "dataset": data.name, "image_shape": data.image_shape,
+        "best_arch": nb201.to_string(hist.archs[b]), "best_valid": float(hist.valid_acc[b]),
+        "best_test": float(hist.test_acc[b]), "evaluations": int(len(hist.valid_acc)),
+        "diverged": int(hist.diverged.sum()), "wall_s": info["wall_s"], "resumed_from_batch": info["resumed_from_batch"],
+        "random_baseline": baseline,
+        "beats_random_median": None if baseline is None else bool(hist.valid_acc[b] > baseline["median_valid"]),
+        "candidate_steps_per_s": len(hist.valid_acc) * settings.steps / info["wall_s"],
+        "settings": {"network": config.network.to_dict(), "train": config.train.to_dict(), "chunk_size": trainer.chunk_size},
+        "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind} x{jax.device_count()}",
+    }
+    write_json(os.path.join(workdir, "results.json"), results)
+    own = report is None
+    report = report or Report(workdir, "Architecture search with real training")
+    report.heading(f"{config.strategy} on {data.name} ({data.image_shape[0]}x{data.image_shape[1]}), "
+                   f"{results['evaluations']} trained candidates of {settings.steps} steps")
+    rows = [{"": "best found by the search", "valid %": results["best_valid"], "test %": results["best_test"]}]
+    if baseline:
+        rows.append({"": f"median of {baseline['n']} random architectures", "valid %": baseline["median_valid"],
+                     "test %": baseline["median_test"]})
+    report.table(rows)
+    report.text(f"Best architecture: `{results['best_arch']}`. Wall time {results['wall_s']:.0f} s "
+                f"({results['candidate_steps_per_s']:.1f} candidate-steps/s, {results['device']}).")
+    report.figure(plot_search(hist, baseline and baseline["median_valid"]),
+                  os.path.relpath(os.path.join(workdir, "search.png"), report.workdir),
+                  "Validation accuracy of every trained candidate, the best so far, and the random median.")
+    if own:
+        report.write()
+    return results
+
+
+if __name__ == "__main__":
+    launch(run, os.path.join(os.path.dirname(__file__), "configs", "nas_search.py"))

@@ -1,0 +1,101 @@
+"""Search with real training: any ask/tell strategy, candidates trained by the population engine.
+
+Each `ask` yields a batch of architectures (the strategy's `batch_size`, normally the engine's chunk
+size), the engine trains and scores them in one compiled call, and `tell` receives their validation
+accuracy. After every batch the strategy state and the history are checkpointed with orbax, so a
+killed search restarted on the same directory resumes and ends with exactly the uninterrupted result
+(keys are `fold_in(seed key, batch number)`; candidate i is initialised from `fold_in(seed key, i)`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from flax import struct
+
+from jaxnas.common.checkpoint import Checkpointer
+from jaxnas.common.errors import check, check_positive
+from jaxnas.common.metrics import JsonlWriter
+from jaxnas.evaluation.population import PopulationTrainer
+from jaxnas.strategies.base import Strategy
+
+
+@struct.dataclass
+class History:
+    """Every evaluation of a search, in order (numpy on the host)."""
+
+    archs: np.ndarray  # (N, L) int32
+    valid_acc: np.ndarray  # (N,)
+    test_acc: np.ndarray  # (N,)
+    diverged: np.ndarray  # (N,) bool
+
+    def best(self) -> int:
+        """Index of the best validation accuracy (NaN never wins; ties: earliest)."""
+        return int(np.argmax(np.where(np.isnan(self.valid_acc), -np.inf, self.valid_acc)))
+
+
+def _empty(n: int, length: int) -> History:
+    return History(np.zeros((n, length), np.int32), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, bool))
+
+
+def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluations: int, seed: int = 0,
+                       checkpoint_dir: str | None = None, metrics_path: str | None = None, progress: bool = True,
+                       stop_after_batches: int | None = None) -> tuple[History, dict[str, Any]]:
+    """Runs `evaluations` trained evaluations (rounded up to whole batches); returns the history and timing.
+
+    `stop_after_batches` ends this call early (to test resumption), as a kill would.
+    """
+    check_positive("evaluations", evaluations, integer=True)
+    batch = strategy.batch_size
+    check(batch == trainer.chunk_size, "batch_size",
+          f"strategy batch ({batch}) must equal the engine's chunk size ({trainer.chunk_size})")
+    n_batches = -(-evaluations // batch)
+    key = jax.random.key(seed)
+    ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
+    state = strategy.init(jax.random.fold_in(key, 0))
+    hist = _empty(n_batches * batch, strategy.space.num_positions)
+    done, start, resumed = 0, time.perf_counter(), None
+    ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
+    if ckpt is not None:
+        restored = ckpt.restore((state, hist))
+        if restored is not None:
+            done, (state, hist), meta = restored
+            hist = jax.tree.map(np.array, hist)  # writable host copies
+            want = {"seed": seed, "evaluations": evaluations, "batch": batch}
+            check(all(meta.get(k) == v for k, v in want.items()), "workdir",
+                  f"holds a checkpoint of another search ({meta}); use a fresh --workdir or the same settings")
+            resumed = done
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_batches, initial=done, desc="search", unit="batch", disable=not progress, leave=False)
+    writer = JsonlWriter(metrics_path) if metrics_path else None
+    calls = 0
+    while done < n_batches and (stop_after_batches is None or calls < stop_after_batches):
+        archs, state = ask(jax.random.fold_in(jax.random.fold_in(key, 1), done), state)
+        scores = trainer.score(np.asarray(archs), seed=seed, first_id=done * batch)
+        state, _ = tell(state, archs, scores.valid_acc)
+        sl = slice(done * batch, (done + 1) * batch)
+        hist.archs[sl], hist.valid_acc[sl], hist.test_acc[sl], hist.diverged[sl] = (
+            np.asarray(archs), scores.valid_acc, scores.test_acc, scores.diverged)
+        done += 1
+        calls += 1
+        best = hist.valid_acc[:done * batch]
+        bar.update(1)
+        bar.set_postfix(best=f"{np.nanmax(best):.1f}" if np.isfinite(best).any() else "nan", refresh=False)
+        if writer is not None:
+            writer.write({"batch": done, "evaluations": done * batch, "best_valid": np.nanmax(best),
+                          "batch_valid_mean": np.nanmean(scores.valid_acc), "diverged": int(scores.diverged.sum()),
+                          "wall_s": time.perf_counter() - start})
+        if ckpt is not None:
+            ckpt.save(done, (state, hist), {"seed": seed, "evaluations": evaluations, "batch": batch})
+    bar.close()
+    if writer is not None:
+        writer.close()
+    if ckpt is not None:
+        ckpt.close()
+    n = done * batch
+    hist = History(hist.archs[:n], hist.valid_acc[:n], hist.test_acc[:n], hist.diverged[:n])
+    return hist, {"wall_s": time.perf_counter() - start, "resumed_from_batch": resumed, "batches": done}
