@@ -1,0 +1,63 @@
+"""Search with real training: resumption, every strategy end to end, config errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import nas_search
+from experiments.configs import nas_search as nas_config
+from jaxnas.common.errors import ConfigError
+from jaxnas.data import load_images
+from jaxnas.evaluation.nb201_network import NB201Network
+from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
+from jaxnas.spaces import nb201
+from jaxnas.strategies import STRATEGIES, aging_evolution
+from jaxnas.trained_search import run_trained_search
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+def tiny_config(data_dir, **overrides):
+    c = nas_config.get_config("small")
+    c.data_dir, c.progress, c.evaluations, c.baseline_random = data_dir, False, 8, 8
+    c.train.steps = 4
+    for k, v in overrides.items():
+        c[k] = v
+    return c
+
+
+def test_resume_equals_uninterrupted(data_dir, tmp_path):
+    data = load_images("digits", size=8, data_dir=data_dir)
+    trainer = PopulationTrainer(NB201Network(4, 1, 10), data, TrainSettings(steps=4, batch_size=32), chunk_size=8)
+    strategy = aging_evolution(nb201.SPACE, population_size=8, sample_size=3, batch_size=8)
+    full, _ = run_trained_search(strategy, trainer, 24, seed=1, progress=False)
+    run_trained_search(strategy, trainer, 24, seed=1, checkpoint_dir=str(tmp_path), progress=False, stop_after_batches=2)
+    resumed, info = run_trained_search(strategy, trainer, 24, seed=1, checkpoint_dir=str(tmp_path), progress=False)
+    assert info["resumed_from_batch"] == 2
+    np.testing.assert_array_equal(resumed.archs, full.archs)  # the evolved children after the resume match
+    np.testing.assert_allclose(resumed.valid_acc, full.valid_acc, atol=1e-4)
+    assert ((full.archs[16:, None] != full.archs[None, 8:16]).sum(-1) == 1).any(1).all()  # mutants of the population
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+def test_every_strategy_end_to_end(data_dir, tmp_path, strategy):
+    out = nas_search.run(tiny_config(data_dir, strategy=strategy), str(tmp_path))
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["best_arch"] == out["best_arch"] and nb201.from_string(saved["best_arch"]).shape == (6,)
+    assert saved["evaluations"] == 8 and 0 <= saved["best_valid"] <= 100
+    assert saved["random_baseline"]["n"] == 8
+    lines = (tmp_path / "evaluations.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and max(json.loads(x)["valid_acc"] for x in lines) == pytest.approx(saved["best_valid"])
+    assert (tmp_path / "search.png").exists() and "search.png" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("field, value", [("strategy", "annealing"), ("space", "darts"), ("evaluations", 0),
+                                          ("image_size", 10), ("dataset", "no_such_dataset")])
+def test_bad_config_names_the_field(data_dir, tmp_path, field, value):
+    with pytest.raises(ConfigError, match=f"^{'dataset' if field == 'dataset' else field}"):
+        nas_search.run(tiny_config(data_dir, **{field: value}), str(tmp_path))
