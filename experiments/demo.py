@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from experiments import nb201
+from experiments import nas_search, nb201
 from experiments.cli import quiet_library_logs
+from experiments.configs import nas_search as nas_search_config
 from experiments.configs import nb201 as nb201_config
 from jaxnas.common.errors import ConfigError
 from jaxnas.common.metrics import write_json
@@ -31,8 +32,15 @@ def nb201_section(workdir: str, report: Report) -> dict:
     return nb201.run(config, os.path.join(workdir, "nb201"), report=report)
 
 
+def nas_search_section(workdir: str, report: Report) -> dict:
+    """Aging evolution with real training on the embedded digits, against random architectures."""
+    config = nas_search_config.get_config("demo")
+    return nas_search.run(config, os.path.join(workdir, "nas_search"), report=report)
+
+
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
+    ("nas_search", nas_search_section),
 ]
 
 

@@ -133,14 +133,19 @@ class PopulationTrainer:
         return Candidate(params=params, batch_stats=variables.get("batch_stats", {}),
                          opt_state=self.settings.optimizer(total_steps).init(params), step=jnp.zeros((), jnp.int32))
 
-    def train_candidate(self, cand: Candidate, arch: jax.Array, data: Data, data_key: jax.Array, steps: int,
-                        total_steps: int | None = None,
+    def train_candidate(self, cand: Candidate, arch: jax.Array | Callable[[jax.Array], jax.Array], data: Data,
+                        data_key: jax.Array, steps: int, total_steps: int | None = None,
                         grad_mask: Callable[[Any], Any] | None = None) -> tuple[Candidate, jax.Array]:
-        """`steps` SGD steps; returns the new state and the per-step training loss (steps,)."""
+        """`steps` SGD steps; returns the new state and the per-step training loss (steps,).
+
+        `arch` is an architecture, or a function of the step number giving one (a one-shot supernet
+        samples a new path every step). `grad_mask`, if given, maps the parameters after every update
+        (e.g. re-applies a pruning mask).
+        """
         opt = self.settings.optimizer(total_steps)
         n, bs = data.train_x.shape[0], self.settings.batch_size
 
-        def loss_fn(params, batch_stats, x, y):
+        def loss_fn(params, batch_stats, x, y, arch):
             logits, updates = self.model.apply({"params": params, "batch_stats": batch_stats}, x, arch, train=True,
                                                mutable=["batch_stats"])
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
@@ -148,8 +153,9 @@ class PopulationTrainer:
 
         def step(c: Candidate, _):
             idx = batch_indices(data_key, c.step, n, bs)
+            a = arch(c.step) if callable(arch) else arch
             (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(c.params, c.batch_stats,
-                                                                             data.train_x[idx], data.train_y[idx])
+                                                                             data.train_x[idx], data.train_y[idx], a)
             updates, opt_state = opt.update(grads, c.opt_state, c.params)
             params = optax.apply_updates(c.params, updates)
             if grad_mask is not None:
