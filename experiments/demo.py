@@ -16,10 +16,11 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from experiments import nas_search, nb201
+from experiments import nas_search, nb201, speedups
 from experiments.cli import quiet_library_logs
 from experiments.configs import nas_search as nas_search_config
 from experiments.configs import nb201 as nb201_config
+from experiments.configs import speedups as speedups_config
 from jaxnas.common.errors import ConfigError
 from jaxnas.common.metrics import write_json
 from jaxnas.common.report import Report
@@ -38,9 +39,16 @@ def nas_search_section(workdir: str, report: Report) -> dict:
     return nas_search.run(config, os.path.join(workdir, "nas_search"), report=report)
 
 
+def speedups_section(workdir: str, report: Report) -> dict:
+    """Weight sharing: one supernet against standalone training of 16 random architectures."""
+    config = speedups_config.get_config()
+    return speedups.run(config, os.path.join(workdir, "speedups"), report=report)
+
+
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
     ("nas_search", nas_search_section),
+    ("weight_sharing", speedups_section),
 ]
 
 
