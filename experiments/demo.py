@@ -45,10 +45,18 @@ def speedups_section(workdir: str, report: Report) -> dict:
     return speedups.run(config, os.path.join(workdir, "speedups"), report=report)
 
 
+def pruning_section(workdir: str, report: Report) -> dict:
+    """Magnitude pruning to 50% during training, against the same candidates trained dense."""
+    config = speedups_config.get_config()
+    config.speedup = "pruning"
+    return speedups.run(config, os.path.join(workdir, "pruning"), report=report)
+
+
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
     ("nas_search", nas_search_section),
     ("weight_sharing", speedups_section),
+    ("pruning", pruning_section),
 ]
 
 

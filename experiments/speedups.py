@@ -23,10 +23,11 @@ from jaxnas.common.report import Report
 from jaxnas.data import load_images
 from jaxnas.evaluation.nb201_network import NB201Network
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
+from jaxnas.evaluation.pruning import conv_macs, make_pruner, prune
 from jaxnas.evaluation.weight_sharing import score_inherited, train_supernet
 from jaxnas.spaces import nb201
 
-SPEEDUPS = ("weight_sharing",)
+SPEEDUPS = ("weight_sharing", "pruning")
 
 
 def rank_agreement(reference: np.ndarray, proxy: np.ndarray) -> dict[str, float]:
@@ -76,6 +77,43 @@ def weight_sharing(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
     return out
 
 
+def pruning(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: np.ndarray, workdir: str,
+            report: Report) -> dict[str, Any]:
+    c = config.pruning
+    pruner = prefixed("pruning", lambda: make_pruner(c.sparsity, c.mode, trainer.settings.steps))
+    pruned_trainer = PopulationTrainer(trainer.model, trainer.data, trainer.settings, chunk_size=trainer.chunk_size,
+                                       post_update=pruner)
+    dense = trainer.score(archs, seed=config.seed)
+    sparse = pruned_trainer.score(archs, seed=config.seed)  # same candidates, same initial weights and batches
+    init = jax.jit(lambda a: trainer.model.init(jax.random.key(0), trainer.data.train_x[:1], a, train=True)["params"])
+    hw, cells = trainer.data.train_x.shape[1], config.network.cells_per_stage
+    macs_dense = np.array([conv_macs(init(a), a, hw, cells) for a in archs])
+    macs_sparse = np.array([conv_macs(prune(init(a), c.sparsity), a, hw, cells) for a in archs])
+    change = sparse.valid_acc - dense.valid_acc
+    out = {"speedup": "pruning", "sparsity": c.sparsity, "mode": c.mode, "candidates": len(archs),
+           "macs_saved_fraction": float(1 - macs_sparse.sum() / macs_dense.sum()),
+           "dense_valid_mean": float(np.nanmean(dense.valid_acc)), "pruned_valid_mean": float(np.nanmean(sparse.valid_acc)),
+           "valid_change_mean": float(np.nanmean(change)), "valid_change_worst": float(np.nanmin(change)),
+           "dense_valid": dense.valid_acc, "pruned_valid": sparse.valid_acc,
+           **rank_agreement(dense.valid_acc, sparse.valid_acc)}
+    report.heading(f"Pruning: magnitude, {c.sparsity:.0%} of every kernel, {c.mode} training")
+    report.table([{"": "dense", "valid % (mean)": out["dense_valid_mean"], "MACs per image (mean)": float(macs_dense.mean())},
+                  {"": "pruned", "valid % (mean)": out["pruned_valid_mean"], "MACs per image (mean)": float(macs_sparse.mean())}])
+    report.text(f"{out['macs_saved_fraction']:.0%} of the multiply-accumulates saved; validation accuracy changes by "
+                f"{out['valid_change_mean']:+.2f} points on average (worst {out['valid_change_worst']:+.2f}); Kendall tau "
+                f"between pruned and dense rankings {out['kendall_tau']:.2f}.")
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(dense.valid_acc, sparse.valid_acc)
+    lo = float(np.nanmin([dense.valid_acc.min(), sparse.valid_acc.min()]))
+    ax.plot([lo, 100], [lo, 100], color="gray", lw=0.8)
+    ax.set_xlabel("dense: validation accuracy (%)")
+    ax.set_ylabel(f"pruned to {c.sparsity:.0%}: validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    report.figure(fig, os.path.relpath(os.path.join(workdir, "pruning.png"), report.workdir),
+                  "The same candidates (same initial weights and batches), dense and pruned.")
+    return out
+
+
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     check_choice("speedup", config.speedup, SPEEDUPS)
     check_positive("candidates", config.candidates, integer=True)
@@ -86,7 +124,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     archs = np.asarray(nb201.SPACE.sample(jax.random.fold_in(jax.random.key(config.seed), 7), (config.candidates,)))
     own = report is None
     report = report or Report(workdir, "Making architecture search affordable")
-    out = weight_sharing(config, trainer, archs, workdir, report)
+    out = {"weight_sharing": weight_sharing, "pruning": pruning}[config.speedup](config, trainer, archs, workdir, report)
     write_json(os.path.join(workdir, f"{config.speedup}.json"), out)
     if own:
         report.write()

@@ -38,5 +38,43 @@ def test_weight_sharing_report(tmp_path):
 def test_unknown_speedup_names_the_field(tmp_path):
     c = speedups_config.get_config("small")
     c.speedup = "distillation"
-    with pytest.raises(ConfigError, match="^speedup: got 'distillation'; allowed: weight_sharing$"):
+    with pytest.raises(ConfigError, match="^speedup: got .distillation.; allowed: weight_sharing, pruning$"):
         speedups.run(c, str(tmp_path))
+
+
+def test_pruning_reaches_the_requested_sparsity_per_kernel():
+    from jaxnas.evaluation.nb201_network import NB201Network
+    from jaxnas.evaluation.pruning import conv_macs, prune, scheduled_sparsity
+
+    arch = np.array([3, 2, 3, 1, 4, 3])
+    params = NB201Network(4, 1, 10).init(jax.random.key(0), np.ones((1, 8, 8, 1), np.float32), arch, train=True)["params"]
+    prune_jit = jax.jit(prune)
+    for s in (0.0, 0.3, 0.9):
+        pruned = prune_jit(params, s)
+        for (path, leaf), original in zip(jax.tree_util.tree_leaves_with_path(pruned), jax.tree_util.tree_leaves(params)):
+            name = path[-1].key
+            if name not in ("conv3x3", "conv1x1", "kernel"):
+                continue
+            layers = zip(leaf, original) if name != "kernel" else [(leaf, original)]  # a cell's edges are layers
+            for w, w0 in layers:
+                w, w0 = np.asarray(w), np.asarray(w0)
+                assert (w == 0).sum() == int(np.floor(s * w.size)), path
+                if 0 < s:  # the smallest magnitudes went, the rest is unchanged
+                    assert np.abs(w0[w == 0]).max() <= np.abs(w0[w != 0]).min()
+                    np.testing.assert_array_equal(w[w != 0], w0[w != 0])
+        macs = conv_macs(pruned, arch, 8, 1)
+        assert macs == pytest.approx((1 - s) * conv_macs(params, arch, 8, 1), rel=0.02)
+    assert float(scheduled_sparsity(0, 0.8, 100, "before")) == pytest.approx(0.8)
+    assert float(scheduled_sparsity(0, 0.8, 100, "during")) < 0.1
+    assert float(scheduled_sparsity(74, 0.8, 100, "during")) == pytest.approx(0.8)
+
+
+@pytest.mark.slow
+def test_pruning_report(tmp_path):
+    c = speedups_config.get_config("small")
+    c.data_dir, c.progress, c.speedup = str(tmp_path / "tfds"), False, "pruning"
+    out = speedups.run(c, str(tmp_path / "work"))
+    assert 0.4 < out["macs_saved_fraction"] < 0.55  # 50% of every kernel; the classifier is a small share
+    saved = json.loads((tmp_path / "work" / "pruning.json").read_text())
+    assert len(saved["pruned_valid"]) == 8 and len(saved["dense_valid"]) == 8
+    assert (tmp_path / "work" / "pruning.png").exists()

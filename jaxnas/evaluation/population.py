@@ -109,12 +109,14 @@ class PopulationTrainer:
       settings: how each candidate is trained.
       chunk_size: candidates per compiled call (bounds memory); rounded up to a multiple of the devices.
       devices: devices to split candidates over (default: all).
+      post_update: `f(params, step) -> params` applied after every update (e.g. a pruner).
     """
 
     def __init__(self, model: Any, data: Any, settings: TrainSettings = TrainSettings(), chunk_size: int = 8,
-                 devices: list[jax.Device] | None = None):
+                 devices: list[jax.Device] | None = None,
+                 post_update: Callable[[Any, jax.Array], Any] | None = None):
         check_positive("chunk_size", chunk_size, integer=True)
-        self.model, self.settings = model, settings
+        self.model, self.settings, self.post_update = model, settings, post_update
         self.devices = list(devices) if devices is not None else jax.local_devices()
         n_dev = len(self.devices)
         self.chunk_size = -(-chunk_size // n_dev) * n_dev
@@ -134,13 +136,12 @@ class PopulationTrainer:
                          opt_state=self.settings.optimizer(total_steps).init(params), step=jnp.zeros((), jnp.int32))
 
     def train_candidate(self, cand: Candidate, arch: jax.Array | Callable[[jax.Array], jax.Array], data: Data,
-                        data_key: jax.Array, steps: int, total_steps: int | None = None,
-                        grad_mask: Callable[[Any], Any] | None = None) -> tuple[Candidate, jax.Array]:
+                        data_key: jax.Array, steps: int, total_steps: int | None = None) -> tuple[Candidate, jax.Array]:
         """`steps` SGD steps; returns the new state and the per-step training loss (steps,).
 
         `arch` is an architecture, or a function of the step number giving one (a one-shot supernet
-        samples a new path every step). `grad_mask`, if given, maps the parameters after every update
-        (e.g. re-applies a pruning mask).
+        samples a new path every step). The trainer's `post_update`, if any, maps the parameters after
+        every update (e.g. magnitude pruning).
         """
         opt = self.settings.optimizer(total_steps)
         n, bs = data.train_x.shape[0], self.settings.batch_size
@@ -158,8 +159,8 @@ class PopulationTrainer:
                                                                              data.train_x[idx], data.train_y[idx], a)
             updates, opt_state = opt.update(grads, c.opt_state, c.params)
             params = optax.apply_updates(c.params, updates)
-            if grad_mask is not None:
-                params = grad_mask(params)
+            if self.post_update is not None:
+                params = self.post_update(params, c.step)
             ok = jnp.isfinite(loss)  # never train on garbage: a non-finite loss freezes the candidate
             new = Candidate(params=params, batch_stats=stats, opt_state=opt_state, step=c.step + 1)
             new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, c)
