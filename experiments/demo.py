@@ -52,11 +52,19 @@ def pruning_section(workdir: str, report: Report) -> dict:
     return speedups.run(config, os.path.join(workdir, "pruning"), report=report)
 
 
+def early_stopping_section(workdir: str, report: Report) -> dict:
+    """Successive halving (eta 3) against full training of the same 16 candidates."""
+    config = speedups_config.get_config()
+    config.speedup = "early_stopping"
+    return speedups.run(config, os.path.join(workdir, "early_stopping"), report=report)
+
+
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
     ("nas_search", nas_search_section),
     ("weight_sharing", speedups_section),
     ("pruning", pruning_section),
+    ("early_stopping", early_stopping_section),
 ]
 
 

@@ -29,7 +29,7 @@ def test_weight_sharing_report(tmp_path):
     saved = json.loads((tmp_path / "work" / "weight_sharing.json").read_text())
     assert saved["candidates"] == 8 and len(saved["inherited_valid"]) == 8
     assert all(0 <= v <= 100 for v in saved["inherited_valid"])
-    assert -1 <= out["kendall_tau"] <= 1 and out["compute_ratio"] == pytest.approx(8 * 20 / 150)
+    assert -1 <= out["kendall_tau"] <= 1 and out["compute_ratio"] == pytest.approx(8 * 18 / 150)
     # the supernet really was trained: inherited weights beat chance (10%) for most candidates
     assert np.median(saved["inherited_valid"]) > 20.0
     assert (tmp_path / "work" / "weight_sharing.png").exists()
@@ -38,7 +38,7 @@ def test_weight_sharing_report(tmp_path):
 def test_unknown_speedup_names_the_field(tmp_path):
     c = speedups_config.get_config("small")
     c.speedup = "distillation"
-    with pytest.raises(ConfigError, match="^speedup: got .distillation.; allowed: weight_sharing, pruning$"):
+    with pytest.raises(ConfigError, match="^speedup: got .distillation.; allowed: weight_sharing, pruning, early_stopping$"):
         speedups.run(c, str(tmp_path))
 
 
@@ -78,3 +78,30 @@ def test_pruning_report(tmp_path):
     saved = json.loads((tmp_path / "work" / "pruning.json").read_text())
     assert len(saved["pruned_valid"]) == 8 and len(saved["dense_valid"]) == 8
     assert (tmp_path / "work" / "pruning.png").exists()
+
+
+def test_rung_budgets():
+    from jaxnas.evaluation.early_stopping import rung_budgets
+
+    assert rung_budgets(81, 9, 3) == (9, 27, 81)
+    assert rung_budgets(18, 2, 3) == (2, 6, 18)
+    assert rung_budgets(100, 30, 2) == (50, 100)
+    with pytest.raises(ConfigError, match="^eta:"):
+        rung_budgets(81, 9, 1)
+    with pytest.raises(ConfigError, match="^min_steps:"):
+        rung_budgets(81, 100, 3)
+
+
+@pytest.mark.slow
+def test_successive_halving_continues_training_exactly_and_saves_compute(tmp_path):
+    c = speedups_config.get_config("small")
+    c.data_dir, c.progress, c.speedup, c.candidates = str(tmp_path / "tfds"), False, "early_stopping", 9
+    out = speedups.run(c, str(tmp_path / "work"))
+    saved = json.loads((tmp_path / "work" / "early_stopping.json").read_text())
+    steps, full, score = (np.array(saved[k]) for k in ("sh_steps", "full_valid", "sh_score"))
+    assert saved["budgets"] == [2, 6, 18]
+    assert sorted(np.bincount(np.searchsorted([2, 6, 18], steps), minlength=3).tolist()) == [1, 2, 6]  # 9 -> 3 -> 1
+    assert out["sh_candidate_steps"] == 9 * 2 + 3 * 4 + 1 * 12 < 9 * 18
+    # the one survivor trained to the full budget in three pieces ends exactly where full training ends
+    np.testing.assert_allclose(score[steps == 18], full[steps == 18], atol=1e-3)
+    assert (tmp_path / "work" / "early_stopping.png").exists()

@@ -4,7 +4,8 @@ Command:
   python -m experiments.speedups --config experiments/configs/speedups.py --config.speedup=weight_sharing \
       --workdir runs/speedups
 Speed-ups implemented: weight_sharing (one-shot supernet, uniform single-path sampling), pruning
-(magnitude pruning before or during training; `--config.pruning.sparsity=0.5 --config.pruning.mode=during`).
+(magnitude pruning before or during training; `--config.pruning.sparsity=0.5 --config.pruning.mode=during`),
+early_stopping (successive halving, `--config.early_stopping.eta=3`, optional median stopping rule).
 Expected runtime on the 2-core CPU: about 3 minutes (16 standalone candidates + one supernet on 8x8
 digits). Expected result: a speed-up of several times with a positive Kendall tau against standalone
 training (the figures measured are in the README).
@@ -28,11 +29,13 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
                                       "weight_decay": 5e-4})
     c.weight_sharing = config_dict.ConfigDict({"supernet_steps": 400})
     c.pruning = config_dict.ConfigDict({"sparsity": 0.5, "mode": "during"})  # mode: before | during
+    # successive halving; min_steps 0 = R / eta^2 (Hyperband's eta 3 gives budgets R/9, R/3, R)
+    c.early_stopping = config_dict.ConfigDict({"eta": 3, "min_steps": 0, "median_rule": False})
     if variant == "small":
         c.candidates = 8
         c.network.channels = 4
-        c.train.steps = 20
         c.weight_sharing.supernet_steps = 150
+        c.train.steps = 18  # early stopping rungs 2, 6, 18
     elif variant not in (None, ""):
         raise ValueError(f"config variant: got {variant!r}; allowed: small")
     return c

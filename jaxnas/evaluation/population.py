@@ -205,6 +205,23 @@ class PopulationTrainer:
         base = jax.random.key(seed)
         return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(ids, jnp.uint32))
 
+    def run_chunked(self, fn: Callable, pop_args: tuple, rep_args: tuple = ()) -> Any:
+        """Applies a compiled `fn(*pop_args, *rep_args)` chunk by chunk over the leading (population) axis
+        of `pop_args` (pytrees), padding the last chunk; returns the outputs concatenated on the host."""
+        total = jax.tree.leaves(pop_args)[0].shape[0]
+        parts = []
+        for start in range(0, total, self.chunk_size):
+            def take(a, start=start):
+                a = a[start:start + self.chunk_size]
+                pad = self.chunk_size - a.shape[0]  # pad with copies of the last row; dropped below
+                return a if pad == 0 else jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)])
+
+            chunk = jax.tree.map(take, pop_args)
+            real = min(self.chunk_size, total - start)
+            out = fn(*jax.device_put(chunk, self._pop), *jax.device_put(rep_args, self._rep))
+            parts.append(jax.tree.map(lambda o: np.asarray(o)[:real], out))
+        return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+
     def score(self, archs: np.ndarray | jax.Array, seed: int = 0, first_id: int = 0) -> Scores:
         """Trains every architecture (P, 6) from scratch and scores it; chunked, sharded, one compile.
 
@@ -213,17 +230,11 @@ class PopulationTrainer:
         """
         archs = np.asarray(archs, np.int32)
         check(archs.ndim == 2, "archs", f"expected shape (P, num_positions), got {archs.shape}")
-        total = archs.shape[0]
-        data_key = jax.random.fold_in(jax.random.key(seed), 2**31 - 1)
-        parts = []
-        for start in range(0, total, self.chunk_size):
-            chunk = archs[start:start + self.chunk_size]
-            real = chunk.shape[0]
-            if real < self.chunk_size:  # pad with copies of the last candidate; their results are dropped
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.chunk_size - real, 0)])
-            keys = self.candidate_keys(seed, first_id + start + np.arange(self.chunk_size))
-            out = self._score_chunk(jax.device_put(keys, self._pop), jax.device_put(chunk, self._pop), self.data,
-                                    jax.device_put(data_key, self._rep))
-            parts.append([np.asarray(o)[:real] for o in out])
-        cols = [np.concatenate(c) for c in zip(*parts)]
-        return Scores(*cols)
+        keys = self.candidate_keys(seed, first_id + np.arange(archs.shape[0]))
+        out = self.run_chunked(self._score_chunk, (keys, archs), (self.data, self.data_key(seed)))
+        return Scores(*out)
+
+    @staticmethod
+    def data_key(seed: int) -> jax.Array:
+        """The key of the mini-batch sequence every candidate of a run sees."""
+        return jax.random.fold_in(jax.random.key(seed), 2**31 - 1)
