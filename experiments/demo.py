@@ -59,12 +59,20 @@ def early_stopping_section(workdir: str, report: Report) -> dict:
     return speedups.run(config, os.path.join(workdir, "early_stopping"), report=report)
 
 
+def incremental_section(workdir: str, report: Report) -> dict:
+    """Children grown from trained parents against the same children from scratch."""
+    config = speedups_config.get_config()
+    config.speedup = "incremental"
+    return speedups.run(config, os.path.join(workdir, "incremental"), report=report)
+
+
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
     ("nas_search", nas_search_section),
     ("weight_sharing", speedups_section),
     ("pruning", pruning_section),
     ("early_stopping", early_stopping_section),
+    ("incremental", incremental_section),
 ]
 
 

@@ -23,12 +23,14 @@ from jaxnas.common.report import Report
 from jaxnas.data import load_images
 from jaxnas.evaluation.nb201_network import NB201Network
 from jaxnas.evaluation.early_stopping import successive_halving
+from jaxnas.evaluation.incremental import grow_candidates, growable_edges
+from jaxnas.evaluation.nb201_network import CONV3
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.evaluation.pruning import conv_macs, make_pruner, prune
 from jaxnas.evaluation.weight_sharing import score_inherited, train_supernet
 from jaxnas.spaces import nb201
 
-SPEEDUPS = ("weight_sharing", "pruning", "early_stopping")
+SPEEDUPS = ("weight_sharing", "pruning", "early_stopping", "incremental")
 
 
 def rank_agreement(reference: np.ndarray, proxy: np.ndarray) -> dict[str, float]:
@@ -154,6 +156,54 @@ def early_stopping(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
     return out
 
 
+def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: np.ndarray, workdir: str,
+                report: Report) -> dict[str, Any]:
+    full, pieces = trainer.settings.steps, config.incremental.eval_points
+    archs = np.array([a for a in archs if len(growable_edges(a))])  # parents need a `none` edge to grow into
+    n, data, key = len(archs), trainer.data, trainer.data_key(config.seed)
+    edges = np.array([growable_edges(a)[0] for a in archs])
+    init, advance = trainer.compiled_init(total_steps=full), trainer.compiled_advance(total_steps=full)
+    parents = trainer.run_chunked(init, (trainer.candidate_keys(config.seed, np.arange(n)), archs), (data,))
+    parents, parent_acc = trainer.run_chunked(advance, (parents, archs), (data, key, np.int32(full)))
+
+    def curve(states, child_archs, adv, budget):
+        points, accs, done = [], [], 0
+        for p in range(1, pieces + 1):
+            target = round(budget * p / pieces)
+            states, acc = trainer.run_chunked(adv, (states, child_archs), (data, key, np.int32(target - done)))
+            done = target
+            points.append(target)
+            accs.append(acc)
+        return np.array(points), np.stack(accs, 1)  # (pieces,), (n, pieces)
+
+    child_budget = max(1, round(full * config.incremental.child_fraction))
+    grown, child_archs = grow_candidates(trainer, parents, archs, edges, np.full(n, CONV3), child_budget)
+    grown_steps, grown_acc = curve(grown, child_archs, trainer.compiled_advance(total_steps=child_budget), child_budget)
+    scratch = trainer.run_chunked(init, (trainer.candidate_keys(config.seed + 1, np.arange(n)), child_archs), (data,))
+    scratch_steps, scratch_acc = curve(scratch, child_archs, advance, full)
+    out = {"speedup": "incremental", "candidates": n, "parent_steps": full, "child_steps": child_budget,
+           "parent_valid_mean": float(np.nanmean(parent_acc)),
+           "grown_valid_mean": float(np.nanmean(grown_acc[:, -1])), "scratch_valid_mean": float(np.nanmean(scratch_acc[:, -1])),
+           "grown_curve_steps": grown_steps, "grown_curve_valid": np.nanmean(grown_acc, 0),
+           "scratch_curve_steps": scratch_steps, "scratch_curve_valid": np.nanmean(scratch_acc, 0),
+           "compute_saved_fraction": 1 - child_budget / full}
+    report.heading(f"Incremental training: children grown from trained parents (nor_conv_3x3 into a `none` edge)")
+    report.text(f"{n} parents trained {full} steps ({out['parent_valid_mean']:.2f}% mean validation). Each child inherits its "
+                f"parent's weights and trains {child_budget} steps: {out['grown_valid_mean']:.2f}%, against "
+                f"{out['scratch_valid_mean']:.2f}% for the same child trained from scratch for {full} steps "
+                f"({out['compute_saved_fraction']:.0%} fewer steps for the child).")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(grown_steps, out["grown_curve_valid"], marker="o", label="grown from the parent")
+    ax.plot(scratch_steps, out["scratch_curve_valid"], marker="o", label="from scratch")
+    ax.set_xlabel("child training steps")
+    ax.set_ylabel("validation accuracy (%, mean over children)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    report.figure(fig, os.path.relpath(os.path.join(workdir, "incremental.png"), report.workdir),
+                  "Accuracy against steps: a child grown from its parent and the same child from scratch.")
+    return out
+
+
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     check_choice("speedup", config.speedup, SPEEDUPS)
     check_positive("candidates", config.candidates, integer=True)
@@ -164,7 +214,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     archs = np.asarray(nb201.SPACE.sample(jax.random.fold_in(jax.random.key(config.seed), 7), (config.candidates,)))
     own = report is None
     report = report or Report(workdir, "Making architecture search affordable")
-    speedup = {"weight_sharing": weight_sharing, "pruning": pruning, "early_stopping": early_stopping}[config.speedup]
+    speedup = {"weight_sharing": weight_sharing, "pruning": pruning, "early_stopping": early_stopping,
+               "incremental": incremental}[config.speedup]
     out = speedup(config, trainer, archs, workdir, report)
     write_json(os.path.join(workdir, f"{config.speedup}.json"), out)
     if own:

@@ -96,3 +96,29 @@ def test_network_shapes_and_a_population_vmaps():
     logits = jax.vmap(lambda v, a: net.apply(v, x, a))(variables, archs)
     assert logits.shape == (3, 2, 7)
     assert jax.tree.leaves(variables["params"])[0].shape[0] == 3
+
+
+def test_growth_preserves_the_function_exactly():
+    from jaxnas.evaluation.incremental import grow, growable_edges
+
+    net = NB201Network(channels=4, cells_per_stage=2, num_classes=10)
+    parent = np.array([3, 0, 1, 0, 4, 2])
+    x = jax.random.normal(jax.random.key(9), (6, 8, 8, 1))
+    variables = net.init(jax.random.key(10), x, parent, train=True)
+    _, upd = net.apply(variables, x, parent, train=True, mutable=["batch_stats"])  # non-trivial running stats
+    stats = upd["batch_stats"]
+    assert growable_edges(parent).tolist() == [1, 3]
+    for edge in (1, 3):
+        for op in (2, 3):
+            params, child_stats, child = grow(variables["params"], stats, parent, edge, op)
+            assert child[edge] == op and (np.delete(child, edge) == np.delete(parent, edge)).all()
+            for train in (False, True):
+                before = net.apply({"params": variables["params"], "batch_stats": stats}, x, parent, train=train, mutable=["batch_stats"])[0]
+                after = net.apply({"params": params, "batch_stats": child_stats}, x, jnp.asarray(child), train=train, mutable=["batch_stats"])[0]
+                np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
+            # and the new op is not dead: its BN scale gets a gradient
+            grads = jax.grad(lambda p: net.apply({"params": p, "batch_stats": child_stats}, x, jnp.asarray(child), train=True,
+                                                 mutable=["batch_stats"])[0].sum() ** 2)(params)
+            assert float(jnp.abs(grads["Cell_0"][f"bn_edge{edge}"]["scale"]).sum()) > 0
+    with pytest.raises(Exception, match="^edge:"):
+        grow(variables["params"], stats, parent, 0, 3)

@@ -38,7 +38,7 @@ def test_weight_sharing_report(tmp_path):
 def test_unknown_speedup_names_the_field(tmp_path):
     c = speedups_config.get_config("small")
     c.speedup = "distillation"
-    with pytest.raises(ConfigError, match="^speedup: got .distillation.; allowed: weight_sharing, pruning, early_stopping$"):
+    with pytest.raises(ConfigError, match="^speedup: got .distillation.; allowed: weight_sharing, pruning, early_stopping, incremental$"):
         speedups.run(c, str(tmp_path))
 
 
@@ -105,3 +105,17 @@ def test_successive_halving_continues_training_exactly_and_saves_compute(tmp_pat
     # the one survivor trained to the full budget in three pieces ends exactly where full training ends
     np.testing.assert_allclose(score[steps == 18], full[steps == 18], atol=1e-3)
     assert (tmp_path / "work" / "early_stopping.png").exists()
+
+
+@pytest.mark.slow
+def test_incremental_report(tmp_path):
+    c = speedups_config.get_config("small")
+    c.data_dir, c.progress, c.speedup = str(tmp_path / "tfds"), False, "incremental"
+    out = speedups.run(c, str(tmp_path / "work"))
+    saved = json.loads((tmp_path / "work" / "incremental.json").read_text())
+    assert saved["child_steps"] == round(18 * 0.25) and saved["grown_curve_steps"][-1] == saved["child_steps"]
+    assert saved["scratch_curve_steps"][-1] == 18 and len(saved["grown_curve_valid"]) == 4
+    # a grown child starts from its parent's function: after a few steps it is far above a fresh network
+    assert saved["grown_curve_valid"][0] > saved["scratch_curve_valid"][0]
+    assert out["compute_saved_fraction"] == pytest.approx(1 - 4 / 18) or out["compute_saved_fraction"] == pytest.approx(1 - 5 / 18)
+    assert (tmp_path / "work" / "incremental.png").exists()

@@ -5,7 +5,8 @@ Command:
       --workdir runs/speedups
 Speed-ups implemented: weight_sharing (one-shot supernet, uniform single-path sampling), pruning
 (magnitude pruning before or during training; `--config.pruning.sparsity=0.5 --config.pruning.mode=during`),
-early_stopping (successive halving, `--config.early_stopping.eta=3`, optional median stopping rule).
+early_stopping (successive halving, `--config.early_stopping.eta=3`, optional median stopping rule),
+incremental (children grown from trained parents by a function-preserving op insertion).
 Expected runtime on the 2-core CPU: about 3 minutes (16 standalone candidates + one supernet on 8x8
 digits). Expected result: a speed-up of several times with a positive Kendall tau against standalone
 training (the figures measured are in the README).
@@ -31,6 +32,8 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.pruning = config_dict.ConfigDict({"sparsity": 0.5, "mode": "during"})  # mode: before | during
     # successive halving; min_steps 0 = R / eta^2 (Hyperband's eta 3 gives budgets R/9, R/3, R)
     c.early_stopping = config_dict.ConfigDict({"eta": 3, "min_steps": 0, "median_rule": False})
+    # the child trains child_fraction of the parent's steps; accuracy is recorded at eval_points points
+    c.incremental = config_dict.ConfigDict({"child_fraction": 0.25, "eval_points": 4})
     if variant == "small":
         c.candidates = 8
         c.network.channels = 4

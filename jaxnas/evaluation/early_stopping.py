@@ -23,7 +23,7 @@ import numpy as np
 from flax import struct
 
 from jaxnas.common.errors import check, check_positive
-from jaxnas.evaluation.population import Candidate, PopulationTrainer
+from jaxnas.evaluation.population import PopulationTrainer
 
 
 @struct.dataclass
@@ -63,24 +63,14 @@ def successive_halving(trainer: PopulationTrainer, archs: np.ndarray, seed: int 
     n = archs.shape[0]
     data, data_key = trainer.data, trainer.data_key(seed)
 
-    init = trainer._compile(lambda keys, archs, data: jax.vmap(
-        lambda k, a: trainer.init_candidate(k, a, data, total_steps=full))(keys, archs), n_pop_args=2, n_rep_args=1)
+    init, advance = trainer.compiled_init(total_steps=full), trainer.compiled_advance(total_steps=full)
     states: Any = trainer.run_chunked(init, (trainer.candidate_keys(seed, np.arange(n)), archs), (data,))
-
-    def advance(states, archs, data, data_key, delta):
-        """`delta` (traced, so every rung shares one compiled program) more steps, then validation accuracy."""
-        def one(c: Candidate, a):
-            c = jax.lax.fori_loop(0, delta, lambda _, c: trainer.train_candidate(c, a, data, data_key, 1, total_steps=full)[0], c)
-            return c, trainer.evaluate_candidate(c, a, data.valid_x, data.valid_y)[0]
-        return jax.vmap(one)(states, archs)
-
-    fn = trainer._compile(advance, n_pop_args=2, n_rep_args=3)
     curves = np.full((n, len(budgets)), np.nan, np.float32)
     steps, rung = np.zeros(n, np.int64), np.zeros(n, np.int64)
     alive, done = np.arange(n), 0
     for k, budget in enumerate(budgets):
         sub = jax.tree.map(lambda a: a[alive], states)
-        sub, acc = trainer.run_chunked(fn, (sub, archs[alive]), (data, data_key, np.int32(budget - done)))
+        sub, acc = trainer.run_chunked(advance, (sub, archs[alive]), (data, data_key, np.int32(budget - done)))
         states = jax.tree.map(lambda a, s: _scatter(a, alive, s), states, sub)
         curves[alive, k], steps[alive], rung[alive] = acc, budget, k
         done = budget

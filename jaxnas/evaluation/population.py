@@ -205,6 +205,23 @@ class PopulationTrainer:
         base = jax.random.key(seed)
         return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(ids, jnp.uint32))
 
+    def compiled_init(self, total_steps: int | None = None) -> Callable:
+        """Compiled `init(keys, archs, data) -> candidates` for chunks (use with `run_chunked`)."""
+        return self._compile(lambda keys, archs, data: jax.vmap(
+            lambda k, a: self.init_candidate(k, a, data, total_steps=total_steps))(keys, archs), n_pop_args=2, n_rep_args=1)
+
+    def compiled_advance(self, total_steps: int | None = None) -> Callable:
+        """Compiled `advance(candidates, archs, data, data_key, delta) -> (candidates, valid_acc)`: `delta` more
+        steps (a traced count, so every length shares one program), then validation accuracy."""
+        def advance(states, archs, data, data_key, delta):
+            def one(c: Candidate, a):
+                c = jax.lax.fori_loop(0, delta, lambda _, c: self.train_candidate(c, a, data, data_key, 1,
+                                                                                  total_steps=total_steps)[0], c)
+                return c, self.evaluate_candidate(c, a, data.valid_x, data.valid_y)[0]
+            return jax.vmap(one)(states, archs)
+
+        return self._compile(advance, n_pop_args=2, n_rep_args=3)
+
     def run_chunked(self, fn: Callable, pop_args: tuple, rep_args: tuple = ()) -> Any:
         """Applies a compiled `fn(*pop_args, *rep_args)` chunk by chunk over the leading (population) axis
         of `pop_args` (pytrees), padding the last chunk; returns the outputs concatenated on the host."""
