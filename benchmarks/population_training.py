@@ -6,13 +6,12 @@ Reference shapes (issue 3): random NAS-Bench-201 architectures, C=16 channels, 1
 SGD. "sequential" trains the candidates one after another with the engine at chunk size 1 (the same
 compiled program reused, as a per-candidate loop would); "engine" trains all P in one compiled call.
 Compile time is excluded (one warm-up call each); each figure is the median of `--repeats` calls.
-Imports only jax/flax/optax/numpy (runs on the GPU machine as is). Record results in RESULTS.md.
+Imports only jax/flax/optax/numpy at run time (runs on the GPU machine as is). Record results in RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -22,28 +21,18 @@ import time
 import jax
 import numpy as np
 
+from jaxnas.data.images import ImageDataset  # TFDS is imported lazily, never here
 from jaxnas.evaluation.nb201_network import NB201Network
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.spaces import nb201
 
 
-@dataclasses.dataclass(frozen=True)
-class Synthetic:
+def synthetic(hw: int, n: int = 512) -> ImageDataset:
     """Random images and labels with the reference shapes (speed does not depend on content)."""
-
-    train_x: np.ndarray
-    train_y: np.ndarray
-    valid_x: np.ndarray
-    valid_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-
-
-def synthetic(hw: int, n: int = 512) -> Synthetic:
     rng = np.random.default_rng(0)
     x = rng.random((n, hw, hw, 3), dtype=np.float32)
     y = rng.integers(0, 10, n).astype(np.int32)
-    return Synthetic(x, y, x[:64], y[:64], x[:64], y[:64])
+    return ImageDataset("synthetic", 10, x, y, x[:64], y[:64], x[:64], y[:64])
 
 
 def timed(trainer: PopulationTrainer, archs: np.ndarray, repeats: int) -> float:

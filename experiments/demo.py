@@ -39,40 +39,20 @@ def nas_search_section(workdir: str, report: Report) -> dict:
     return nas_search.run(config, os.path.join(workdir, "nas_search"), report=report)
 
 
-def speedups_section(workdir: str, report: Report) -> dict:
-    """Weight sharing: one supernet against standalone training of 16 random architectures."""
-    config = speedups_config.get_config()
-    return speedups.run(config, os.path.join(workdir, "speedups"), report=report)
+def speedup_section(speedup: str) -> Callable[[str, Report], dict]:
+    """One speed-up (`experiments.speedups`) with its default config, measured against full training."""
+    def section(workdir: str, report: Report) -> dict:
+        config = speedups_config.get_config()
+        config.speedup = speedup
+        return speedups.run(config, os.path.join(workdir, speedup), report=report)
 
-
-def pruning_section(workdir: str, report: Report) -> dict:
-    """Magnitude pruning to 50% during training, against the same candidates trained dense."""
-    config = speedups_config.get_config()
-    config.speedup = "pruning"
-    return speedups.run(config, os.path.join(workdir, "pruning"), report=report)
-
-
-def early_stopping_section(workdir: str, report: Report) -> dict:
-    """Successive halving (eta 3) against full training of the same 16 candidates."""
-    config = speedups_config.get_config()
-    config.speedup = "early_stopping"
-    return speedups.run(config, os.path.join(workdir, "early_stopping"), report=report)
-
-
-def incremental_section(workdir: str, report: Report) -> dict:
-    """Children grown from trained parents against the same children from scratch."""
-    config = speedups_config.get_config()
-    config.speedup = "incremental"
-    return speedups.run(config, os.path.join(workdir, "incremental"), report=report)
+    return section
 
 
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
     ("nas_search", nas_search_section),
-    ("weight_sharing", speedups_section),
-    ("pruning", pruning_section),
-    ("early_stopping", early_stopping_section),
-    ("incremental", incremental_section),
+    *((name, speedup_section(name)) for name in speedups.SPEEDUPS),
 ]
 
 

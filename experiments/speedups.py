@@ -42,6 +42,20 @@ def rank_agreement(reference: np.ndarray, proxy: np.ndarray) -> dict[str, float]
             "proxy_top1_reference_rank": int((reference[ok] > reference[ok][np.argmax(proxy[ok])]).sum()) + 1}
 
 
+def paired_scatter(report: Report, workdir: str, name: str, x: np.ndarray, y: np.ndarray, xlabel: str, ylabel: str,
+                   title: str, caption: str) -> None:
+    """One point per candidate scored two ways, with the y = x line."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(x, y)
+    lo, hi = float(np.nanmin([x.min(), y.min()])), float(np.nanmax([x.max(), y.max()]))
+    ax.plot([lo, hi], [lo, hi], color="gray", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    report.figure(fig, os.path.relpath(os.path.join(workdir, name), report.workdir), caption)
+
+
 def weight_sharing(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: np.ndarray, workdir: str,
                    report: Report) -> dict[str, Any]:
     start = time.perf_counter()
@@ -69,14 +83,9 @@ def weight_sharing(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
                 f"architectures; the supernet's favourite ranks {out['proxy_top1_reference_rank']} of {len(archs)} "
                 f"under standalone training. Wall-clock speed-up {out['wall_speedup']:.1f}x, compute ratio "
                 f"{out['compute_ratio']:.1f}x (these measurements include compilation).")
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter(standalone.valid_acc, inherited)
-    ax.set_xlabel("standalone training: validation accuracy (%)")
-    ax.set_ylabel("inherited supernet weights (%)")
-    ax.set_title(f"Kendall tau {out['kendall_tau']:.2f}")
-    ax.grid(alpha=0.3)
-    report.figure(fig, os.path.relpath(os.path.join(workdir, "weight_sharing.png"), report.workdir),
-                  "Each random architecture scored both ways.")
+    paired_scatter(report, workdir, "weight_sharing.png", standalone.valid_acc, inherited,
+                   "standalone training: validation accuracy (%)", "inherited supernet weights (%)",
+                   f"Kendall tau {out['kendall_tau']:.2f}", "Each random architecture scored both ways.")
     return out
 
 
@@ -105,15 +114,9 @@ def pruning(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: n
     report.text(f"{out['macs_saved_fraction']:.0%} of the multiply-accumulates saved; validation accuracy changes by "
                 f"{out['valid_change_mean']:+.2f} points on average (worst {out['valid_change_worst']:+.2f}); Kendall tau "
                 f"between pruned and dense rankings {out['kendall_tau']:.2f}.")
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter(dense.valid_acc, sparse.valid_acc)
-    lo = float(np.nanmin([dense.valid_acc.min(), sparse.valid_acc.min()]))
-    ax.plot([lo, 100], [lo, 100], color="gray", lw=0.8)
-    ax.set_xlabel("dense: validation accuracy (%)")
-    ax.set_ylabel(f"pruned to {c.sparsity:.0%}: validation accuracy (%)")
-    ax.grid(alpha=0.3)
-    report.figure(fig, os.path.relpath(os.path.join(workdir, "pruning.png"), report.workdir),
-                  "The same candidates (same initial weights and batches), dense and pruned.")
+    paired_scatter(report, workdir, "pruning.png", dense.valid_acc, sparse.valid_acc, "dense: validation accuracy (%)",
+                   f"pruned to {c.sparsity:.0%}: validation accuracy (%)", f"Kendall tau {out['kendall_tau']:.2f}",
+                   "The same candidates (same initial weights and batches), dense and pruned; grey: y = x.")
     return out
 
 
