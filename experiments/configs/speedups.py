@@ -33,7 +33,8 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     # successive halving; min_steps 0 = R / eta^2 (Hyperband's eta 3 gives budgets R/9, R/3, R)
     c.early_stopping = config_dict.ConfigDict({"eta": 3, "min_steps": 0, "median_rule": False})
     # the child trains child_fraction of the parent's steps; accuracy is recorded at eval_points points
-    c.incremental = config_dict.ConfigDict({"child_fraction": 0.25, "eval_points": 4})
+    # and fine-tunes at lr_scale x the learning rate
+    c.incremental = config_dict.ConfigDict({"child_fraction": 0.25, "eval_points": 4, "lr_scale": 0.1})
     if variant == "small":
         c.candidates = 8
         c.network.channels = 4
