@@ -146,7 +146,7 @@ def early_stopping(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
     report.text(f"{out['compute_saved_fraction']:.0%} of the training steps saved. Kendall tau between the halving order "
                 f"(rung reached, then score) and full training: {out['kendall_tau']:.2f}; its winner ranks "
                 f"{out['proxy_top1_reference_rank']} of {len(archs)} under full training ({out['winner_full_valid']:.2f}% vs the "
-                f"best {out['best_full_valid']:.2f}%). Wall times include one compilation per rung.")
+                f"best {out['best_full_valid']:.2f}%). Wall times include compilation.")
     fig, ax = plt.subplots(figsize=(6, 4))
     for i in range(len(archs)):
         reached = np.isfinite(sh.curves[i])
