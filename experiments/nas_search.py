@@ -22,7 +22,7 @@ from ml_collections import config_dict
 from experiments.builders import build_strategy
 from experiments.cli import launch, prefixed
 from jaxnas.common.errors import check, check_choice, check_positive
-from jaxnas.common.metrics import JsonlWriter, write_json
+from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.common.report import Report
 from jaxnas.data import load_images
 from jaxnas.evaluation.nb201_network import NB201Network
@@ -96,7 +96,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         "beats_random_median": None if baseline is None else bool(hist.valid_acc[b] > baseline["median_valid"]),
         "candidate_steps_per_s": len(hist.valid_acc) * settings.steps / info["wall_s"],
         "settings": {"network": config.network.to_dict(), "train": config.train.to_dict(), "chunk_size": trainer.chunk_size},
-        "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind} x{jax.device_count()}",
+        "device": device_summary(),
     }
     write_json(os.path.join(workdir, "results.json"), results)
     own = report is None

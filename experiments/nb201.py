@@ -16,7 +16,6 @@ import time
 import warnings
 from typing import Any
 
-import jax
 import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
@@ -24,7 +23,7 @@ from ml_collections import config_dict
 from experiments.builders import build_strategy
 from experiments.cli import launch
 from jaxnas.common.errors import check_choice, check_positive
-from jaxnas.common.metrics import JsonlWriter, write_json
+from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.common.report import Report
 from jaxnas.evaluation.tabular import NB201Table, load_nb201_table
 from jaxnas.search import BudgetedSearch, SearchResult, best_so_far_curve
@@ -67,7 +66,7 @@ def search(config: config_dict.ConfigDict, name: str, table: NB201Table, workdir
         "most_chosen_arch": top_arch, "most_chosen_fraction": top_count / config.runs,
         "found_global_best_fraction": float(np.mean(result.best_index == int(table.index[np.argmax(table.valid)]))),
         "settings": config[name].to_dict() if name in config else {},
-        "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind} x{jax.device_count()}",
+        "device": device_summary(),
         "published": dict(zip(("valid_mean", "valid_std", "test_mean", "test_std"), PUBLISHED[name])) if name in PUBLISHED else None,
     }
     os.makedirs(workdir, exist_ok=True)

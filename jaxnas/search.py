@@ -26,7 +26,7 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxnas.common.checkpoint import Checkpointer
+from jaxnas.common.checkpoint import Checkpointer, check_same_settings
 from jaxnas.common.errors import check_positive
 from jaxnas.evaluation.tabular import NB201Table
 from jaxnas.strategies.base import Strategy, tree_where
@@ -186,13 +186,14 @@ class BudgetedSearch:
         history: list[StepRecord] = []
         resumed = None
         ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
+        settings = {"seed": seed, "runs": runs, "budget_s": self.budget_s, "chunk_steps": self.chunk_steps}
         n_chunks = -(-self.max_steps // self.chunk_steps)
         if ckpt is not None and ckpt.latest_step() is not None:
             done_chunks = ckpt.latest_step()  # the checkpoint of chunk n holds n * chunk_steps history steps
             restored = ckpt.restore((carry, self._empty_history(len(keys), done_chunks * self.chunk_steps)), done_chunks)
             if restored is not None:
                 resumed, (carry, hist), meta = restored
-                self._check_meta(meta, seed, runs)
+                check_same_settings(meta, settings)
                 carry = jax.device_put(carry, self._run_sharding)
                 history = [jax.tree.map(np.asarray, hist)]
         bar = _progress(n_chunks, desc, progress, initial=resumed or 0)
@@ -208,8 +209,7 @@ class BudgetedSearch:
             bar.update(1)
             bar.set_postfix(runs_done=f"{int(np.sum(np.asarray(carry.done)[:runs]))}/{runs}", refresh=False)
             if ckpt is not None:
-                ckpt.save(chunk, (carry, _concat(history)), {"seed": seed, "runs": runs, "budget_s": self.budget_s,
-                                                            "chunk_steps": self.chunk_steps})
+                ckpt.save(chunk, (carry, _concat(history)), settings)
         bar.close()
         if ckpt is not None:
             ckpt.close()
@@ -223,13 +223,6 @@ class BudgetedSearch:
     def _empty_history(self, runs: int, steps: int = 0) -> StepRecord:
         z = np.zeros((runs, steps), np.float32)
         return StepRecord(z, z, z, np.zeros((runs, steps), bool))
-
-    def _check_meta(self, meta: dict, seed: int, runs: int) -> None:
-        want = {"seed": seed, "runs": runs, "budget_s": self.budget_s, "chunk_steps": self.chunk_steps}
-        diff = {k: (meta.get(k), v) for k, v in want.items() if meta.get(k) != v}
-        if diff:
-            raise ValueError(f"checkpoint in the work directory belongs to another search {diff}; "
-                             "use a fresh --workdir or the same settings")
 
 
 def _concat(records: list[StepRecord]) -> StepRecord:

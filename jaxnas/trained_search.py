@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from flax import struct
 
-from jaxnas.common.checkpoint import Checkpointer
+from jaxnas.common.checkpoint import Checkpointer, check_same_settings
 from jaxnas.common.errors import check, check_positive
 from jaxnas.common.metrics import JsonlWriter
 from jaxnas.evaluation.population import PopulationTrainer
@@ -59,14 +59,13 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
     hist = _empty(n_batches * batch, strategy.space.num_positions)
     done, start, resumed = 0, time.perf_counter(), None
     ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
+    settings = {"seed": seed, "evaluations": evaluations, "batch": batch}
     if ckpt is not None:
         restored = ckpt.restore((state, hist))
         if restored is not None:
             done, (state, hist), meta = restored
             hist = jax.tree.map(np.array, hist)  # writable host copies
-            want = {"seed": seed, "evaluations": evaluations, "batch": batch}
-            check(all(meta.get(k) == v for k, v in want.items()), "workdir",
-                  f"holds a checkpoint of another search ({meta}); use a fresh --workdir or the same settings")
+            check_same_settings(meta, settings)
             resumed = done
     from tqdm.auto import tqdm
 
@@ -90,7 +89,7 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
                           "batch_valid_mean": np.nanmean(scores.valid_acc), "diverged": int(scores.diverged.sum()),
                           "wall_s": time.perf_counter() - start})
         if ckpt is not None:
-            ckpt.save(done, (state, hist), {"seed": seed, "evaluations": evaluations, "batch": batch})
+            ckpt.save(done, (state, hist), settings)
     bar.close()
     if writer is not None:
         writer.close()

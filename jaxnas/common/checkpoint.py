@@ -12,6 +12,16 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from jaxnas.common.errors import ConfigError
+
+
+def check_same_settings(meta: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Refuses to resume from a checkpoint written with other `settings` (stored as its metadata)."""
+    diff = {k: (meta.get(k), v) for k, v in settings.items() if meta.get(k) != v}
+    if diff:
+        raise ConfigError("workdir", f"holds a checkpoint of another search (saved, requested: {diff}); "
+                                     "use a fresh --workdir or the same settings")
+
 
 class Checkpointer:
     """Thin wrapper over `ocp.CheckpointManager` with one pytree item (`state`) and one JSON item (`meta`).

@@ -57,6 +57,14 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def device_summary() -> str:
+    """The accelerator a result was measured on, e.g. `cpu:cpu x8` or `gpu:NVIDIA H100 x1`."""
+    import jax
+
+    d = jax.devices()[0]
+    return f"{d.platform}:{d.device_kind} x{jax.device_count()}"
+
+
 def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
     """Writes `data` as indented JSON, atomically (a crash never leaves half a file)."""
     path = os.fspath(path)
