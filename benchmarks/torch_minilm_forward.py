@@ -5,13 +5,15 @@ Needs the reference virtualenv (see benchmarks/requirements-reference.txt), not 
     .refvenv/bin/python benchmarks/torch_minilm_forward.py --batch 64 --seq-len 128 --repeats 5 [--threads N]
 
 Times ``model.forward`` (BERT encoder + mean pooling + L2 normalise; tokenisation excluded) on CPU,
-float32, under ``torch.inference_mode`` after 2 warm-up calls, on a deterministic batch (numpy seed 0):
+float32 (``--bf16``: under ``torch.autocast("cpu", dtype=torch.bfloat16)``), under
+``torch.inference_mode`` after 2 warm-up calls, on a deterministic batch (numpy seed 0):
 [CLS]=101, random ids in [1000, 30521], [SEP]=102 last; attention mask all ones, token types zeros.
 Prints one JSON line to stdout. ``--save-ids`` writes the batch as .npz and ``--dump-embeddings`` the
 output sentence embeddings, so the JAX side can run, and check, the same computation.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -42,6 +44,7 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--bf16", action="store_true", help="run the forward under bfloat16 CPU autocast")
     p.add_argument("--save-ids", metavar="PATH", help="write input_ids/attention_mask/token_type_ids (.npz)")
     p.add_argument("--dump-embeddings", metavar="PATH", help="write the batch's sentence embeddings (.npy)")
     args = p.parse_args()
@@ -62,7 +65,8 @@ def main() -> None:
     feats = {k: torch.from_numpy(v) for k, v in batch.items()}
 
     times, out = [], None
-    with torch.inference_mode():
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
         for i in range(2 + args.repeats):
             t0 = time.perf_counter()
             out = model.forward(dict(feats))["sentence_embedding"]
@@ -74,6 +78,7 @@ def main() -> None:
 
     print(json.dumps({
         "impl": "pytorch",
+        "dtype": "bfloat16-autocast" if args.bf16 else "float32",
         "torch": torch.__version__,
         "sentence_transformers": sentence_transformers.__version__,
         "threads": torch.get_num_threads(),

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxnas.common.checkpoint import Checkpointer, check_same_settings
 from jaxnas.common.errors import ConfigError, check, check_positive, check_range
@@ -169,6 +169,8 @@ class MultiTaskTrainer:
       freeze: one of `mtl.freezing.FREEZING`.
       tokenizer: turns texts into ids (`mtl.encoder.Tokenizer`).
       devices: devices for the data-parallel step (default: all); the batch is split over them.
+      cache_features: with `freeze="encoder"`, compute the encoder's features once and train the heads on
+        them (default); False runs the frozen encoder in every step (same result, for checking).
     """
 
     def __init__(
@@ -181,6 +183,7 @@ class MultiTaskTrainer:
         tokenizer: Any,
         settings: TrainSettings,
         devices: Sequence[jax.Device] | None = None,
+        cache_features: bool = True,
     ):
         settings.validate()
         self.model, self.settings, self.freeze, self.tokenizer = model, settings, freeze, tokenizer
@@ -192,7 +195,8 @@ class MultiTaskTrainer:
         check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
               f"got {settings.batch_size}; must be a multiple of the number of devices ({len(self.devices)})")
         self.mesh = Mesh(np.array(self.devices), ("data",))
-        self.features_mode = freeze == "encoder"
+        self.features_mode = freeze == "encoder" and cache_features
+        self.frozen_encoder = freeze == "encoder"
         self.encoder_params = params["encoder"]
         self.initial_params = {k: v for k, v in params.items() if k != "encoder"} if self.features_mode else params
         self.trainable = freezing.trainable_count(params, freeze)
@@ -227,8 +231,13 @@ class MultiTaskTrainer:
         if "features" in inputs:
             return self.model.apply({"params": params}, inputs["features"], not train, rngs=rngs,
                                     method=MultiTaskModel.classify)
-        # A frozen encoder never sees dropout (consistent with the cached-features path).
-        return self.model.apply({"params": params}, inputs["input_ids"], inputs["attention_mask"], not train, rngs=rngs)
+        if not self.frozen_encoder:
+            return self.model.apply({"params": params}, inputs["input_ids"], inputs["attention_mask"], not train,
+                                    rngs=rngs)
+        # A frozen encoder never sees dropout (the cached-features path computes exactly this).
+        features = self.model.apply({"params": params}, inputs["input_ids"], inputs["attention_mask"], True,
+                                    method=MultiTaskModel.encode)
+        return self.model.apply({"params": params}, features, not train, rngs=rngs, method=MultiTaskModel.classify)
 
     # ------------------------------------------------------------------ the step
     def _build_step(self) -> Callable:
@@ -294,6 +303,7 @@ class MultiTaskTrainer:
             check_same_settings(saved_meta.get("settings_meta", {}), jax.tree.map(str, meta))
             state, history = payload["state"], list(saved_meta.get("history", []))
             start = int(state.step)
+        state = jax.device_put(state, NamedSharding(self.mesh, P()))  # replicated (a restore lands on one device)
         end = min(stop_at or self.settings.steps, self.settings.steps)
         try:
             for s in range(start, end):
