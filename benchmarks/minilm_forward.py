@@ -185,7 +185,8 @@ def main() -> None:
         print(f"{k:<20} per round {v['per_round']}  best-of {v['best_of_rounds']}  "
               f"(target {TARGET}x: {'n/a' if met is None else 'met' if met else 'NOT met'})")
     for k, v in correctness.items():
-        print(f"{k:<24} " + ("n/a" if v is None else f"max |diff| {v['max_abs_diff']:.2e}, min cos {v['min_cosine']:.6f}"))
+        stats = "n/a" if v is None else f"max |diff| {v['max_abs_diff']:.2e}, min cos {v['min_cosine']:.6f}"
+        print(f"{k:<24} {stats}")
 
     machine = {"device": device_summary(), "platform": platform.platform(), "cpu": cpu_model(),
                "cpu_count": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,

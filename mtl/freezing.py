@@ -20,7 +20,11 @@ weights by lr x wd every step, because AdamW's decay term is added after the zer
 
 The optional L1 penalty on each head's first layer is applied as a proximal step (soft-thresholding by
 lr x lambda after the AdamW update, Parikh & Boyd, "Proximal Algorithms", 2014), which makes unused
-encoder features exactly zero instead of merely small; `mtl.sparsity` reads them off.
+encoder features exactly zero instead of merely small; `mtl.sparsity` reads them off. Deviation, documented:
+after an Adam step the shrinkage lr x lambda is in Adam's normalised step units (each coordinate moves by
+about lr per step whatever its gradient scale), so this is the common "proximal Adam" heuristic, not the
+exact L1-regularised optimum (which ProxGen, Yun et al. NeurIPS 2021, would reach with a preconditioned
+threshold); useful lambdas are therefore O(0.1-1), not O(1e-3).
 """
 
 from __future__ import annotations

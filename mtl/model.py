@@ -82,16 +82,19 @@ def split_params(params: Mapping[str, Any]) -> tuple[Any, Any]:
 
 
 def init_params(model: MultiTaskModel, key: jax.Array, encoder_params: Any | None = None) -> dict:
-    """Initial parameters; `encoder_params` (e.g. the pretrained MiniLM) replace the random encoder."""
-    dummy = jnp.zeros((1, 2), jnp.int32)
-    params = jax.jit(lambda k: model.init(k, dummy, jnp.ones((1, 2), jnp.int32))["params"])(key)
-    params = dict(params)
-    if encoder_params is not None:
-        got = jax.tree.map(jnp.shape, encoder_params)
-        want = jax.tree.map(jnp.shape, params["encoder"])
-        check(got == want, "encoder.path", "pretrained weights do not match the encoder configuration")
-        params["encoder"] = jax.tree.map(jnp.asarray, encoder_params)
-    return params
+    """Initial parameters; given `encoder_params` (e.g. the pretrained MiniLM), only the heads are initialised
+    and the encoder entry is that very object (so caches keyed on it stay valid)."""
+    if encoder_params is None:
+        dummy = jnp.zeros((1, 2), jnp.int32)
+        return dict(jax.jit(lambda k: model.init(k, dummy, jnp.ones((1, 2), jnp.int32))["params"])(key))
+    want = jax.eval_shape(lambda: model.init(key, jnp.zeros((1, 2), jnp.int32), jnp.ones((1, 2), jnp.int32)))
+    got = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), encoder_params)
+    check(jax.tree.structure(got) == jax.tree.structure(want["params"]["encoder"])
+          and jax.tree.leaves(got) == jax.tree.leaves(want["params"]["encoder"]),
+          "encoder.path", "pretrained weights do not match the encoder configuration")
+    features = jnp.zeros((1, model.encoder_config.hidden_size), jnp.float32)
+    heads = model.init(key, features, method=MultiTaskModel.classify)["params"]
+    return {"encoder": encoder_params, **heads}
 
 
 def count_params(tree: Any) -> int:

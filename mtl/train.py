@@ -20,6 +20,7 @@ function of (seed, step), so a resumed run ends with the same parameters as an u
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -121,8 +122,13 @@ def extract_features(model: MultiTaskModel, encoder_params: Any, tokens: Tokens,
     return _FEATURES[memo][1]
 
 
+@functools.cache
+def _encode_fn(model: MultiTaskModel) -> Callable:
+    return jax.jit(lambda p, ids, m: model.apply({"params": {"encoder": p}}, ids, m, method=MultiTaskModel.encode))
+
+
 def _extract(model: MultiTaskModel, encoder_params: Any, tokens: Tokens, settings: TrainSettings) -> np.ndarray:
-    fn = jax.jit(lambda p, ids, m: model.apply({"params": {"encoder": p}}, ids, m, method=MultiTaskModel.encode))
+    fn = _encode_fn(model)
     out = np.zeros((len(tokens.lengths), model.encoder_config.hidden_size), np.float32)
     for idx in _in_batches(len(tokens.lengths), settings.eval_batch_size, tokens.lengths):
         batch = tokens.take(_padded(idx, settings.eval_batch_size), settings.pad_multiple)
@@ -156,6 +162,26 @@ class BatchSchedule:
 
 def _labels(corpus: Corpus, idx: np.ndarray, tasks: Sequence[str]) -> dict[str, np.ndarray]:
     return {t: (corpus.labels[t][idx] if t in corpus.labels else np.full(len(idx), -1)).astype(np.int32) for t in tasks}
+
+
+def _apply(model: MultiTaskModel, frozen_encoder: bool, params: Any, inputs: dict[str, jax.Array],
+           rng: jax.Array | None = None) -> dict[str, jax.Array]:
+    """Logits per task from token inputs or cached features; training mode (dropout) when `rng` is given."""
+    train = rng is not None
+    rngs = {"dropout": rng} if train else {}
+    if "features" in inputs:
+        return model.apply({"params": params}, inputs["features"], not train, rngs=rngs, method=MultiTaskModel.classify)
+    if not frozen_encoder:
+        return model.apply({"params": params}, inputs["input_ids"], inputs["attention_mask"], not train, rngs=rngs)
+    # A frozen encoder never sees dropout (the cached-features path computes exactly this).
+    features = model.apply({"params": params}, inputs["input_ids"], inputs["attention_mask"], True,
+                           method=MultiTaskModel.encode)
+    return model.apply({"params": params}, features, not train, rngs=rngs, method=MultiTaskModel.classify)
+
+
+@functools.cache
+def _predict_fn(model: MultiTaskModel, frozen_encoder: bool) -> Callable:
+    return jax.jit(functools.partial(_apply, model, frozen_encoder))
 
 
 class MultiTaskTrainer:
@@ -211,7 +237,8 @@ class MultiTaskTrainer:
                                       settings.seed, settings.task_alpha)
         self._inputs = [self._prepare_inputs(c) for c in self.sources]
         self._step = self._build_step()
-        self._predict = jax.jit(self._logits)
+        self._logits = functools.partial(_apply, model, self.frozen_encoder)
+        self._predict = _predict_fn(model, self.frozen_encoder)
 
     # ------------------------------------------------------------------ inputs
     def _prepare_inputs(self, corpus: Corpus) -> Tokens | np.ndarray:
@@ -224,20 +251,6 @@ class MultiTaskTrainer:
         if isinstance(inputs, Tokens):
             return inputs.take(idx, self.settings.pad_multiple)
         return {"features": inputs[idx]}
-
-    def _logits(self, params: Any, inputs: dict[str, jax.Array], rng: jax.Array | None = None) -> dict[str, jax.Array]:
-        train = rng is not None
-        rngs = {"dropout": rng} if train else {}
-        if "features" in inputs:
-            return self.model.apply({"params": params}, inputs["features"], not train, rngs=rngs,
-                                    method=MultiTaskModel.classify)
-        if not self.frozen_encoder:
-            return self.model.apply({"params": params}, inputs["input_ids"], inputs["attention_mask"], not train,
-                                    rngs=rngs)
-        # A frozen encoder never sees dropout (the cached-features path computes exactly this).
-        features = self.model.apply({"params": params}, inputs["input_ids"], inputs["attention_mask"], True,
-                                    method=MultiTaskModel.encode)
-        return self.model.apply({"params": params}, features, not train, rngs=rngs, method=MultiTaskModel.classify)
 
     # ------------------------------------------------------------------ the step
     def _build_step(self) -> Callable:

@@ -1,0 +1,293 @@
+"""Multi-task learning on imbalanced labels (the course unit's question 3), every claim with numbers.
+
+    python -m experiments.mtl --config experiments/configs/mtl.py --workdir runs/mtl
+
+1. Model-side remedies for imbalance: plain, class-weighted (inverse frequency; Cui et al.'s effective
+   number) and focal cross-entropy, each over several seeds, per-task macro-F1, accuracy and the F1 of
+   each task's rarest class, on held-out test sentences.
+2. Why not resampling: oversampling to balance one task shifts the other task's label distribution
+   (shared sentences carry both labels), and a model trained on it is measured too.
+3. Freezing strategies: trainable parameters, macro-F1 per task and time per step.
+4. What the heads share: L1 on each head's first layer, shared vs task-specific encoder features.
+Everything goes to `<workdir>/results.json` and `<workdir>/report.md` (with plots).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from typing import Any
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+from ml_collections import config_dict
+
+from experiments.cli import launch, prefixed
+from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
+from jaxnas.common.metrics import device_summary, read_jsonl, write_json, JsonlWriter
+from jaxnas.common.report import Report
+from jaxnas.data.images import stratified_split
+from mtl import data as mdata
+from mtl.encoder import COMPUTE_DTYPES, BertConfig, Tokenizer, load_pretrained
+from mtl.freezing import DESCRIPTIONS, FREEZING
+from mtl.losses import LOSSES, make_loss
+from mtl.metrics import classification_report
+from mtl.model import HeadConfig, MultiTaskModel, init_params, split_params
+from mtl.sparsity import plot_sharing, sharing_analysis
+from mtl.train import MultiTaskTrainer, TrainSettings
+
+
+@dataclasses.dataclass
+class Setup:
+    """Everything the studies share: data, tokenizer, model, pretrained encoder."""
+
+    tasks: tuple[mdata.TextTask, ...]
+    train: list[mdata.Corpus]          # training corpora (one joint corpus, or one per task)
+    test: dict[str, mdata.Corpus]      # task -> held-out corpus with that task's labels
+    joint: bool                        # every training sentence carries every task's label
+    tokenizer: Tokenizer
+    model: MultiTaskModel
+    encoder_params: Any
+
+
+def _names(text: str, field: str, allowed) -> list[str]:
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    for n in names:
+        check_choice(field, n, allowed)
+    return names
+
+
+def _subsample(corpus: mdata.Corpus, n: int, seed: int) -> mdata.Corpus:
+    if not n or n >= len(corpus):
+        return corpus
+    code = np.zeros(len(corpus), np.int64)
+    for t in corpus.tasks:
+        code = code * (len(t.class_names) + 1) + corpus.labels[t.name] + 1
+    keep = stratified_split(code, (n / len(corpus),), seed)[1]
+    return corpus.subset(np.sort(keep))
+
+
+def load_setup(config: config_dict.ConfigDict) -> Setup:
+    d = config.data
+    check_choice("data.source", d.source, ("vader", "separate"))
+    split = dict(valid_fraction=d.valid_fraction, test_fraction=d.test_fraction, seed=d.split_seed)
+    if d.source == "vader":
+        corpus = mdata.load_vader(d.vader_path or None, neutral_low=d.neutral_low, neutral_high=d.neutral_high)
+        splits = mdata.split_corpus(_subsample(corpus, d.max_examples, d.split_seed), **split)
+        train, test, tasks = [splits.train], {t.name: splits.test for t in corpus.tasks}, corpus.tasks
+    else:
+        train, test, tasks = [], {}, []
+        for name, spec in d.corpora.items():
+            if spec.tfds:
+                corpus = mdata.load_tfds_task(spec.tfds, task=name, split=spec.split, text_key=spec.text_column or None,
+                                              label_key=spec.label_column or None, data_dir=d.tfds_data_dir or None)
+            elif spec.path:
+                corpus = mdata.load_table_task(spec.path, task=name, text_column=spec.text_column,
+                                               label_column=spec.label_column, field=f"data.corpora.{name}.path")
+            else:
+                raise ConfigError(f"data.corpora.{name}", "set .path (JSONL/CSV/TSV) or .tfds (a prepared dataset)")
+            splits = mdata.split_corpus(_subsample(corpus, spec.max_examples or d.max_examples, d.split_seed), **split)
+            train.append(splits.train)
+            test[name] = splits.test
+            tasks.append(corpus.tasks[0])
+    e = config.encoder
+    check_choice("encoder.dtype", e.dtype, COMPUTE_DTYPES)
+    tokenizer = Tokenizer(e.path or None)
+    if e.pretrained:
+        bert, encoder_params = load_pretrained(e.path or None)
+    else:
+        bert, encoder_params = BertConfig(), None
+    head = prefixed("head", lambda: HeadConfig(**config.head.to_dict()))
+    model = MultiTaskModel(bert, tuple((t.name, len(t.class_names)) for t in tasks), head, e.pooling,
+                           COMPUTE_DTYPES[e.dtype])
+    if encoder_params is None:
+        encoder_params = init_params(model, jax.random.key(config.seed))["encoder"]
+    return Setup(tuple(tasks), train, test, d.source == "vader", tokenizer, model, encoder_params)
+
+
+def _settings(config: config_dict.ConfigDict, **overrides) -> TrainSettings:
+    values = {**config.train.to_dict(), "seed": config.seed, **overrides}
+    settings = prefixed("train", lambda: TrainSettings(**values))
+    settings.validate()
+    return settings
+
+
+def _counts(setup: Setup, task: str, sources: list[mdata.Corpus] | None = None) -> np.ndarray:
+    return sum(c.counts(task) for c in (sources or setup.train) if task in c.labels)
+
+
+def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, workdir: str, loss: str,
+                    freeze: str, settings: TrainSettings, seed: int, sources: list[mdata.Corpus] | None = None,
+                    ) -> dict[str, Any]:
+    """One training run, evaluated on the test corpora; its result is cached in `<workdir>/runs/<name>/`."""
+    run_dir = os.path.join(workdir, "runs", name)
+    done = os.path.join(run_dir, "result.json")
+    heads_file = os.path.join(run_dir, "first_layers.npz")
+    if os.path.exists(done):  # finished before an interruption: not repeated
+        result = next(read_jsonl(done))
+        if settings.l1 > 0:
+            with np.load(heads_file) as z:
+                result["heads"] = {t: {"first": {"kernel": z[t]}} for t in z.files}
+        return result
+    sources = sources or setup.train
+    lc = config.loss
+    alpha = lc.focal_alpha or None
+    losses = {t.name: prefixed("loss", lambda t=t: make_loss(loss, _counts(setup, t.name, sources), gamma=lc.gamma,
+                                                             beta=lc.beta, focal_alpha=alpha)) for t in setup.tasks}
+    params = init_params(setup.model, jax.random.key(seed), setup.encoder_params)
+    trainer = MultiTaskTrainer(setup.model, params, sources, losses, freeze, setup.tokenizer, settings)
+    every = max(settings.steps // 4, 1)
+
+    def progress(step: int, m: dict[str, float]) -> None:
+        if config.progress and (step % every == 0 or step == settings.steps):
+            print(f"  [{name}] step {step}/{settings.steps} loss {m['loss']:.4f} ({m['seconds']:.3f} s/step)",
+                  flush=True)
+
+    start = time.perf_counter()
+    state, history = trainer.train(jax.random.key(seed), workdir=os.path.join(run_dir, "checkpoints"),
+                                   progress=progress, settings_meta={"loss": loss, "name": name})
+    seconds = time.perf_counter() - start
+    full = trainer.full_params(state.params)
+    logits = {}
+    for t in setup.tasks:  # a joint corpus is predicted once for all tasks
+        corpus = setup.test[t.name]
+        cached = next((v for c, v in logits.values() if c is corpus), None) if logits else None
+        logits[t.name] = (corpus, cached if cached is not None else trainer.predict(state.params, corpus))
+    result = {"name": name, "loss": loss, "freeze": freeze, "seed": seed, "train_seconds": seconds,
+              "trainable_params": trainer.trainable, "total_params": trainer.total_params,
+              "step_seconds_median": float(np.median([h["seconds"] for h in history[1:]] or [np.nan])),
+              "loss_curve": [h["loss"] for h in history], "tasks": {}}
+    for t in setup.tasks:
+        corpus, out = logits[t.name]
+        result["tasks"][t.name] = classification_report(corpus.labels[t.name], out[t.name].argmax(1), t.class_names)
+    with JsonlWriter(done) as w:
+        w.write(result)
+    if settings.l1 > 0:
+        kernels = {t: np.asarray(p["first"]["kernel"]) for t, p in split_params(full)[1].items()}
+        np.savez(heads_file, **kernels)
+        result["heads"] = {t: {"first": {"kernel": k}} for t, k in kernels.items()}
+    shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)  # the result is kept instead
+    return result
+
+
+def minority(setup: Setup, task: str) -> int:
+    return int(np.argmin(_counts(setup, task)))
+
+
+def summarise(runs: list[dict[str, Any]], setup: Setup) -> dict[str, Any]:
+    """Mean and std over seeds of macro-F1, accuracy and the rarest class's F1, per task."""
+    out = {}
+    for t in setup.tasks:
+        rare = t.class_names[minority(setup, t.name)]
+        rows = [r["tasks"][t.name] for r in runs]
+        f1 = np.array([r["macro_f1"] for r in rows])
+        acc = np.array([r["accuracy"] for r in rows])
+        rare_f1 = np.array([r["per_class"][rare]["f1"] for r in rows])
+        out[t.name] = {"macro_f1": float(f1.mean()), "macro_f1_std": float(f1.std()), "accuracy": float(acc.mean()),
+                       "accuracy_std": float(acc.std()), "minority_class": rare, "minority_f1": float(rare_f1.mean()),
+                       "per_class_f1": {c: float(np.mean([r["per_class"][c]["f1"] for r in rows])) for c in t.class_names},
+                       "seeds": len(rows)}
+    return out
+
+
+from experiments.mtl_report import report_all  # noqa: E402  (plots and tables live beside this file)
+
+
+def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
+    check_positive("seeds", config.seeds, integer=True)
+    check_choice("freeze", config.freeze, FREEZING)
+    losses = _names(config.losses, "losses", LOSSES.names())
+    check(bool(losses), "losses", f"need at least one of {', '.join(LOSSES.names())}")
+    strategies = _names(config.freezing.strategies, "freezing.strategies", FREEZING)
+    l1s = [float(x) for x in str(config.sparsity.l1).split(",") if x.strip()]
+    start = time.perf_counter()
+    setup = load_setup(config)
+    print(f"data: {sum(len(c) for c in setup.train)} training sentences, tasks "
+          + ", ".join(f"{t.name} {_counts(setup, t.name).tolist()}" for t in setup.tasks), flush=True)
+    results: dict[str, Any] = {"device": device_summary(), "freeze": config.freeze, "seeds": config.seeds,
+                               "data": {t.name: {"train_counts": _counts(setup, t.name).tolist(),
+                                                 "test_counts": setup.test[t.name].counts(t.name).tolist(),
+                                                 "classes": list(t.class_names)} for t in setup.tasks}}
+    settings = _settings(config)
+    # 1. the losses
+    runs = {loss: [train_and_score(setup, config, name=f"{loss}_seed{s}", workdir=workdir, loss=loss,
+                                   freeze=config.freeze, settings=settings, seed=config.seed + s)
+                   for s in range(config.seeds)] for loss in losses}
+    results["losses"] = {loss: summarise(rs, setup) for loss, rs in runs.items()}
+    results["loss_curves"] = {loss: rs[0]["loss_curve"] for loss, rs in runs.items()}
+    results["confusion"] = {loss: {t.name: rs[0]["tasks"][t.name]["confusion_matrix"] for t in setup.tasks}
+                            for loss, rs in runs.items()}
+    # 2. resampling vs the other task
+    if config.oversample and setup.joint and len(setup.tasks) >= 2:
+        results["oversampling"] = oversampling_study(setup, config, workdir, settings)
+    # 3. freezing strategies
+    results["freezing"] = [freezing_row(setup, config, workdir, s) for s in strategies]
+    # 4. sparsity
+    if l1s and len(setup.tasks) >= 2:
+        results["sparsity"] = sparsity_study(setup, config, workdir, settings, l1s)
+    results["wall_seconds"] = time.perf_counter() - start
+    own = report is None
+    report = report or Report(workdir, "Multi-task learning on imbalanced labels")
+    report_all(report, workdir, results, setup, config)
+    if "sparsity" in results:
+        results["sparsity"]["last"].pop("masks")
+    write_json(os.path.join(workdir, "results.json"), results)
+    if own:
+        report.write()
+    return {"losses": results["losses"], "freezing": results["freezing"],
+            "wall_seconds": results["wall_seconds"]}
+
+
+def oversampling_study(setup: Setup, config, workdir: str, settings: TrainSettings) -> dict[str, Any]:
+    """Oversample to balance each task in turn; report the other tasks' shift and a CE model trained on it."""
+    train = setup.train[0]
+    out = {}
+    for t in setup.tasks:
+        idx = mdata.oversample_to_balance(train, t.name, config.seed)
+        shifted = train.subset(idx)
+        entry = {"size": len(idx), "shift": {o.name: mdata.label_shift(train, idx, o.name) for o in setup.tasks}}
+        run = train_and_score(setup, config, name=f"oversample_{t.name}_ce", workdir=workdir, loss="ce",
+                              freeze=config.freeze, settings=settings, seed=config.seed, sources=[shifted])
+        entry["trained"] = {o.name: {"macro_f1": run["tasks"][o.name]["macro_f1"],
+                                     "accuracy": run["tasks"][o.name]["accuracy"]} for o in setup.tasks}
+        out[t.name] = entry
+    return out
+
+
+def freezing_row(setup: Setup, config, workdir: str, strategy: str) -> dict[str, Any]:
+    f = config.freezing
+    settings = _settings(config, steps=f.steps, batch_size=f.batch_size, max_length=f.max_length,
+                         lr_encoder=f.lr_encoder, lr_heads=f.lr_heads, checkpoint_every=max(f.steps // 2, 1))
+    sources = [_subsample(c, f.train_examples, config.data.split_seed) for c in setup.train]
+    r = train_and_score(setup, config, name=f"freeze_{strategy}", workdir=workdir, loss=f.loss, freeze=strategy,
+                        settings=settings, seed=config.seed, sources=sources)
+    row = {"strategy": strategy, "description": DESCRIPTIONS[strategy], "trainable_params": r["trainable_params"],
+           "total_params": r["total_params"], "step_seconds": r["step_seconds_median"],
+           "train_seconds": r["train_seconds"]}
+    print(f"  freeze={strategy}: {r['trainable_params']:,} of {r['total_params']:,} parameters trainable", flush=True)
+    for t in setup.tasks:
+        row[f"{t.name}_macro_f1"] = r["tasks"][t.name]["macro_f1"]
+    return row
+
+
+def sparsity_study(setup: Setup, config, workdir: str, settings: TrainSettings, l1s: list[float]) -> dict[str, Any]:
+    out = {"lambdas": [], "last": None}
+    for lam in l1s:
+        s = dataclasses.replace(settings, l1=lam)
+        r = train_and_score(setup, config, name=f"l1_{lam:g}", workdir=workdir, loss=config.sparsity.loss,
+                            freeze="encoder", settings=s, seed=config.seed)
+        a = sharing_analysis(r["heads"])
+        row = {"l1": lam, "shared": a["shared"], "unused": a["unused"], "jaccard": a["jaccard"],
+               **{f"{t}_used": v for t, v in a["used"].items()}, **{f"{t}_only": v for t, v in a["specific"].items()},
+               **{f"{t.name}_macro_f1": r["tasks"][t.name]["macro_f1"] for t in setup.tasks}}
+        out["lambdas"].append(row)
+        out["last"] = a
+    out["last"]["features"] = {t: np.flatnonzero(m).tolist() for t, m in out["last"]["masks"].items()}
+    return out
+
+
+if __name__ == "__main__":
+    launch(run, os.path.join(os.path.dirname(__file__), "configs", "mtl.py"))
