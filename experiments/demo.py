@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from experiments import nas_search, nb201, speedups
+from experiments import mtl, nas_search, nb201, speedups
 from experiments.cli import quiet_library_logs
+from experiments.configs import mtl as mtl_config
 from experiments.configs import nas_search as nas_search_config
 from experiments.configs import nb201 as nb201_config
 from experiments.configs import speedups as speedups_config
@@ -49,10 +50,16 @@ def speedup_section(speedup: str) -> Callable[[str, Report], dict]:
     return section
 
 
+def mtl_section(workdir: str, report: Report) -> dict:
+    """Multi-task learning on 4,000 VADER sentences: four losses x 3 seeds, resampling, freezing, sparsity."""
+    return mtl.run(mtl_config.get_config("demo"), os.path.join(workdir, "mtl"), report=report)
+
+
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
     ("nas_search", nas_search_section),
     *((name, speedup_section(name)) for name in speedups.SPEEDUPS),
+    ("mtl", mtl_section),
 ]
 
 

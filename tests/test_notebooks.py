@@ -21,3 +21,19 @@ def test_nb201_notebook_runs(tmp_path, monkeypatch):
     assert "best after 40 evaluations" in outputs
     assert (tmp_path / "work" / "best_so_far.png").exists()
     assert (tmp_path / "work" / "comparison.json").exists()
+
+
+@pytest.mark.slow
+def test_mtl_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_VARIANT", "small")
+    monkeypatch.setenv("MTL_LOSSES", "ce,focal")
+    monkeypatch.setenv("MTL_SEEDS", "1")
+    monkeypatch.setenv("MTL_FREEZING", "encoder")
+    monkeypatch.setenv("MTL_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("XLA_FLAGS", "")
+    nb = nbformat.read(os.path.join(REPO, "experiments", "notebooks", "mtl.ipynb"), as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "focal" in outputs and "macro-F1" in outputs
+    assert "2,695 trainable" in outputs  # heads only: 384*4+4 + 384*3+3
+    assert (tmp_path / "work" / "results.json").exists() and (tmp_path / "work" / "mtl_losses.png").exists()

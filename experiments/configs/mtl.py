@@ -62,7 +62,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     })
     # L1 on each head's first layer: one frozen-encoder run per lambda, sharing analysis of the last. The
     # proximal step shrinks by lr x lambda per step; with Adam's normalised steps useful lambdas are 0.1-1.
-    c.sparsity = config_dict.ConfigDict({"l1": "0.1,0.2,0.3", "loss": "focal"})
+    c.sparsity = config_dict.ConfigDict({"l1": "0.1,0.3,0.5", "loss": "focal"})
     c.oversample = True  # the question-3 argument: balance one task by resampling, watch the other
     if variant == "demo":
         c.data.max_examples = 4000

@@ -1,0 +1,117 @@
+"""The multi-task experiment end to end on the small config: results.json fields, the report, reruns that
+resume from finished runs, and config mistakes reported by field."""
+
+import json
+import os
+
+import pytest
+
+from experiments import mtl
+from experiments.configs import mtl as mtl_config
+from jaxnas.common.errors import ConfigError
+
+LOSSES = ("ce", "weighted", "class_balanced", "focal")
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("mtl"))
+    config = mtl_config.get_config("small")
+    summary = mtl.run(config, workdir)
+    with open(os.path.join(workdir, "results.json")) as f:
+        return workdir, summary, json.load(f)
+
+
+@pytest.mark.slow
+def test_results_have_every_loss_and_task(small_run):
+    _, _, results = small_run
+    assert set(results["losses"]) == set(LOSSES)
+    for per_task in results["losses"].values():
+        assert set(per_task) == {"topic", "sentiment"}
+        for s in per_task.values():
+            assert 0.0 <= s["macro_f1"] <= 1.0 and 0.0 <= s["accuracy"] <= 1.0 and s["seeds"] == 2
+    assert results["losses"]["ce"]["sentiment"]["minority_class"] == "neutral"
+    # chance is 1/3 macro-F1 for sentiment and 1/4 for topic: the frozen pretrained features do better
+    assert results["losses"]["weighted"]["topic"]["macro_f1"] > 0.5
+
+
+@pytest.mark.slow
+def test_freezing_sparsity_and_oversampling_sections(small_run):
+    workdir, _, results = small_run
+    rows = {r["strategy"]: r for r in results["freezing"]}
+    assert rows["none"]["trainable_params"] == rows["none"]["total_params"] == 22_565_376 + 2695
+    assert rows["encoder"]["trainable_params"] == 2695
+    assert rows["encoder"]["step_seconds"] < rows["none"]["step_seconds"]
+    last = results["sparsity"]["last"]
+    for task in ("topic", "sentiment"):
+        assert last["used"][task] == len(last["features"][task])
+        assert last["used"][task] == last["shared"] + last["specific"][task]
+    shift = results["oversampling"]["topic"]["shift"]
+    assert shift["topic"]["after"] == pytest.approx([0.25] * 4)
+    assert shift["sentiment"]["total_variation"] > 0.0  # balancing topic moved the sentiment distribution
+    report = open(os.path.join(workdir, "report.md")).read()
+    for piece in ("four losses", "Why not resample", "Freezing strategies", "What the heads share", "mtl_sparsity.png"):
+        assert piece in report
+    for png in ("mtl_losses.png", "mtl_confusion.png", "mtl_sparsity.png", "mtl_loss_curves.png"):
+        assert os.path.getsize(os.path.join(workdir, png)) > 1000
+
+
+@pytest.mark.slow
+def test_rerun_reuses_finished_runs(small_run):
+    workdir, summary, results = small_run
+    again = mtl.run(mtl_config.get_config("small"), workdir)
+    assert again["losses"] == summary["losses"]
+    assert again["wall_seconds"] < results["wall_seconds"]
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("losses", "ce,hinge", "losses: got 'hinge'"),
+    ("freeze", "bias", "freeze: got 'bias'"),
+    ("data.source", "web", "data.source: got 'web'"),
+])
+def test_config_mistakes_name_the_field(tmp_path, field, value, match):
+    config = mtl_config.get_config("small")
+    node, key = config, field
+    if "." in field:
+        head, key = field.split(".")
+        node = config[head]
+    node[key] = value
+    with pytest.raises(ConfigError, match=match):
+        mtl.run(config, str(tmp_path))
+
+
+def test_separate_corpus_needs_a_path_or_dataset(tmp_path):
+    config = mtl_config.get_config("small")
+    config.data.source = "separate"
+    with pytest.raises(ConfigError, match=r"data.corpora.(topic|sentiment): set .path"):
+        mtl.run(config, str(tmp_path))
+
+
+@pytest.mark.slow
+def test_separate_corpora_mt_dnn_style(tmp_path):
+    """One JSONL file per task; each batch comes from one corpus and trains only its task's head."""
+    rng = __import__("numpy").random.default_rng(0)
+    words = {"sport": "goal match team score", "money": "bank price market stock", "tech": "chip code app cloud"}
+    with open(tmp_path / "topic.jsonl", "w") as f:
+        for i in range(150):
+            name = list(words)[i % 3]
+            f.write(json.dumps({"text": " ".join(rng.choice(words[name].split(), 5)), "label": name}) + "\n")
+    with open(tmp_path / "sentiment.csv", "w") as f:
+        f.write("review,stars\n")
+        for i in range(120):
+            good = i % 4 != 0  # imbalanced: 3 positive for each negative
+            f.write(f"{'great lovely superb' if good else 'awful terrible bad'} item {i},{int(good)}\n")
+    config = mtl_config.get_config("small")
+    config.data.source = "separate"
+    config.data.corpora.topic.path = str(tmp_path / "topic.jsonl")
+    config.data.corpora.sentiment.path = str(tmp_path / "sentiment.csv")
+    config.data.corpora.sentiment.update({"text_column": "review", "label_column": "stars"})
+    config.update({"losses": "weighted", "seeds": 1, "oversample": True})
+    config.freezing.strategies = ""
+    config.sparsity.l1 = ""
+    results = mtl.run(config, str(tmp_path / "work"))
+    assert results["losses"]["weighted"]["topic"]["macro_f1"] > 0.9  # trivially separable words
+    assert results["losses"]["weighted"]["sentiment"]["macro_f1"] > 0.9
+    saved = json.load(open(tmp_path / "work" / "results.json"))
+    assert saved["data"]["sentiment"]["train_counts"][1] > 2 * saved["data"]["sentiment"]["train_counts"][0]
+    assert "oversampling" not in saved  # resampling shifts nothing when the tasks share no sentences
