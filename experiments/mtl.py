@@ -26,6 +26,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from experiments.cli import launch, prefixed
+from jaxnas.common.checkpoint import check_same_settings
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
 from jaxnas.common.metrics import device_summary, read_jsonl, write_json, JsonlWriter
 from jaxnas.common.report import Report
@@ -121,13 +122,23 @@ def _counts(setup: Setup, task: str, sources: list[mdata.Corpus] | None = None) 
 
 def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, workdir: str, loss: str,
                     freeze: str, settings: TrainSettings, seed: int, sources: list[mdata.Corpus] | None = None,
-                    ) -> dict[str, Any]:
-    """One training run, evaluated on the test corpora; its result is cached in `<workdir>/runs/<name>/`."""
+                    encoder_params: Any = None) -> dict[str, Any]:
+    """One training run, evaluated on the test corpora; its result is cached in `<workdir>/runs/<name>/`.
+
+    A rerun in the same workdir reuses a finished run only if it was made with the same settings (data,
+    encoder, head, loss, optimisation); otherwise it stops with a `ConfigError("workdir")`.
+    """
     run_dir = os.path.join(workdir, "runs", name)
     done = os.path.join(run_dir, "result.json")
     heads_file = os.path.join(run_dir, "first_layers.npz")
+    meta = {k: str(v) for k, v in {
+        "loss": loss, "freeze": freeze, "seed": seed, "train": dataclasses.asdict(settings),
+        "loss_settings": config.loss.to_dict(), "data": config.data.to_dict(), "encoder": config.encoder.to_dict(),
+        "head": config.head.to_dict(), "sources": [len(c) for c in sources or setup.train],
+        "random_encoder": encoder_params is not None}.items()}
     if os.path.exists(done):  # finished before an interruption: not repeated
         result = next(read_jsonl(done))
+        check_same_settings(result.get("settings", {}), meta)
         if settings.l1 > 0:
             with np.load(heads_file) as z:
                 result["heads"] = {t: {"first": {"kernel": z[t]}} for t in z.files}
@@ -137,7 +148,8 @@ def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, 
     alpha = lc.focal_alpha or None
     losses = {t.name: prefixed("loss", lambda t=t: make_loss(loss, _counts(setup, t.name, sources), gamma=lc.gamma,
                                                              beta=lc.beta, focal_alpha=alpha)) for t in setup.tasks}
-    params = init_params(setup.model, jax.random.key(seed), setup.encoder_params)
+    params = init_params(setup.model, jax.random.key(seed),
+                         setup.encoder_params if encoder_params is None else encoder_params)
     trainer = MultiTaskTrainer(setup.model, params, sources, losses, freeze, setup.tokenizer, settings)
     every = max(settings.steps // 4, 1)
 
@@ -159,7 +171,7 @@ def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, 
     result = {"name": name, "loss": loss, "freeze": freeze, "seed": seed, "train_seconds": seconds,
               "trainable_params": trainer.trainable, "total_params": trainer.total_params,
               "step_seconds_median": float(np.median([h["seconds"] for h in history[1:]] or [np.nan])),
-              "loss_curve": [h["loss"] for h in history], "tasks": {}}
+              "loss_curve": [h["loss"] for h in history], "tasks": {}, "settings": meta}
     for t in setup.tasks:
         corpus, out = logits[t.name]
         result["tasks"][t.name] = classification_report(corpus.labels[t.name], out[t.name].argmax(1), t.class_names)
@@ -225,6 +237,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         results["oversampling"] = oversampling_study(setup, config, workdir, settings)
     # 3. freezing strategies
     results["freezing"] = [freezing_row(setup, config, workdir, s) for s in strategies]
+    if config.freezing.random_init and config.encoder.pretrained and strategies:
+        results["freezing"].append(freezing_row(setup, config, workdir, "none", random_init=True))
     # 4. sparsity
     if l1s and len(setup.tasks) >= 2:
         results["sparsity"] = sparsity_study(setup, config, workdir, settings, l1s)
@@ -257,14 +271,19 @@ def oversampling_study(setup: Setup, config, workdir: str, settings: TrainSettin
     return out
 
 
-def freezing_row(setup: Setup, config, workdir: str, strategy: str) -> dict[str, Any]:
+def freezing_row(setup: Setup, config, workdir: str, strategy: str, random_init: bool = False) -> dict[str, Any]:
+    """One row of the freezing table; `random_init` trains the same encoder from random weights instead."""
     f = config.freezing
     settings = _settings(config, steps=f.steps, batch_size=f.batch_size, max_length=f.max_length,
                          lr_encoder=f.lr_encoder, lr_heads=f.lr_heads, checkpoint_every=max(f.steps // 2, 1))
     sources = [_subsample(c, f.train_examples, config.data.split_seed) for c in setup.train]
-    r = train_and_score(setup, config, name=f"freeze_{strategy}", workdir=workdir, loss=f.loss, freeze=strategy,
-                        settings=settings, seed=config.seed, sources=sources)
-    row = {"strategy": strategy, "description": DESCRIPTIONS[strategy], "trainable_params": r["trainable_params"],
+    encoder = init_params(setup.model, jax.random.key(config.seed))["encoder"] if random_init else None
+    r = train_and_score(setup, config, name=f"freeze_{strategy}" + ("_random_init" if random_init else ""),
+                        workdir=workdir, loss=f.loss, freeze=strategy, settings=settings, seed=config.seed,
+                        sources=sources, encoder_params=encoder)
+    row = {"strategy": strategy + (" (random init)" if random_init else ""),
+           "description": DESCRIPTIONS[strategy] + (", encoder from random weights" if random_init else ""),
+           "trainable_params": r["trainable_params"],
            "total_params": r["total_params"], "step_seconds": r["step_seconds_median"],
            "train_seconds": r["train_seconds"]}
     print(f"  freeze={strategy}: {r['trainable_params']:,} of {r['total_params']:,} parameters trainable", flush=True)

@@ -214,7 +214,7 @@ def fetch_vader(cache_dir: str | None = None, *, sdist_path: str | None = None) 
         os.makedirs(folder, exist_ok=True)
     except OSError as err:
         raise ConfigError("cache_dir", f"cannot create {folder!r} ({err}); pass a writable cache_dir") from err
-    with tfds_source._file_lock(os.path.join(folder, ".vader.lock")):
+    with tfds_source.file_lock(os.path.join(folder, ".vader.lock")):
         if os.path.isfile(target):  # another process built it while we waited
             return target
         if sdist_path is None:

@@ -64,6 +64,15 @@ def test_rerun_reuses_finished_runs(small_run):
     assert again["wall_seconds"] < results["wall_seconds"]
 
 
+@pytest.mark.slow
+def test_rerun_with_other_settings_is_refused(small_run):
+    workdir, _, _ = small_run
+    config = mtl_config.get_config("small")
+    config.train.steps = 7
+    with pytest.raises(ConfigError, match="workdir"):
+        mtl.run(config, workdir)
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("losses", "ce,hinge", "losses: got 'hinge'"),
     ("freeze", "bias", "freeze: got 'bias'"),

@@ -59,6 +59,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.freezing = config_dict.ConfigDict({
         "strategies": "none,encoder,value,ffn", "loss": "focal", "steps": 150, "batch_size": 32,
         "max_length": 64, "train_examples": 4000, "lr_encoder": 5e-5, "lr_heads": 3e-3,
+        "random_init": True,  # add a row: everything trained, but the encoder starts from random weights
     })
     # L1 on each head's first layer: one frozen-encoder run per lambda, sharing analysis of the last. The
     # proximal step shrinks by lr x lambda per step; with Adam's normalised steps useful lambdas are 0.1-1.
@@ -67,14 +68,15 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     if variant == "demo":
         c.data.max_examples = 4000
         c.train.steps = 600
-        c.freezing.update({"steps": 12, "batch_size": 16, "max_length": 32, "train_examples": 800})
+        c.freezing.update({"steps": 12, "batch_size": 16, "max_length": 32, "train_examples": 800,
+                           "random_init": False})
         c.freezing.strategies = "none,encoder,value,ffn"
     elif variant == "small":
         c.data.max_examples = 800
         c.seeds = 2
         c.train.update({"steps": 100, "batch_size": 32, "max_length": 32})
         c.freezing.update({"steps": 3, "batch_size": 8, "max_length": 16, "train_examples": 64,
-                           "strategies": "none,encoder"})
+                           "strategies": "none,encoder", "random_init": False})
         c.sparsity.l1 = "0.3"
     elif variant not in (None, ""):
         raise ValueError(f"config variant: got {variant!r}; allowed: demo, small")

@@ -102,7 +102,7 @@ def _digits_builder_class() -> type:
 
 
 @contextlib.contextmanager
-def _file_lock(path: str) -> Iterator[None]:
+def file_lock(path: str) -> Iterator[None]:
     """An exclusive advisory lock on `path` (POSIX `flock`); a no-op where `fcntl` is missing."""
     try:
         import fcntl
@@ -129,7 +129,7 @@ def digits_builder(data_dir: str) -> Any:
     if not os.path.isfile(info_file):
         try:
             os.makedirs(data_dir, exist_ok=True)
-            with _file_lock(os.path.join(data_dir, f".{DIGITS_BUILDER_NAME}.lock")):
+            with file_lock(os.path.join(data_dir, f".{DIGITS_BUILDER_NAME}.lock")):
                 builder = cls(data_dir=data_dir, file_format="array_record")
                 if not builder.is_prepared():  # another process may have finished while we waited
                     with tempfile.TemporaryDirectory() as downloads:  # keep the cache free of empty folders
