@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import jax
-import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
 
@@ -37,7 +36,7 @@ from mtl.freezing import DESCRIPTIONS, FREEZING
 from mtl.losses import LOSSES, make_loss
 from mtl.metrics import classification_report
 from mtl.model import HeadConfig, MultiTaskModel, init_params, split_params
-from mtl.sparsity import plot_sharing, sharing_analysis
+from mtl.sparsity import sharing_analysis
 from mtl.train import MultiTaskTrainer, TrainSettings
 
 
@@ -128,6 +127,7 @@ def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, 
     A rerun in the same workdir reuses a finished run only if it was made with the same settings (data,
     encoder, head, loss, optimisation); otherwise it stops with a `ConfigError("workdir")`.
     """
+    settings = dataclasses.replace(settings, seed=seed)  # each seed: its own init, dropout and batch order
     run_dir = os.path.join(workdir, "runs", name)
     done = os.path.join(run_dir, "result.json")
     heads_file = os.path.join(run_dir, "first_layers.npz")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -34,7 +33,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxnas.common.checkpoint import Checkpointer, check_same_settings
-from jaxnas.common.errors import ConfigError, check, check_positive, check_range
+from jaxnas.common.errors import check, check_positive, check_range
 from mtl import freezing
 from mtl.data import Corpus, TaskSampler
 from mtl.losses import LossFn, weighted_mean
@@ -106,20 +105,28 @@ def _padded(idx: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([idx, np.full(size - len(idx), idx[0], idx.dtype)]) if len(idx) < size else idx
 
 
-_FEATURES: dict[tuple, tuple[Any, np.ndarray]] = {}
+_FEATURES: dict[tuple, tuple[Any, dict[bytes, np.ndarray]]] = {}
 
 
 def extract_features(model: MultiTaskModel, encoder_params: Any, tokens: Tokens, settings: TrainSettings) -> np.ndarray:
     """Pooled encoder features (N, D) float32, deterministic (no dropout), batched by length.
 
-    Memoised within the process per (encoder parameters, token ids, pooling): runs over several losses and
-    seeds share one frozen encoder, and recomputing its features would repeat identical work.
+    Memoised within the process per distinct token row (for given encoder parameters, model and padding):
+    runs over several losses and seeds, the test set of every run, and resampled training sets (which
+    repeat sentences) share one frozen encoder, so each sentence is encoded once.
     """
-    digest = hashlib.sha1(tokens.input_ids.tobytes()).hexdigest()
-    memo = (id(encoder_params), digest, tokens.input_ids.shape, model.pooling, settings.pad_multiple)
-    if memo not in _FEATURES:
-        _FEATURES[memo] = (encoder_params, _extract(model, encoder_params, tokens, settings))  # keeps id valid
-    return _FEATURES[memo][1]
+    key = (id(encoder_params), model, settings.pad_multiple, settings.eval_batch_size)
+    cache = _FEATURES.setdefault(key, (encoder_params, {}))[1]  # the reference keeps id() valid
+    ids = np.ascontiguousarray(tokens.input_ids)
+    rows = ids.view(np.dtype((np.void, ids.dtype.itemsize * ids.shape[1]))).ravel()
+    uniq, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    missing = np.array([i for i, r in enumerate(uniq) if r.tobytes() not in cache], np.int64)
+    if len(missing):
+        pick = first[missing]
+        new = _extract(model, encoder_params, Tokens(ids[pick], tokens.attention_mask[pick], tokens.lengths[pick]),
+                       settings)
+        cache.update((uniq[i].tobytes(), f) for i, f in zip(missing, new))
+    return np.stack([cache[r.tobytes()] for r in uniq])[inverse.ravel()]
 
 
 @functools.cache
