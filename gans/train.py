@@ -1,0 +1,230 @@
+"""StyleGAN training: alternating D and G steps, lazy R1, style mixing, generator EMA, tracked w average.
+
+Karras, Laine & Aila, CVPR 2019 (StyleGAN: non-saturating logistic loss with R1, gamma 10; style mixing
+with probability 0.9; generator EMA with a half-life of 10k images; w average tracked with decay 0.995
+for truncation) with the lazy regularisation of Karras et al., CVPR 2020 (R1 every 16 D steps, scaled by
+16, Adam's lr and betas corrected by c = 16/17). Adam beta1 0, beta2 0.99, lr 0.002 (StyleGAN2's
+setting, which goes with lazy regularisation; StyleGAN1 used 0.001 with progressive growing).
+
+One jitted step does a D update then a G update on a global batch. Every random draw (latents, style-mixing
+crossover, noise) is made per example from the step key *before* the batch is split over devices with
+`shard_map`, and losses/gradients are summed across devices, so 8 devices give the 1-device result.
+A step whose losses or gradients are not finite is not applied and training stops naming the step.
+Checkpoints (orbax) hold the whole state; data order is a pure function of (seed, step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
+from gans.stylegan import (Discriminator, Generator, StyleGANConfig, broadcast_ws, mix_styles, truncate,
+                           update_w_avg)
+from jaxnas.common.checkpoint import Checkpointer, check_same_settings
+from jaxnas.common.errors import check, check_positive, check_range
+
+
+@dataclasses.dataclass(frozen=True)
+class GANTrainSettings:
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 0.002
+    beta1: float = 0.0
+    beta2: float = 0.99
+    r1_gamma: float = 10.0
+    r1_interval: int = 16
+    style_mixing: float = 0.9
+    ema_kimg: float = 10.0
+    w_avg_decay: float = 0.995
+    checkpoint_every: int = 500
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "r1_interval", "checkpoint_every"):
+            check_positive(f"train.{name}", getattr(self, name), integer=True)
+        check_range("train.lr", self.lr, 0.0, 1.0)
+        check_range("train.beta1", self.beta1, 0.0, 1.0)
+        check_range("train.beta2", self.beta2, 0.0, 1.0)
+        check_range("train.r1_gamma", self.r1_gamma, 0.0, 1e6)
+        check_range("train.style_mixing", self.style_mixing, 0.0, 1.0)
+        check_range("train.w_avg_decay", self.w_avg_decay, 0.0, 1.0)
+
+
+@flax.struct.dataclass
+class GANState:
+    step: jax.Array
+    g_params: Any
+    d_params: Any
+    g_ema: Any
+    w_avg: jax.Array  # (w_dim,)
+    g_opt: Any
+    d_opt: Any
+
+
+def _latents(key: jax.Array, batch: int, cfg: StyleGANConfig, mixing: float) -> dict[str, jax.Array]:
+    """Per-example randomness of one generator pass: two latents, a crossover layer, a noise key each."""
+    kz1, kz2, kmix, kcross, knoise = jax.random.split(key, 5)
+    n = cfg.num_ws
+    mixed = jax.random.uniform(kmix, (batch,)) < mixing
+    crossover = jnp.where(mixed, jax.random.randint(kcross, (batch,), 1, max(n, 2)), n)  # n: no mixing
+    return {"z1": jax.random.normal(kz1, (batch, cfg.z_dim)), "z2": jax.random.normal(kz2, (batch, cfg.z_dim)),
+            "crossover": crossover, "noise": jax.random.split(knoise, batch)}
+
+
+def generate(gen: Generator, g_params: Any, lat: dict[str, jax.Array], w_avg: jax.Array | None = None,
+             psi: float = 1.0, cutoff: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """Images (B, R, R, C) and the first latent's w (B, w_dim), with style mixing and optional truncation."""
+    n = gen.config.num_ws
+    w1 = gen.apply({"params": g_params}, lat["z1"], method=Generator.map)
+    w2 = gen.apply({"params": g_params}, lat["z2"], method=Generator.map)
+    ws = mix_styles(broadcast_ws(w1, n), broadcast_ws(w2, n), lat["crossover"])
+    if w_avg is not None and psi != 1.0:
+        ws = truncate(ws, w_avg, psi, cutoff)
+    return gen.apply({"params": g_params}, ws, lat["noise"], True, method=Generator.synthesize), w1
+
+
+class StyleGANTrainer:
+    """Trains a StyleGAN on images (N, R, R, C) in [0, 1] (mapped to [-1, 1] for the networks)."""
+
+    def __init__(self, config: StyleGANConfig, settings: GANTrainSettings, images: np.ndarray,
+                 devices: list[jax.Device] | None = None):
+        config.validate()
+        settings.validate()
+        r = config.resolution
+        check(images.ndim == 4 and images.shape[1:] == (r, r, config.channels), "data",
+              f"images must be (N, {r}, {r}, {config.channels}); got {images.shape}")
+        check(len(images) >= settings.batch_size, "train.batch_size",
+              f"got {settings.batch_size}; the dataset has only {len(images)} images")
+        self.config, self.settings = config, settings
+        self.images = np.ascontiguousarray(images * 2.0 - 1.0, np.float32)
+        self.devices = list(devices or jax.devices())
+        check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
+              f"got {settings.batch_size}; must be a multiple of the number of devices ({len(self.devices)})")
+        self.mesh = Mesh(np.array(self.devices), ("data",))
+        self.gen, self.disc = Generator(config), Discriminator(config)
+        s = settings
+        self.g_tx = optax.adam(s.lr, b1=s.beta1, b2=s.beta2, eps=1e-8)
+        d_lr, d_b1, d_b2 = lazy_adam_hparams(s.lr, s.beta1, s.beta2, s.r1_interval if s.r1_gamma > 0 else 1)
+        self.d_tx = optax.adam(d_lr, b1=d_b1, b2=d_b2, eps=1e-8)
+        self.ema_beta = 0.5 ** (s.batch_size / (s.ema_kimg * 1000.0)) if s.ema_kimg > 0 else 0.0
+        self._steps = {reg: self._build_step(reg) for reg in (False, True)}
+
+    def init_state(self, key: jax.Array) -> GANState:
+        kg, kd = jax.random.split(key)
+        cfg = self.config
+        g_params = self.gen.init(kg, jnp.zeros((1, cfg.z_dim)), None, False)["params"]
+        d_params = self.disc.init(kd, jnp.zeros((1, cfg.resolution, cfg.resolution, cfg.channels)))["params"]
+        return GANState(jnp.zeros([], jnp.int32), g_params, d_params, jax.tree.map(jnp.array, g_params),
+                        jnp.zeros((cfg.w_dim,)), self.g_tx.init(g_params), self.d_tx.init(d_params))
+
+    def _build_step(self, regularize: bool) -> Callable:
+        s, gen, disc = self.settings, self.gen, self.disc
+        interval = s.r1_interval
+        batch = s.batch_size
+
+        def local(state: GANState, real: jax.Array, lat_d: dict, lat_g: dict):
+            def d_apply(params, x):
+                return disc.apply({"params": params}, x)
+
+            fake, _ = generate(gen, state.g_params, lat_d)
+            fake = jax.lax.stop_gradient(fake)
+
+            def d_loss_fn(d_params):
+                loss = d_logistic(d_apply(d_params, real), d_apply(d_params, fake)).sum() / batch
+                if regularize:
+                    r1 = r1_per_example(lambda x: d_apply(d_params, x), real).sum() / batch
+                    loss = loss + r1 * (s.r1_gamma * 0.5 * interval)
+                    return loss, r1
+                return loss, jnp.zeros([])
+
+            (d_loss, r1), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d_params)
+            d_grads, d_loss, r1 = jax.lax.psum((d_grads, d_loss, r1), "data")
+            d_updates, d_opt = self.d_tx.update(d_grads, state.d_opt, state.d_params)
+            d_params = optax.apply_updates(state.d_params, d_updates)
+
+            def g_loss_fn(g_params):
+                images, w = generate(gen, g_params, lat_g)
+                return g_nonsaturating(d_apply(d_params, images)).sum() / batch, w
+
+            (g_loss, w), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
+            g_grads, g_loss = jax.lax.psum((g_grads, g_loss), "data")
+            w_mean = jax.lax.psum(w.sum(0), "data") / batch
+            g_updates, g_opt = self.g_tx.update(g_grads, state.g_opt, state.g_params)
+            g_params = optax.apply_updates(state.g_params, g_updates)
+            g_ema = jax.tree.map(lambda e, p: p + (e - p) * self.ema_beta, state.g_ema, g_params)
+            finite = jnp.isfinite(d_loss) & jnp.isfinite(g_loss) & jnp.all(jnp.stack(
+                [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((d_grads, g_grads))]))
+            new = GANState(state.step + 1, g_params, d_params, g_ema,
+                           update_w_avg(state.w_avg, w_mean, s.w_avg_decay), g_opt, d_opt)
+            new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, state)
+            return new, {"d_loss": d_loss, "g_loss": g_loss, "r1": r1, "finite": finite}
+
+        sharded = jax.shard_map(local, mesh=self.mesh, in_specs=(P(), P("data"), P("data"), P("data")),
+                                out_specs=(P(), P()), check_vma=False)
+
+        def step(state: GANState, real: jax.Array, key: jax.Array):
+            kd, kg = jax.random.split(jax.random.fold_in(key, state.step))
+            lat_d = _latents(kd, batch, self.config, s.style_mixing)
+            lat_g = _latents(kg, batch, self.config, s.style_mixing)
+            return sharded(state, real, lat_d, lat_g)
+
+        return jax.jit(step, donate_argnums=(0,))
+
+    def batch(self, step: int) -> np.ndarray:
+        per_epoch = len(self.images) // self.settings.batch_size
+        epoch, pos = divmod(step, per_epoch)
+        perm = np.random.default_rng([self.settings.seed, epoch]).permutation(len(self.images))
+        return self.images[perm[pos * self.settings.batch_size:(pos + 1) * self.settings.batch_size]]
+
+    def train(self, key: jax.Array, *, workdir: str | None = None, stop_at: int | None = None,
+              progress: Callable[[int, dict[str, float]], None] | None = None,
+              state: GANState | None = None) -> tuple[GANState, list[dict[str, float]]]:
+        """Runs (or resumes from `workdir`) to `settings.steps` (or `stop_at`)."""
+        s = self.settings
+        state = state if state is not None else self.init_state(jax.random.fold_in(key, 10**6))
+        history: list[dict[str, float]] = []
+        ckpt = Checkpointer(workdir) if workdir else None
+        meta = {k: str(v) for k, v in {"config": self.config, "settings": s}.items()}
+        if ckpt is not None and ckpt.latest_step() is not None:
+            _, payload, saved = ckpt.restore({"state": state})
+            check_same_settings(saved.get("settings_meta", {}), meta)
+            state, history = payload["state"], list(saved.get("history", []))
+        state = jax.device_put(state, NamedSharding(self.mesh, P()))
+        end = min(stop_at or s.steps, s.steps)
+        try:
+            for i in range(int(state.step), end):
+                t0 = time.perf_counter()
+                regularize = s.r1_gamma > 0 and i % s.r1_interval == 0
+                state, m = self._steps[regularize](state, self.batch(i), key)
+                m = {k: float(v) for k, v in m.items()}
+                if not m.pop("finite"):
+                    raise FloatingPointError(
+                        f"StyleGAN training diverged at step {i + 1} (d_loss {m['d_loss']}, g_loss {m['g_loss']}): "
+                        "the step was not applied; lower train.lr or raise train.r1_gamma")
+                m.update(step=i + 1, seconds=time.perf_counter() - t0)
+                history.append(m)
+                if progress is not None:
+                    progress(i + 1, m)
+                if ckpt is not None and ((i + 1) % s.checkpoint_every == 0 or i + 1 == end):
+                    ckpt.save(i + 1, {"state": state}, {"settings_meta": meta, "history": history})
+        finally:
+            if ckpt is not None:
+                ckpt.close()
+        return state, history
+
+    def sample(self, g_params: Any, key: jax.Array, n: int, w_avg: jax.Array | None = None, psi: float = 1.0,
+               cutoff: int | None = None, mixing: float = 0.0) -> np.ndarray:
+        """n images in [0, 1] (N, R, R, C) from `g_params` (use the EMA weights for evaluation)."""
+        lat = _latents(key, n, self.config, mixing)
+        images, _ = jax.jit(lambda p, lat, w: generate(self.gen, p, lat, w, psi, cutoff))(g_params, lat, w_avg)
+        return np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0)

@@ -1,0 +1,210 @@
+"""Tests for gans/stylegan.py: shapes, AdaIN, noise, truncation, style mixing, equalized lr, mbstd, config."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gans import stylegan as sg
+from jaxnas.common.errors import ConfigError
+
+TINY = dict(z_dim=16, w_dim=16, mapping_layers=2, fmap_base=64, fmap_max=16, mbstd_group=2)
+
+
+def tiny(**kw) -> sg.StyleGANConfig:
+    return sg.StyleGANConfig(**{**TINY, "resolution": 8, **kw})
+
+
+@pytest.fixture(scope="module")
+def gen8():
+    """A tiny 8x8 generator with params and jitted map / synthesize."""
+    cfg = tiny(channels=3)
+    g = sg.Generator(cfg)
+    params = g.init(jax.random.key(0), jnp.zeros((2, cfg.z_dim)), None)
+    mapf = jax.jit(lambda p, z: g.apply(p, z, method=g.map))
+    synth = jax.jit(lambda p, ws, k: g.apply(p, ws, k, method=g.synthesize))
+    synth_det = jax.jit(lambda p, ws: g.apply(p, ws, None, method=g.synthesize))
+    return cfg, params, mapf, synth, synth_det
+
+
+@pytest.mark.parametrize("resolution,channels,num_ws", [(8, 1, 4), (16, 3, 6), (32, 1, 8)])
+@pytest.mark.parametrize("arch", ["resnet", "plain"])
+def test_shapes_and_num_ws(resolution, channels, num_ws, arch, key_reuse_check):
+    cfg = tiny(resolution=resolution, channels=channels, discriminator=arch)
+    assert cfg.num_ws == num_ws
+    g, d = sg.Generator(cfg), sg.Discriminator(cfg)
+    k_g, k_d, k_z, k_n = jax.random.split(jax.random.key(1), 4)
+    z = jax.random.normal(k_z, (3, cfg.z_dim))
+    gp = g.init(k_g, z, None)
+    imgs = g.apply(gp, z, k_n)
+    chex.assert_shape(imgs, (3, resolution, resolution, channels))
+    chex.assert_tree_all_finite(imgs)
+    dp = d.init(k_d, imgs)
+    logits = d.apply(dp, imgs)
+    chex.assert_shape(logits, (3,))
+    chex.assert_tree_all_finite(logits)
+    chex.assert_shape(g.apply(gp, z, method=g.map), (3, cfg.w_dim))
+    assert ("skip%d" % resolution in dp["params"]) == (arch == "resnet")
+
+
+def test_nf_official_and_cpu_channels():
+    official = sg.StyleGANConfig()
+    assert [official.nf(s) for s in range(5)] == [512] * 5
+    assert official.num_ws == 8
+    cpu = sg.StyleGANConfig(fmap_base=1024, fmap_max=128)
+    assert [cpu.nf(s) for s in range(6)] == [128, 128, 128, 128, 64, 32]
+    g = sg.Generator(cpu)
+    shapes = jax.eval_shape(g.init, jax.random.key(0), jnp.zeros((1, 512)), None)["params"]["synthesis"]
+    assert shapes["const"].shape == (1, 4, 4, 128)
+    assert shapes["conv32"]["kernel"].shape == (3, 3, 64, 64)
+    assert shapes["to_rgb"]["kernel"].shape == (1, 1, 64, 1)
+
+
+def test_instance_norm_and_adain_by_hand():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 5.0, (2, 4, 5, 3)).astype(np.float32)
+    n = np.asarray(sg.instance_norm(jnp.asarray(x)))
+    np.testing.assert_allclose(n.mean(axis=(1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(n.std(axis=(1, 2)), 1.0, atol=1e-4)
+    scale = rng.normal(size=(2, 3)).astype(np.float32)
+    bias = rng.normal(size=(2, 3)).astype(np.float32)
+    mu = x.mean(axis=(1, 2), keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=(1, 2), keepdims=True)
+    want = scale[:, None, None, :] * (x - mu) / np.sqrt(var + 1e-8) + bias[:, None, None, :]
+    np.testing.assert_allclose(np.asarray(sg.adain(jnp.asarray(x), scale, bias)), want, rtol=1e-5, atol=1e-5)
+    z = rng.normal(size=(4, 7)).astype(np.float32) * 9
+    np.testing.assert_allclose((np.asarray(sg.pixel_norm(jnp.asarray(z))) ** 2).mean(-1), 1.0, rtol=1e-5)
+
+
+def test_style_affine_starts_at_scale_one(gen8):
+    cfg, params, *_ = gen8
+    style = params["params"]["synthesis"]["epilogue0"]["style"]
+    c = cfg.nf(1)
+    np.testing.assert_array_equal(style["bias"], np.r_[np.ones(c), np.zeros(c)])
+
+
+def test_noise_is_zero_at_init_then_matters(gen8):
+    cfg, params, mapf, synth, synth_det = gen8
+    z = jax.random.normal(jax.random.key(2), (2, cfg.z_dim))
+    ws = sg.broadcast_ws(mapf(params, z), cfg.num_ws)
+    a, b = synth(params, ws, jax.random.key(10)), synth(params, ws, jax.random.key(11))
+    chex.assert_trees_all_equal(a, b)
+    chex.assert_trees_all_close(a, synth_det(params, ws), atol=1e-5)  # other graph: rounding only
+    p2 = jax.tree_util.tree_map(lambda x: x, params)
+    layer = p2["params"]["synthesis"]["epilogue%d" % (cfg.num_ws - 1)]
+    layer["noise_strength"] = jnp.ones_like(layer["noise_strength"])
+    a2, b2 = synth(p2, ws, jax.random.key(10)), synth(p2, ws, jax.random.key(11))
+    assert float(jnp.max(jnp.abs(a2 - b2))) > 1e-3
+    chex.assert_trees_all_equal(a2, synth(p2, ws, jax.random.key(10)))  # same key, same image
+    chex.assert_trees_all_equal(synth_det(p2, ws), synth_det(params, ws))  # no key: zero noise
+
+
+def test_truncation_psi_zero_gives_w_avg_image(gen8):
+    cfg, params, mapf, synth, synth_det = gen8
+    ws = sg.broadcast_ws(mapf(params, jax.random.normal(jax.random.key(3), (2, cfg.z_dim))), cfg.num_ws)
+    w_avg = jax.random.normal(jax.random.key(4), (cfg.w_dim,))
+    got = synth_det(params, sg.truncate(ws, w_avg, 0.0, None))
+    want = synth_det(params, sg.broadcast_ws(jnp.broadcast_to(w_avg, (2, cfg.w_dim)), cfg.num_ws))
+    chex.assert_trees_all_close(got, want, atol=1e-6)
+    assert float(jnp.max(jnp.abs(synth_det(params, ws) - want))) > 1e-4
+    # psi 0.5 with cutoff 2: halfway on layers 0, 1; untouched after.
+    t = sg.truncate(ws, w_avg, 0.5, 2)
+    chex.assert_trees_all_close(t[:, :2], 0.5 * (ws[:, :2] + w_avg), atol=1e-6)
+    chex.assert_trees_all_equal(t[:, 2:], ws[:, 2:])
+    np.testing.assert_allclose(sg.update_w_avg(jnp.ones(3), jnp.zeros(3)), 0.995 * np.ones(3), rtol=1e-6)
+
+
+def test_mix_styles_switches_at_crossover():
+    n, b, d = 6, 4, 5
+    w1 = jnp.broadcast_to(jnp.arange(b, dtype=jnp.float32)[:, None], (b, d))
+    w2 = -1.0 - w1
+    cross = jnp.array([0, 1, 3, n])
+    ws = sg.mix_styles(w1, w2, cross, n)
+    chex.assert_shape(ws, (b, n, d))
+    for i in range(b):
+        for layer in range(n):
+            want = w1[i] if layer < int(cross[i]) else w2[i]
+            chex.assert_trees_all_equal(ws[i, layer], want)
+    chex.assert_trees_all_equal(sg.mix_styles(sg.broadcast_ws(w1, n), sg.broadcast_ws(w2, n), cross), ws)
+
+
+def test_style_mixing_ws_probabilities(key_reuse_check):
+    n, b, d = 8, 64, 3
+    k1, k2, k3 = jax.random.split(jax.random.key(5), 3)
+    w1 = jax.random.normal(k1, (b, d))
+    w2 = w1 + 100.0
+    none = sg.style_mixing_ws(k2, w1, w2, n, prob=0.0)
+    chex.assert_trees_all_equal(none, sg.broadcast_ws(w1, n))
+    ws = np.asarray(sg.style_mixing_ws(k3, w1, w2, n, prob=1.0))
+    is_w2 = ws[:, :, 0] > 50  # (B, N)
+    switches = np.diff(is_w2.astype(int), axis=1)
+    assert (switches >= 0).all() and (switches.sum(axis=1) == 1).all()  # exactly one w1 -> w2 switch
+    cross = is_w2.argmax(axis=1)
+    assert cross.min() >= 1 and cross.max() <= n - 1
+    assert len(set(cross.tolist())) > 3  # drawn per example
+    np.testing.assert_allclose(ws[~is_w2], np.repeat(np.asarray(w1)[:, None], n, 1)[~is_w2])
+
+
+@pytest.mark.parametrize("lr_mul,gain", [(1.0, 1.0), (0.01, 1.0), (0.01, np.sqrt(2.0))])
+def test_equalized_lr_dense(lr_mul, gain):
+    layer = sg.EqDense(256, gain=gain, lr_mul=lr_mul)
+    k_p, k_x = jax.random.split(jax.random.key(6))
+    x = jax.random.normal(k_x, (512, 400))
+    p = layer.init(k_p, x)
+    np.testing.assert_allclose(np.std(p["params"]["kernel"]), 1.0 / lr_mul, rtol=0.02)  # stored weight
+    var = float(jnp.var(layer.apply(p, x)))
+    assert abs(var - gain**2) < 0.15 * gain**2  # runtime-scaled output ~ unit variance (x gain^2)
+    p2 = {"params": {**p["params"], "bias": jnp.ones(256)}}
+    np.testing.assert_allclose(layer.apply(p2, x) - layer.apply(p, x), lr_mul, rtol=1e-4)
+
+
+def test_mbstd_by_hand():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 2, 3, 5)).astype(np.float32)
+    y = np.asarray(sg.minibatch_stddev(jnp.asarray(x), group_size=2))
+    assert y.shape == (4, 2, 3, 6)
+    np.testing.assert_array_equal(y[..., :5], x)
+    extra = y[..., 5]
+    np.testing.assert_allclose(extra, extra[:, :1, :1] * np.ones_like(extra))  # constant over H, W
+    for members in ([0, 1], [2, 3]):  # contiguous groups (the official code strides them; see docstring)
+        want = np.sqrt(x[members].var(axis=0) + 1e-8).mean()
+        np.testing.assert_allclose(extra[members], want, rtol=1e-5)
+    # Group size not dividing B falls back to the largest divisor (B=3, group 2 -> 1: std 1e-4).
+    y3 = np.asarray(sg.minibatch_stddev(jnp.asarray(x[:3]), group_size=2))
+    np.testing.assert_allclose(y3[..., 5], 1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kw,field", [
+    (dict(resolution=12), "resolution"), (dict(resolution=4), "resolution"),
+    (dict(discriminator="unet"), "discriminator"), (dict(use_mapping=False, z_dim=8), "use_mapping"),
+    (dict(channels=0), "channels"), (dict(mapping_lr_mul=0.0), "mapping_lr_mul"),
+    (dict(resolution=64, fmap_base=16), "fmap_base"),
+])
+def test_config_errors(kw, field):
+    with pytest.raises(ConfigError) as err:
+        tiny(**kw).validate()
+    assert err.value.field == field
+    with pytest.raises(ConfigError):
+        sg.Generator(tiny(**kw)).init(jax.random.key(0), jnp.zeros((1, 16)), None)
+
+
+def test_input_shape_errors(gen8):
+    cfg, params, mapf, synth, synth_det = gen8
+    with pytest.raises(ConfigError, match="ws"):
+        synth_det(params, jnp.zeros((2, cfg.num_ws + 1, cfg.w_dim)))
+    with pytest.raises(ConfigError, match="images"):
+        sg.Discriminator(cfg).init(jax.random.key(0), jnp.zeros((2, 16, 16, 3)))
+
+
+def test_no_mapping_ablation_and_determinism():
+    cfg = tiny(use_mapping=False)
+    g = sg.Generator(cfg)
+    z = jax.random.normal(jax.random.key(7), (2, cfg.z_dim)) * 3
+    p = g.init(jax.random.key(8), z, None)
+    assert "mapping" not in p["params"]
+    chex.assert_trees_all_close(g.apply(p, z, method=g.map), sg.pixel_norm(z))
+    p_same = g.init(jax.random.key(8), z, None)
+    p_other = g.init(jax.random.key(9), z, None)
+    chex.assert_trees_all_equal(g.apply(p, z), g.apply(p_same, z))
+    assert float(jnp.max(jnp.abs(g.apply(p, z) - g.apply(p_other, z)))) > 1e-4
