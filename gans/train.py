@@ -16,6 +16,7 @@ Checkpoints (orbax) hold the whole state; data order is a pure function of (seed
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,7 @@ from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_e
 from gans.stylegan import (Discriminator, Generator, StyleGANConfig, broadcast_ws, mix_styles, truncate,
                            update_w_avg)
 from jaxnas.common.checkpoint import Checkpointer, check_same_settings
+from jaxnas.strategies.base import tree_where
 from jaxnas.common.errors import check, check_positive, check_range
 
 
@@ -166,7 +168,7 @@ class StyleGANTrainer:
                 [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((d_grads, g_grads))]))
             new = GANState(state.step + 1, g_params, d_params, g_ema,
                            update_w_avg(state.w_avg, w_mean, s.w_avg_decay), g_opt, d_opt)
-            new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, state)
+            new = tree_where(finite, new, state)
             return new, {"d_loss": d_loss, "g_loss": g_loss, "r1": r1, "finite": finite}
 
         sharded = jax.shard_map(local, mesh=self.mesh, in_specs=(P(), P("data"), P("data"), P("data")),
@@ -226,5 +228,10 @@ class StyleGANTrainer:
                cutoff: int | None = None, mixing: float = 0.0) -> np.ndarray:
         """n images in [0, 1] (N, R, R, C) from `g_params` (use the EMA weights for evaluation)."""
         lat = _latents(key, n, self.config, mixing)
-        images, _ = jax.jit(lambda p, lat, w: generate(self.gen, p, lat, w, psi, cutoff))(g_params, lat, w_avg)
+        images, _ = self._generate(psi, cutoff)(g_params, lat, w_avg)
         return np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0)
+
+    @functools.cache
+    def _generate(self, psi: float, cutoff: int | None) -> Callable:
+        """One compiled generator per (psi, cutoff): evaluations during training reuse it, not recompile."""
+        return jax.jit(lambda p, lat, w: generate(self.gen, p, lat, w, psi, cutoff))

@@ -33,6 +33,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxnas.common.checkpoint import Checkpointer, check_same_settings
+from jaxnas.strategies.base import tree_where
 from jaxnas.common.errors import check, check_positive, check_range
 from mtl import freezing
 from mtl.data import Corpus, TaskSampler
@@ -285,7 +286,7 @@ class MultiTaskTrainer:
             finite = jnp.isfinite(loss) & jnp.all(
                 jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
             new = TrainState(state.step + 1, params, opt_state)
-            new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, state)
+            new = tree_where(finite, new, state)
             return new, {"loss": loss, "finite": finite, **{f"loss_{t}": v for t, v in per_task.items()}}
 
         step = jax.shard_map(local_step, mesh=self.mesh, in_specs=(P(), P("data"), P("data"), P()),
