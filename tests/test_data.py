@@ -300,3 +300,49 @@ def test_prepared_catalogue_dataset_is_read(tmp_path):
     source = builder.as_data_source(split="test")
     expected = np.stack([ex["image"] for ex in source.__getitems__(list(range(30)))]) / 255.0
     np.testing.assert_allclose(native.test_x, expected, atol=1e-6)
+
+
+def test_npz_without_labels_loads_only_when_allowed(tmp_path):
+    path = _write_npz(tmp_path / "images_only.npz", images=np.random.default_rng(0).uniform(size=(20, 4, 4)))
+    with pytest.raises(ConfigError) as info:
+        load_images(npz_path=path, size=None)
+    assert info.value.field == "labels" and "missing" in str(info.value)
+    ds = load_images(npz_path=path, size=None, labels_required=False)
+    assert not ds.labeled and ds.num_classes == 1
+    assert len(ds.train_x) + len(ds.valid_x) + len(ds.test_x) == 20 and ds.train_x.shape[1:] == (4, 4, 1)
+    assert not ds.train_y.any() and not ds.test_y.any()
+    labeled = load_images(npz_path=_write_npz(tmp_path / "l.npz", images=np.zeros((6, 4, 4)), labels=np.arange(6) % 2),
+                          size=None, labels_required=False)
+    assert labeled.labeled and labeled.num_classes == 2
+
+
+def test_unlabeled_non_square_catalogue_dataset_loads_for_gans(tmp_path):
+    """A catalogue dataset with images only (like celeb_a): refused when labels are required; otherwise one
+    class, every image centre-cropped to a square before resizing."""
+    import tensorflow_datasets as tfds
+
+    class JaxnasTestFakeFaces(tfds.core.GeneratorBasedBuilder):
+        name = FAKE_NAME + "_faces"
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            features = tfds.features.FeaturesDict({"image": tfds.features.Tensor(shape=(10, 6, 1), dtype=np.uint8)})
+            return tfds.core.DatasetInfo(builder=self, features=features)
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples()}
+
+        def _generate_examples(self):
+            for i in range(20):
+                img = np.zeros((10, 6, 1), np.uint8)
+                img[2:8] = 255  # the centre 6x6 square is white, the top and bottom rows black
+                yield i, {"image": img}
+
+    JaxnasTestFakeFaces(data_dir=str(tmp_path)).download_and_prepare(file_format="array_record")
+    with pytest.raises(ConfigError) as info:
+        load_images(FAKE_NAME + "_faces", data_dir=str(tmp_path), size=3)
+    assert info.value.field == "dataset" and "class label" in str(info.value)
+    ds = load_images(FAKE_NAME + "_faces", data_dir=str(tmp_path), size=3, labels_required=False)
+    assert not ds.labeled and ds.num_classes == 1 and ds.image_shape == (3, 3, 1)
+    assert len(ds.train_x) + len(ds.valid_x) + len(ds.test_x) == 20
+    np.testing.assert_allclose(ds.train_x, 1.0)  # cropped to the white centre, not squashed with the black rows

@@ -4,12 +4,16 @@ Sources (`load_images(name=...)`):
 
 * `"digits"` (default, offline): sklearn's 1,797 8x8 handwritten digits, served through a local TFDS
   builder prepared once into a cache folder (see `jaxnas.data.tfds_source`).
-* `"npz"` (or `npz_path=...`): a user file with `images` (N, H, W) or (N, H, W, C) in [0, 1] and `labels` (N,).
+* `"npz"` (or `npz_path=...`): a user file with `images` (N, H, W) or (N, H, W, C) in [0, 1] and `labels` (N,);
+  `labels` may be left out where the caller allows it (`labels_required=False`, e.g. for GAN training):
+  the dataset then has one class and `labeled=False`.
 * a TFDS catalogue name (`"mnist"`, `"fashion_mnist"`, `"cifar10"`, ...), used only if already prepared
   on disk in the array_record format; nothing is ever downloaded.
 
 Images are resized to `size` x `size` with a bilinear (triangle) filter, antialiased when shrinking,
-exactly as `jax.image.resize(..., "linear")`, and split deterministically and stratified by class.
+exactly as `jax.image.resize(..., "linear")` (non-square images are first cropped to their centre square),
+and split deterministically and stratified by class. Catalogue datasets without a class label (celeb_a)
+load, as one class, for callers that pass `labels_required=False`.
 Batching is left to the training engine.
 """
 
@@ -37,7 +41,8 @@ class ImageDataset:
       name: the source (`"digits"`, `"npz"`, or a TFDS catalogue name).
       num_classes: number of classes; labels lie in [0, num_classes).
       train_x, valid_x, test_x: images, (N, H, W, C) float32 in [0, 1].
-      train_y, valid_y, test_y: labels, (N,) int32.
+      train_y, valid_y, test_y: labels, (N,) int32 (all zero when `labeled` is False).
+      labeled: False for an unlabeled `.npz` loaded with `labels_required=False`.
     """
 
     name: str
@@ -48,6 +53,7 @@ class ImageDataset:
     valid_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
+    labeled: bool = True
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -70,6 +76,7 @@ class _Loaded:
     labels: np.ndarray
     test_images: np.ndarray | None = None
     test_labels: np.ndarray | None = None
+    labeled: bool = True
 
 
 Convert = Callable[[np.ndarray], np.ndarray]
@@ -119,6 +126,10 @@ def _make_convert(size: int | None, channels: int | None) -> Convert:
                     "channels", f"cannot convert {x.shape[-1]}-channel images to {channels}; allowed: 1 <-> 3"
                 )
         if size is not None:
+            h, w = x.shape[1:3]
+            if h != w:  # centre square crop first, so faces/objects are not squashed (e.g. celeb_a 218x178)
+                m = min(h, w)
+                x = x[:, (h - m) // 2 : (h - m) // 2 + m, (w - m) // 2 : (w - m) // 2 + m]
             x = resize_images(x, size)
         return np.ascontiguousarray(x, dtype=np.float32)
 
@@ -162,7 +173,7 @@ def _load_digits(*, data_dir: str | None, npz_path: str | None, convert: Convert
 
 
 @DATASETS.register("npz")
-def _load_npz(*, data_dir: str | None, npz_path: str | None, convert: Convert) -> _Loaded:
+def _load_npz(*, data_dir: str | None, npz_path: str | None, convert: Convert, labels_required: bool = True) -> _Loaded:
     """A user `.npz` file; every problem raises `ConfigError` naming `npz_path`, `images` or `labels`."""
     del data_dir
     check(npz_path is not None, "npz_path", f"required with name='npz': a .npz file with {NPZ_FORMAT}")
@@ -172,9 +183,9 @@ def _load_npz(*, data_dir: str | None, npz_path: str | None, convert: Convert) -
             arrays = {key: archive[key] for key in archive.files}
     except Exception as err:  # noqa: BLE001 - any unreadable file is a config problem
         raise ConfigError("npz_path", f"cannot read {npz_path!r} as .npz ({err}); expected {NPZ_FORMAT}") from err
-    for key in ("images", "labels"):
+    for key in ("images", "labels") if labels_required else ("images",):
         check(key in arrays, key, f"missing from {npz_path!r} (found: {sorted(arrays)}); expected {NPZ_FORMAT}")
-    images, labels = arrays["images"], arrays["labels"]
+    images = arrays["images"]
     check(images.ndim in (3, 4), "images", f"got shape {images.shape}; allowed: (N,H,W) or (N,H,W,C)")
     check(images.shape[0] > 0 and all(d > 0 for d in images.shape), "images", f"got empty shape {images.shape}")
     real = np.issubdtype(images.dtype, np.number) and not np.iscomplexobj(images)
@@ -183,6 +194,9 @@ def _load_npz(*, data_dir: str | None, npz_path: str | None, convert: Convert) -
     if not np.all((images >= 0) & (images <= 1)):
         found = "NaN" if np.isnan(images).any() else f"min {images.min():.4g}, max {images.max():.4g}"
         raise ConfigError("images", f"values must lie in [0, 1] (found {found}); divide uint8 pixels by 255")
+    if "labels" not in arrays:
+        return _Loaded(1, convert(images), np.zeros(len(images), np.int32), labeled=False)
+    labels = arrays["labels"]
     check(labels.ndim == 1, "labels", f"got shape {labels.shape}; must be (N,)")
     check(len(labels) == len(images), "labels",
           f"got {len(labels)} labels for {len(images)} images; must be one per image")
@@ -196,21 +210,25 @@ def _load_npz(*, data_dir: str | None, npz_path: str | None, convert: Convert) -
     return _Loaded(int(labels.max()) + 1, convert(images), labels.astype(np.int32))
 
 
-def _load_catalogue(name: str, data_dir: str | None, convert: Convert) -> _Loaded:
-    """A prepared TFDS catalogue dataset: `train` split (+ `test` if present), read as array_record."""
+def _load_catalogue(name: str, data_dir: str | None, convert: Convert, labels_required: bool = True) -> _Loaded:
+    """A prepared TFDS catalogue dataset: `train` split (+ `test` if present), read as array_record.
+
+    Without a class label (e.g. celeb_a) it loads only when `labels_required` is False, as one class."""
     builder = tfds_source.prepared_catalogue_builder(name, tfds_source.catalogue_search_dirs(data_dir))
     info = builder.info
     image_key, label_key = info.supervised_keys or ("image", "label")
     hint = tfds_source.prepare_hint(name, os.fspath(builder.data_dir_root))
-    check(image_key in info.features and label_key in info.features, "dataset",
-          f"{name!r} has features {list(info.features)}; need an image and a label (supervised_keys)")
-    image_feature, label_feature = info.features[image_key], info.features[label_key]
+    check(image_key in info.features, "dataset", f"{name!r} has features {list(info.features)}; need an image")
+    labeled = label_key in info.features and hasattr(info.features[label_key], "num_classes")
+    check(labeled or not labels_required, "dataset",
+          f"{name!r} has features {list(info.features)}; need an image and a class label (supervised_keys)")
+    image_feature = info.features[image_key]
     shape = tuple(getattr(image_feature, "shape", ()) or ())
     check(len(shape) in (2, 3) and None not in shape, "dataset",
           f"{name!r} images have shape {shape}; only fixed-size (H,W[,C]) images are supported (or use npz_path)")
     check("train" in info.splits, "dataset", f"{name!r} has no 'train' split (splits: {list(info.splits)})")
-    num_classes = getattr(label_feature, "num_classes", None)
-    check(num_classes is not None, "dataset", f"{name!r} label {label_key!r} is not a ClassLabel")
+    num_classes = info.features[label_key].num_classes if labeled else 1
+    label_key = label_key if labeled else None
     dtype = np.dtype(getattr(image_feature, "np_dtype", np.uint8))
     scale = 255.0 if dtype == np.uint8 else 1.0
     try:
@@ -219,7 +237,7 @@ def _load_catalogue(name: str, data_dir: str | None, convert: Convert) -> _Loade
         raise ConfigError("dataset", f"cannot read {name!r} without TensorFlow ({err}); it must be prepared "
                           f"in the array_record format. {hint}") from err
     images, labels = tfds_source.read_split(sources["train"], image_key, label_key, scale, convert)
-    loaded = _Loaded(int(num_classes), images, labels)
+    loaded = _Loaded(int(num_classes), images, labels, labeled=labeled)
     if "test" in sources:
         loaded.test_images, loaded.test_labels = tfds_source.read_split(
             sources["test"], image_key, label_key, scale, convert
@@ -249,6 +267,7 @@ def load_images(
     test_fraction: float = 0.2,
     seed: int = 0,
     channels: int | None = None,
+    labels_required: bool = True,
 ) -> ImageDataset:
     """Loads an image classification dataset as resized, stratified train / valid / test splits.
 
@@ -265,6 +284,8 @@ def load_images(
       test_fraction: share of each class held out for testing; ignored when the source has a test split.
       seed: seed of the split; the same seed gives the same split.
       channels: 1 or 3 to average RGB to gray or repeat gray to RGB; `None` keeps the source's channels.
+      labels_required: False accepts a `.npz` without `labels` or a catalogue dataset without a class label
+        (one class, `labeled=False`), for callers that need images only (GANs).
 
     Returns:
       An `ImageDataset`; every class with at least three examples is present in every split.
@@ -291,9 +312,10 @@ def load_images(
 
     convert = _make_convert(size, channels)
     if name in DATASETS:
-        loaded = DATASETS.get(name, "dataset")(data_dir=data_dir, npz_path=npz_path, convert=convert)
+        extra = {} if name != "npz" else {"labels_required": labels_required}
+        loaded = DATASETS.get(name, "dataset")(data_dir=data_dir, npz_path=npz_path, convert=convert, **extra)
     elif tfds_source.in_catalogue(name):
-        loaded = _load_catalogue(name, data_dir, convert)
+        loaded = _load_catalogue(name, data_dir, convert, labels_required)
     else:
         raise ConfigError("dataset", _unknown_name_message(name))
 
@@ -312,4 +334,5 @@ def load_images(
         valid_y=loaded.labels[valid].astype(np.int32),
         test_x=test_x,
         test_y=np.asarray(test_y, np.int32),
+        labeled=loaded.labeled,
     )

@@ -149,7 +149,7 @@ def digits_builder(data_dir: str) -> Any:
 def read_split(
     source: Sequence[dict[str, Any]],
     image_key: str,
-    label_key: str,
+    label_key: str | None,
     scale: float,
     convert: Callable[[np.ndarray], np.ndarray],
     order_key: str | None = None,
@@ -159,7 +159,7 @@ def read_split(
     Args:
       source: a data source (`len`, `__getitems__`) whose examples are dicts.
       image_key: key of the (H, W, C) image.
-      label_key: key of the integer label.
+      label_key: key of the integer label; None gives all-zero labels (unlabeled images).
       scale: divisor that maps stored pixel values to [0, 1] (255 for uint8 images).
       convert: applied to each float32 chunk (n, H, W, C) in [0, 1]; returns the final images.
       order_key: if given, examples are returned sorted by this integer feature.
@@ -175,7 +175,7 @@ def read_split(
         if raw.ndim == 3:
             raw = raw[..., None]
         parts.append(convert(raw.astype(np.float32) / np.float32(scale)))
-        labels[start : start + len(examples)] = [int(ex[label_key]) for ex in examples]
+        labels[start : start + len(examples)] = [int(ex[label_key]) if label_key else 0 for ex in examples]
         if order_key is not None:
             order[start : start + len(examples)] = [int(ex[order_key]) for ex in examples]
     images = np.concatenate(parts) if parts else np.empty((0,), np.float32)
