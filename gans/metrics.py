@@ -17,7 +17,12 @@ on the same dataset (`train_feature_net`, `feature_net_for`). Numbers are theref
 within this project, for the same dataset, image size and feature net (same seed and settings), never
 with published FID/KID values. Every metric takes plain feature arrays (N, F), so a user who has standard
 Inception features (computed elsewhere, e.g. saved with `np.save`) can pass them in directly and get the
-standard numbers.
+standard numbers, or load standard Inception weights from a file (`gans.inception.load_inception`).
+
+Unlabeled images (a user `.npz` without `labels`): `feature_net_for` then trains the same CNN on the
+self-supervised rotation pretext task (Gidaris et al. 2018, "Unsupervised Representation Learning by
+Predicting Image Rotations": predict which of 0/90/180/270 degrees an image was rotated by), and its
+`test_accuracy` is the rotation accuracy (`task == "rotation"`).
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class FeatureNet:
       image_shape: (H, W, C) the net was trained on; inputs must match it.
       num_classes: number of classes.
       train_seconds: wall time of training (including compilation).
+      task: `"classes"` (the dataset's labels) or `"rotation"` (the pretext task, for unlabeled data).
     """
 
     params: Any
@@ -74,6 +80,7 @@ class FeatureNet:
     num_classes: int
     width: int = 16
     train_seconds: float = 0.0
+    task: str = "classes"
     _apply: Any = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
@@ -178,15 +185,31 @@ def train_feature_net(
     return dataclasses.replace(net, test_accuracy=accuracy, train_seconds=time.perf_counter() - start)
 
 
+def rotations(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rotation pretext set: every image (N, H, W, C) turned by 0/90/180/270 degrees -> (4N, ...), labels 0-3."""
+    images = np.asarray(images)
+    check(images.ndim == 4 and images.shape[1] == images.shape[2], "images",
+          f"got shape {images.shape}; the rotation task needs square images (N, H, H, C)")
+    turned = np.concatenate([np.rot90(images, k, axes=(1, 2)) for k in range(4)])
+    return turned, np.repeat(np.arange(4, dtype=np.int32), len(images))
+
+
 def feature_net_for(dataset, **kwargs) -> FeatureNet:
     """Trains a `FeatureNet` on `dataset.train_*` and reports its accuracy on `dataset.test_*`.
+
+    An unlabeled dataset (`dataset.labeled` False) gets the rotation pretext task instead (see the
+    module docstring); `task` on the result says which.
 
     Args:
       dataset: a `jaxnas.data.ImageDataset`.
       **kwargs: passed to `train_feature_net` (steps, batch_size, seed, width, learning_rate).
     """
-    return train_feature_net(dataset.train_x, dataset.train_y, dataset.test_x, dataset.test_y,
-                             num_classes=dataset.num_classes, **kwargs)
+    if getattr(dataset, "labeled", True):
+        return train_feature_net(dataset.train_x, dataset.train_y, dataset.test_x, dataset.test_y,
+                                 num_classes=dataset.num_classes, **kwargs)
+    (train_x, train_y), (test_x, test_y) = rotations(dataset.train_x), rotations(dataset.test_x)
+    net = train_feature_net(train_x, train_y, test_x, test_y, num_classes=4, **kwargs)
+    return dataclasses.replace(net, task="rotation")
 
 
 def _feats(field: str, x: np.ndarray, min_rows: int = 2) -> np.ndarray:

@@ -190,8 +190,15 @@ class StyleGANTrainer:
 
     def train(self, key: jax.Array, *, workdir: str | None = None, stop_at: int | None = None,
               progress: Callable[[int, dict[str, float]], None] | None = None,
-              state: GANState | None = None) -> tuple[GANState, list[dict[str, float]]]:
-        """Runs (or resumes from `workdir`) to `settings.steps` (or `stop_at`)."""
+              state: GANState | None = None,
+              callback: Callable[[int, GANState], dict[str, Any] | None] | None = None,
+              ) -> tuple[GANState, list[dict[str, float]]]:
+        """Runs (or resumes from `workdir`) to `settings.steps` (or `stop_at`).
+
+        `callback(step, state)` runs after every step, before that step's checkpoint; what it returns is
+        merged into the step's history entry, which the checkpoints keep, so measurements taken during
+        training (e.g. FID every N steps) survive a restart without being recomputed from a later state.
+        """
         s = self.settings
         state = state if state is not None else self.init_state(jax.random.fold_in(key, 10**6))
         history: list[dict[str, float]] = []
@@ -214,6 +221,8 @@ class StyleGANTrainer:
                         f"StyleGAN training diverged at step {i + 1} (d_loss {m['d_loss']}, g_loss {m['g_loss']}): "
                         "the step was not applied; lower train.lr or raise train.r1_gamma")
                 m.update(step=i + 1, seconds=time.perf_counter() - t0)
+                if callback is not None:
+                    m.update(callback(i + 1, state) or {})
                 history.append(m)
                 if progress is not None:
                     progress(i + 1, m)

@@ -2,6 +2,8 @@
 FID / KID / precision-recall behaviour on digits (16x16) with noise and mode collapse, and KID against a
 brute-force reference. The feature net is trained once per module."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -107,6 +109,22 @@ def test_feature_net_seed_determinism(setup):
     assert not np.allclose(f[0], f[2])
     with pytest.raises(ConfigError, match="train_y"):
         M.train_feature_net(x, y[:10], x, y, num_classes=10)
+
+
+def test_rotation_pretext_for_unlabeled_images(setup):
+    ds = setup[0]
+    x = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 1)
+    turned, labels = M.rotations(x)
+    assert turned.shape == (8, 3, 3, 1) and labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    np.testing.assert_array_equal(turned[2, :, :, 0], np.rot90(x[0, :, :, 0]))  # 90 degrees counter-clockwise
+    np.testing.assert_array_equal(turned[4, :, :, 0], x[0, ::-1, ::-1, 0])  # 180 degrees by hand
+    unlabeled = dataclasses.replace(ds, labeled=False, num_classes=1, train_y=0 * ds.train_y, test_y=0 * ds.test_y)
+    net = M.feature_net_for(unlabeled, steps=150, width=4, seed=0)
+    # Digits have a canonical orientation, so the rotation is learnable well above chance (0.25).
+    assert net.task == "rotation" and net.num_classes == 4 and net.test_accuracy > 0.6
+    assert net.features(ds.test_x[:5]).shape == (5, net.feature_dim)
+    with pytest.raises(ConfigError, match="square"):
+        M.rotations(np.zeros((2, 3, 4, 1)))
 
 
 # ---- FID ----
