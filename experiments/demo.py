@@ -16,12 +16,13 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from experiments import mtl, nas_search, nb201, speedups
+from experiments import mtl, nas_search, nb201, speedups, stylegan
 from experiments.cli import quiet_library_logs
 from experiments.configs import mtl as mtl_config
 from experiments.configs import nas_search as nas_search_config
 from experiments.configs import nb201 as nb201_config
 from experiments.configs import speedups as speedups_config
+from experiments.configs import stylegan as stylegan_config
 from jaxnas.common.errors import ConfigError
 from jaxnas.common.metrics import write_json
 from jaxnas.common.report import Report
@@ -55,11 +56,17 @@ def mtl_section(workdir: str, report: Report) -> dict:
     return mtl.run(mtl_config.get_config("demo"), os.path.join(workdir, "mtl"), report=report)
 
 
+def stylegan_section(workdir: str, report: Report) -> dict:
+    """A short StyleGAN run on 16x16 digits: FID against steps, samples, style mixing and truncation."""
+    return stylegan.run(stylegan_config.get_config("demo"), os.path.join(workdir, "stylegan"), report=report)
+
+
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
     ("nas_search", nas_search_section),
     *((name, speedup_section(name)) for name in speedups.SPEEDUPS),
     ("mtl", mtl_section),
+    ("stylegan", stylegan_section),
 ]
 
 

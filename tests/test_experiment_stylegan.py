@@ -1,9 +1,11 @@
-"""The StyleGAN entry point end to end on the tiny config: results.json fields and the report's images."""
+"""The StyleGAN entry point end to end on the tiny config: results.json fields, the report's images, the
+mapping-network ablation, a restart that reuses the finished run, and a user's unlabeled .npz."""
 
 import json
 import math
 import os
 
+import numpy as np
 import pytest
 
 from experiments import stylegan
@@ -12,19 +14,76 @@ from jaxnas.common.errors import ConfigError
 
 
 @pytest.mark.slow
-def test_small_run_writes_results_and_images(tmp_path):
-    summary = stylegan.run(stylegan_config.get_config("small"), str(tmp_path))
+def test_small_run_writes_results_images_and_ablation_and_resumes(tmp_path):
+    config = stylegan_config.get_config("small")
+    config.ablation.no_mapping = True
+    summary = stylegan.run(config, str(tmp_path))
     results = json.load(open(tmp_path / "results.json"))
     for key in ("fid", "kid", "steps", "images_per_s", "classifier_test_accuracy", "fid_init"):
         assert key in results and math.isfinite(results[key]), key
     assert results["steps"] == 4 and [c["step"] for c in results["curve"]] == [0, 2, 4]
     assert summary["fid"] == results["fid"] > 0
-    for png in ("stylegan_fid.png", "stylegan_samples.png", "stylegan_mixing.png", "stylegan_truncation.png"):
+    assert results["classifier_task"] == "classes"
+    assert set(results["style_mixing"]) == {"coarse", "middle", "fine"}
+    for effect in results["style_mixing"].values():
+        assert 0 <= effect["class_change"] <= 1 and 0 <= effect["takes_b"] <= 1 and effect["pixel_change"] > 0
+    ablation = results["no_mapping"]
+    assert [c["step"] for c in ablation["curve"]] == [0, 2, 4] and ablation["fid"] != results["fid"]
+    for png in ("stylegan_fid.png", "stylegan_samples.png", "stylegan_mixing.png", "stylegan_truncation.png",
+                "stylegan_samples_truncated.png", "stylegan_samples_no_mapping.png"):
         assert os.path.getsize(tmp_path / png) > 500
+    # A second call finds both finished runs in the checkpoints: the measurements come back unchanged
+    # (they are kept in the checkpointed history, not re-taken from the final state).
+    stylegan.run(config, str(tmp_path))
+    again = json.load(open(tmp_path / "results.json"))
+    assert again["curve"] == results["curve"] and again["no_mapping"]["curve"] == ablation["curve"]
 
 
-def test_bad_model_setting_names_the_field(tmp_path):
+class _FakeInception:
+    """Stands in for the Inception network (tested on its own in test_inception.py): 2048 cheap features."""
+
+    def features(self, images):
+        flat = images.reshape(len(images), -1)
+        return np.tile(np.stack([flat.mean(1), flat.std(1), flat.max(1), flat.min(1)], 1), (1, 512))
+
+
+@pytest.mark.slow
+def test_unlabeled_rgb_npz_trains_with_rotation_features(tmp_path, monkeypatch):
+    import gans.inception
+
+    loaded = []
+    monkeypatch.setattr(gans.inception, "load_inception", lambda path: loaded.append(path) or _FakeInception())
+    rng = np.random.default_rng(0)
+    images = np.zeros((96, 8, 8), np.float32)
+    for i, img in enumerate(images):  # bars at random rows: rotations are distinguishable
+        img[rng.integers(0, 4), :] = 1.0
+        img[:, i % 3] = 0.5
+    np.savez(tmp_path / "bars.npz", images=np.stack([images, images[:, ::-1], 0.5 * images], axis=-1))  # RGB
+    config = stylegan_config.get_config("small")
+    config.data.npz = str(tmp_path / "bars.npz")
+    config.train.steps = 2
+    config.eval.inception = "weights.pth"
+    stylegan.run(config, str(tmp_path / "run"))
+    assert loaded == ["weights.pth"]
+    results = json.load(open(tmp_path / "run" / "results.json"))
+    assert results["classifier_task"] == "rotation" and math.isfinite(results["fid"])  # NaN is written as null
+    assert all(e["class_change"] is None and e["pixel_change"] > 0 for e in results["style_mixing"].values())
+    assert os.path.getsize(tmp_path / "run" / "stylegan_samples.png") > 500
+    assert math.isfinite(results["inception_fid"]) and "inception_fid" in results["curve"][-1]
+    assert "inception_fid" not in results["curve"][0]  # the final generator only
+
+
+def test_bad_settings_name_the_field(tmp_path):
     config = stylegan_config.get_config("small")
     config.model.resolution = 12
     with pytest.raises(ConfigError, match="resolution"):
         stylegan.run(config, str(tmp_path))
+    config = stylegan_config.get_config("small")
+    config.eval.mixing_pairs = 1
+    with pytest.raises(ConfigError, match="eval.mixing_pairs"):
+        stylegan.run(config, str(tmp_path))
+
+
+def test_layer_ranges_split_the_style_inputs_in_thirds():
+    assert stylegan.layer_ranges(6) == {"coarse": (0, 2), "middle": (2, 4), "fine": (4, 6)}
+    assert stylegan.layer_ranges(8) == {"coarse": (0, 2), "middle": (2, 5), "fine": (5, 8)}

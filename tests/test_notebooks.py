@@ -37,3 +37,18 @@ def test_mtl_notebook_runs(tmp_path, monkeypatch):
     assert "focal" in outputs and "macro-F1" in outputs
     assert "2,695 trainable" in outputs  # heads only: 384*4+4 + 384*3+3
     assert (tmp_path / "work" / "results.json").exists() and (tmp_path / "work" / "mtl_losses.png").exists()
+
+
+@pytest.mark.slow
+def test_stylegan_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SG_VARIANT", "small")
+    monkeypatch.setenv("SG_NO_MAPPING", "0")
+    monkeypatch.setenv("SG_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("XLA_FLAGS", "")
+    nb = nbformat.read(os.path.join(REPO, "experiments", "notebooks", "stylegan.ipynb"), as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "per-channel mean ['1.000', '-1.000']  std ['2.000', '0.500']" in outputs  # AdaIN applies the style
+    assert "psi=0 gives the average w for every image: True" in outputs
+    assert "FID" in outputs and "B's coarse" in outputs
+    assert (tmp_path / "work" / "results.json").exists() and (tmp_path / "work" / "stylegan_mixing.png").exists()

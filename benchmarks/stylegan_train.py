@@ -1,0 +1,83 @@
+"""Benchmark: StyleGAN training images per second at 32x32, batch 32 (issue 5).
+
+    .venv/bin/python benchmarks/stylegan_train.py [--steps 32] [--rounds 3] [--configs cpu,wide]
+
+Whole training steps of `gans.train.StyleGANTrainer` (D step + G step, lazy R1 every 16 D steps, EMA, w-average
+tracking; one jitted sharded step per call, synchronised by reading its losses as the trainer does) on random
+images, so the figure includes every part of a real step but no data loading or evaluation. Per network
+config: two warm-up steps (they compile the with-R1 and without-R1 variants; compile time reported
+separately), then --rounds timed runs of --steps steps each (a multiple of 16 keeps the R1 share exact).
+Configs (all 32x32, 1 channel, z/w 128, 8 mapping layers):
+  * `cpu`:  fmap_base 512, fmap_max 64 (the channel widths of experiments/configs/stylegan.py; 32 channels at 32x32)
+  * `wide`: fmap_base 1024, fmap_max 128 (128 channels up to 16x16, 64 at 32x32)
+  * `official`: fmap_base 8192, fmap_max 512 (the paper's widths; 512 channels; GPU-sized)
+Imports only jax/flax/optax/orbax/numpy and the package, so it runs unchanged on the GPU machine.
+Writes benchmarks/results/stylegan_train.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from gans.stylegan import StyleGANConfig
+from gans.train import GANTrainSettings, StyleGANTrainer
+from jaxnas.common.metrics import device_summary, write_json
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIGS = {"cpu": (512, 64), "wide": (1024, 128), "official": (8192, 512)}
+
+
+def bench(name: str, steps: int, rounds: int, batch: int) -> dict:
+    base, fmax = CONFIGS[name]
+    cfg = StyleGANConfig(resolution=32, channels=1, z_dim=128, w_dim=128, fmap_base=base, fmap_max=fmax)
+    settings = GANTrainSettings(steps=2 + steps * rounds, batch_size=batch, checkpoint_every=10**9)
+    images = np.random.default_rng(0).uniform(size=(max(4 * batch, 256), 32, 32, 1)).astype(np.float32)
+    trainer = StyleGANTrainer(cfg, settings, images)
+    key = jax.random.key(0)
+    t0 = time.perf_counter()
+    state, _ = trainer.train(key, stop_at=2)
+    compile_s = time.perf_counter() - t0
+    times = []
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        state, _ = trainer.train(key, stop_at=2 + steps * (r + 1), state=state)
+        times.append(time.perf_counter() - t0)
+    g = sum(x.size for x in jax.tree.leaves(state.g_params))
+    d = sum(x.size for x in jax.tree.leaves(state.d_params))
+    per_s = [steps * batch / t for t in times]
+    out = {"fmap_base": base, "fmap_max": fmax, "g_params": g, "d_params": d, "compile_and_2_steps_s": round(compile_s, 2),
+           "round_s": [round(t, 3) for t in times], "images_per_s_median": round(statistics.median(per_s), 1),
+           "images_per_s_best": round(max(per_s), 1)}
+    print(f"{name:9s} G {g:,} / D {d:,} params: {out['images_per_s_median']} images/s (median of {rounds}; best "
+          f"{out['images_per_s_best']}), first two steps incl. compile {compile_s:.1f} s", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--configs", default="cpu,wide", help=f"comma-separated subset of {sorted(CONFIGS)}")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "stylegan_train.json"))
+    args = parser.parse_args()
+    names = [n for n in args.configs.split(",") if n]
+    unknown = sorted(set(names) - set(CONFIGS))
+    if unknown:
+        parser.error(f"--configs: unknown {unknown}; allowed: {sorted(CONFIGS)}")
+    results = {"device": device_summary(), "machine": platform.processor() or platform.machine(),
+               "cpu_count": os.cpu_count(), "jax": jax.__version__, "batch": args.batch, "resolution": 32,
+               "steps_per_round": args.steps, "configs": {n: bench(n, args.steps, args.rounds, args.batch) for n in names}}
+    write_json(args.out, results)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
