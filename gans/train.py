@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,12 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
+from gans.loop import all_finite, train_loop
 from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
 from gans.stylegan import (Discriminator, Generator, StyleGANConfig, broadcast_ws, mix_styles, truncate,
                            update_w_avg)
-from jaxnas.common.checkpoint import Checkpointer, check_same_settings
 from jaxnas.strategies.base import tree_where
 from jaxnas.common.errors import check, check_positive, check_range
 
@@ -164,8 +163,7 @@ class StyleGANTrainer:
             g_updates, g_opt = self.g_tx.update(g_grads, state.g_opt, state.g_params)
             g_params = optax.apply_updates(state.g_params, g_updates)
             g_ema = jax.tree.map(lambda e, p: p + (e - p) * self.ema_beta, state.g_ema, g_params)
-            finite = jnp.isfinite(d_loss) & jnp.isfinite(g_loss) & jnp.all(jnp.stack(
-                [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((d_grads, g_grads))]))
+            finite = all_finite(d_loss, g_loss, d_grads, g_grads)
             new = GANState(state.step + 1, g_params, d_params, g_ema,
                            update_w_avg(state.w_avg, w_mean, s.w_avg_decay), g_opt, d_opt)
             new = tree_where(finite, new, state)
@@ -201,37 +199,15 @@ class StyleGANTrainer:
         """
         s = self.settings
         state = state if state is not None else self.init_state(jax.random.fold_in(key, 10**6))
-        history: list[dict[str, float]] = []
-        ckpt = Checkpointer(workdir) if workdir else None
         meta = {k: str(v) for k, v in {"config": self.config, "settings": s}.items()}
-        if ckpt is not None and ckpt.latest_step() is not None:
-            _, payload, saved = ckpt.restore({"state": state})
-            check_same_settings(saved.get("settings_meta", {}), meta)
-            state, history = payload["state"], list(saved.get("history", []))
-        state = jax.device_put(state, NamedSharding(self.mesh, P()))
-        end = min(stop_at or s.steps, s.steps)
-        try:
-            for i in range(int(state.step), end):
-                t0 = time.perf_counter()
-                regularize = s.r1_gamma > 0 and i % s.r1_interval == 0
-                state, m = self._steps[regularize](state, self.batch(i), key)
-                m = {k: float(v) for k, v in m.items()}
-                if not m.pop("finite"):
-                    raise FloatingPointError(
-                        f"StyleGAN training diverged at step {i + 1} (d_loss {m['d_loss']}, g_loss {m['g_loss']}): "
-                        "the step was not applied; lower train.lr or raise train.r1_gamma")
-                m.update(step=i + 1, seconds=time.perf_counter() - t0)
-                if callback is not None:
-                    m.update(callback(i + 1, state) or {})
-                history.append(m)
-                if progress is not None:
-                    progress(i + 1, m)
-                if ckpt is not None and ((i + 1) % s.checkpoint_every == 0 or i + 1 == end):
-                    ckpt.save(i + 1, {"state": state}, {"settings_meta": meta, "history": history})
-        finally:
-            if ckpt is not None:
-                ckpt.close()
-        return state, history
+
+        def step(i: int, st: GANState) -> tuple[GANState, dict[str, Any]]:
+            regularize = s.r1_gamma > 0 and i % s.r1_interval == 0
+            return self._steps[regularize](st, self.batch(i), key)
+
+        return train_loop(step, state, end=min(stop_at or s.steps, s.steps), mesh=self.mesh, workdir=workdir,
+                          meta=meta, checkpoint_every=s.checkpoint_every, model="StyleGAN",
+                          hint="lower train.lr or raise train.r1_gamma", progress=progress, callback=callback)
 
     def sample(self, g_params: Any, key: jax.Array, n: int, w_avg: jax.Array | None = None, psi: float = 1.0,
                cutoff: int | None = None, mixing: float = 0.0) -> np.ndarray:
