@@ -38,6 +38,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from experiments.cli import launch, prefixed
+from experiments.image_grid import grid, show
 from gans import metrics
 from gans.stylegan import Generator, StyleGANConfig, broadcast_ws, truncate
 from gans.train import GANTrainSettings, StyleGANTrainer
@@ -47,22 +48,6 @@ from jaxnas.common.report import Report
 from jaxnas.data import load_images
 
 RANGES = ("coarse", "middle", "fine")
-
-
-def _grid(images: np.ndarray, rows: int) -> np.ndarray:
-    """(N, H, W, C) -> one (rows * H, cols * W, C) image, row-major."""
-    n, h, w, c = images.shape
-    cols = n // rows
-    return images[: rows * cols].reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
-
-
-def _show(report: Report, image: np.ndarray, name: str, caption: str, title: str = "") -> None:
-    fig, ax = plt.subplots(figsize=(6, 6 * image.shape[0] / image.shape[1]))
-    gray = image.shape[-1] == 1
-    ax.imshow(image[..., 0] if gray else image, cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title)
-    report.figure(fig, name, caption)
 
 
 def layer_ranges(num_ws: int) -> dict[str, tuple[int, int]]:
@@ -98,13 +83,13 @@ class Styles:
         return self.render(np.where((layer >= lo) & (layer < hi), ws_b, ws_a))
 
 
-def mixing_effects(styles: Styles, net: metrics.FeatureNet, key: jax.Array, n: int) -> dict[str, dict[str, float]]:
+def mixing_effects(styles: Styles, net: metrics.FeatureNet, key: jax.Array, n: int) -> dict[str, Any]:
     """For n latent pairs (A, B): how A's image changes when B's coarse / middle / fine styles replace A's.
 
     Returns per range `class_change` (share of mixes whose predicted class differs from A's), `takes_b`
     (share of mixes predicted as B's class, over pairs whose A and B predictions differ) and `pixel_change`
     (mean |mix - A| in [0, 1] pixels). The class fields are NaN when the feature net was not trained on
-    class labels (unlabeled data).
+    class labels (unlabeled data). `per_layer` repeats the measurement for each single style input.
     """
     k1, k2 = jax.random.split(key)
     ws_a = styles.ws(jax.random.normal(k1, (n, styles.z_dim)))
@@ -113,15 +98,18 @@ def mixing_effects(styles: Styles, net: metrics.FeatureNet, key: jax.Array, n: i
     labeled = net.task == "classes"
     pred_a, pred_b = net.predict(img_a), net.predict(img_b)
     differ = pred_a != pred_b
-    out = {}
-    for name, (lo, hi) in layer_ranges(styles.num_ws).items():
+    def effect(lo: int, hi: int) -> dict[str, float]:
         mixed = styles.mix(ws_a, ws_b, lo, hi)
         pred = net.predict(mixed)
-        out[name] = {
+        return {
             "class_change": float(np.mean(pred != pred_a)) if labeled else float("nan"),
             "takes_b": float(np.mean(pred[differ] == pred_b[differ])) if labeled and differ.any() else float("nan"),
             "pixel_change": float(np.mean(np.abs(mixed - img_a))),
         }
+
+    out: dict[str, Any] = {name: effect(lo, hi) for name, (lo, hi) in layer_ranges(styles.num_ws).items()}
+    # One style input at a time: where in the network the digit's identity is decided.
+    out["per_layer"] = [{"layer": i, "resolution": 2 ** (i // 2 + 2), **effect(i, i + 1)} for i in range(styles.num_ws)]
     return out
 
 
@@ -280,30 +268,43 @@ def write_report(report: Report | None, workdir: str, config: config_dict.Config
     report.figure(fig, "stylegan_fid.png", "FID against training steps (EMA generator, 1,000 samples).")
     key = jax.random.key(config.seed)
     trainer, state, styles = main["trainer"], main["state"], main["styles"]
-    _show(report, _grid(trainer.sample(state.g_ema, jax.random.fold_in(key, 3), 64), 8), "stylegan_samples.png",
+    show(report, grid(trainer.sample(state.g_ema, jax.random.fold_in(key, 3), 64), 8), "stylegan_samples.png",
           "Samples of the EMA generator (no truncation).")
     psi, cutoff = config.eval.psi, config.eval.cutoff or None
-    _show(report, _grid(trainer.sample(state.g_ema, jax.random.fold_in(key, 3), 64, state.w_avg, psi, cutoff), 8),
+    show(report, grid(trainer.sample(state.g_ema, jax.random.fold_in(key, 3), 64, state.w_avg, psi, cutoff), 8),
           "stylegan_samples_truncated.png", f"The same latents with truncation psi {psi}, cutoff {cutoff}.")
     pics = style_images(styles, state.w_avg, jax.random.fold_in(key, 7), [1.0, 0.7, 0.5, 0.0, -0.5])
     ranges = layer_ranges(cfg.num_ws)
-    _show(report, _grid(pics["mixing"], 5), "stylegan_mixing.png",
+    show(report, grid(pics["mixing"], 5), "stylegan_mixing.png",
           "Style mixing: columns A, B, then A with B's coarse, middle and fine styles (style inputs "
           + ", ".join(f"{k} {lo}-{hi - 1}" for k, (lo, hi) in ranges.items()) + ").")
-    _show(report, _grid(pics["truncation"], 5), "stylegan_truncation.png",
+    show(report, grid(pics["truncation"], 5), "stylegan_truncation.png",
           "Truncation sweep: psi 1, 0.7, 0.5, 0 (the average w), -0.5.")
     report.heading("What the styles control", level=3)
     report.text(f"{config.eval.mixing_pairs} pairs of latents (A, B); A re-rendered with B's coarse, middle or fine "
                 "styles, classified by the feature classifier.")
     report.table(_mixing_rows(results), digits=3)
+    if results["classifier_task"] == "classes":
+        fig, ax = plt.subplots(figsize=(5, 3))
+        for label, res in (("mapping network", results), ("no mapping", results.get("no_mapping"))):
+            if res is not None:
+                layers = res["style_mixing"]["per_layer"]
+                ax.plot([p["layer"] for p in layers], [p["takes_b"] for p in layers], "o-", label=label)
+        layers = results["style_mixing"]["per_layer"]
+        ax.set_xticks([p["layer"] for p in layers], [f"{p['layer']}\n{p['resolution']}px" for p in layers])
+        ax.set_xlabel("style input taken from B (layer, resolution)")
+        ax.set_ylabel("mix classified as B's digit")
+        ax.legend()
+        report.figure(fig, "stylegan_mixing_layers.png",
+                      "One style input from B at a time: how often the mix becomes B's digit (pairs whose digits differ).")
     if ablation is not None:
         nm = results["no_mapping"]
         report.text(f"Without the mapping network (w = normalised z), same budget and seed: FID {nm['fid']:.1f} "
                     f"(with: {results['fid']:.1f}), KID {nm['kid']:.2f} (with: {results['kid']:.2f}).")
-        _show(report, _grid(ablation["trainer"].sample(ablation["state"].g_ema, jax.random.fold_in(key, 3), 64), 8),
+        show(report, grid(ablation["trainer"].sample(ablation["state"].g_ema, jax.random.fold_in(key, 3), 64), 8),
               "stylegan_samples_no_mapping.png", "Samples of the generator trained without the mapping network.")
         nm_pics = style_images(ablation["styles"], ablation["state"].w_avg, jax.random.fold_in(key, 7), [1.0])
-        _show(report, _grid(nm_pics["mixing"], 5), "stylegan_mixing_no_mapping.png",
+        show(report, grid(nm_pics["mixing"], 5), "stylegan_mixing_no_mapping.png",
               "Style mixing without the mapping network (same layout as above).")
     if own:
         report.write()

@@ -24,8 +24,9 @@ def test_small_run_writes_results_images_and_ablation_and_resumes(tmp_path):
     assert results["steps"] == 4 and [c["step"] for c in results["curve"]] == [0, 2, 4]
     assert summary["fid"] == results["fid"] > 0
     assert results["classifier_task"] == "classes"
-    assert set(results["style_mixing"]) == {"coarse", "middle", "fine"}
-    for effect in results["style_mixing"].values():
+    assert set(results["style_mixing"]) == {"coarse", "middle", "fine", "per_layer"}
+    assert [p["resolution"] for p in results["style_mixing"]["per_layer"]] == [4, 4, 8, 8]
+    for effect in (results["style_mixing"][k] for k in stylegan.RANGES):
         assert 0 <= effect["class_change"] <= 1 and 0 <= effect["takes_b"] <= 1 and effect["pixel_change"] > 0
     ablation = results["no_mapping"]
     assert [c["step"] for c in ablation["curve"]] == [0, 2, 4] and ablation["fid"] != results["fid"]
@@ -67,7 +68,8 @@ def test_unlabeled_rgb_npz_trains_with_rotation_features(tmp_path, monkeypatch):
     assert loaded == ["weights.pth"]
     results = json.load(open(tmp_path / "run" / "results.json"))
     assert results["classifier_task"] == "rotation" and math.isfinite(results["fid"])  # NaN is written as null
-    assert all(e["class_change"] is None and e["pixel_change"] > 0 for e in results["style_mixing"].values())
+    assert all(results["style_mixing"][k]["class_change"] is None and results["style_mixing"][k]["pixel_change"] > 0
+               for k in stylegan.RANGES)
     assert os.path.getsize(tmp_path / "run" / "stylegan_samples.png") > 500
     assert math.isfinite(results["inception_fid"]) and "inception_fid" in results["curve"][-1]
     assert "inception_fid" not in results["curve"][0]  # the final generator only

@@ -1,0 +1,206 @@
+"""CycleGAN on unpaired images, measured against a known mapping where there is one.
+
+    python -m experiments.cyclegan --config experiments/configs/cyclegan.py --workdir runs/cyclegan
+
+Writes `<workdir>/results.json` and `report.md`. With a known transform T (the default: digits and T(digits)):
+
+* `translation_error_ab` = mean |G(a) - T(a)| / mean |a - T(a)| over held-out A images: the translation's
+  error normalised by that of the identity map (0 is perfect, 1 is no better than not translating);
+  `translation_error_ba` the same for F(b) against T^-1(b).
+* `cycle_error`: mean |F(G(a)) - a| and |G(F(b)) - b| averaged (in [0, 1] pixel units; `cycle_error_a/_b`).
+* `label_preservation`: how often a classifier trained in-project (on both domains' training images) predicts
+  the same digit for x and its translation, averaged over both directions (`label_preservation_ab/_ba`).
+* `fid_a`, `fid_b`: classifier-feature FID of the translations against held-out real images of the target
+  domain (comparable only within this project).
+* the same measurements against training steps (`curve`), the losses (`losses`), `steps`, `iterations_per_s`.
+
+Without a known mapping (a user's pair of `.npz` files, or a TFDS cycle_gan pair) the translation errors are
+null; without labels label preservation is null and the FID features come from a rotation-pretext net.
+Restarting with the same settings resumes from the checkpoints, measurements included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+from ml_collections import config_dict
+
+from experiments.cli import launch, prefixed
+from experiments.image_grid import grid, show
+from gans import metrics
+from gans.cyclegan import CycleGANConfig
+from gans.cyclegan_data import UnpairedData, load_domains
+from gans.cyclegan_train import CycleGANSettings, CycleGANTrainer
+from jaxnas.common.errors import check
+from jaxnas.common.metrics import device_summary, write_json
+from jaxnas.common.report import Report
+
+
+def feature_net(data: UnpairedData, steps: int, seed: int) -> metrics.FeatureNet:
+    """One classifier for both domains (trained on the union of their training images), or the rotation
+    pretext net when either domain is unlabeled or their shapes differ."""
+    same_shape = data.image_shape_a == data.image_shape_b
+    if data.labeled and same_shape:
+        x = np.concatenate([data.train_a, data.train_b])
+        y = np.concatenate([data.train_a_y, data.train_b_y])
+        tx = np.concatenate([data.test_a, data.test_b])
+        ty = np.concatenate([data.test_a_y, data.test_b_y])
+        return metrics.train_feature_net(x, y, tx, ty, num_classes=int(max(y.max(), ty.max())) + 1, steps=steps,
+                                         seed=seed)
+    check(same_shape, "data", f"domains A {data.image_shape_a} and B {data.image_shape_b} need the same shape for "
+          "shared FID features; set data.channels")
+    (x, y), (tx, ty) = (metrics.rotations(np.concatenate([data.train_a, data.train_b])),
+                        metrics.rotations(np.concatenate([data.test_a, data.test_b])))
+    return dataclasses.replace(metrics.train_feature_net(x, y, tx, ty, num_classes=4, steps=steps, seed=seed),
+                               task="rotation")
+
+
+class Evaluator:
+    """The measurements of one (G, F) pair on fixed held-out images of both domains."""
+
+    def __init__(self, data: UnpairedData, net: metrics.FeatureNet, n: int):
+        self.data, self.net = data, net
+        self.a, self.b = data.test_a[:n], data.test_b[:n]
+        self.real_feats_a, self.real_feats_b = net.features(data.test_a), net.features(data.test_b)
+        self.classes = net.task == "classes"
+        if self.classes:
+            self.pred_a, self.pred_b = net.predict(self.a), net.predict(self.b)
+        if data.truth_ab is not None:
+            self.true_b, self.true_a = data.truth_ab(self.a), data.truth_ba(self.b)
+
+    def measure(self, trainer: CycleGANTrainer, params: Any) -> dict[str, float | None]:
+        fake_b, fake_a = trainer.translate(params, self.a, "ab"), trainer.translate(params, self.b, "ba")
+        rec_a, rec_b = trainer.translate(params, fake_b, "ba"), trainer.translate(params, fake_a, "ab")
+        out: dict[str, float | None] = {
+            "cycle_error_a": float(np.abs(rec_a - self.a).mean()), "cycle_error_b": float(np.abs(rec_b - self.b).mean()),
+            "fid_b": metrics.fid(self.real_feats_b, self.net.features(fake_b)),
+            "fid_a": metrics.fid(self.real_feats_a, self.net.features(fake_a))}
+        out["cycle_error"] = (out["cycle_error_a"] + out["cycle_error_b"]) / 2
+        if self.data.truth_ab is not None:
+            out["translation_error_ab"] = float(np.abs(fake_b - self.true_b).mean() / np.abs(self.a - self.true_b).mean())
+            out["translation_error_ba"] = float(np.abs(fake_a - self.true_a).mean() / np.abs(self.b - self.true_a).mean())
+        else:
+            out["translation_error_ab"] = out["translation_error_ba"] = None
+        if self.classes:
+            out["label_preservation_ab"] = float(np.mean(self.net.predict(fake_b) == self.pred_a))
+            out["label_preservation_ba"] = float(np.mean(self.net.predict(fake_a) == self.pred_b))
+            out["label_preservation"] = (out["label_preservation_ab"] + out["label_preservation_ba"]) / 2
+        else:
+            out["label_preservation"] = out["label_preservation_ab"] = out["label_preservation_ba"] = None
+        return out
+
+
+def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
+    d = config.data
+    data = load_domains(name=d.name, transform=config.transform, npz=d.npz, npz_a=d.npz_a, npz_b=d.npz_b,
+                        size=config.model.resolution, channels=d.channels, data_dir=d.data_dir, seed=config.seed)
+    cfg = prefixed("model", lambda: CycleGANConfig(channels_a=data.image_shape_a[2], channels_b=data.image_shape_b[2],
+                                                   **config.model.to_dict()))
+    prefixed("model", cfg.validate)
+    settings = prefixed("train", lambda: CycleGANSettings(seed=config.seed, **config.train.to_dict()))
+    settings.validate()
+    check(isinstance(config.eval.every, int) and config.eval.every > 0, "eval.every",
+          f"got {config.eval.every!r}; must be a positive integer")
+    print(f"data: {data!r}", flush=True)
+    start = time.perf_counter()
+    net = feature_net(data, config.eval.classifier_steps, config.seed)
+    print(f"feature net ({net.task}): test accuracy {net.test_accuracy:.3f}", flush=True)
+    evaluator = Evaluator(data, net, config.eval.images)
+    trainer = CycleGANTrainer(cfg, settings, data.train_a, data.train_b)
+    key = jax.random.key(config.seed)
+    state = trainer.init_state(jax.random.fold_in(key, 10**6))
+
+    def measure(step: int, st: Any) -> dict[str, Any] | None:
+        if step % config.eval.every and step != settings.steps:
+            return None
+        m = evaluator.measure(trainer, st.params)
+        if config.progress:
+            err = (f"translation error A->B {m['translation_error_ab']:.3f}, B->A {m['translation_error_ba']:.3f}, "
+                   if m["translation_error_ab"] is not None else "")
+            lab = f", labels kept {m['label_preservation']:.3f}" if m["label_preservation"] is not None else ""
+            print(f"step {step}: {err}cycle {m['cycle_error']:.4f}{lab}", flush=True)
+        return m
+
+    curve = [{"step": 0, **measure(0, state)}]
+    t0 = time.perf_counter()
+    state, history = trainer.train(key, workdir=os.path.join(workdir, "checkpoints"), state=state, callback=measure)
+    train_wall = time.perf_counter() - t0
+    keys = set(curve[0])
+    curve += [{k: v for k, v in h.items() if k in keys} for h in history if "cycle_error" in h]
+    steady = [h["seconds"] for h in history[1:]]  # the first step compiles
+    results = {"device": device_summary(), "data": data.name, "transform": config.transform if data.truth_ab else None,
+               "steps": settings.steps, "batch_size": settings.batch_size,
+               **{k: v for k, v in curve[-1].items() if k != "step"},
+               "iterations_per_s": len(steady) / max(sum(steady), 1e-9) if steady else None,
+               "train_wall_s": train_wall, "classifier_test_accuracy": net.test_accuracy, "classifier_task": net.task,
+               "curve": curve,
+               "losses": [{k: h[k] for k in ("step", "g_loss", "g_adv", "cycle", "identity", "d_a", "d_b")}
+                          for h in history]}
+    results["wall_seconds"] = time.perf_counter() - start
+    write_json(os.path.join(workdir, "results.json"), results)
+    write_report(report, workdir, config, data, trainer, state, evaluator, results)
+    return {k: v for k, v in results.items() if k not in ("curve", "losses")}
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def write_report(report: Report | None, workdir: str, config: config_dict.ConfigDict, data: UnpairedData,
+                 trainer: CycleGANTrainer, state: Any, evaluator: Evaluator, results: dict[str, Any]) -> None:
+    own = report is None
+    report = report or Report(workdir, "CycleGAN")
+    s = trainer.settings
+    what = f"{data.name} ({results['transform']})" if results["transform"] else data.name
+    report.heading(f"CycleGAN, {what}, {s.steps} steps of batch {s.batch_size}")
+    report.text(
+        f"Normalised translation error A->B {_fmt(results['translation_error_ab'])}, B->A "
+        f"{_fmt(results['translation_error_ba'])} (0 perfect, 1 = the identity map's error); cycle error "
+        f"{_fmt(results['cycle_error'], 4)}; labels preserved {_fmt(results['label_preservation'])} (classifier test "
+        f"accuracy {results['classifier_test_accuracy']:.3f}); classifier-feature FID A {results['fid_a']:.1f}, B "
+        f"{results['fid_b']:.1f}. {_fmt(results['iterations_per_s'], 2)} iterations/s on {results['device']}.")
+    curve = results["curve"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    steps = [c["step"] for c in curve]
+    for k, label in (("translation_error_ab", "translation error A->B"), ("translation_error_ba", "translation error B->A"),
+                     ("label_preservation", "labels preserved"), ("cycle_error", "cycle error")):
+        if curve[-1][k] is not None:
+            axes[0].plot(steps, [c[k] for c in curve], "o-", label=label)
+    axes[0].set_xlabel("step")
+    axes[0].legend()
+    losses = results["losses"]
+    for k in ("g_adv", "cycle", "identity", "d_a", "d_b"):
+        vals = np.array([h[k] for h in losses])
+        w = max(1, len(vals) // 50)
+        smooth = np.convolve(vals, np.ones(w) / w, mode="valid")
+        axes[1].plot(np.arange(len(smooth)) + w, smooth, label=k)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("step")
+    axes[1].set_title("losses (moving average)")
+    axes[1].legend(fontsize=7)
+    report.figure(fig, "cyclegan_curves.png", "Errors and label preservation against steps; the losses.")
+    a, b = evaluator.a[:8], evaluator.b[:8]
+    fake_b, fake_a = trainer.translate(state.params, a, "ab"), trainer.translate(state.params, b, "ba")
+    rows_ab = [a, fake_b, trainer.translate(state.params, fake_b, "ba")]
+    rows_ba = [b, fake_a, trainer.translate(state.params, fake_a, "ab")]
+    if data.truth_ab is not None:
+        rows_ab.insert(2, data.truth_ab(a))
+        rows_ba.insert(2, data.truth_ba(b))
+    names = "input, translation, " + ("truth T(x), " if data.truth_ab is not None else "") + "reconstruction"
+    for direction, rows in (("ab", rows_ab), ("ba", rows_ba)):
+        c = max(r.shape[-1] for r in rows)
+        rows = [np.repeat(r, c // r.shape[-1], axis=-1) for r in rows]  # gray rows shown as RGB next to RGB ones
+        show(report, grid(np.concatenate(rows), len(rows)), f"cyclegan_{direction}.png",
+             f"{'A -> B' if direction == 'ab' else 'B -> A'}, rows: {names}.")
+    if own:
+        report.write()
+
+
+if __name__ == "__main__":
+    launch(run, os.path.join(os.path.dirname(__file__), "configs", "cyclegan.py"))

@@ -1,0 +1,56 @@
+"""The CycleGAN entry point end to end on the tiny config: results.json fields, the report's images, a
+restart that reuses the finished run, a user's unlabeled .npz pair, and config mistakes."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from experiments import cyclegan
+from experiments.configs import cyclegan as cyclegan_config
+from jaxnas.common.errors import ConfigError
+
+
+@pytest.mark.slow
+def test_small_run_writes_results_and_resumes(tmp_path):
+    config = cyclegan_config.get_config("small")
+    config.transform = "tint"
+    summary = cyclegan.run(config, str(tmp_path))
+    results = json.load(open(tmp_path / "results.json"))
+    for key in ("translation_error_ab", "translation_error_ba", "cycle_error", "label_preservation", "steps",
+                "fid_a", "fid_b", "iterations_per_s"):
+        assert isinstance(results[key], (int, float)) and math.isfinite(results[key]), key
+    assert results["steps"] == 4 and [c["step"] for c in results["curve"]] == [0, 2, 4]
+    assert 0 <= results["label_preservation"] <= 1 and results["translation_error_ab"] > 0
+    assert summary["cycle_error"] == results["cycle_error"] and len(results["losses"]) == 4
+    for png in ("cyclegan_curves.png", "cyclegan_ab.png", "cyclegan_ba.png"):
+        assert os.path.getsize(tmp_path / png) > 500
+    cyclegan.run(config, str(tmp_path))  # finished: restored from the checkpoints, measurements included
+    again = json.load(open(tmp_path / "results.json"))
+    assert again["curve"] == results["curve"] and again["losses"] == results["losses"]
+
+
+@pytest.mark.slow
+def test_unlabeled_npz_pair_has_no_ground_truth(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "a.npz", images=rng.uniform(size=(40, 16, 16)))
+    np.savez(tmp_path / "b.npz", images=rng.uniform(size=(40, 16, 16)) ** 2)
+    config = cyclegan_config.get_config("small")
+    config.data.npz_a, config.data.npz_b = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
+    config.train.steps = 2
+    cyclegan.run(config, str(tmp_path / "run"))
+    results = json.load(open(tmp_path / "run" / "results.json"))
+    assert results["translation_error_ab"] is None and results["label_preservation"] is None
+    assert results["classifier_task"] == "rotation" and math.isfinite(results["cycle_error"])
+
+
+@pytest.mark.parametrize("section, field, value", [("model", "ngf", 0), ("train", "adversarial_loss", "hinge"),
+                                                   ("data", "channels", 2), ("eval", "every", 0)])
+def test_mistakes_name_the_field(tmp_path, section, field, value):
+    config = cyclegan_config.get_config("small")
+    config[section][field] = value
+    with pytest.raises(ConfigError) as info:
+        cyclegan.run(config, str(tmp_path))
+    assert info.value.field.endswith(field)
