@@ -128,9 +128,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         return m
 
     curve = [{"step": 0, **measure(0, state)}]
-    t0 = time.perf_counter()
     state, history = trainer.train(key, workdir=os.path.join(workdir, "checkpoints"), state=state, callback=measure)
-    train_wall = time.perf_counter() - t0
     keys = set(curve[0])
     curve += [{k: v for k, v in h.items() if k in keys} for h in history if "cycle_error" in h]
     steady = [h["seconds"] for h in history[1:]]  # the first step compiles
@@ -138,7 +136,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
                "steps": settings.steps, "batch_size": settings.batch_size,
                **{k: v for k, v in curve[-1].items() if k != "step"},
                "iterations_per_s": len(steady) / max(sum(steady), 1e-9) if steady else None,
-               "train_wall_s": train_wall, "classifier_test_accuracy": net.test_accuracy, "classifier_task": net.task,
+               "train_step_s": sum(h["seconds"] for h in history),  # restored with the history on a restart
+               "classifier_test_accuracy": net.test_accuracy, "classifier_task": net.task,
                "curve": curve,
                "losses": [{k: h[k] for k in ("step", "g_loss", "g_adv", "cycle", "identity", "d_a", "d_b")}
                           for h in history]}

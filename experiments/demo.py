@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from experiments import mtl, nas_search, nb201, speedups, stylegan
+from experiments import cyclegan, mtl, nas_search, nb201, speedups, stylegan
 from experiments.cli import quiet_library_logs
+from experiments.configs import cyclegan as cyclegan_config
 from experiments.configs import mtl as mtl_config
 from experiments.configs import nas_search as nas_search_config
 from experiments.configs import nb201 as nb201_config
@@ -61,12 +62,18 @@ def stylegan_section(workdir: str, report: Report) -> dict:
     return stylegan.run(stylegan_config.get_config("demo"), os.path.join(workdir, "stylegan"), report=report)
 
 
+def cyclegan_section(workdir: str, report: Report) -> dict:
+    """A short CycleGAN run: digits <-> inverted digits, measured against the known inversion."""
+    return cyclegan.run(cyclegan_config.get_config("demo"), os.path.join(workdir, "cyclegan"), report=report)
+
+
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
     ("nas_search", nas_search_section),
     *((name, speedup_section(name)) for name in speedups.SPEEDUPS),
     ("mtl", mtl_section),
     ("stylegan", stylegan_section),
+    ("cyclegan", cyclegan_section),
 ]
 
 

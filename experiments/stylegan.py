@@ -166,13 +166,12 @@ def train_and_measure(cfg: StyleGANConfig, settings: GANTrainSettings, images: n
         return m
 
     curve = [{"step": 0, **measure(0, state)}]
-    start = time.perf_counter()
     state, history = trainer.train(key, workdir=os.path.join(workdir, "checkpoints"), state=state, callback=measure)
-    wall = time.perf_counter() - start
     curve += [{k: v for k, v in h.items() if k in curve[0] or k.startswith("inception_")} for h in history if "fid" in h]
     steady = [h["seconds"] for h in history[2:]]  # steps 1 and 2 compile the two step variants
     styles = Styles(trainer, state.g_ema)
-    return {"trainer": trainer, "state": state, "styles": styles, "curve": curve, "train_wall_s": wall,
+    return {"trainer": trainer, "state": state, "styles": styles, "curve": curve,
+            "train_step_s": sum(h["seconds"] for h in history),  # restored with the history on a restart
             "images_per_s": settings.batch_size * len(steady) / max(sum(steady), 1e-9) if steady else float("nan"),
             "style_mixing": mixing_effects(styles, feats.net, jax.random.fold_in(key, 5), config.eval.mixing_pairs)}
 
@@ -180,7 +179,7 @@ def train_and_measure(cfg: StyleGANConfig, settings: GANTrainSettings, images: n
 def _summary(record: dict[str, Any]) -> dict[str, Any]:
     last, first = record["curve"][-1], record["curve"][0]
     out = {k: v for k, v in last.items() if k != "step"}
-    out.update(fid_init=first["fid"], images_per_s=record["images_per_s"], train_wall_s=record["train_wall_s"],
+    out.update(fid_init=first["fid"], images_per_s=record["images_per_s"], train_step_s=record["train_step_s"],
                style_mixing=record["style_mixing"], curve=record["curve"])
     return out
 
