@@ -7,10 +7,11 @@ tracking; one jitted sharded step per call, synchronised by reading its losses a
 images, so the figure includes every part of a real step but no data loading or evaluation. Per network
 config: two warm-up steps (they compile the with-R1 and without-R1 variants; compile time reported
 separately), then --rounds timed runs of --steps steps each (a multiple of 16 keeps the R1 share exact).
-Configs (all 32x32, 1 channel, z/w 128, 8 mapping layers):
+Configs (1 channel, z/w 128, 8 mapping layers; 32x32 except `cpu16`):
   * `cpu`:  fmap_base 512, fmap_max 64 (the channel widths of experiments/configs/stylegan.py; 32 channels at 32x32)
   * `wide`: fmap_base 1024, fmap_max 128 (128 channels up to 16x16, 64 at 32x32)
   * `official`: fmap_base 8192, fmap_max 512 (the paper's widths; 512 channels; GPU-sized)
+  * `cpu16`: the `cpu` widths at 16x16, the resolution experiments/configs/stylegan.py trains at
 Imports only jax/flax/optax/orbax/numpy and the package, so it runs unchanged on the GPU machine.
 Writes benchmarks/results/stylegan_train.json.
 """
@@ -31,14 +32,15 @@ from gans.train import GANTrainSettings, StyleGANTrainer
 from jaxnas.common.metrics import device_summary, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONFIGS = {"cpu": (512, 64), "wide": (1024, 128), "official": (8192, 512)}
+CONFIGS = {"cpu": (512, 64, 32), "wide": (1024, 128, 32), "official": (8192, 512, 32),
+           "cpu16": (512, 64, 16)}  # the last: the experiment's own 16x16 setting
 
 
 def bench(name: str, steps: int, rounds: int, batch: int) -> dict:
-    base, fmax = CONFIGS[name]
-    cfg = StyleGANConfig(resolution=32, channels=1, z_dim=128, w_dim=128, fmap_base=base, fmap_max=fmax)
+    base, fmax, res = CONFIGS[name]
+    cfg = StyleGANConfig(resolution=res, channels=1, z_dim=128, w_dim=128, fmap_base=base, fmap_max=fmax)
     settings = GANTrainSettings(steps=2 + steps * rounds, batch_size=batch, checkpoint_every=10**9)
-    images = np.random.default_rng(0).uniform(size=(max(4 * batch, 256), 32, 32, 1)).astype(np.float32)
+    images = np.random.default_rng(0).uniform(size=(max(4 * batch, 256), res, res, 1)).astype(np.float32)
     trainer = StyleGANTrainer(cfg, settings, images)
     key = jax.random.key(0)
     t0 = time.perf_counter()
@@ -52,7 +54,7 @@ def bench(name: str, steps: int, rounds: int, batch: int) -> dict:
     g = sum(x.size for x in jax.tree.leaves(state.g_params))
     d = sum(x.size for x in jax.tree.leaves(state.d_params))
     per_s = [steps * batch / t for t in times]
-    out = {"fmap_base": base, "fmap_max": fmax, "g_params": g, "d_params": d, "compile_and_2_steps_s": round(compile_s, 2),
+    out = {"resolution": res, "fmap_base": base, "fmap_max": fmax, "g_params": g, "d_params": d, "compile_and_2_steps_s": round(compile_s, 2),
            "round_s": [round(t, 3) for t in times], "images_per_s_median": round(statistics.median(per_s), 1),
            "images_per_s_best": round(max(per_s), 1)}
     print(f"{name:9s} G {g:,} / D {d:,} params: {out['images_per_s_median']} images/s (median of {rounds}; best "
@@ -65,7 +67,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--configs", default="cpu,wide", help=f"comma-separated subset of {sorted(CONFIGS)}")
+    parser.add_argument("--configs", default="cpu,wide,cpu16", help=f"comma-separated subset of {sorted(CONFIGS)}")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "stylegan_train.json"))
     args = parser.parse_args()
     names = [n for n in args.configs.split(",") if n]
@@ -73,7 +75,7 @@ def main() -> None:
     if unknown:
         parser.error(f"--configs: unknown {unknown}; allowed: {sorted(CONFIGS)}")
     results = {"device": device_summary(), "machine": platform.processor() or platform.machine(),
-               "cpu_count": os.cpu_count(), "jax": jax.__version__, "batch": args.batch, "resolution": 32,
+               "cpu_count": os.cpu_count(), "jax": jax.__version__, "batch": args.batch,
                "steps_per_round": args.steps, "configs": {n: bench(n, args.steps, args.rounds, args.batch) for n in names}}
     write_json(args.out, results)
     print(f"wrote {args.out}")

@@ -63,7 +63,7 @@ def stylegan_section(workdir: str, report: Report) -> dict:
 
 
 def cyclegan_section(workdir: str, report: Report) -> dict:
-    """A short CycleGAN run: digits <-> inverted digits, measured against the known inversion."""
+    """A short CycleGAN run: digits <-> tinted digits, measured against the known tint."""
     return cyclegan.run(cyclegan_config.get_config("demo"), os.path.join(workdir, "cyclegan"), report=report)
 
 

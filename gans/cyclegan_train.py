@@ -18,8 +18,8 @@ A step with a non-finite loss or gradient is not applied and training stops nami
 Data order: each domain is reshuffled per epoch by a pure function of (seed, domain, epoch); a batch of A
 and a batch of B are drawn independently (unpaired).
 
-Deviation: the official trainer runs batch size 1 on one GPU; the CPU configs here use small batches of
-8-16 for throughput (each image is normalised on its own by instance norm, so the model is unchanged).
+Batch size 1 is the paper's and the default; larger batches shard over devices (each image is normalised
+on its own by instance norm, so the model does not change with the batch size, only the number of updates).
 """
 
 from __future__ import annotations
