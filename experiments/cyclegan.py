@@ -10,6 +10,9 @@ Writes `<workdir>/results.json` and `report.md`. With a known transform T (the d
 * `cycle_error`: mean |F(G(a)) - a| and |G(F(b)) - b| averaged (in [0, 1] pixel units; `cycle_error_a/_b`).
 * `label_preservation`: how often a classifier trained in-project (on both domains' training images) predicts
   the same digit for x and its translation, averaged over both directions (`label_preservation_ab/_ba`).
+* `mean_image_error_ab/_ba`: the normalised error of a translation that ignores its input (the target
+  domain's mean image); for inversion a constant mid-gray image already scores 0.5, so the error alone is
+  not enough: label preservation shows that the translation keeps the digit.
 * `fid_a`, `fid_b`: classifier-feature FID of the translations against held-out real images of the target
   domain (comparable only within this project).
 * the same measurements against training steps (`curve`), the losses (`losses`), `steps`, `iterations_per_s`.
@@ -73,6 +76,14 @@ class Evaluator:
             self.pred_a, self.pred_b = net.predict(self.a), net.predict(self.b)
         if data.truth_ab is not None:
             self.true_b, self.true_a = data.truth_ab(self.a), data.truth_ba(self.b)
+            # A translation that ignores its input: the target domain's mean training image.
+            self.baseline = {
+                "mean_image_error_ab": float(np.abs(data.train_b.mean(0) - self.true_b).mean()
+                                             / np.abs(self.a - self.true_b).mean()),
+                "mean_image_error_ba": float(np.abs(data.train_a.mean(0) - self.true_a).mean()
+                                             / np.abs(self.b - self.true_a).mean())}
+        else:
+            self.baseline = {"mean_image_error_ab": None, "mean_image_error_ba": None}
 
     def measure(self, trainer: CycleGANTrainer, params: Any) -> dict[str, float | None]:
         fake_b, fake_a = trainer.translate(params, self.a, "ab"), trainer.translate(params, self.b, "ba")
@@ -134,7 +145,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     steady = [h["seconds"] for h in history[1:]]  # the first step compiles
     results = {"device": device_summary(), "data": data.name, "transform": config.transform if data.truth_ab else None,
                "steps": settings.steps, "batch_size": settings.batch_size,
-               **{k: v for k, v in curve[-1].items() if k != "step"},
+               **{k: v for k, v in curve[-1].items() if k != "step"}, **evaluator.baseline,
                "iterations_per_s": len(steady) / max(sum(steady), 1e-9) if steady else None,
                "train_step_s": sum(h["seconds"] for h in history),  # restored with the history on a restart
                "classifier_test_accuracy": net.test_accuracy, "classifier_task": net.task,
@@ -160,7 +171,9 @@ def write_report(report: Report | None, workdir: str, config: config_dict.Config
     report.heading(f"CycleGAN, {what}, {s.steps} steps of batch {s.batch_size}")
     report.text(
         f"Normalised translation error A->B {_fmt(results['translation_error_ab'])}, B->A "
-        f"{_fmt(results['translation_error_ba'])} (0 perfect, 1 = the identity map's error); cycle error "
+        f"{_fmt(results['translation_error_ba'])} (0 perfect, 1 = the identity map's error; outputting the target "
+        f"domain's mean image, whatever the input, scores {_fmt(results['mean_image_error_ab'])} / "
+        f"{_fmt(results['mean_image_error_ba'])}, which is why label preservation is the other half of the check); cycle error "
         f"{_fmt(results['cycle_error'], 4)}; labels preserved {_fmt(results['label_preservation'])} (classifier test "
         f"accuracy {results['classifier_test_accuracy']:.3f}); classifier-feature FID A {results['fid_a']:.1f}, B "
         f"{results['fid_b']:.1f}. {_fmt(results['iterations_per_s'], 2)} iterations/s on {results['device']}.")
