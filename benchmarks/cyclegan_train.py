@@ -20,13 +20,13 @@ import argparse
 import os
 import platform
 import statistics
-import time
 
 import jax
 import numpy as np
 
 from gans.cyclegan import CycleGANConfig
 from gans.cyclegan_train import CycleGANSettings, CycleGANTrainer
+from gan_timing import time_training  # benchmarks/ (the script's folder is on sys.path)
 from jaxnas.common.metrics import device_summary, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,14 +40,7 @@ def bench(name: str, batch: int, steps: int, rounds: int) -> dict:
     a, b = (rng.uniform(size=(max(4 * batch, 64), 32, 32, 3)).astype(np.float32) for _ in range(2))
     trainer = CycleGANTrainer(cfg, settings, a, b)
     key = jax.random.key(0)
-    t0 = time.perf_counter()
-    state, _ = trainer.train(key, stop_at=1)
-    compile_s = time.perf_counter() - t0
-    times = []
-    for r in range(rounds):
-        t0 = time.perf_counter()
-        state, _ = trainer.train(key, stop_at=1 + steps * (r + 1), state=state)
-        times.append(time.perf_counter() - t0)
+    state, compile_s, times = time_training(trainer, key, 1, steps, rounds)
     per_s = [steps / t for t in times]
     out = {"batch": batch, **CONFIGS[name], "devices": len(trainer.devices), "compile_and_1_step_s": round(compile_s, 2),
            "round_s": [round(t, 3) for t in times], "iterations_per_s_median": round(statistics.median(per_s), 2),

@@ -22,13 +22,13 @@ import argparse
 import os
 import platform
 import statistics
-import time
 
 import jax
 import numpy as np
 
 from gans.stylegan import StyleGANConfig
 from gans.train import GANTrainSettings, StyleGANTrainer
+from gan_timing import time_training  # benchmarks/ (the script's folder is on sys.path)
 from jaxnas.common.metrics import device_summary, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,14 +43,7 @@ def bench(name: str, steps: int, rounds: int, batch: int) -> dict:
     images = np.random.default_rng(0).uniform(size=(max(4 * batch, 256), res, res, 1)).astype(np.float32)
     trainer = StyleGANTrainer(cfg, settings, images)
     key = jax.random.key(0)
-    t0 = time.perf_counter()
-    state, _ = trainer.train(key, stop_at=2)
-    compile_s = time.perf_counter() - t0
-    times = []
-    for r in range(rounds):
-        t0 = time.perf_counter()
-        state, _ = trainer.train(key, stop_at=2 + steps * (r + 1), state=state)
-        times.append(time.perf_counter() - t0)
+    state, compile_s, times = time_training(trainer, key, 2, steps, rounds)
     g = sum(x.size for x in jax.tree.leaves(state.g_params))
     d = sum(x.size for x in jax.tree.leaves(state.d_params))
     per_s = [steps * batch / t for t in times]

@@ -24,7 +24,6 @@ Restarting with the same settings resumes from the checkpoints, measurements inc
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import Any
@@ -58,10 +57,8 @@ def feature_net(data: UnpairedData, steps: int, seed: int) -> metrics.FeatureNet
                                          seed=seed)
     check(same_shape, "data", f"domains A {data.image_shape_a} and B {data.image_shape_b} need the same shape for "
           "shared FID features; set data.channels")
-    (x, y), (tx, ty) = (metrics.rotations(np.concatenate([data.train_a, data.train_b])),
-                        metrics.rotations(np.concatenate([data.test_a, data.test_b])))
-    return dataclasses.replace(metrics.train_feature_net(x, y, tx, ty, num_classes=4, steps=steps, seed=seed),
-                               task="rotation")
+    return metrics.rotation_feature_net(np.concatenate([data.train_a, data.train_b]),
+                                        np.concatenate([data.test_a, data.test_b]), steps=steps, seed=seed)
 
 
 class Evaluator:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxnas.common.checkpoint import Checkpointer, check_same_settings
@@ -65,6 +66,4 @@ def train_loop(step: Callable[[int, Any], tuple[Any, dict[str, Any]]], state: An
 
 def all_finite(*trees: Any) -> jax.Array:
     """True when every leaf of every tree (losses, gradients) is finite: the condition for applying a step."""
-    import jax.numpy as jnp
-
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(trees)]))

@@ -207,9 +207,13 @@ def feature_net_for(dataset, **kwargs) -> FeatureNet:
     if getattr(dataset, "labeled", True):
         return train_feature_net(dataset.train_x, dataset.train_y, dataset.test_x, dataset.test_y,
                                  num_classes=dataset.num_classes, **kwargs)
-    (train_x, train_y), (test_x, test_y) = rotations(dataset.train_x), rotations(dataset.test_x)
-    net = train_feature_net(train_x, train_y, test_x, test_y, num_classes=4, **kwargs)
-    return dataclasses.replace(net, task="rotation")
+    return rotation_feature_net(dataset.train_x, dataset.test_x, **kwargs)
+
+
+def rotation_feature_net(train_x: np.ndarray, test_x: np.ndarray, **kwargs) -> FeatureNet:
+    """A `FeatureNet` trained on the rotation pretext task of unlabeled images (`task == "rotation"`)."""
+    (x, y), (tx, ty) = rotations(train_x), rotations(test_x)
+    return dataclasses.replace(train_feature_net(x, y, tx, ty, num_classes=4, **kwargs), task="rotation")
 
 
 def _feats(field: str, x: np.ndarray, min_rows: int = 2) -> np.ndarray:

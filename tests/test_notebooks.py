@@ -9,15 +9,20 @@ from nbclient import NotebookClient
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _run_notebook(name, tmp_path, monkeypatch, env, timeout=600):
+    """Executes experiments/notebooks/<name> in a plain single-device kernel with `env`; returns its text output."""
+    for k, v in {**env, "XLA_FLAGS": ""}.items():  # the kernel is a plain single-device process
+        monkeypatch.setenv(k, v)
+    nb = nbformat.read(os.path.join(REPO, "experiments", "notebooks", name), as_version=4)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
 @pytest.mark.slow
 def test_nb201_notebook_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("NB201_RUNS", "16")
-    monkeypatch.setenv("NB201_BUDGET_S", "3000")
-    monkeypatch.setenv("NB201_WORKDIR", str(tmp_path / "work"))
-    monkeypatch.setenv("XLA_FLAGS", "")  # the kernel is a plain single-device process
-    nb = nbformat.read(os.path.join(REPO, "experiments", "notebooks", "nb201_search.ipynb"), as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    outputs = _run_notebook("nb201_search.ipynb", tmp_path, monkeypatch,
+                            {"NB201_RUNS": "16", "NB201_BUDGET_S": "3000", "NB201_WORKDIR": str(tmp_path / "work")},
+                            timeout=300)
     assert "best after 40 evaluations" in outputs
     assert (tmp_path / "work" / "best_so_far.png").exists()
     assert (tmp_path / "work" / "comparison.json").exists()
@@ -25,15 +30,9 @@ def test_nb201_notebook_runs(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_mtl_notebook_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("MTL_VARIANT", "small")
-    monkeypatch.setenv("MTL_LOSSES", "ce,focal")
-    monkeypatch.setenv("MTL_SEEDS", "1")
-    monkeypatch.setenv("MTL_FREEZING", "encoder")
-    monkeypatch.setenv("MTL_WORKDIR", str(tmp_path / "work"))
-    monkeypatch.setenv("XLA_FLAGS", "")
-    nb = nbformat.read(os.path.join(REPO, "experiments", "notebooks", "mtl.ipynb"), as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    outputs = _run_notebook("mtl.ipynb", tmp_path, monkeypatch,
+                            {"MTL_VARIANT": "small", "MTL_LOSSES": "ce,focal", "MTL_SEEDS": "1",
+                             "MTL_FREEZING": "encoder", "MTL_WORKDIR": str(tmp_path / "work")})
     assert "focal" in outputs and "macro-F1" in outputs
     assert "2,695 trainable" in outputs  # heads only: 384*4+4 + 384*3+3
     assert (tmp_path / "work" / "results.json").exists() and (tmp_path / "work" / "mtl_losses.png").exists()
@@ -41,13 +40,8 @@ def test_mtl_notebook_runs(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_stylegan_notebook_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("SG_VARIANT", "small")
-    monkeypatch.setenv("SG_NO_MAPPING", "0")
-    monkeypatch.setenv("SG_WORKDIR", str(tmp_path / "work"))
-    monkeypatch.setenv("XLA_FLAGS", "")
-    nb = nbformat.read(os.path.join(REPO, "experiments", "notebooks", "stylegan.ipynb"), as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    outputs = _run_notebook("stylegan.ipynb", tmp_path, monkeypatch,
+                            {"SG_VARIANT": "small", "SG_NO_MAPPING": "0", "SG_WORKDIR": str(tmp_path / "work")})
     assert "per-channel mean ['1.000', '-1.000']  std ['2.000', '0.500']" in outputs  # AdaIN applies the style
     assert "psi=0 gives the average w for every image: True" in outputs
     assert "FID" in outputs and "B's coarse" in outputs
@@ -56,13 +50,8 @@ def test_stylegan_notebook_runs(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_cyclegan_notebook_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("CG_VARIANT", "small")
-    monkeypatch.setenv("CG_TRANSFORM", "invert")
-    monkeypatch.setenv("CG_WORKDIR", str(tmp_path / "work"))
-    monkeypatch.setenv("XLA_FLAGS", "")
-    nb = nbformat.read(os.path.join(REPO, "experiments", "notebooks", "cyclegan.ipynb"), as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    outputs = _run_notebook("cyclegan.ipynb", tmp_path, monkeypatch,
+                            {"CG_VARIANT": "small", "CG_TRANSFORM": "invert", "CG_WORKDIR": str(tmp_path / "work")})
     # where D rejects the fake, the minimax gradient vanishes (-0.018), the non-saturating one does not (-0.982),
     # and the course text's form points the wrong way (+0.018)
     assert "score -4: minimax -0.018, nonsaturating -0.982, lsgan -10.000, -log(1-D) (wrong) +0.018" in outputs
