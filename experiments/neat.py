@@ -1,0 +1,187 @@
+"""NEAT on a problem: evolve topology and weights, report the winner and a picture of its network.
+
+    python -m experiments.neat --config experiments/configs/neat.py --config.problem=xor --workdir runs/neat_xor
+
+Writes `results.json` (`solved`, `generations`, `best_fitness`, `evals_per_s`, the winner's `nodes`,
+`hidden_nodes`, `connections`, and its genome), `history.jsonl` (one line per generation), `fitness.png`,
+`network.png`, `report.md`, and `checkpoints/`: a killed run restarted with the same workdir resumes and
+ends with the uninterrupted result.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+from ml_collections import config_dict
+
+from experiments.cli import launch, prefixed
+from jaxnas.common.errors import check, check_choice, check_positive
+from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
+from jaxnas.common.report import Report
+from jaxnas.evaluation import neat_problems
+from jaxnas.neat_search import NeatRunner
+from jaxnas.spaces.neat import ACTIVATIONS, NeatSpace, to_host
+from jaxnas.strategies.neat import Neat
+
+
+def validate(config: config_dict.ConfigDict) -> None:
+    check_choice("problem", config.problem, neat_problems.PROBLEMS)
+    check_choice("activation", config.activation, list(ACTIVATIONS))
+    for field in ("generations", "chunk", "double_pole_steps"):
+        check_positive(field, config[field], integer=True)
+    for field in ("max_nodes", "max_conns", "eval_batch"):
+        check(isinstance(config[field], int) and config[field] >= 0, field,
+              f"got {config[field]!r}; must be an integer >= 0 (0: automatic)")
+    check(0 < config.digits_target <= 1, "digits_target", f"got {config.digits_target}; must be in (0, 1]")
+
+
+def build(config: config_dict.ConfigDict) -> tuple[neat_problems.NeatProblem, Neat]:
+    """The problem and the strategy a config describes (validated, errors name the field)."""
+    validate(config)
+    problem = neat_problems.make_problem(config.problem, double_pole_steps=config.double_pole_steps, seed=config.seed)
+    io = problem.num_inputs + problem.num_outputs
+    max_nodes = config.max_nodes or io + 16
+    max_conns = config.max_conns or problem.num_inputs * problem.num_outputs + 48
+    space = problem.space(max_nodes, max_conns, config.activation)  # errors name max_nodes / max_conns
+    neat = prefixed("neat", lambda: Neat(space, **config.neat.to_dict()))
+    return problem, neat
+
+
+def draw_network(genome: dict[str, Any], space: NeatSpace, ax: plt.Axes, title: str = "") -> None:
+    """Nodes in columns by evaluation level (inputs left, outputs right); edges blue > 0, red < 0, width ~ |w|;
+    disabled genes dotted grey."""
+    nodes = {n["id"]: n for n in genome["nodes"]}
+    enabled = [c for c in genome["connections"] if c["enabled"]]
+    depth = {i: 0 for i in nodes}
+    for _ in range(len(nodes)):
+        for c in enabled:
+            depth[c["out"]] = max(depth[c["out"]], depth[c["in"]] + 1)
+    outputs = range(space.num_inputs, space.num_io)
+    last = max(depth.values()) + 1
+    for o in outputs:
+        depth[o] = last
+    for i in range(space.num_inputs):
+        depth[i] = 0
+    columns: dict[int, list[int]] = {}
+    for i in sorted(nodes):
+        columns.setdefault(depth[i], []).append(i)
+    pos = {i: (d, (k + 1) / (len(ids) + 1)) for d, ids in columns.items() for k, i in enumerate(ids)}
+    wmax = max([abs(c["weight"]) for c in genome["connections"]] + [1e-6])
+    for c in genome["connections"]:
+        (x0, y0), (x1, y1) = pos[c["in"]], pos[c["out"]]
+        if c["enabled"]:
+            ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "lw": 0.5 + 3 * abs(c["weight"]) / wmax,
+                                                             "color": "tab:blue" if c["weight"] > 0 else "tab:red",
+                                                             "alpha": 0.8, "shrinkA": 8, "shrinkB": 8})
+        else:
+            ax.plot([x0, x1], [y0, y1], ls=":", color="0.7", lw=0.8)
+    for i, (x, y) in pos.items():
+        kind = "input" if i < space.num_inputs else "output" if i < space.num_io else "hidden"
+        color = {"input": "0.85", "output": "tab:orange", "hidden": "white"}[kind]
+        ax.scatter([x], [y], s=300, c=color, edgecolors="k", zorder=3)
+        ax.text(x, y, str(i), ha="center", va="center", fontsize=7, zorder=4)
+    ax.set_xlim(-0.5, last + 0.5)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    ax.set_title(title or "best genome (blue > 0, red < 0, width ~ |w|, dotted: disabled)", fontsize=9)
+
+
+def plot_history(hist: dict[str, np.ndarray], threshold: float) -> plt.Figure:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    g = hist["generation"]
+    a.plot(g, hist["best_fitness"], label="best of generation")
+    a.plot(g, hist["mean_fitness"], label="population mean")
+    if np.isfinite(threshold):
+        a.axhline(threshold, color="k", ls="--", lw=0.8, label="solved threshold")
+    a.set_xlabel("generation")
+    a.set_ylabel("fitness")
+    a.legend(fontsize=8)
+    a.grid(alpha=0.3)
+    b.plot(g, hist["species"], label="species")
+    b.plot(g, hist["mean_nodes"], label="mean nodes")
+    b.plot(g, hist["mean_connections"], label="mean enabled connections")
+    b.set_xlabel("generation")
+    b.legend(fontsize=8)
+    b.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def winner_details(problem: neat_problems.NeatProblem, space: NeatSpace, best, config) -> dict[str, Any]:
+    """Problem-specific measurements of the winner (cart-pole steps per start, digits accuracies)."""
+    if problem.name == "cartpole":
+        return {"steps_per_start": np.asarray(neat_problems.cartpole_steps(space, best)).tolist()}
+    if problem.name == "double_pole":
+        return {"steps": int(round(float(problem.fitness(space, best)) * config.double_pole_steps))}
+    if problem.name == "digits":
+        d = problem.data
+        acc = {s: float(neat_problems.digits_accuracy(space, best, jnp.asarray(d[f"{s}_x"]), jnp.asarray(d[f"{s}_y"])))
+               for s in ("train", "valid", "test")}
+        return {f"{s}_accuracy": v for s, v in acc.items()}
+    if problem.name == "xor":
+        out = space.apply(best, jnp.asarray(neat_problems.XOR_INPUTS))[:, 0]
+        return {"outputs": np.round(np.asarray(out), 4).tolist()}
+    return {}
+
+
+def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
+    problem, neat = build(config)
+    space = neat.space
+    runner = NeatRunner(neat, problem, chunk=config.chunk, eval_batch=config.eval_batch or None)
+    os.makedirs(workdir, exist_ok=True)
+    settings = {"problem": config.problem, "neat": config.neat.to_dict(), "max_nodes": space.max_nodes,
+                "max_conns": space.max_conns, "double_pole_steps": config.double_pole_steps}
+    out = runner.run(config.seed, config.generations, checkpoint_dir=os.path.join(workdir, "checkpoints"),
+                     progress=config.progress, settings=settings)
+    carry, hist = out["carry"], out["history"]
+    best = carry.state.best
+    genome = to_host(best)
+    details = winner_details(problem, space, best, config)
+    solved_at = int(carry.solved_at)
+    solved = solved_at >= 0
+    if problem.name == "digits":
+        solved = details["train_accuracy"] >= config.digits_target
+    hidden = sum(1 for n in genome["nodes"] if n["id"] >= space.num_io)
+    with JsonlWriter(os.path.join(workdir, "history.jsonl")) as w:
+        for i in range(len(hist["generation"])):
+            w.write({k: v[i].item() for k, v in hist.items()})
+    results = {
+        "problem": problem.name, "description": problem.description, "solved": bool(solved),
+        "generations": int(carry.generation), "solved_at_generation": solved_at if solved_at >= 0 else None,
+        "best_fitness": float(carry.state.pop_best), "fitness_threshold": problem.fitness_threshold,
+        "evals_per_s": float(out["evals_per_s"]), "evaluations": int(carry.generation) * neat.population_size,
+        "wall_s": out["wall_s"], "resumed_from_generation": out["resumed_from_generation"],
+        "nodes": len(genome["nodes"]), "hidden_nodes": hidden,
+        "connections": sum(c["enabled"] for c in genome["connections"]), "connection_genes": len(genome["connections"]),
+        "species_final": int(hist["species"][-1]) if len(hist["species"]) else 0, **details,
+        "winner": genome, "settings": settings, "device": device_summary(),
+    }
+    write_json(os.path.join(workdir, "results.json"), results)
+    own = report is None
+    report = report or Report(workdir, "NEAT")
+    report.heading(f"NEAT on {problem.name}: {problem.description}")
+    verdict = (f"solved in generation {solved_at} ({results['generations']} generations evaluated)" if solved_at >= 0
+               else f"{'solved' if solved else 'not solved'} after {results['generations']} generations")
+    report.text(f"Population {neat.population_size}, {verdict}; best fitness {results['best_fitness']:.4f}. "
+                f"Winner: {results['nodes']} nodes ({hidden} hidden), {results['connections']} enabled connections. "
+                f"{results['evals_per_s']:,.0f} genome evaluations/s including reproduction ({results['device']}).")
+    if details:
+        report.text("Winner details: " + ", ".join(f"{k} = {v}" for k, v in details.items()))
+    rel = lambda name: os.path.relpath(os.path.join(workdir, name), report.workdir)  # noqa: E731
+    report.figure(plot_history(hist, problem.fitness_threshold), rel("fitness.png"),
+                  "Fitness, species and genome size by generation.")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    draw_network(genome, space, ax)
+    report.figure(fig, rel("network.png"), "The best genome's network.")
+    if own:
+        report.write()
+    return {k: v for k, v in results.items() if k not in ("winner", "settings")}
+
+
+if __name__ == "__main__":
+    launch(run, os.path.join(os.path.dirname(__file__), "configs", "neat.py"))

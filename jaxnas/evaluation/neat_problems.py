@@ -1,0 +1,134 @@
+"""Problems for NEAT: each scores one genome; `evaluate` vmaps (and chunks) over a population.
+
+* `xor`: neat-python's XOR benchmark, fitness 4 - sum of squared errors over the four cases, solved at 3.9.
+* `cartpole`: single-pole balancing (gym's CartPole dynamics, `pole_balancing`), bang-bang force; fitness
+  is the mean fraction of 500 steps balanced from five fixed random starts; solved when all five reach 500
+  (gym's episode length for CartPole-v1).
+* `double_pole`: double-pole balancing with velocities (Wieland 1991; the NEAT paper's Sec. 5.1 task),
+  continuous force; fitness is the fraction of `max_steps` (100,000 by default, as in the paper) balanced.
+* `digits`: the embedded sklearn digits average-pooled to 4x4 (16 inputs), 10 outputs read as logits
+  (identity output activation); fitness exp(-cross-entropy) on the training split (the geometric mean of
+  the probability given to the right class), solved at 90% training accuracy; validation and test accuracy
+  are reported by `digits_accuracy`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnas.common.errors import check_choice
+from jaxnas.evaluation import pole_balancing as pb
+from jaxnas.spaces.neat import Genome, NeatSpace
+
+XOR_INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+XOR_TARGETS = np.array([0, 1, 1, 0], np.float32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class NeatProblem:
+    """A task: network shape, a fitness for one genome (higher is better), and the solved threshold."""
+
+    name: str
+    num_inputs: int
+    num_outputs: int
+    fitness_threshold: float
+    fitness: Callable[[NeatSpace, Genome], jax.Array]
+    output_activation: str | None = None
+    description: str = ""
+
+    def space(self, max_nodes: int, max_conns: int, activation: str = "sigmoid") -> NeatSpace:
+        """The genome shape for this problem with the given capacities."""
+        return NeatSpace(self.num_inputs, self.num_outputs, max_nodes=max_nodes, max_conns=max_conns,
+                         activation=activation, output_activation=self.output_activation)
+
+    def evaluate(self, space: NeatSpace, genomes: Genome, batch_size: int | None = None) -> jax.Array:
+        """(P,) fitness of a population; `batch_size` genomes at a time bounds the memory."""
+        one = lambda g: self.fitness(space, g)  # noqa: E731
+        if batch_size is None or batch_size >= genomes.node_id.shape[0]:
+            return jax.vmap(one)(genomes)
+        return jax.lax.map(one, genomes, batch_size=batch_size)
+
+
+def xor_fitness(space: NeatSpace, genome: Genome) -> jax.Array:
+    out = space.apply(genome, jnp.asarray(XOR_INPUTS))[:, 0]  # (4,)
+    return 4.0 - jnp.sum((out - XOR_TARGETS) ** 2)
+
+
+def _policy(space: NeatSpace):
+    return lambda net, obs: space.forward(net, obs[None, :])[0, 0]
+
+
+CARTPOLE_STARTS = 5
+
+
+def cartpole_starts() -> jax.Array:
+    """(5, 4) fixed random starts drawn like gym's reset (uniform in +-0.05), the same for every genome."""
+    keys = jax.random.split(jax.random.key(2002), CARTPOLE_STARTS)
+    return jax.vmap(pb.single_pole_initial_state)(keys)
+
+
+def cartpole_steps(space: NeatSpace, genome: Genome, max_steps: int = pb.SINGLE_POLE_STEPS) -> jax.Array:
+    """(5,) steps balanced from each fixed start."""
+    net = space.decode(genome)
+    return jax.vmap(lambda s: pb.single_pole_balance_steps(_policy(space), net, s, max_steps))(cartpole_starts())
+
+
+def cartpole_fitness(space: NeatSpace, genome: Genome) -> jax.Array:
+    return jnp.mean(cartpole_steps(space, genome)) / pb.SINGLE_POLE_STEPS
+
+
+def double_pole_fitness(space: NeatSpace, genome: Genome, max_steps: int = pb.DOUBLE_POLE_STEPS) -> jax.Array:
+    net = space.decode(genome)
+    return pb.double_pole_balance_steps(_policy(space), net, max_steps) / max_steps
+
+
+def digits_data(seed: int = 0) -> dict[str, np.ndarray]:
+    """The embedded digits at 4x4 (16 features in [0, 1]) with stratified train / valid / test splits."""
+    from jaxnas.data import load_images
+
+    data = load_images("digits", size=4, seed=seed)
+    flat = lambda x: x.reshape(x.shape[0], -1).astype(np.float32)  # noqa: E731
+    return {"train_x": flat(data.train_x), "train_y": data.train_y, "valid_x": flat(data.valid_x),
+            "valid_y": data.valid_y, "test_x": flat(data.test_x), "test_y": data.test_y}
+
+
+def digits_accuracy(space: NeatSpace, genome: Genome, x: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.argmax(space.apply(genome, x), -1) == y)
+
+
+def make_digits(seed: int = 0) -> NeatProblem:
+    data = digits_data(seed)
+    x, y = jnp.asarray(data["train_x"]), jnp.asarray(data["train_y"])
+
+    def fitness(space: NeatSpace, genome: Genome) -> jax.Array:
+        logp = jax.nn.log_softmax(space.apply(genome, x), -1)  # (B, 10)
+        return jnp.exp(jnp.mean(jnp.take_along_axis(logp, y[:, None], 1)))
+
+    problem = NeatProblem("digits", 16, 10, fitness_threshold=float("inf"), fitness=fitness,
+                          output_activation="identity",
+                          description="sklearn digits at 4x4, 10 logits; fitness exp(-cross-entropy)")
+    object.__setattr__(problem, "data", data)
+    return problem
+
+
+def make_problem(name: str, *, double_pole_steps: int = pb.DOUBLE_POLE_STEPS, seed: int = 0) -> NeatProblem:
+    """The named problem (`xor`, `cartpole`, `double_pole`, `digits`)."""
+    check_choice("problem", name, PROBLEMS)
+    if name == "xor":
+        return NeatProblem("xor", 2, 1, 3.9, xor_fitness, description="XOR; fitness 4 - SSE, solved at 3.9")
+    if name == "cartpole":
+        return NeatProblem("cartpole", 4, 1, 1.0, cartpole_fitness,
+                           description=f"single pole, {pb.SINGLE_POLE_STEPS} steps from {CARTPOLE_STARTS} starts")
+    if name == "double_pole":
+        return NeatProblem("double_pole", 6, 1, 1.0,
+                           lambda sp, g: double_pole_fitness(sp, g, double_pole_steps),
+                           description=f"double pole with velocities, {double_pole_steps:,} steps")
+    return make_digits(seed)
+
+
+PROBLEMS = ("xor", "cartpole", "double_pole", "digits")

@@ -1,0 +1,126 @@
+"""Running NEAT on a problem: compiled chunks of whole generations, checkpoints, runs vmapped over seeds.
+
+One generation is `ask` (breed + speciate), the problem's vmapped evaluation, and `tell`; `chunk`
+generations run in one `lax.scan`. A run stops at the first generation whose best genome reaches the
+problem's threshold (its state is frozen from then on, so vmapped seeds can finish at different times)
+or after `max_generations`. Generation keys are `fold_in(seed_key, generation)`, independent of the
+chunking, and the host checkpoints between chunks: a killed run resumes to the uninterrupted result.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxnas.common.checkpoint import Checkpointer, check_same_settings
+from jaxnas.common.errors import check_positive
+from jaxnas.evaluation.neat_problems import NeatProblem
+from jaxnas.strategies.base import tree_where
+from jaxnas.strategies.neat import Neat, NeatState
+
+
+@struct.dataclass
+class NeatCarry:
+    state: NeatState
+    generation: jax.Array  # () int32 generations evaluated
+    solved_at: jax.Array  # () int32 index of the first generation that reached the threshold, -1 if none
+
+
+class NeatRunner:
+    """Runs `neat` on `problem`.
+
+    Args:
+      neat: the strategy (its `space` must match the problem's inputs and outputs).
+      problem: what to evaluate.
+      chunk: generations per compiled call (checkpoints are written between calls).
+      eval_batch: genomes evaluated together (None: the whole population); smaller bounds the memory.
+    """
+
+    def __init__(self, neat: Neat, problem: NeatProblem, chunk: int = 10, eval_batch: int | None = None):
+        check_positive("chunk", chunk, integer=True)
+        if eval_batch is not None:
+            check_positive("eval_batch", eval_batch, integer=True)
+        self.neat, self.problem, self.chunk, self.eval_batch = neat, problem, chunk, eval_batch
+        self._chunk = jax.jit(self._run_chunk)
+        self._chunk_seeds = jax.jit(jax.vmap(self._run_chunk, in_axes=(0, 0, None)))
+
+    def init(self, key: jax.Array) -> NeatCarry:
+        return NeatCarry(self.neat.init(jax.random.fold_in(key, 0)), jnp.array(0, jnp.int32), jnp.array(-1, jnp.int32))
+
+    def generation(self, key: jax.Array, carry: NeatCarry, max_generations: jax.Array) -> tuple[NeatCarry, dict]:
+        """One generation (skipped once solved or at the cap); metrics of the evaluated population."""
+        genomes, state = self.neat.ask(jax.random.fold_in(jax.random.fold_in(key, 1), carry.generation), carry.state)
+        fitness = self.problem.evaluate(self.neat.space, genomes, self.eval_batch)
+        state, metrics = self.neat.tell(state, genomes, fitness)
+        active = (carry.solved_at < 0) & (carry.generation < max_generations)
+        hit = metrics["best_fitness"] >= self.problem.fitness_threshold
+        new = NeatCarry(state, carry.generation + 1, jnp.where(hit, carry.generation, -1))
+        metrics = dict(metrics, active=active, generation=carry.generation)
+        return tree_where(active, new, carry), metrics
+
+    def _run_chunk(self, key: jax.Array, carry: NeatCarry, max_generations: jax.Array) -> tuple[NeatCarry, dict]:
+        return jax.lax.scan(lambda c, _: self.generation(key, c, max_generations), carry, None, length=self.chunk)
+
+    def run(self, seed: int, max_generations: int, checkpoint_dir: str | None = None, progress: bool = False,
+            settings: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Runs one seed to the threshold or the cap. Returns the final carry, the per-generation metrics
+        (numpy arrays over evaluated generations), and timing."""
+        key = jax.random.key(seed)
+        carry, history = self.init(key), []
+        ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
+        meta = {"seed": seed, "max_generations": max_generations, **(settings or {})}
+        resumed = None
+        if ckpt and ckpt.latest_step() is not None:
+            template = {"carry": carry, "history": self._empty_history(ckpt.latest_step())}
+            step, restored, saved = ckpt.restore(template)
+            check_same_settings(saved, meta)
+            carry, history, resumed = restored["carry"], [restored["history"]], step
+        start, chunks = time.perf_counter(), []
+        while int(carry.generation) < max_generations and int(carry.solved_at) < 0:
+            t0 = time.perf_counter()
+            carry, metrics = self._chunk(key, carry, jnp.int32(max_generations))
+            metrics = jax.tree.map(np.asarray, metrics)
+            chunks.append((int(metrics["active"].sum()), time.perf_counter() - t0))
+            history.append({k: v[metrics["active"]] for k, v in metrics.items()})
+            if ckpt:
+                ckpt.save(int(carry.generation), {"carry": carry, "history": _concat(history)}, meta)
+            if progress:
+                last = history[-1]
+                if last["generation"].size:
+                    print(f"[neat {self.problem.name}] generation {int(last['generation'][-1])}: best "
+                          f"{float(last['best_fitness'][-1]):.4f}, {int(last['species'][-1])} species, "
+                          f"{float(last['mean_nodes'][-1]):.1f} nodes", flush=True)
+        if ckpt:
+            ckpt.close()
+        hist = _concat(history) if history else self._empty_history(0)
+        # Throughput without the first chunk (it includes compilation) when there is more than one.
+        steady = chunks[1:] if len(chunks) > 1 else chunks
+        gens, secs = sum(g for g, _ in steady), sum(t for _, t in steady)
+        return {"carry": carry, "history": hist, "wall_s": time.perf_counter() - start,
+                "evals_per_s": gens * self.neat.population_size / secs if secs > 0 else float("nan"),
+                "resumed_from_generation": resumed}
+
+    def run_seeds(self, seeds: list[int], max_generations: int) -> dict[str, Any]:
+        """Independent runs vmapped over seeds in one program (no checkpoints). Per-seed generations used."""
+        keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
+        carry = jax.vmap(self.init)(keys)
+        start = time.perf_counter()
+        while bool(jnp.any((carry.generation < max_generations) & (carry.solved_at < 0))):
+            carry, _ = self._chunk_seeds(keys, carry, jnp.int32(max_generations))
+        jax.block_until_ready(carry)
+        return {"carry": carry, "wall_s": time.perf_counter() - start}
+
+    def _empty_history(self, n: int) -> dict[str, np.ndarray]:
+        """A history-shaped template with `n` generations (to restore a checkpoint into)."""
+        carry = self.init(jax.random.key(0))
+        _, metrics = jax.eval_shape(lambda c: self.generation(jax.random.key(0), c, jnp.int32(1)), carry)
+        return {k: np.zeros((n,) + v.shape, v.dtype) for k, v in metrics.items()}
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

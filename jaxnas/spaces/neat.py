@@ -1,0 +1,212 @@
+"""NEAT genomes as padded arrays, their decoding into layered networks, and batched evaluation.
+
+Stanley & Miikkulainen, "Evolving Neural Networks through Augmenting Topologies", Evolutionary
+Computation 10(2), 2002 (Sec. 3.1, Fig. 2): a genome is a list of node genes and a list of connection
+genes; each connection gene has an in-node, an out-node, a weight, an enable bit and an innovation number.
+
+Here a genome is a fixed-shape pytree so that a population stacks and vmaps:
+
+* node genes: `node_id (N,)`, `node_bias (N,)`. Slots hold ids in increasing order: inputs
+  `0..I-1`, outputs `I..I+O-1`, then hidden nodes (ids from a global counter), then `EMPTY`.
+* connection genes: `conn_in, conn_out (C,)` (node ids), `conn_weight (C,)`, `conn_enabled (C,)`,
+  `conn_innov (C,)`, sorted by innovation number with `EMPTY` slots last.
+
+Keeping both lists sorted makes gene alignment (crossover, compatibility distance) a `searchsorted`.
+
+Deviation from the paper: every non-input node has a bias gene (as in neat-python and as the issue asks
+for bias mutation) instead of a bias *input* node. Networks are feed-forward: structural mutations never
+close a cycle over the genome's connection genes (enabled or not), so re-enabling a gene stays acyclic.
+
+Decoding (`decode`) turns one genome into a dense weight matrix and a level per node (the longest path
+from any node without enabled inputs); evaluation (`forward`) then computes the levels in order, all
+nodes of one level at once. The activation is the paper's steepened sigmoid 1 / (1 + exp(-4.9 x)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxnas.common.errors import check, check_positive
+
+EMPTY = np.iinfo(np.int32).max  # id / innovation of an empty slot: sorts after every real gene
+
+
+@struct.dataclass
+class Genome:
+    """One genome (or a population with leading axes). Shapes below are for one genome."""
+
+    node_id: jax.Array  # (N,) int32, ascending, EMPTY-padded
+    node_bias: jax.Array  # (N,) float32 (inputs: unused, 0)
+    conn_in: jax.Array  # (C,) int32 node id
+    conn_out: jax.Array  # (C,) int32 node id
+    conn_weight: jax.Array  # (C,) float32
+    conn_enabled: jax.Array  # (C,) bool
+    conn_innov: jax.Array  # (C,) int32, ascending, EMPTY-padded
+
+    @property
+    def node_valid(self) -> jax.Array:
+        return self.node_id != EMPTY
+
+    @property
+    def conn_valid(self) -> jax.Array:
+        return self.conn_innov != EMPTY
+
+
+@struct.dataclass
+class Network:
+    """A decoded genome: what evaluation needs and nothing else."""
+
+    weights: jax.Array  # (N, N) float32: weights[src_slot, dst_slot], enabled genes summed
+    bias: jax.Array  # (N,) float32
+    level: jax.Array  # (N,) int32: evaluation level; -1 for inputs and empty slots
+    num_levels: jax.Array  # () int32: 1 + the largest level
+
+
+def sigmoid(x: jax.Array) -> jax.Array:
+    """The paper's steepened sigmoid, 1 / (1 + exp(-4.9 x))."""
+    return jax.nn.sigmoid(4.9 * x)
+
+
+ACTIVATIONS = {"sigmoid": sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x}
+
+
+@dataclasses.dataclass(frozen=True)
+class NeatSpace:
+    """Static shape of the genomes: inputs, outputs, and the padded capacities."""
+
+    num_inputs: int
+    num_outputs: int
+    max_nodes: int = 32  # N: inputs + outputs + hidden
+    max_conns: int = 64  # C
+    activation: str = "sigmoid"  # hidden and output nodes
+    output_activation: str | None = None  # None: same as `activation`
+
+    def __post_init__(self):
+        for field in ("num_inputs", "num_outputs", "max_nodes", "max_conns"):
+            check_positive(field, getattr(self, field), integer=True)
+        check(self.max_nodes >= self.num_inputs + self.num_outputs, "max_nodes",
+              f"got {self.max_nodes}; must be >= num_inputs + num_outputs ({self.num_inputs + self.num_outputs})")
+        check(self.max_conns >= self.num_inputs * self.num_outputs, "max_conns",
+              f"got {self.max_conns}; must be >= num_inputs * num_outputs ({self.num_inputs * self.num_outputs}) "
+              "for the fully connected initial genome")
+        for field in ("activation", "output_activation"):
+            value = getattr(self, field)
+            if value is not None:
+                check(value in ACTIVATIONS, field, f"got {value!r}; allowed: {', '.join(ACTIVATIONS)}")
+
+    @property
+    def num_io(self) -> int:
+        return self.num_inputs + self.num_outputs
+
+    def initial_genome(self, weights: jax.Array, biases: jax.Array) -> Genome:
+        """The paper's starting point: every input connected to every output, no hidden nodes.
+
+        Args:
+          weights: (I * O,) initial weights, input-major (innovation k connects input k // O to output k % O).
+          biases: (O,) output biases.
+        """
+        n, c, io = self.max_nodes, self.max_conns, self.num_io
+        k = np.arange(self.num_inputs * self.num_outputs)
+        node_id = np.full(n, EMPTY, np.int32)
+        node_id[:io] = np.arange(io)
+        pad_c = c - k.size
+        return Genome(
+            node_id=jnp.asarray(node_id),
+            node_bias=jnp.zeros(n, jnp.float32).at[self.num_inputs:io].set(biases),
+            conn_in=jnp.asarray(np.pad(k // self.num_outputs, (0, pad_c), constant_values=EMPTY), jnp.int32),
+            conn_out=jnp.asarray(np.pad(self.num_inputs + k % self.num_outputs, (0, pad_c), constant_values=EMPTY),
+                                 jnp.int32),
+            conn_weight=jnp.pad(jnp.asarray(weights, jnp.float32), (0, pad_c)),
+            conn_enabled=jnp.asarray(np.pad(np.ones(k.size, bool), (0, pad_c))),
+            conn_innov=jnp.asarray(np.pad(k, (0, pad_c), constant_values=EMPTY), jnp.int32),
+        )
+
+    @property
+    def first_hidden_id(self) -> int:
+        return self.num_io
+
+    @property
+    def first_free_innov(self) -> int:
+        return self.num_inputs * self.num_outputs
+
+    # --- decoding and evaluation (one genome; vmap for a population) ---
+
+    def slots(self, genome: Genome) -> tuple[jax.Array, jax.Array]:
+        """Node slot of each connection's in- and out-node (garbage for empty connection slots)."""
+        last = self.max_nodes - 1
+        src = jnp.minimum(jnp.searchsorted(genome.node_id, genome.conn_in, method="compare_all"), last)
+        dst = jnp.minimum(jnp.searchsorted(genome.node_id, genome.conn_out, method="compare_all"), last)
+        return src, dst
+
+    def decode(self, genome: Genome) -> Network:
+        """Dense weights and the topological level of each node (longest path from a source)."""
+        n = self.max_nodes
+        src, dst = self.slots(genome)
+        active = genome.conn_valid & genome.conn_enabled
+        weights = jnp.zeros((n, n), jnp.float32).at[src, dst].add(jnp.where(active, genome.conn_weight, 0.0))
+        is_input = jnp.arange(n) < self.num_inputs
+
+        def relax(depth):
+            cand = jnp.where(active, depth[src] + 1, 0)
+            return depth.at[dst].max(cand)
+
+        def cond(carry):
+            depth, prev = carry
+            return jnp.any(depth != prev)
+
+        def body(carry):
+            depth, _ = carry
+            return relax(depth), depth
+
+        # Inputs sit at depth 0 and are not computed; every other node has depth >= 1 (a node without enabled
+        # inputs is the constant act(bias), computed at level 0) and is computed at level depth - 1.
+        depth0 = jnp.where(is_input, 0, 1)
+        depth, _ = jax.lax.while_loop(cond, body, (relax(depth0), depth0))
+        level = jnp.where(is_input | ~genome.node_valid, -1, depth - 1)
+        return Network(weights=weights, bias=genome.node_bias, level=level, num_levels=jnp.max(level) + 1)
+
+    def forward(self, net: Network, inputs: jax.Array, num_levels: jax.Array | None = None) -> jax.Array:
+        """Outputs (B, O) of a decoded network for inputs (B, I).
+
+        `num_levels` (default: the network's own) may be a population-wide bound when vmapped, so the level
+        loop runs once for the whole population; extra levels change nothing.
+        """
+        act = ACTIVATIONS[self.activation]
+        out_act = ACTIVATIONS[self.output_activation or self.activation]
+        b = inputs.shape[0]
+        values = jnp.zeros((b, self.max_nodes), jnp.float32).at[:, :self.num_inputs].set(inputs)  # (B, N)
+        is_output = (jnp.arange(self.max_nodes) >= self.num_inputs) & (jnp.arange(self.max_nodes) < self.num_io)
+
+        def body(lvl, values):
+            pre = values @ net.weights + net.bias  # (B, N)
+            new = jnp.where(is_output, out_act(pre), act(pre))
+            return jnp.where(net.level == lvl, new, values)
+
+        values = jax.lax.fori_loop(0, net.num_levels if num_levels is None else num_levels, body, values)
+        return values[:, self.num_inputs:self.num_io]
+
+    def apply(self, genome: Genome, inputs: jax.Array) -> jax.Array:
+        """decode + forward for one genome: (B, I) -> (B, O)."""
+        return self.forward(self.decode(genome), inputs)
+
+
+def to_host(genome: Genome) -> dict[str, Any]:
+    """One genome as plain Python lists (JSON-able): nodes and connection genes without the padding."""
+    g = jax.tree.map(np.asarray, genome)
+    nodes = [{"id": int(i), "bias": float(b)} for i, b in zip(g.node_id, g.node_bias) if i != EMPTY]
+    conns = [{"innovation": int(k), "in": int(a), "out": int(o), "weight": float(w), "enabled": bool(e)}
+             for k, a, o, w, e in zip(g.conn_innov, g.conn_in, g.conn_out, g.conn_weight, g.conn_enabled)
+             if k != EMPTY]
+    return {"nodes": nodes, "connections": conns}
+
+
+def size(genome: Genome) -> tuple[int, int]:
+    """(nodes, enabled connections) of one genome, inputs and outputs included."""
+    g = jax.tree.map(np.asarray, genome)
+    return int((g.node_id != EMPTY).sum()), int(((g.conn_innov != EMPTY) & g.conn_enabled).sum())

@@ -1,0 +1,266 @@
+"""The genetic operators of NEAT on padded genomes: alignment, distance, crossover, mutation, innovations.
+
+Stanley & Miikkulainen, "Evolving Neural Networks through Augmenting Topologies", Evolutionary
+Computation 10(2), 2002, Sec. 3.1-3.3. Every function here acts on one genome (or a pair) and is vmapped by
+`jaxnas.strategies.neat`; see that module for the settings and for the documented deviations.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxnas.spaces.neat import EMPTY, Genome, NeatSpace
+
+
+def align(g: Genome, h: Genome) -> tuple[jax.Array, jax.Array]:
+    """For each connection gene of `g`: the index of the gene with the same innovation in `h`, and whether
+    there is one. Both genomes are sorted by innovation, so this is a binary search."""
+    c = g.conn_innov.shape[-1]
+    idx = jnp.minimum(jnp.searchsorted(h.conn_innov, g.conn_innov, method="compare_all"), c - 1)  # (C,)
+    match = g.conn_valid & (h.conn_innov[idx] == g.conn_innov)
+    return idx, match
+
+
+def compatibility(g: Genome, h: Genome, c1: float, c2: float, c3: float, min_genes: int) -> jax.Array:
+    """The paper's compatibility distance delta = c1 E / N + c2 D / N + c3 W (Eq. 1).
+
+    E: excess genes (innovations beyond the other genome's largest), D: disjoint genes (the other
+    unmatched ones), W: mean absolute weight difference of matching genes (disabled ones included),
+    N: the larger genome's number of connection genes, set to 1 when both have fewer than `min_genes`.
+    """
+    idx, match = align(g, h)
+    m = jnp.sum(match)
+    w = jnp.sum(jnp.where(match, jnp.abs(g.conn_weight - h.conn_weight[idx]), 0.0)) / jnp.maximum(m, 1)
+    ng, nh = jnp.sum(g.conn_valid), jnp.sum(h.conn_valid)
+    max_g = jnp.max(jnp.where(g.conn_valid, g.conn_innov, -1))
+    max_h = jnp.max(jnp.where(h.conn_valid, h.conn_innov, -1))
+    excess = jnp.sum(g.conn_valid & (g.conn_innov > max_h)) + jnp.sum(h.conn_valid & (h.conn_innov > max_g))
+    disjoint = ng + nh - 2 * m - excess
+    n = jnp.maximum(ng, nh)
+    n = jnp.where(n < min_genes, 1, n).astype(jnp.float32)
+    return c1 * excess / n + c2 * disjoint / n + c3 * w
+
+
+def compatibility_neat_python(g: Genome, h: Genome, c_disjoint: float, c_weight: float, num_inputs: int) -> jax.Array:
+    """neat-python's distance (`DefaultGenome.distance`): a node part plus a connection part.
+
+    Connections: (c_weight * sum over matching genes of (|dw| + [enable bits differ]) + c_disjoint * unmatched)
+    / the larger connection count. Nodes (outputs and hidden): (c_weight * sum of |d bias| over matching
+    nodes + c_disjoint * unmatched) / the larger node count. Genes match by innovation number here (by
+    (in, out) key there; the two agree unless the same pair was added twice in different generations).
+    """
+    idx, match = align(g, h)
+    m = jnp.sum(match)
+    ng, nh = jnp.sum(g.conn_valid), jnp.sum(h.conn_valid)
+    diff = jnp.abs(g.conn_weight - h.conn_weight[idx]) + (g.conn_enabled != h.conn_enabled[idx])
+    conn = (c_weight * jnp.sum(jnp.where(match, diff, 0.0)) + c_disjoint * (ng + nh - 2 * m)) / jnp.maximum(
+        jnp.maximum(ng, nh), 1)
+    n = g.node_id.shape[-1]
+    g_nodes = g.node_valid & (g.node_id >= num_inputs)
+    h_nodes = h.node_valid & (h.node_id >= num_inputs)
+    nidx = jnp.minimum(jnp.searchsorted(h.node_id, g.node_id, method="compare_all"), n - 1)
+    nmatch = g_nodes & (h.node_id[nidx] == g.node_id)
+    kg, kh, km = jnp.sum(g_nodes), jnp.sum(h_nodes), jnp.sum(nmatch)
+    node = (c_weight * jnp.sum(jnp.where(nmatch, jnp.abs(g.node_bias - h.node_bias[nidx]), 0.0))
+            + c_disjoint * (kg + kh - 2 * km)) / jnp.maximum(jnp.maximum(kg, kh), 1)
+    return conn + node
+
+
+def crossover(key: jax.Array, fitter: Genome, other: Genome, disabled_rate: float) -> Genome:
+    """Matching genes from either parent at random; disjoint and excess genes from the fitter parent.
+
+    Paper rule for the enable bit: a gene disabled in either parent is disabled in the child with
+    probability `disabled_rate` (0.75), otherwise enabled. Node genes follow the fitter parent; a bias
+    present in both parents comes from either at random.
+    """
+    k_w, k_e, k_b = jax.random.split(key, 3)
+    idx, match = align(fitter, other)
+    take_other = match & jax.random.bernoulli(k_w, 0.5, match.shape)
+    weight = jnp.where(take_other, other.conn_weight[idx], fitter.conn_weight)
+    either_disabled = ~fitter.conn_enabled | (match & ~other.conn_enabled[idx])
+    stays_disabled = jax.random.bernoulli(k_e, disabled_rate, match.shape)
+    enabled = jnp.where(either_disabled, ~stays_disabled, True) & fitter.conn_valid
+    n = fitter.node_id.shape[-1]
+    nidx = jnp.minimum(jnp.searchsorted(other.node_id, fitter.node_id, method="compare_all"), n - 1)
+    nmatch = fitter.node_valid & (other.node_id[nidx] == fitter.node_id)
+    bias = jnp.where(nmatch & jax.random.bernoulli(k_b, 0.5, nmatch.shape), other.node_bias[nidx], fitter.node_bias)
+    return fitter.replace(conn_weight=weight, conn_enabled=enabled, node_bias=bias)
+
+
+def perturb(key: jax.Array, values: jax.Array, mask: jax.Array, rate: float, replace_rate: float, power: float,
+            init_std: float, clamp: float, per_gene: bool = False) -> jax.Array:
+    """Weight (or bias) mutation, then clamping to [-clamp, clamp].
+
+    The paper's rule (`per_gene=False`): with probability `rate` the genome's values are mutated, each one
+    then replaced by a fresh N(0, init_std) draw with probability `replace_rate` and perturbed by
+    N(0, power) otherwise. neat-python's rule (`per_gene=True`): each value on its own is perturbed with
+    probability `rate`, else replaced with probability `replace_rate`, else left alone.
+    """
+    k_on, k_rep, k_new, k_step = jax.random.split(key, 4)
+    fresh = init_std * jax.random.normal(k_new, values.shape)
+    stepped = values + power * jax.random.normal(k_step, values.shape)
+    if per_gene:
+        u = jax.random.uniform(k_rep, values.shape)
+        new = jnp.where(u < rate, stepped, jnp.where(u < rate + replace_rate, fresh, values))
+        return jnp.where(mask, jnp.clip(new, -clamp, clamp), values)
+    on = jax.random.bernoulli(k_on, rate)
+    replace = jax.random.bernoulli(k_rep, replace_rate, values.shape)
+    new = jnp.clip(jnp.where(replace, fresh, stepped), -clamp, clamp)
+    return jnp.where(on & mask, new, values)
+
+
+def pick(key: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A uniformly random index where `mask` holds, and whether there was any."""
+    scores = jnp.where(mask, jax.random.uniform(key, mask.shape), -1.0)
+    return jnp.argmax(scores), jnp.any(mask)
+
+
+def _partition(valid: jax.Array) -> jax.Array:
+    """Destination of each slot when the valid ones move to the front in their order (a stable partition)."""
+    n_valid = jnp.sum(valid)
+    return jnp.where(valid, jnp.cumsum(valid) - 1, n_valid + jnp.cumsum(~valid) - 1)
+
+
+def compact(g: Genome) -> Genome:
+    """Moves empty slots to the end, keeping the genes' order (so the lists stay sorted).
+
+    Genes only ever leave a sorted genome by deletion, and new ones come with ids larger than every
+    existing id, appended in increasing order, so a stable partition replaces a sort (sorting is slow on CPU).
+    """
+    nd, cd = _partition(g.node_valid), _partition(g.conn_valid)
+    move_n = lambda x: jnp.zeros_like(x).at[nd].set(x)  # noqa: E731
+    move_c = lambda x: jnp.zeros_like(x).at[cd].set(x)  # noqa: E731
+    return Genome(node_id=move_n(g.node_id), node_bias=move_n(g.node_bias), conn_in=move_c(g.conn_in),
+                  conn_out=move_c(g.conn_out), conn_weight=move_c(g.conn_weight),
+                  conn_enabled=move_c(g.conn_enabled), conn_innov=move_c(g.conn_innov))
+
+
+def delete_node(key: jax.Array, g: Genome, space: NeatSpace) -> Genome:
+    """neat-python's node deletion (not in the paper): a random hidden node and its connections go."""
+    hidden = g.node_valid & (g.node_id >= space.first_hidden_id)
+    slot, ok = pick(key, hidden)
+    gone = g.node_id[slot]
+    drop = ok & g.conn_valid & ((g.conn_in == gone) | (g.conn_out == gone))
+    return g.replace(node_id=g.node_id.at[slot].set(jnp.where(ok, EMPTY, gone)),
+                     conn_innov=jnp.where(drop, EMPTY, g.conn_innov))
+
+
+def delete_conn(key: jax.Array, g: Genome) -> Genome:
+    """neat-python's connection deletion (not in the paper): a random connection gene goes."""
+    slot, ok = pick(key, g.conn_valid)
+    return g.replace(conn_innov=g.conn_innov.at[slot].set(jnp.where(ok, EMPTY, g.conn_innov[slot])))
+
+
+def reaches(g: Genome, space: NeatSpace, start: jax.Array) -> jax.Array:
+    """(N,) bool: nodes reachable from node slot `start` over all connection genes (enabled or not)."""
+    src, dst = space.slots(g)
+    valid = g.conn_valid
+
+    def body(carry):
+        r, _ = carry
+        hit = jnp.zeros_like(r).at[dst].max(valid & r[src])
+        return r | hit, r
+
+    r0 = jnp.arange(space.max_nodes) == start
+    r, _ = jax.lax.while_loop(lambda c: jnp.any(c[0] != c[1]), body, (body((r0, r0))[0], r0))
+    return r
+
+
+def set_where(arr: jax.Array, idx: jax.Array, value: jax.Array, on: jax.Array) -> jax.Array:
+    """`arr` with `arr[idx] = value` if `on` (an index past the end is clamped and then left unchanged)."""
+    idx = jnp.minimum(idx, arr.shape[-1] - 1)
+    return arr.at[idx].set(jnp.where(on, value, arr[idx]))
+
+
+def structural(key: jax.Array, g: Genome, space: NeatSpace, node_rate: float, conn_rate: float,
+               init_std: float) -> tuple[Genome, tuple[jax.Array, ...]]:
+    """Add-node and add-connection on a compacted genome; new ids are left for `assign_innovations`.
+
+    Add node (paper): a random enabled connection a->b is disabled and replaced by a->new (weight 1) and
+    new->b (the old weight); the new node's bias is 0. Add connection: a random node a (any) and a random
+    non-input node b, kept only if a != b, no gene a->b exists, and b does not reach a (no cycle); weight
+    N(0, init_std). One attempt each (as in neat-python); a mutation that finds no room is skipped.
+    Returns the genome with weights and enable bits written, and the proposal
+    (split_innov, split_in, split_out, add_in, add_out, node_slot, conn_slot_in, conn_slot_out, conn_slot_add).
+    """
+    k_n, k_split, k_c, k_a, k_b, k_w = jax.random.split(key, 6)
+    n_nodes, n_conns = jnp.sum(g.node_valid), jnp.sum(g.conn_valid)
+    # add node
+    split, has_enabled = pick(k_split, g.conn_valid & g.conn_enabled)
+    do_node = jax.random.bernoulli(k_n, node_rate) & has_enabled & (n_nodes < space.max_nodes) & (
+        n_conns + 2 <= space.max_conns)
+    c_in, c_out = n_conns, n_conns + 1
+    # add connection (among the nodes that existed before this mutation)
+    a, _ = pick(k_a, g.node_valid)
+    b, _ = pick(k_b, g.node_valid & (jnp.arange(space.max_nodes) >= space.num_inputs))
+    a_id, b_id = g.node_id[a], g.node_id[b]
+    exists = jnp.any(g.conn_valid & (g.conn_in == a_id) & (g.conn_out == b_id))
+    c_new = n_conns + jnp.where(do_node, 2, 0)
+    do_conn = jax.random.bernoulli(k_c, conn_rate) & (a != b) & ~exists & (c_new < space.max_conns)
+    do_conn = do_conn & ~reaches(g, space, b)[a]
+    weight = set_where(g.conn_weight, c_in, 1.0, do_node)
+    weight = set_where(weight, c_out, g.conn_weight[split], do_node)
+    weight = set_where(weight, c_new, init_std * jax.random.normal(k_w), do_conn)
+    enabled = set_where(g.conn_enabled, split, False, do_node)
+    enabled = set_where(set_where(enabled, c_in, True, do_node), c_out, True, do_node)
+    enabled = set_where(enabled, c_new, True, do_conn)
+    proposal = (jnp.where(do_node, g.conn_innov[split], EMPTY), g.conn_in[split], g.conn_out[split],
+                jnp.where(do_conn, a_id, EMPTY), jnp.where(do_conn, b_id, EMPTY), n_nodes, c_in, c_out, c_new)
+    return g.replace(conn_weight=weight, conn_enabled=enabled), proposal
+
+
+def group_ids(keys: tuple[jax.Array, ...], valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Dense ids for the distinct key tuples among `valid` rows (in sorted-key order), and their count."""
+    order = jnp.lexsort(tuple(reversed(keys)) + (~valid,))
+    skeys = [k[order] for k in keys]
+    svalid = valid[order]
+    differs = jnp.zeros_like(svalid)
+    for k in skeys:
+        differs = differs | (k != jnp.roll(k, 1))
+    first = svalid & (differs | (jnp.arange(valid.shape[0]) == 0))
+    gid_sorted = jnp.cumsum(first) - 1
+    gid = jnp.zeros_like(gid_sorted).at[order].set(gid_sorted)
+    return gid, jnp.sum(first)
+
+
+def assign_innovations(g: Genome, proposal: tuple[jax.Array, ...], next_node: jax.Array,
+                       next_innov: jax.Array) -> tuple[Genome, jax.Array, jax.Array]:
+    """Gives the population's structural mutations their node ids and innovation numbers.
+
+    Within one generation, the same mutation gets the same numbers everywhere (paper Sec. 3.2): splits of
+    the same connection gene share the new node id and both new innovations; additions of the same a->b
+    share one innovation. Returns the population and the advanced counters.
+    """
+    split_innov, split_in, split_out, add_a, add_b, node_slot, c_in, c_out, c_new = proposal  # each (P,)
+    do_node, do_conn = split_innov != EMPTY, add_a != EMPTY
+    nid, n_new_nodes = group_ids((split_innov,), do_node)
+    cid, n_new_conns = group_ids((add_a, add_b), do_conn)
+    node_id = next_node + nid
+    innov_in = next_innov + 2 * nid
+    innov_out = innov_in + 1
+    innov_add = next_innov + 2 * n_new_nodes + cid
+    rows = jnp.arange(split_innov.shape[0])
+    last_n, last_c = g.node_id.shape[-1] - 1, g.conn_innov.shape[-1] - 1
+
+    def put(arr, cols, vals, on, last):
+        cols = jnp.minimum(cols, last)
+        return arr.at[rows, cols].set(jnp.where(on, vals, arr[rows, cols]))
+
+    g = g.replace(
+        node_id=put(g.node_id, node_slot, node_id, do_node, last_n),
+        node_bias=put(g.node_bias, node_slot, 0.0, do_node, last_n),
+        conn_in=put(put(put(g.conn_in, c_in, split_in, do_node, last_c), c_out, node_id, do_node, last_c),
+                    c_new, add_a, do_conn, last_c),
+        conn_out=put(put(put(g.conn_out, c_in, node_id, do_node, last_c), c_out, split_out, do_node, last_c),
+                     c_new, add_b, do_conn, last_c),
+        conn_innov=put(put(put(g.conn_innov, c_in, innov_in, do_node, last_c), c_out, innov_out, do_node, last_c),
+                       c_new, innov_add, do_conn, last_c),
+    )
+    # New ids exceed every existing one and fill the first free slots in increasing order: still sorted.
+    return g, next_node + n_new_nodes, next_innov + 2 * n_new_nodes + n_new_conns
+
+
+def tree_select(on: jax.Array, a: Genome, b: Genome) -> Genome:
+    """Row-wise `a if on else b` for genomes with leading axes matching `on`'s shape (a scalar for one genome)."""
+    return jax.tree.map(lambda x, y: jnp.where(on.reshape(on.shape + (1,) * (x.ndim - on.ndim)), x, y), a, b)
