@@ -16,12 +16,13 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from experiments import cyclegan, mtl, nas_search, nb201, speedups, stylegan
+from experiments import cyclegan, mtl, nas_search, nb201, neat, speedups, stylegan
 from experiments.cli import quiet_library_logs
 from experiments.configs import cyclegan as cyclegan_config
 from experiments.configs import mtl as mtl_config
 from experiments.configs import nas_search as nas_search_config
 from experiments.configs import nb201 as nb201_config
+from experiments.configs import neat as neat_config
 from experiments.configs import speedups as speedups_config
 from experiments.configs import stylegan as stylegan_config
 from jaxnas.common.errors import ConfigError
@@ -67,6 +68,16 @@ def cyclegan_section(workdir: str, report: Report) -> dict:
     return cyclegan.run(cyclegan_config.get_config("demo"), os.path.join(workdir, "cyclegan"), report=report)
 
 
+def neat_section(workdir: str, report: Report) -> dict:
+    """NEAT with the paper's defaults on XOR and on double-pole balancing with velocities (100,000 steps)."""
+    out = {}
+    for problem in ("xor", "double_pole"):
+        config = neat_config.get_config("demo")
+        config.problem = problem
+        out[problem] = neat.run(config, os.path.join(workdir, "neat", problem), report=report)
+    return out
+
+
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
     ("nas_search", nas_search_section),
@@ -74,6 +85,7 @@ SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("mtl", mtl_section),
     ("stylegan", stylegan_section),
     ("cyclegan", cyclegan_section),
+    ("neat", neat_section),
 ]
 
 

@@ -6,7 +6,7 @@ Command:
   python -m experiments.neat --config experiments/configs/neat.py --config.problem=double_pole --workdir runs/neat_dp
   python -m experiments.neat --config experiments/configs/neat.py:neat_python --workdir runs/neat_xor_np
 Variants: `:neat_python` (neat-python's XOR example settings, as in benchmarks/neat_vs_neat_python.py),
-`:demo` (`make demo`: XOR then nothing else, well under a minute), `:small` (tests).
+`:demo` (`make demo`: XOR, then the double pole, about two minutes), `:small` (tests).
 
 Defaults are the paper's (`jaxnas.strategies.neat`): population 150, delta_t 3.0, c1 = c2 = 1, c3 = 0.4,
 add-node 0.03, add-connection 0.05, and so on; any of them can be changed with `--config.neat.<name>=...`.

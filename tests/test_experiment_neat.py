@@ -1,0 +1,42 @@
+"""The NEAT entry point on the tiny config: results.json fields, the report's pictures, a restart that
+reuses the finished run, and config mistakes that name the field."""
+
+import json
+import os
+
+import pytest
+
+from experiments import neat
+from experiments.configs import neat as neat_config
+from jaxnas.common.errors import ConfigError
+
+
+@pytest.mark.slow
+def test_small_xor_run_writes_results_and_restarts(tmp_path):
+    config = neat_config.get_config("small")
+    summary = neat.run(config, str(tmp_path))
+    results = json.load(open(tmp_path / "results.json"))
+    for key in ("solved", "generations", "best_fitness", "evals_per_s", "nodes", "connections"):
+        assert key in results, key
+    assert isinstance(results["solved"], bool) and 1 <= results["generations"] <= 6
+    assert results["solved"] == (results["best_fitness"] >= 3.9)
+    assert results["nodes"] >= 3 and results["connections"] == sum(c["enabled"] for c in results["winner"]["connections"])
+    assert len(results["outputs"]) == 4 and summary["best_fitness"] == results["best_fitness"]
+    for png in ("fitness.png", "network.png"):
+        assert os.path.getsize(tmp_path / png) > 500
+    lines = open(tmp_path / "history.jsonl").read().splitlines()
+    assert len(lines) == results["generations"]
+    again = neat.run(config, str(tmp_path))  # finished: restored, not rerun
+    assert again["resumed_from_generation"] == results["generations"] and again["best_fitness"] == results["best_fitness"]
+
+
+@pytest.mark.parametrize("field,value,match", [("problem", "sudoku", "problem"),
+                                               ("max_nodes", 2, "max_nodes"),
+                                               ("neat.population_size", 0, "neat.population_size")])
+def test_config_mistakes_name_the_field(tmp_path, field, value, match):
+    config = neat_config.get_config("small")
+    config.unlock()
+    parent, _, leaf = field.rpartition(".")
+    (config[parent] if parent else config)[leaf] = value
+    with pytest.raises(ConfigError, match=match):
+        neat.run(config, str(tmp_path))

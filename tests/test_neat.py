@@ -1,0 +1,220 @@
+"""NEAT: genome encoding, operators against hand-computed cases and plain references, runs and resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas.common.errors import ConfigError
+from jaxnas.evaluation.neat_problems import make_problem
+from jaxnas.neat_search import NeatRunner
+from jaxnas.spaces.neat import EMPTY, Genome, NeatSpace, to_host
+from jaxnas.strategies import neat_ops as ops
+from jaxnas.strategies.neat import Neat
+
+
+def genome(space: NeatSpace, conns: list[tuple[int, int, int, float, bool]], hidden: list[int] = (),
+           biases: dict[int, float] | None = None) -> Genome:
+    """A genome from (innovation, in, out, weight, enabled) tuples and hidden node ids."""
+    ids = list(range(space.num_io)) + sorted(hidden)
+    node_id = np.full(space.max_nodes, EMPTY, np.int32)
+    node_id[:len(ids)] = ids
+    bias = np.zeros(space.max_nodes, np.float32)
+    for i, b in (biases or {}).items():
+        bias[ids.index(i)] = b
+    conns = sorted(conns)
+    pad = space.max_conns - len(conns)
+    col = lambda j, fill, dt: np.array([c[j] for c in conns] + [fill] * pad, dt)  # noqa: E731
+    return Genome(node_id=jnp.asarray(node_id), node_bias=jnp.asarray(bias), conn_in=jnp.asarray(col(1, EMPTY, np.int32)),
+                  conn_out=jnp.asarray(col(2, EMPTY, np.int32)), conn_weight=jnp.asarray(col(3, 0.0, np.float32)),
+                  conn_enabled=jnp.asarray(col(4, False, bool)), conn_innov=jnp.asarray(col(0, EMPTY, np.int32)))
+
+
+def stack(*gs: Genome) -> Genome:
+    return jax.tree.map(lambda *x: jnp.stack(x), *gs)
+
+
+def reference_forward(g: dict, space: NeatSpace, x: np.ndarray, act) -> np.ndarray:
+    """Plain per-genome evaluation: repeatedly evaluate any node whose enabled inputs are all known."""
+    values = {i: x[i] for i in range(space.num_inputs)}
+    nodes = [n for n in g["nodes"] if n["id"] >= space.num_inputs]
+    incoming = {n["id"]: [c for c in g["connections"] if c["enabled"] and c["out"] == n["id"]] for n in nodes}
+    while len(values) < space.num_inputs + len(nodes):
+        for n in nodes:
+            if n["id"] not in values and all(c["in"] in values for c in incoming[n["id"]]):
+                values[n["id"]] = act(n["bias"] + sum(c["weight"] * values[c["in"]] for c in incoming[n["id"]]))
+    return np.array([values[i] for i in range(space.num_inputs, space.num_io)])
+
+
+SPACE = NeatSpace(2, 1, max_nodes=8, max_conns=12)
+
+
+def test_compatibility_distance_equals_hand_computed_case():
+    g = genome(SPACE, [(0, 0, 2, 1.0, True), (1, 1, 2, -1.0, True), (2, 0, 2, 0.5, False), (5, 1, 2, 2.0, True),
+                       (6, 0, 2, 0.0, True)])
+    h = genome(SPACE, [(0, 0, 2, 0.5, True), (1, 1, 2, 1.0, False), (3, 0, 2, 0.0, True), (4, 1, 2, 0.0, True)])
+    # matching 0, 1: W = (0.5 + 2.0) / 2; excess: 5, 6 (beyond h's largest, 4); disjoint: 2 (g), 3, 4 (h)
+    w = (0.5 + 2.0) / 2
+    d = ops.compatibility(g, h, 1.0, 1.0, 0.4, 20)  # both under 20 genes: N = 1
+    np.testing.assert_allclose(d, 2 + 3 + 0.4 * w, rtol=1e-6)
+    np.testing.assert_allclose(ops.compatibility(g, h, 2.0, 1.0, 0.4, 1), (2 * 2 + 3) / 5 + 0.4 * w, rtol=1e-6)
+    np.testing.assert_allclose(ops.compatibility(h, g, 1.0, 1.0, 0.4, 20), d, rtol=1e-6)  # symmetric
+    assert float(ops.compatibility(g, g, 1.0, 1.0, 0.4, 20)) == 0.0
+    # neat-python's form: connections (0.5 * (|dw| + [enable differs]) summed + 1 * 5 unmatched) / 5, nodes 0
+    conn = (0.5 * ((0.5 + 0) + (2.0 + 1)) + 5) / 5
+    np.testing.assert_allclose(ops.compatibility_neat_python(g, h, 1.0, 0.5, 2), conn, rtol=1e-6)
+
+
+def test_crossover_takes_disjoint_and_excess_genes_from_the_fitter_parent():
+    fitter = genome(SPACE, [(0, 0, 2, 1.0, True), (1, 1, 2, 1.0, False), (2, 0, 3, 1.0, True), (5, 3, 2, 1.0, True)],
+                    hidden=[3])
+    other = genome(SPACE, [(0, 0, 2, -1.0, True), (1, 1, 2, -1.0, True), (3, 1, 3, -1.0, True), (4, 0, 2, -1.0, True),
+                           (7, 1, 2, -1.0, True)], hidden=[3])
+    keys = jax.random.split(jax.random.key(0), 400)
+    kids = jax.vmap(ops.crossover, in_axes=(0, None, None, None))(keys, fitter, other, 0.75)
+    np.testing.assert_array_equal(kids.conn_innov, np.broadcast_to(fitter.conn_innov, kids.conn_innov.shape))
+    w = np.asarray(kids.conn_weight)
+    assert set(np.unique(w[:, 0])) == {-1.0, 1.0} and set(np.unique(w[:, 1])) == {-1.0, 1.0}  # matching: either
+    np.testing.assert_array_equal(w[:, 2:4], 1.0)  # disjoint (2) and excess (5): the fitter parent's
+    disabled = 1 - np.asarray(kids.conn_enabled[:, 1]).mean()  # disabled in the fitter parent only
+    assert 0.65 < disabled < 0.85
+    assert np.asarray(kids.conn_enabled[:, 0]).all()
+
+
+def test_innovation_numbers_are_shared_within_a_generation():
+    space = NeatSpace(2, 1, max_nodes=6, max_conns=8)
+    base = genome(space, [(0, 0, 2, 0.7, True), (1, 1, 2, -0.3, False)])  # one enabled gene: every split is the same
+    pop = stack(*[base] * 6)
+    keys = jax.random.split(jax.random.key(1), 6)
+    kids, prop = jax.vmap(lambda k, g: ops.structural(k, g, space, 1.0, 0.0, 1.0))(keys, pop)
+    kids, next_node, next_innov = ops.assign_innovations(kids, prop, jnp.int32(3), jnp.int32(2))
+    assert int(next_node) == 4 and int(next_innov) == 4  # one new node, two new innovations for six genomes
+    np.testing.assert_array_equal(kids.node_id[:, 3], 3)
+    for i in range(6):
+        h = to_host(jax.tree.map(lambda x: x[i], kids))
+        assert {(c["innovation"], c["in"], c["out"]) for c in h["connections"]} == {(0, 0, 2), (1, 1, 2), (2, 0, 3),
+                                                                                    (3, 3, 2)}
+    # the same new connection in two genomes shares one innovation; a different one gets the next number
+    a = genome(space, [(0, 0, 2, 0.1, True), (1, 1, 2, 0.1, True)], hidden=[3])
+    proposal = tuple(jnp.asarray(v, jnp.int32) for v in
+                     ([EMPTY] * 3, [0] * 3, [0] * 3, [0, 1, 0], [3, 3, 3], [4] * 3, [2] * 3, [3] * 3, [2] * 3))
+    out, _, nxt = ops.assign_innovations(stack(a, a, a), proposal, jnp.int32(4), jnp.int32(10))
+    np.testing.assert_array_equal(out.conn_innov[:, 2], [10, 11, 10])
+    assert int(nxt) == 12
+
+
+def test_add_node_preserves_the_output_at_the_split():
+    space = NeatSpace(3, 2, max_nodes=10, max_conns=12, activation="identity")
+    g = genome(space, [(0, 0, 3, 0.8, True), (1, 1, 3, -1.2, True), (2, 2, 4, 0.4, True), (3, 0, 4, 2.0, True)],
+               biases={3: 0.3, 4: -0.1})
+    x = jax.random.normal(jax.random.key(2), (16, 3))
+    before = space.apply(g, x)
+    for seed in range(4):
+        kid, prop = ops.structural(jax.random.key(seed), g, space, 1.0, 0.0, 1.0)
+        kid, _, _ = ops.assign_innovations(stack(kid), tuple(p[None] for p in prop), jnp.int32(5), jnp.int32(4))
+        kid = jax.tree.map(lambda v: v[0], kid)
+        assert int(jnp.sum(kid.node_valid)) == 6 and int(jnp.sum(kid.conn_enabled & kid.conn_valid)) == 5
+        np.testing.assert_allclose(space.apply(kid, x), before, rtol=1e-5, atol=1e-6)
+        split = to_host(kid)["connections"]
+        new_in = [c for c in split if c["out"] == 5][0]
+        assert new_in["weight"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def evolved():
+    """A population after a few generations of heavy structural mutation (hidden nodes, disabled genes)."""
+    problem = make_problem("xor")
+    neat = Neat(problem.space(10, 16), population_size=16, node_add_rate=0.5, conn_add_rate=0.5,
+                node_delete_rate=0.1, conn_delete_rate=0.1, enable_mutate_rate=0.1)
+    runner = NeatRunner(neat, problem, chunk=3)
+    return neat, runner
+
+
+def test_padded_evaluation_equals_a_plain_per_genome_reference(evolved):
+    neat, runner = evolved
+    carry, _ = runner._chunk(jax.random.key(3), runner.init(jax.random.key(3)), jnp.int32(3))
+    pop = carry.state.genomes
+    assert int(jnp.max(jnp.sum(pop.node_valid, -1))) > neat.space.num_io  # hidden nodes exist
+    x = np.asarray(jax.random.uniform(jax.random.key(4), (5, 2)))
+    out = np.asarray(jax.vmap(lambda g: neat.space.apply(g, jnp.asarray(x)))(pop))  # (P, 5, 1)
+    sig = lambda v: 1 / (1 + np.exp(-4.9 * v))  # noqa: E731
+    for i in range(neat.population_size):
+        g = to_host(jax.tree.map(lambda v: v[i], pop))
+        ref = np.stack([reference_forward(g, neat.space, xi, sig) for xi in x])
+        np.testing.assert_allclose(out[i], ref, rtol=1e-5, atol=1e-6)
+
+
+def test_speciation_follows_the_sequential_first_compatible_rule(evolved):
+    neat, runner = evolved
+    carry, _ = runner._chunk(jax.random.key(5), runner.init(jax.random.key(5)), jnp.int32(3))
+    state = carry.state
+    # re-speciate the current population against the existing representatives, then check against a loop
+    new_state, _ = jax.jit(neat._speciate)(state.replace(alive=state.alive), state.genomes)
+    species = np.asarray(new_state.species)
+    reps = [(int(o), jax.tree.map(lambda v: v[s], state.rep), s) for s, (o, a) in
+            enumerate(zip(np.asarray(state.sp_order), np.asarray(state.alive))) if a]
+    reps.sort(key=lambda r: r[0])
+    leaders: list[tuple[Genome, int]] = [(r, s) for _, r, s in reps]
+    expected = []
+    for i in range(neat.population_size):
+        g = jax.tree.map(lambda v: v[i], state.genomes)
+        for rep, slot in leaders:
+            if float(neat.distance(g, rep)) < neat.compatibility_threshold:
+                expected.append(slot)
+                break
+        else:
+            slot = len(leaders)
+            leaders.append((g, -1 - slot))
+            expected.append(-1 - slot)
+    # new species get free slots: compare the partition, old species by slot
+    mapping = {}
+    for e, s in zip(expected, species):
+        assert mapping.setdefault(e, s) == s
+        if e >= 0:
+            assert e == s
+    assert len(set(mapping.values())) == len(mapping)
+
+
+def test_offspring_add_up_and_follow_adjusted_fitness(evolved):
+    neat, runner = evolved
+    carry, _ = runner._chunk(jax.random.key(6), runner.init(jax.random.key(6)), jnp.int32(3))
+    st = carry.state
+    off = np.asarray(neat.offspring(st))
+    assert off.sum() == neat.population_size and (off >= 0).all()
+    assert (off[~np.asarray(st.alive)] == 0).all()
+    f, sp = np.asarray(st.fitness), np.asarray(st.species)
+    share = np.array([f[sp == s].mean() if (sp == s).any() else 0 for s in range(neat.max_species)])
+    quota = neat.population_size * share / share.sum()
+    assert np.all(np.abs(off - quota) < 1.0 + 1e-6)
+
+
+def test_same_seed_same_run_different_seeds_differ_and_resume_equals_uninterrupted(evolved, tmp_path):
+    neat, runner = evolved
+    a = runner.run(0, 6)
+    b = runner.run(0, 6)
+    c = runner.run(1, 6)
+    chex.assert_trees_all_equal(a["carry"], b["carry"])
+    assert not np.array_equal(np.asarray(a["carry"].state.genomes.conn_weight),
+                              np.asarray(c["carry"].state.genomes.conn_weight))
+    ckpt = str(tmp_path / "ckpt")
+    runner.run(0, 6, checkpoint_dir=ckpt)
+    shutil.rmtree(os.path.join(ckpt, "6"))  # as if killed after generation 3's checkpoint
+    resumed = runner.run(0, 6, checkpoint_dir=ckpt)
+    assert resumed["resumed_from_generation"] == 3
+    chex.assert_trees_all_equal(resumed["carry"], a["carry"])
+    np.testing.assert_array_equal(resumed["history"]["best_fitness"], a["history"]["best_fitness"])
+
+
+def test_settings_errors_name_the_field():
+    with pytest.raises(ConfigError, match="node_add_rate"):
+        Neat(SPACE, node_add_rate=1.5)
+    with pytest.raises(ConfigError, match="compatibility"):
+        Neat(SPACE, compatibility="euclid")
+    with pytest.raises(ConfigError, match="max_conns"):
+        NeatSpace(4, 3, max_nodes=10, max_conns=6)
