@@ -299,6 +299,7 @@ class Neat:
         global_pool = max(1, math.ceil(self.survival_threshold * p))
         other = by_fitness[jax.random.randint(k3, (p,), 0, global_pool)]
         parent2 = jnp.where(jax.random.bernoulli(k4, self.interspecies_rate, (p,)), other, parent2)
+        parent2 = jnp.where(is_elite, parent1, parent2)  # an elite is its own fitter parent: g1 below is the elite
         swap = f[parent2] > f[parent1]
         fitter, weaker = jnp.where(swap, parent2, parent1), jnp.where(swap, parent1, parent2)
         g1 = jax.tree.map(lambda x: x[fitter], state.genomes)
@@ -309,8 +310,7 @@ class Neat:
         children = ops.tree_select(do_cross, crossed, g1)
         children, proposal = jax.vmap(self._mutate)(jax.random.split(k_mut, p), children)
         children, next_node, next_innov = ops.assign_innovations(children, proposal, state.next_node, state.next_innov)
-        elite_genomes = jax.tree.map(lambda x: x[parent1], state.genomes)
-        children = ops.tree_select(is_elite, elite_genomes, children)
+        children = ops.tree_select(is_elite, g1, children)  # elites are copied unchanged
         # New representatives: a random member of each species of the evaluated generation (paper Sec. 3.3).
         u = jax.random.uniform(k_rep, (p,))
         best_u = jax.ops.segment_max(u, species, num_segments=s)

@@ -116,24 +116,27 @@ def pick(key: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jnp.argmax(scores), jnp.any(mask)
 
 
-def _partition(valid: jax.Array) -> jax.Array:
-    """Destination of each slot when the valid ones move to the front in their order (a stable partition)."""
-    n_valid = jnp.sum(valid)
-    return jnp.where(valid, jnp.cumsum(valid) - 1, n_valid + jnp.cumsum(~valid) - 1)
+def _compaction_source(valid: jax.Array) -> jax.Array:
+    """For each output slot j, the index of the (j+1)-th valid slot (or the last slot once they run out)."""
+    rank = jnp.cumsum(valid)  # (C,) valid slots up to and including each one
+    return jnp.minimum(jnp.searchsorted(rank, jnp.arange(1, valid.shape[0] + 1), method="compare_all"),
+                       valid.shape[0] - 1)
 
 
 def compact(g: Genome) -> Genome:
     """Moves empty slots to the end, keeping the genes' order (so the lists stay sorted).
 
     Genes only ever leave a sorted genome by deletion, and new ones come with ids larger than every
-    existing id, appended in increasing order, so a stable partition replaces a sort (sorting is slow on CPU).
+    existing id, appended in increasing order, so a stable compaction replaces a sort (sorting is slow on
+    XLA CPU); it is a gather whose indices come from a vectorised search.
     """
-    nd, cd = _partition(g.node_valid), _partition(g.conn_valid)
-    move_n = lambda x: jnp.zeros_like(x).at[nd].set(x)  # noqa: E731
-    move_c = lambda x: jnp.zeros_like(x).at[cd].set(x)  # noqa: E731
-    return Genome(node_id=move_n(g.node_id), node_bias=move_n(g.node_bias), conn_in=move_c(g.conn_in),
-                  conn_out=move_c(g.conn_out), conn_weight=move_c(g.conn_weight),
-                  conn_enabled=move_c(g.conn_enabled), conn_innov=move_c(g.conn_innov))
+    n_nodes, n_conns = jnp.sum(g.node_valid), jnp.sum(g.conn_valid)
+    ns, cs = _compaction_source(g.node_valid), _compaction_source(g.conn_valid)
+    keep_n = jnp.arange(ns.shape[0]) < n_nodes
+    keep_c = jnp.arange(cs.shape[0]) < n_conns
+    return Genome(node_id=jnp.where(keep_n, g.node_id[ns], EMPTY), node_bias=g.node_bias[ns],
+                  conn_in=g.conn_in[cs], conn_out=g.conn_out[cs], conn_weight=g.conn_weight[cs],
+                  conn_enabled=g.conn_enabled[cs] & keep_c, conn_innov=jnp.where(keep_c, g.conn_innov[cs], EMPTY))
 
 
 def delete_node(key: jax.Array, g: Genome, space: NeatSpace) -> Genome:
