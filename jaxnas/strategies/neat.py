@@ -304,11 +304,12 @@ class Neat:
         fitter, weaker = jnp.where(swap, parent2, parent1), jnp.where(swap, parent1, parent2)
         g1 = jax.tree.map(lambda x: x[fitter], state.genomes)
         g2 = jax.tree.map(lambda x: x[weaker], state.genomes)
-        crossed = jax.vmap(ops.crossover, in_axes=(0, 0, 0, None))(jax.random.split(k_cross, p), g1, g2,
-                                                                    self.disabled_gene_rate)
+        sp = self.space
+        draws = ops.crossover_draws(k_cross, (p,), sp.max_conns, sp.max_nodes)
+        crossed = jax.vmap(ops.crossover_with, in_axes=(0, 0, 0, None))(draws, g1, g2, self.disabled_gene_rate)
         do_cross = jax.random.bernoulli(jax.random.fold_in(k_cross, 1), self.crossover_rate, (p,)) & ~is_elite
         children = ops.tree_select(do_cross, crossed, g1)
-        children, proposal = jax.vmap(self._mutate)(jax.random.split(k_mut, p), children)
+        children, proposal = jax.vmap(self._mutate)(self.mutation_draws(k_mut, p), children)
         children, next_node, next_innov = ops.assign_innovations(children, proposal, state.next_node, state.next_innov)
         children = ops.tree_select(is_elite, g1, children)  # elites are copied unchanged
         # New representatives: a random member of each species of the evaluated generation (paper Sec. 3.3).
@@ -321,21 +322,41 @@ class Neat:
         state = state.replace(rep=rep, alive=keep, next_node=next_node, next_innov=next_innov)
         return self._speciate(state, children)[0]
 
-    def _mutate(self, key: jax.Array, g: Genome) -> tuple[Genome, tuple[jax.Array, ...]]:
-        """Weight, bias and enable-bit mutation, optional deletions, then the structural proposals."""
-        k_w, k_b, k_e, k_dn, k_dc, k_dn_on, k_dc_on, k_s = jax.random.split(key, 8)
-        weight = ops.perturb(k_w, g.conn_weight, g.conn_valid, self.weight_mutate_rate, self.weight_replace_rate,
-                             self.weight_mutate_power, self.weight_init_std, self.weight_clamp, self.per_gene_mutation)
+    def mutation_draws(self, key: jax.Array, p: int) -> dict[str, jax.Array]:
+        """Every random number `_mutate` consumes, for `p` genomes, drawn population-wide (on the CPU one
+        large draw costs several times less than many small ones from split keys)."""
+        sp = self.space
+        k = jax.random.split(key, 7)
+        draws = {"u": jax.random.uniform(k[0], (p, 11)), "z": jax.random.normal(k[1], (p,)),
+                 "u_w": jax.random.uniform(k[2], (p, sp.max_conns)), "z_w": jax.random.normal(k[3], (p, sp.max_conns)),
+                 "u_b": jax.random.uniform(k[4], (p, sp.max_nodes)), "z_b": jax.random.normal(k[5], (p, sp.max_nodes))}
+        if self.enable_mutate_rate:
+            draws["u_e"] = jax.random.uniform(k[6], (p, sp.max_conns))
+        return draws
+
+    def _mutate(self, r: dict[str, jax.Array], g: Genome) -> tuple[Genome, tuple[jax.Array, ...]]:
+        """Weight, bias and enable-bit mutation, optional deletions, then the structural proposals.
+
+        `r`: one genome's slice of `mutation_draws`; `r["u"]` columns: weights on, biases on, delete node
+        on, which node, delete connection on, which connection, then the five of `ops.structural_with`.
+        """
+        u = r["u"]
+        weight = ops.perturb(g.conn_weight, g.conn_valid, u[0], r["u_w"], r["z_w"], self.weight_mutate_rate,
+                             self.weight_replace_rate, self.weight_mutate_power, self.weight_init_std,
+                             self.weight_clamp, self.per_gene_mutation)
         hidden_or_out = g.node_valid & (jnp.arange(self.space.max_nodes) >= self.space.num_inputs)
-        bias = ops.perturb(k_b, g.node_bias, hidden_or_out, self.bias_mutate_rate, self.bias_replace_rate,
-                           self.bias_mutate_power, self.bias_init_std, self.weight_clamp, self.per_gene_mutation)
-        flip = g.conn_valid & jax.random.bernoulli(k_e, self.enable_mutate_rate, g.conn_enabled.shape)
-        g = g.replace(conn_weight=weight, node_bias=bias, conn_enabled=g.conn_enabled ^ flip)
+        bias = ops.perturb(g.node_bias, hidden_or_out, u[1], r["u_b"], r["z_b"], self.bias_mutate_rate,
+                           self.bias_replace_rate, self.bias_mutate_power, self.bias_init_std, self.weight_clamp,
+                           self.per_gene_mutation)
+        g = g.replace(conn_weight=weight, node_bias=bias)
+        if self.enable_mutate_rate:
+            g = g.replace(conn_enabled=g.conn_enabled ^ (g.conn_valid & (r["u_e"] < self.enable_mutate_rate)))
         if self.node_delete_rate or self.conn_delete_rate:
-            g = ops.tree_select(jax.random.bernoulli(k_dn_on, self.node_delete_rate), ops.delete_node(k_dn, g, self.space), g)
-            g = ops.tree_select(jax.random.bernoulli(k_dc_on, self.conn_delete_rate), ops.delete_conn(k_dc, g), g)
+            g = ops.tree_select(u[2] < self.node_delete_rate, ops.delete_node(u[3], g, self.space), g)
+            g = ops.tree_select(u[4] < self.conn_delete_rate, ops.delete_conn(u[5], g), g)
             g = ops.compact(g)
-        return ops.structural(k_s, g, self.space, self.node_add_rate, self.conn_add_rate, self.weight_init_std)
+        return ops.structural_with(u[6:], r["z"], g, self.space, self.node_add_rate, self.conn_add_rate,
+                                   self.weight_init_std)
 
 
 def genome_at(genomes: Genome, i: int | jax.Array) -> Genome:

@@ -74,46 +74,57 @@ def crossover(key: jax.Array, fitter: Genome, other: Genome, disabled_rate: floa
     probability `disabled_rate` (0.75), otherwise enabled. Node genes follow the fitter parent; a bias
     present in both parents comes from either at random.
     """
-    k_w, k_e, k_b = jax.random.split(key, 3)
+    return crossover_with(crossover_draws(key, (), fitter.conn_innov.shape[-1], fitter.node_id.shape[-1]),
+                          fitter, other, disabled_rate)
+
+
+def crossover_draws(key: jax.Array, lead: tuple[int, ...], c: int, n: int) -> tuple[jax.Array, ...]:
+    """The uniforms one crossover consumes, for `lead` crossovers at once (drawn population-wide: on CPU one
+    large draw is several times cheaper than many small ones from split keys)."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    return (jax.random.uniform(k1, lead + (c,)), jax.random.uniform(k2, lead + (c,)),
+            jax.random.uniform(k3, lead + (n,)))
+
+
+def crossover_with(draws: tuple[jax.Array, ...], fitter: Genome, other: Genome, disabled_rate: float) -> Genome:
+    """`crossover` with its random numbers given (see `crossover_draws`)."""
+    u_parent, u_enable, u_bias = draws
     idx, match = align(fitter, other)
-    take_other = match & jax.random.bernoulli(k_w, 0.5, match.shape)
+    take_other = match & (u_parent < 0.5)
     weight = jnp.where(take_other, other.conn_weight[idx], fitter.conn_weight)
     either_disabled = ~fitter.conn_enabled | (match & ~other.conn_enabled[idx])
-    stays_disabled = jax.random.bernoulli(k_e, disabled_rate, match.shape)
-    enabled = jnp.where(either_disabled, ~stays_disabled, True) & fitter.conn_valid
+    enabled = jnp.where(either_disabled, u_enable >= disabled_rate, True) & fitter.conn_valid
     n = fitter.node_id.shape[-1]
     nidx = jnp.minimum(jnp.searchsorted(other.node_id, fitter.node_id, method="compare_all"), n - 1)
     nmatch = fitter.node_valid & (other.node_id[nidx] == fitter.node_id)
-    bias = jnp.where(nmatch & jax.random.bernoulli(k_b, 0.5, nmatch.shape), other.node_bias[nidx], fitter.node_bias)
+    bias = jnp.where(nmatch & (u_bias < 0.5), other.node_bias[nidx], fitter.node_bias)
     return fitter.replace(conn_weight=weight, conn_enabled=enabled, node_bias=bias)
 
 
-def perturb(key: jax.Array, values: jax.Array, mask: jax.Array, rate: float, replace_rate: float, power: float,
-            init_std: float, clamp: float, per_gene: bool = False) -> jax.Array:
-    """Weight (or bias) mutation, then clamping to [-clamp, clamp].
+def perturb(values: jax.Array, mask: jax.Array, u_on: jax.Array, u: jax.Array, z: jax.Array, rate: float,
+            replace_rate: float, power: float, init_std: float, clamp: float, per_gene: bool = False) -> jax.Array:
+    """Weight (or bias) mutation from given random numbers (`u_on` () and `u` uniform, `z` standard normal,
+    `u` and `z` shaped like `values`), then clamping to [-clamp, clamp].
 
     The paper's rule (`per_gene=False`): with probability `rate` the genome's values are mutated, each one
     then replaced by a fresh N(0, init_std) draw with probability `replace_rate` and perturbed by
     N(0, power) otherwise. neat-python's rule (`per_gene=True`): each value on its own is perturbed with
-    probability `rate`, else replaced with probability `replace_rate`, else left alone.
+    probability `rate`, else replaced with probability `replace_rate`, else left alone. A value is either
+    replaced or perturbed, so one normal draw serves both.
     """
-    k_on, k_rep, k_new, k_step = jax.random.split(key, 4)
-    fresh = init_std * jax.random.normal(k_new, values.shape)
-    stepped = values + power * jax.random.normal(k_step, values.shape)
+    fresh, stepped = init_std * z, values + power * z
     if per_gene:
-        u = jax.random.uniform(k_rep, values.shape)
         new = jnp.where(u < rate, stepped, jnp.where(u < rate + replace_rate, fresh, values))
         return jnp.where(mask, jnp.clip(new, -clamp, clamp), values)
-    on = jax.random.bernoulli(k_on, rate)
-    replace = jax.random.bernoulli(k_rep, replace_rate, values.shape)
-    new = jnp.clip(jnp.where(replace, fresh, stepped), -clamp, clamp)
-    return jnp.where(on & mask, new, values)
+    new = jnp.clip(jnp.where(u < replace_rate, fresh, stepped), -clamp, clamp)
+    return jnp.where((u_on < rate) & mask, new, values)
 
 
-def pick(key: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """A uniformly random index where `mask` holds, and whether there was any."""
-    scores = jnp.where(mask, jax.random.uniform(key, mask.shape), -1.0)
-    return jnp.argmax(scores), jnp.any(mask)
+def pick(u: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A uniformly random index where `mask` holds (from one uniform `u`), and whether there was any."""
+    count = jnp.sum(mask)
+    k = jnp.minimum(jnp.floor(u * count), count - 1)
+    return jnp.argmax(jnp.cumsum(mask) > k), count > 0
 
 
 def _compaction_source(valid: jax.Array) -> jax.Array:
@@ -139,19 +150,20 @@ def compact(g: Genome) -> Genome:
                   conn_enabled=g.conn_enabled[cs] & keep_c, conn_innov=jnp.where(keep_c, g.conn_innov[cs], EMPTY))
 
 
-def delete_node(key: jax.Array, g: Genome, space: NeatSpace) -> Genome:
-    """neat-python's node deletion (not in the paper): a random hidden node and its connections go."""
+def delete_node(u: jax.Array, g: Genome, space: NeatSpace) -> Genome:
+    """neat-python's node deletion (not in the paper): a random hidden node (picked with uniform `u`) and its
+    connections go."""
     hidden = g.node_valid & (g.node_id >= space.first_hidden_id)
-    slot, ok = pick(key, hidden)
+    slot, ok = pick(u, hidden)
     gone = g.node_id[slot]
     drop = ok & g.conn_valid & ((g.conn_in == gone) | (g.conn_out == gone))
     return g.replace(node_id=g.node_id.at[slot].set(jnp.where(ok, EMPTY, gone)),
                      conn_innov=jnp.where(drop, EMPTY, g.conn_innov))
 
 
-def delete_conn(key: jax.Array, g: Genome) -> Genome:
-    """neat-python's connection deletion (not in the paper): a random connection gene goes."""
-    slot, ok = pick(key, g.conn_valid)
+def delete_conn(u: jax.Array, g: Genome) -> Genome:
+    """neat-python's connection deletion (not in the paper): a random connection gene (picked with `u`) goes."""
+    slot, ok = pick(u, g.conn_valid)
     return g.replace(conn_innov=g.conn_innov.at[slot].set(jnp.where(ok, EMPTY, g.conn_innov[slot])))
 
 
@@ -178,33 +190,41 @@ def set_where(arr: jax.Array, idx: jax.Array, value: jax.Array, on: jax.Array) -
 
 def structural(key: jax.Array, g: Genome, space: NeatSpace, node_rate: float, conn_rate: float,
                init_std: float) -> tuple[Genome, tuple[jax.Array, ...]]:
+    """`structural_with` drawing its own random numbers."""
+    k_u, k_z = jax.random.split(key)
+    return structural_with(jax.random.uniform(k_u, (5,)), jax.random.normal(k_z, ()), g, space, node_rate,
+                           conn_rate, init_std)
+
+
+def structural_with(u: jax.Array, z: jax.Array, g: Genome, space: NeatSpace, node_rate: float, conn_rate: float,
+                    init_std: float) -> tuple[Genome, tuple[jax.Array, ...]]:
     """Add-node and add-connection on a compacted genome; new ids are left for `assign_innovations`.
 
     Add node (paper): a random enabled connection a->b is disabled and replaced by a->new (weight 1) and
     new->b (the old weight); the new node's bias is 0. Add connection: a random node a (any) and a random
     non-input node b, kept only if a != b, no gene a->b exists, and b does not reach a (no cycle); weight
     N(0, init_std). One attempt each (as in neat-python); a mutation that finds no room is skipped.
+    Random numbers: `u` (5,) uniforms (add node?, which gene, add connection?, a, b), `z` () a standard normal.
     Returns the genome with weights and enable bits written, and the proposal
     (split_innov, split_in, split_out, add_in, add_out, node_slot, conn_slot_in, conn_slot_out, conn_slot_add).
     """
-    k_n, k_split, k_c, k_a, k_b, k_w = jax.random.split(key, 6)
     n_nodes, n_conns = jnp.sum(g.node_valid), jnp.sum(g.conn_valid)
     # add node
-    split, has_enabled = pick(k_split, g.conn_valid & g.conn_enabled)
-    do_node = jax.random.bernoulli(k_n, node_rate) & has_enabled & (n_nodes < space.max_nodes) & (
+    split, has_enabled = pick(u[1], g.conn_valid & g.conn_enabled)
+    do_node = (u[0] < node_rate) & has_enabled & (n_nodes < space.max_nodes) & (
         n_conns + 2 <= space.max_conns)
     c_in, c_out = n_conns, n_conns + 1
     # add connection (among the nodes that existed before this mutation)
-    a, _ = pick(k_a, g.node_valid)
-    b, _ = pick(k_b, g.node_valid & (jnp.arange(space.max_nodes) >= space.num_inputs))
+    a, _ = pick(u[3], g.node_valid)
+    b, _ = pick(u[4], g.node_valid & (jnp.arange(space.max_nodes) >= space.num_inputs))
     a_id, b_id = g.node_id[a], g.node_id[b]
     exists = jnp.any(g.conn_valid & (g.conn_in == a_id) & (g.conn_out == b_id))
     c_new = n_conns + jnp.where(do_node, 2, 0)
-    do_conn = jax.random.bernoulli(k_c, conn_rate) & (a != b) & ~exists & (c_new < space.max_conns)
+    do_conn = (u[2] < conn_rate) & (a != b) & ~exists & (c_new < space.max_conns)
     do_conn = do_conn & ~reaches(g, space, b)[a]
     weight = set_where(g.conn_weight, c_in, 1.0, do_node)
     weight = set_where(weight, c_out, g.conn_weight[split], do_node)
-    weight = set_where(weight, c_new, init_std * jax.random.normal(k_w), do_conn)
+    weight = set_where(weight, c_new, init_std * z, do_conn)
     enabled = set_where(g.conn_enabled, split, False, do_node)
     enabled = set_where(set_where(enabled, c_in, True, do_node), c_out, True, do_node)
     enabled = set_where(enabled, c_new, True, do_conn)
