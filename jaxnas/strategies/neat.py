@@ -295,10 +295,11 @@ class Neat:
         is_elite = rank_in < elites[child_sp]
         parent1 = order[m_start[child_sp] + jnp.where(is_elite, rank_in, pick1)]
         parent2 = order[m_start[child_sp] + pick2]
-        by_fitness = jnp.argsort(-f)
-        global_pool = max(1, math.ceil(self.survival_threshold * p))
-        other = by_fitness[jax.random.randint(k3, (p,), 0, global_pool)]
-        parent2 = jnp.where(jax.random.bernoulli(k4, self.interspecies_rate, (p,)), other, parent2)
+        if self.interspecies_rate:
+            by_fitness = jnp.argsort(-f)
+            global_pool = max(1, math.ceil(self.survival_threshold * p))
+            other = by_fitness[jax.random.randint(k3, (p,), 0, global_pool)]
+            parent2 = jnp.where(jax.random.bernoulli(k4, self.interspecies_rate, (p,)), other, parent2)
         parent2 = jnp.where(is_elite, parent1, parent2)  # an elite is its own fitter parent: g1 below is the elite
         swap = f[parent2] > f[parent1]
         fitter, weaker = jnp.where(swap, parent2, parent1), jnp.where(swap, parent1, parent2)
