@@ -218,3 +218,13 @@ def test_settings_errors_name_the_field():
         Neat(SPACE, compatibility="euclid")
     with pytest.raises(ConfigError, match="max_conns"):
         NeatSpace(4, 3, max_nodes=10, max_conns=6)
+
+
+def test_nan_fitness_is_counted_as_failed_and_never_selected(evolved):
+    neat, runner = evolved
+    genomes, state = jax.jit(neat.ask)(jax.random.key(8), runner.init(jax.random.key(7)).state)
+    fitness = jnp.arange(neat.population_size, dtype=jnp.float32).at[-1].set(jnp.nan)
+    state, metrics = jax.jit(neat.tell)(state, genomes, fitness)
+    assert int(metrics["failed"]) == 1 and float(metrics["best_fitness"]) == neat.population_size - 2
+    chex.assert_trees_all_equal(state.best, jax.tree.map(lambda v: v[-2], genomes))
+    assert int(neat.offspring(state).sum()) == neat.population_size
