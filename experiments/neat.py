@@ -34,7 +34,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     check_choice("activation", config.activation, list(ACTIVATIONS))
     for field in ("generations", "chunk", "double_pole_steps"):
         check_positive(field, config[field], integer=True)
-    for field in ("max_nodes", "max_conns", "eval_batch"):
+    for field in ("max_nodes", "max_conns", "eval_batch", "devices"):
         check(isinstance(config[field], int) and config[field] >= 0, field,
               f"got {config[field]!r}; must be an integer >= 0 (0: automatic)")
     check(0 < config.digits_target <= 1, "digits_target", f"got {config.digits_target}; must be in (0, 1]")
@@ -132,7 +132,8 @@ def winner_details(problem: neat_problems.NeatProblem, space: NeatSpace, best, c
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     problem, neat = build(config)
     space = neat.space
-    runner = NeatRunner(neat, problem, chunk=config.chunk, eval_batch=config.eval_batch or None)
+    devices = jax.local_devices()[:config.devices or None]
+    runner = NeatRunner(neat, problem, chunk=config.chunk, eval_batch=config.eval_batch or None, devices=devices)
     os.makedirs(workdir, exist_ok=True)
     settings = {"problem": config.problem, "neat": config.neat.to_dict(), "max_nodes": space.max_nodes,
                 "max_conns": space.max_conns, "double_pole_steps": config.double_pole_steps}

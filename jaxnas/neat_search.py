@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.sharding import Mesh, PartitionSpec
 
 from jaxnas.common.checkpoint import Checkpointer, check_same_settings
-from jaxnas.common.errors import check_positive
+from jaxnas.common.errors import check, check_positive
 from jaxnas.evaluation.neat_problems import NeatProblem
 from jaxnas.strategies.base import tree_where
 from jaxnas.strategies.neat import Neat, NeatState
@@ -38,14 +39,23 @@ class NeatRunner:
       neat: the strategy (its `space` must match the problem's inputs and outputs).
       problem: what to evaluate.
       chunk: generations per compiled call (checkpoints are written between calls).
-      eval_batch: genomes evaluated together (None: the whole population); smaller bounds the memory.
+      eval_batch: genomes evaluated together on each device (None: all of them); smaller bounds the memory.
+      devices: devices to shard the evaluation over (`shard_map`, population axis); None: one device.
+        Breeding and speciation stay replicated: they are cheap next to an expensive evaluation
+        (pole balancing) and need the whole population.
     """
 
-    def __init__(self, neat: Neat, problem: NeatProblem, chunk: int = 10, eval_batch: int | None = None):
+    def __init__(self, neat: Neat, problem: NeatProblem, chunk: int = 10, eval_batch: int | None = None,
+                 devices: list[jax.Device] | None = None):
         check_positive("chunk", chunk, integer=True)
         if eval_batch is not None:
             check_positive("eval_batch", eval_batch, integer=True)
         self.neat, self.problem, self.chunk, self.eval_batch = neat, problem, chunk, eval_batch
+        self.mesh = None
+        if devices is not None and len(devices) > 1:
+            check(neat.population_size % len(devices) == 0, "devices",
+                  f"{len(devices)} devices do not divide population_size {neat.population_size}")
+            self.mesh = Mesh(np.array(devices), ("pop",))
         self._chunk = jax.jit(self._run_chunk)
         self._chunk_seeds = jax.jit(jax.vmap(self._run_chunk, in_axes=(0, 0, None)))
 
@@ -55,13 +65,22 @@ class NeatRunner:
     def generation(self, key: jax.Array, carry: NeatCarry, max_generations: jax.Array) -> tuple[NeatCarry, dict]:
         """One generation (skipped once solved or at the cap); metrics of the evaluated population."""
         genomes, state = self.neat.ask(jax.random.fold_in(jax.random.fold_in(key, 1), carry.generation), carry.state)
-        fitness = self.problem.evaluate(self.neat.space, genomes, self.eval_batch)
+        fitness = self.evaluate(genomes)
         state, metrics = self.neat.tell(state, genomes, fitness)
         active = (carry.solved_at < 0) & (carry.generation < max_generations)
         hit = metrics["best_fitness"] >= self.problem.fitness_threshold
         new = NeatCarry(state, carry.generation + 1, jnp.where(hit, carry.generation, -1))
         metrics = dict(metrics, active=active, generation=carry.generation)
         return tree_where(active, new, carry), metrics
+
+    def evaluate(self, genomes) -> jax.Array:
+        """(P,) fitness, sharded over the devices when there are several."""
+        fn = lambda g: self.problem.evaluate(self.neat.space, g, self.eval_batch)  # noqa: E731
+        if self.mesh is None:
+            return fn(genomes)
+        pop = PartitionSpec("pop")
+        # check_vma off: the per-genome while loops start from constants, which the check would flag.
+        return jax.shard_map(fn, mesh=self.mesh, in_specs=(pop,), out_specs=pop, check_vma=False)(genomes)
 
     def _run_chunk(self, key: jax.Array, carry: NeatCarry, max_generations: jax.Array) -> tuple[NeatCarry, dict]:
         return jax.lax.scan(lambda c, _: self.generation(key, c, max_generations), carry, None, length=self.chunk)

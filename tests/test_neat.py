@@ -228,3 +228,15 @@ def test_nan_fitness_is_counted_as_failed_and_never_selected(evolved):
     assert int(metrics["failed"]) == 1 and float(metrics["best_fitness"]) == neat.population_size - 2
     chex.assert_trees_all_equal(state.best, jax.tree.map(lambda v: v[-2], genomes))
     assert int(neat.offspring(state).sum()) == neat.population_size
+
+
+def test_evaluation_sharded_over_eight_devices_equals_one_device(evolved):
+    neat, runner = evolved
+    assert jax.device_count() == 8 and neat.population_size % 8 == 0
+    sharded = NeatRunner(neat, runner.problem, chunk=3, devices=jax.devices())
+    key = jax.random.key(11)
+    one, _ = runner._chunk(key, runner.init(key), jnp.int32(3))
+    eight, _ = sharded._chunk(key, sharded.init(key), jnp.int32(3))
+    chex.assert_trees_all_equal(one, eight)
+    with pytest.raises(ConfigError, match="devices"):
+        NeatRunner(neat, runner.problem, devices=jax.devices()[:3])
