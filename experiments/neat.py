@@ -155,7 +155,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         "problem": problem.name, "description": problem.description, "solved": bool(solved),
         "generations": int(carry.generation), "solved_at_generation": solved_at if solved_at >= 0 else None,
         "best_fitness": float(carry.state.pop_best), "fitness_threshold": problem.fitness_threshold,
-        "evals_per_s": float(out["evals_per_s"]), "evaluations": int(carry.generation) * neat.population_size,
+        "evals_per_s": float(out["evals_per_s"]), "compile_s": out["compile_s"],
+        "evaluations": int(carry.generation) * neat.population_size,
         "wall_s": out["wall_s"], "resumed_from_generation": out["resumed_from_generation"],
         "nodes": len(genome["nodes"]), "hidden_nodes": hidden,
         "connections": sum(c["enabled"] for c in genome["connections"]), "connection_genes": len(genome["connections"]),
@@ -170,7 +171,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
                else f"{'solved' if solved else 'not solved'} after {results['generations']} generations")
     report.text(f"Population {neat.population_size}, {verdict}; best fitness {results['best_fitness']:.4f}. "
                 f"Winner: {results['nodes']} nodes ({hidden} hidden), {results['connections']} enabled connections. "
-                f"{results['evals_per_s']:,.0f} genome evaluations/s including reproduction ({results['device']}).")
+                f"{results['evals_per_s']:,.0f} genome evaluations/s including reproduction, after "
+                f"{results['compile_s']:.1f} s of compilation ({results['device']}).")
     if details:
         report.text("Winner details: " + ", ".join(f"{k} = {v}" for k, v in details.items()))
     rel = lambda name: os.path.relpath(os.path.join(workdir, name), report.workdir)  # noqa: E731

@@ -149,9 +149,10 @@ class Neat:
         genomes = jax.vmap(sp.initial_genome)(weights, biases)
         empty = jax.tree.map(lambda x: jnp.repeat(x[:1], s, axis=0), genomes)
         state = NeatState(
-            genomes=genomes, species=jnp.full(p, -1, jnp.int32), fitness=jnp.full(p, -jnp.inf, jnp.float32), told=jnp.array(False),
-            rep=empty, alive=jnp.zeros(s, bool), sp_order=jnp.full(s, BIG, jnp.int32),
-            sp_best=jnp.full(s, -jnp.inf, jnp.float32), sp_since=jnp.zeros(s, jnp.int32), pop_best=jnp.array(-jnp.inf, jnp.float32),
+            genomes=genomes, species=jnp.full(p, -1, jnp.int32), fitness=jnp.full(p, -jnp.inf, jnp.float32),
+            told=jnp.array(False), rep=empty, alive=jnp.zeros(s, bool), sp_order=jnp.full(s, BIG, jnp.int32),
+            sp_best=jnp.full(s, -jnp.inf, jnp.float32), sp_since=jnp.zeros(s, jnp.int32),
+            pop_best=jnp.array(-jnp.inf, jnp.float32),
             pop_since=jnp.array(0, jnp.int32), best=jax.tree.map(lambda x: x[0], genomes),
             next_node=jnp.array(sp.first_hidden_id, jnp.int32), next_innov=jnp.array(sp.first_free_innov, jnp.int32),
             next_species=jnp.array(0, jnp.int32), generation=jnp.array(0, jnp.int32))
@@ -235,8 +236,15 @@ class Neat:
         overflow = species < 0
 
         def nearest(_):
-            d = jax.vmap(lambda g: jax.vmap(lambda r: self.distance(g, r))(rep))(genomes)
-            return jnp.where(overflow, jnp.argmin(jnp.where(alive, d, jnp.inf), 1), species)
+            # One species at a time: a (P, S) vmap would hold P x S x C x C alignment temporaries (GBs at 10,000).
+            def one(k, carry):
+                best_d, best = carry
+                d = jax.vmap(lambda g: self.distance(g, jax.tree.map(lambda r: r[k], rep)))(genomes)  # (P,)
+                better = alive[k] & (d < best_d)
+                return jnp.where(better, d, best_d), jnp.where(better, k, best)
+
+            _, best = jax.lax.fori_loop(0, s, one, (jnp.full(p, jnp.inf), jnp.zeros(p, jnp.int32)))
+            return jnp.where(overflow, best, species)
 
         species = jax.lax.cond(jnp.any(overflow), nearest, lambda _: species, None)
         counts = jnp.bincount(species, length=s)
