@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 
@@ -154,8 +155,10 @@ def test_speciation_follows_the_sequential_first_compatible_rule(evolved):
     neat, runner = evolved
     carry, _ = runner._chunk(jax.random.key(5), runner.init(jax.random.key(5)), jnp.int32(3))
     state = carry.state
-    # re-speciate the current population against the existing representatives, then check against a loop
-    new_state, _ = jax.jit(neat._speciate)(state.replace(alive=state.alive), state.genomes)
+    # re-speciate the population against the existing representatives with a tighter threshold, so that some
+    # genomes join an older species first and others found new ones; then check against the sequential loop
+    neat = dataclasses.replace(neat, compatibility_threshold=1.0)
+    new_state, _ = jax.jit(neat._speciate)(state, state.genomes)
     species = np.asarray(new_state.species)
     reps = [(int(o), jax.tree.map(lambda v: v[s], state.rep), s) for s, (o, a) in
             enumerate(zip(np.asarray(state.sp_order), np.asarray(state.alive))) if a]
@@ -172,6 +175,7 @@ def test_speciation_follows_the_sequential_first_compatible_rule(evolved):
             slot = len(leaders)
             leaders.append((g, -1 - slot))
             expected.append(-1 - slot)
+    assert min(expected) < 0 and max(expected) >= 0  # both branches of the rule are exercised
     # new species get free slots: compare the partition, old species by slot
     mapping = {}
     for e, s in zip(expected, species):
@@ -240,3 +244,38 @@ def test_evaluation_sharded_over_eight_devices_equals_one_device(evolved):
     chex.assert_trees_all_equal(one, eight)
     with pytest.raises(ConfigError, match="devices"):
         NeatRunner(neat, runner.problem, devices=jax.devices()[:3])
+
+
+def test_evolved_genomes_keep_their_invariants(evolved):
+    """Sorted ids and innovations, EMPTY padding last, connections between existing nodes, no duplicate or
+    cyclic connection genes, after generations of additions and deletions that fill the genomes."""
+    problem = evolved[1].problem
+    neat = Neat(problem.space(6, 7), population_size=16, node_add_rate=0.9, conn_add_rate=0.9, node_delete_rate=0.1,
+                conn_delete_rate=0.1, enable_mutate_rate=0.2)
+    runner = NeatRunner(neat, problem, chunk=8)
+    carry, _ = runner._chunk(jax.random.key(9), runner.init(jax.random.key(9)), jnp.int32(8))
+    pop = jax.tree.map(np.asarray, carry.state.genomes)
+    assert (pop.conn_innov != EMPTY).sum(-1).max() == neat.space.max_conns  # some genome is full
+    for i in range(neat.population_size):
+        ids, innov = pop.node_id[i], pop.conn_innov[i]
+        for arr in (ids, innov):
+            n = int((arr != EMPTY).sum())
+            assert np.all(arr[n:] == EMPTY) and np.all(np.diff(arr[:n]) > 0)  # ascending, padding last
+        conns = [(a, b) for a, b, k in zip(pop.conn_in[i], pop.conn_out[i], innov) if k != EMPTY]
+        assert len(set(conns)) == len(conns)
+        assert all(a in set(ids) and b in set(ids) and b >= neat.space.num_inputs for a, b in conns)
+        order = {a: 0 for a in ids if a != EMPTY}  # longest-path depth over all genes: finite only if acyclic
+        for _ in range(len(order)):
+            for a, b in conns:
+                order[b] = max(order[b], order[a] + 1)
+        assert max(order.values()) < len(order)
+
+
+def test_offspring_when_no_species_may_breed(evolved):
+    neat, runner = evolved
+    st = runner.init(jax.random.key(10)).state
+    st = st.replace(fitness=jnp.linspace(0, 1, neat.population_size), sp_since=jnp.full_like(st.sp_since, 99))
+    strict = dataclasses.replace(neat, species_elitism=0)
+    off = np.asarray(strict.offspring(st))
+    assert off.sum() == neat.population_size and (off > 0).sum() == 1  # the best species breeds alone
+    assert np.asarray(st.alive)[np.argmax(off)]

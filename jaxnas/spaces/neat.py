@@ -157,17 +157,17 @@ class NeatSpace:
             return depth.at[dst].max(cand)
 
         def cond(carry):
-            depth, prev = carry
-            return jnp.any(depth != prev)
+            depth, prev, i = carry
+            return jnp.any(depth != prev) & (i < n)  # converges within N sweeps on an acyclic genome
 
         def body(carry):
-            depth, _ = carry
-            return relax(depth), depth
+            depth, _, i = carry
+            return relax(depth), depth, i + 1
 
         # Inputs sit at depth 0 and are not computed; every other node has depth >= 1 (a node without enabled
         # inputs is the constant act(bias), computed at level 0) and is computed at level depth - 1.
         depth0 = jnp.where(is_input, 0, 1)
-        depth, _ = jax.lax.while_loop(cond, body, (relax(depth0), depth0))
+        depth, _, _ = jax.lax.while_loop(cond, body, (relax(depth0), depth0, jnp.int32(1)))
         level = jnp.where(is_input | ~genome.node_valid, -1, depth - 1)
         return Network(weights=weights, bias=genome.node_bias, level=level, num_levels=jnp.max(level) + 1)
 

@@ -34,7 +34,12 @@ Deliberate deviations, each documented where it happens:
   species (counted in the metrics as `overflow`);
 * the best species is never removed for stagnation (`species_elitism`, as in neat-python), so the
   population cannot go extinct;
-* optional node/connection deletion (neat-python extensions, off by default).
+* optional node/connection deletion (neat-python extensions, off by default);
+* there is no minimum species size: a species whose quota rounds to zero dies out (neat-python keeps at
+  least two members per species); if no species is eligible at all, the best one breeds alone;
+* the interspecies partner is drawn from the top `survival_threshold` of the whole population (it may
+  belong to the same species; the paper does not say how the partner is chosen);
+* biases are clamped with `weight_clamp`, as neat-python's XOR settings clamp both to [-30, 30].
 """
 
 from __future__ import annotations
@@ -267,13 +272,15 @@ class Neat:
         f0 = jnp.where(finite, f - low, 0.0)
         n = jnp.bincount(state.species, length=s)
         adjusted = jax.ops.segment_sum(f0, state.species, num_segments=s) / jnp.maximum(n, 1)
-        # rank of each species by its best fitness ever (0 = best) protects the top ones from stagnation
-        key = jnp.where(state.alive, state.sp_best, -jnp.inf)
-        rank = jnp.argsort(jnp.argsort(-key))
-        eligible = state.alive & (n > 0) & ((state.sp_since < self.max_stagnation) | (rank < self.species_elitism))
-        if self.population_stagnation:
+        # rank of each live species by its best fitness ever (0 = best; dead slots rank after every live one)
+        # protects the top ones from stagnation
+        rank = jnp.argsort(jnp.lexsort((-state.sp_best, ~state.alive)))
+        live = state.alive & (n > 0)
+        eligible = live & ((state.sp_since < self.max_stagnation) | (rank < self.species_elitism))
+        if self.population_stagnation:  # the paper: only the two best species reproduce, refocusing the search
             refocus = state.pop_since >= self.population_stagnation
-            eligible = eligible & (~refocus | (rank < 2))
+            eligible = jnp.where(refocus, live & (rank < 2), eligible)
+        eligible = jnp.where(jnp.any(eligible), eligible, live & (rank == 0))  # never let the population die out
         share = jnp.where(eligible, adjusted, 0.0)
         share = jnp.where(jnp.sum(share) > 0, share, jnp.where(eligible, n, 0).astype(jnp.float32))
         quota = p * share / jnp.sum(share)
@@ -308,7 +315,9 @@ class Neat:
             global_pool = max(1, math.ceil(self.survival_threshold * p))
             other = by_fitness[jax.random.randint(k3, (p,), 0, global_pool)]
             parent2 = jnp.where(jax.random.bernoulli(k4, self.interspecies_rate, (p,)), other, parent2)
-        parent2 = jnp.where(is_elite, parent1, parent2)  # an elite is its own fitter parent: g1 below is the elite
+        do_cross = jax.random.bernoulli(jax.random.fold_in(k_cross, 1), self.crossover_rate, (p,)) & ~is_elite
+        # A child without crossover (or an elite) is its own fitter parent: g1 below is then parent1 itself.
+        parent2 = jnp.where(do_cross, parent2, parent1)
         swap = f[parent2] > f[parent1]
         fitter, weaker = jnp.where(swap, parent2, parent1), jnp.where(swap, parent1, parent2)
         g1 = jax.tree.map(lambda x: x[fitter], state.genomes)
@@ -316,9 +325,10 @@ class Neat:
         sp = self.space
         draws = ops.crossover_draws(k_cross, (p,), sp.max_conns, sp.max_nodes)
         crossed = jax.vmap(ops.crossover_with, in_axes=(0, 0, 0, None))(draws, g1, g2, self.disabled_gene_rate)
-        do_cross = jax.random.bernoulli(jax.random.fold_in(k_cross, 1), self.crossover_rate, (p,)) & ~is_elite
         children = ops.tree_select(do_cross, crossed, g1)
         children, proposal = jax.vmap(self._mutate)(self.mutation_draws(k_mut, p), children)
+        no_new = lambda x: jnp.where(is_elite, EMPTY, x)  # noqa: E731  (elites are copied: they propose nothing)
+        proposal = (no_new(proposal[0]), *proposal[1:3], no_new(proposal[3]), no_new(proposal[4]), *proposal[5:])
         children, next_node, next_innov = ops.assign_innovations(children, proposal, state.next_node, state.next_innov)
         children = ops.tree_select(is_elite, g1, children)  # elites are copied unchanged
         # New representatives: a random member of each species of the evaluated generation (paper Sec. 3.3).
