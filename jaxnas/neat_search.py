@@ -57,6 +57,7 @@ class NeatRunner:
                   f"{len(devices)} devices do not divide population_size {neat.population_size}")
             self.mesh = Mesh(np.array(devices), ("pop",))
         self._chunk = jax.jit(self._run_chunk)
+        self._compiled = None  # the ahead-of-time compiled chunk `run` uses (shapes are fixed per runner)
         self._chunk_seeds = jax.jit(jax.vmap(self._run_chunk, in_axes=(0, 0, None)))
 
     def init(self, key: jax.Array) -> NeatCarry:
@@ -101,10 +102,12 @@ class NeatRunner:
             carry, history, resumed = restored["carry"], [restored["history"]], step
         start, chunks, chunk_fn, compile_s = time.perf_counter(), [], None, 0.0
         while int(carry.generation) < max_generations and int(carry.solved_at) < 0:
-            if chunk_fn is None:  # compiled ahead of time, so that throughput never includes compilation
-                t0 = time.perf_counter()
-                chunk_fn = self._chunk.lower(key, carry, jnp.int32(max_generations)).compile()
-                compile_s = time.perf_counter() - t0
+            if chunk_fn is None:  # compiled ahead of time (once per runner), so throughput never includes it
+                if self._compiled is None:
+                    t0 = time.perf_counter()
+                    self._compiled = self._chunk.lower(key, carry, jnp.int32(max_generations)).compile()
+                    compile_s = time.perf_counter() - t0
+                chunk_fn = self._compiled
             t0 = time.perf_counter()
             carry, metrics = chunk_fn(key, carry, jnp.int32(max_generations))
             metrics = jax.tree.map(np.asarray, metrics)
