@@ -32,7 +32,7 @@ from jaxnas.strategies.neat import Neat
 def validate(config: config_dict.ConfigDict) -> None:
     check_choice("problem", config.problem, neat_problems.PROBLEMS)
     check_choice("activation", config.activation, list(ACTIVATIONS))
-    for field in ("generations", "chunk", "double_pole_steps"):
+    for field in ("generations", "chunk", "double_pole_steps", "seeds"):
         check_positive(field, config[field], integer=True)
     for field in ("max_nodes", "max_conns", "eval_batch", "devices"):
         check(isinstance(config[field], int) and config[field] >= 0, field,
@@ -129,6 +129,19 @@ def winner_details(problem: neat_problems.NeatProblem, space: NeatSpace, best, c
     return {}
 
 
+def over_seeds(runner: NeatRunner, config: config_dict.ConfigDict) -> dict[str, Any]:
+    """Solve rate and generations over `config.seeds` seeds, all vmapped in one program.
+
+    Solved runs are frozen but still computed until the last one finishes: cheap for XOR, slow for problems
+    whose evaluation grows with the solution (a balanced pole is simulated for all its steps)."""
+    seeds = list(range(config.seed, config.seed + config.seeds))
+    out = runner.run_seeds(seeds, config.generations)
+    solved_at = [int(g) for g in np.asarray(out["carry"].solved_at)]
+    gens = [g + 1 for g in solved_at if g >= 0]
+    return {"seeds": len(seeds), "solved": len(gens), "median_generations": float(np.median(gens)) if gens else None,
+            "solved_at_generation": solved_at, "wall_s": out["wall_s"]}
+
+
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     problem, neat = build(config)
     space = neat.space
@@ -163,6 +176,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         "species_final": int(hist["species"][-1]) if len(hist["species"]) else 0, **details,
         "winner": genome, "settings": settings, "device": device_summary(),
     }
+    if config.seeds > 1 and problem.name != "digits":
+        results["over_seeds"] = over_seeds(runner, config)
     write_json(os.path.join(workdir, "results.json"), results)
     own = report is None
     report = report or Report(workdir, "NEAT")
@@ -173,6 +188,11 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
                 f"Winner: {results['nodes']} nodes ({hidden} hidden), {results['connections']} enabled connections. "
                 f"{results['evals_per_s']:,.0f} genome evaluations/s including reproduction, after "
                 f"{results['compile_s']:.1f} s of compilation ({results['device']}).")
+    if "over_seeds" in results:
+        o = results["over_seeds"]
+        report.text(f"Over seeds {config.seed}..{config.seed + config.seeds - 1} (run vmapped in one program, "
+                    f"{o['wall_s']:.0f} s): {o['solved']} of {o['seeds']} solved within {config.generations} "
+                    f"generations, median {o['median_generations']} generations (counted as evaluated).")
     if details:
         report.text("Winner details: " + ", ".join(f"{k} = {v}" for k, v in details.items()))
     rel = lambda name: os.path.relpath(os.path.join(workdir, name), report.workdir)  # noqa: E731
