@@ -14,6 +14,7 @@ from jaxnas.common.errors import ConfigError
 @pytest.mark.slow
 def test_small_xor_run_writes_results_and_restarts(tmp_path):
     config = neat_config.get_config("small")
+    config.seeds = 2
     summary = neat.run(config, str(tmp_path))
     results = json.load(open(tmp_path / "results.json"))
     for key in ("solved", "generations", "best_fitness", "evals_per_s", "nodes", "connections"):
@@ -22,6 +23,9 @@ def test_small_xor_run_writes_results_and_restarts(tmp_path):
     assert results["solved"] == (results["best_fitness"] >= 3.9)
     assert results["nodes"] >= 3 and results["connections"] == sum(c["enabled"] for c in results["winner"]["connections"])
     assert len(results["outputs"]) == 4 and summary["best_fitness"] == results["best_fitness"]
+    seeds = results["over_seeds"]  # seeds 0 and 1 vmapped: seed 0's entry is the single run's outcome
+    single = results["solved_at_generation"]
+    assert seeds["seeds"] == 2 and seeds["solved_at_generation"][0] == (-1 if single is None else single)
     for png in ("fitness.png", "network.png"):
         assert os.path.getsize(tmp_path / png) > 500
     lines = open(tmp_path / "history.jsonl").read().splitlines()
