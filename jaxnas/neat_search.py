@@ -142,8 +142,8 @@ class NeatRunner:
 
     def _empty_history(self, n: int) -> dict[str, np.ndarray]:
         """A history-shaped template with `n` generations (to restore a checkpoint into)."""
-        carry = self.init(jax.random.key(0))
-        _, metrics = jax.eval_shape(lambda c: self.generation(jax.random.key(0), c, jnp.int32(1)), carry)
+        key = jax.random.key(0)  # shapes only: nothing is initialised or run
+        _, metrics = jax.eval_shape(lambda k: self.generation(k, self.init(k), jnp.int32(1)), key)
         return {k: np.zeros((n,) + v.shape, v.dtype) for k, v in metrics.items()}
 
 

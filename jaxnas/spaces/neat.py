@@ -205,8 +205,3 @@ def to_host(genome: Genome) -> dict[str, Any]:
              if k != EMPTY]
     return {"nodes": nodes, "connections": conns}
 
-
-def size(genome: Genome) -> tuple[int, int]:
-    """(nodes, enabled connections) of one genome, inputs and outputs included."""
-    g = jax.tree.map(np.asarray, genome)
-    return int((g.node_id != EMPTY).sum()), int(((g.conn_innov != EMPTY) & g.conn_enabled).sum())

@@ -378,9 +378,4 @@ class Neat:
                                    self.weight_init_std)
 
 
-def genome_at(genomes: Genome, i: int | jax.Array) -> Genome:
-    """Genome `i` of a population."""
-    return jax.tree.map(lambda x: x[i], genomes)
-
-
-__all__ = ["EMPTY", "Genome", "Neat", "NeatSpace", "NeatState", "genome_at"]
+__all__ = ["EMPTY", "Genome", "Neat", "NeatSpace", "NeatState"]
