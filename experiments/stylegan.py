@@ -66,8 +66,9 @@ class Styles:
     def __init__(self, trainer: StyleGANTrainer, g_params: Any):
         gen, self.num_ws, self.params = trainer.gen, trainer.config.num_ws, g_params
         self.z_dim = trainer.config.z_dim
+        lod = trainer.lod(trainer.settings.steps)  # the level of detail training ended at (0 normally)
         self._map = jax.jit(lambda p, z: broadcast_ws(gen.apply({"params": p}, z, method=Generator.map), self.num_ws))
-        self._synth = jax.jit(lambda p, ws: gen.apply({"params": p}, ws, None, False, method=Generator.synthesize))
+        self._synth = jax.jit(lambda p, ws: gen.apply({"params": p}, ws, None, False, lod, method=Generator.synthesize))
 
     def ws(self, z: jax.Array) -> jax.Array:
         """(B, num_ws, w_dim) styles of latents z (B, z_dim)."""
@@ -160,7 +161,7 @@ def train_and_measure(cfg: StyleGANConfig, settings: GANTrainSettings, images: n
     def measure(step: int, st: Any) -> dict[str, float] | None:
         if step % every and step != settings.steps:
             return None
-        m = feats.measure(trainer.sample(st.g_ema, eval_key, n), final=step == settings.steps)
+        m = feats.measure(trainer.sample(st.g_ema, eval_key, n, lod=trainer.lod(step)), final=step == settings.steps)
         if config.progress:
             print(f"[{label}] step {step}: FID {m['fid']:.1f}, KID {m['kid']:.1f}", flush=True)
         return m

@@ -15,8 +15,16 @@ with ``fmap_decay = 1``; the block at resolution ``2**r`` has ``nf(r - 1)`` chan
 (tests, benchmarks) use ``fmap_base=1024, fmap_max=128`` (128 channels up to 16x16, 64 at 32x32) or smaller.
 
 Deliberate deviations from the paper / official code:
-  * No progressive growing: we train at the final resolution directly (as StyleGAN2 does), so there is a
-    single toRGB at the final resolution and a single fromRGB at the input resolution, no lod fading.
+  * ``structure="progressive"`` (the default) is the official progressive growing, ``structure='linear'``:
+    every resolution has its own toRGB (generator) and fromRGB (discriminator), all are always computed,
+    and a level-of-detail scalar ``lod`` (0 = full resolution, ``log2(R) - k`` = 2**k px) fades between
+    them with ``lerp_clip``; the reals are faded the same way (`progressive_reals`). One compiled program
+    serves every lod. The schedule lives in `gans.train` (official 600k + 600k images per resolution;
+    shorter CPU budgets scale it). ``"fixed"`` trains at the final resolution only (a single toRGB /
+    fromRGB). ``"skip"`` is StyleGAN2's skip generator (Karras et al., CVPR 2020, Fig. 7b) without its
+    weight demodulation: the output is the sum of every resolution's toRGB, each earlier one upsampled
+    (nearest + [1, 2, 1] blur here; StyleGAN2 uses a [1, 3, 3, 1] filter), so the coarse resolutions
+    draw the coarse image directly; its discriminator is the ``"fixed"`` one.
   * Style formula: ``adain(x, scale, bias) = scale * instance_norm(x) + bias`` where the affine layer A
     outputs ``scale`` directly and its bias is initialised to 1 for the scale half (0 for the bias half).
     The official ``style_mod`` computes ``x * (s + 1) + b`` with zero-initialised bias; the two are the
@@ -51,6 +59,7 @@ from jaxnas.common.errors import ConfigError, check, check_choice, check_positiv
 LRELU_SLOPE = 0.2
 GAIN = math.sqrt(2.0)
 DISCRIMINATORS = ("resnet", "plain")
+STRUCTURES = ("progressive", "fixed", "skip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +77,7 @@ class StyleGANConfig:
     use_mapping: bool = True  # False: w = pixel_norm(z) (requires z_dim == w_dim)
     mbstd_group: int = 4
     discriminator: str = "resnet"  # "resnet" | "plain"
+    structure: str = "progressive"  # "progressive" (official lod fading) | "fixed" | "skip" (StyleGAN2 G)
 
     def validate(self) -> None:
         """Raises `ConfigError` naming the first invalid field."""
@@ -79,6 +89,7 @@ class StyleGANConfig:
         check_positive("mapping_lr_mul", self.mapping_lr_mul)
         check_choice("discriminator", self.discriminator, DISCRIMINATORS)
         check(isinstance(self.use_mapping, bool), "use_mapping", f"got {self.use_mapping!r}; must be a bool")
+        check_choice("structure", self.structure, STRUCTURES)
         if not self.use_mapping:
             check(self.z_dim == self.w_dim, "use_mapping",
                   f"use_mapping=False needs z_dim == w_dim (got z_dim={self.z_dim}, w_dim={self.w_dim})")
@@ -89,6 +100,16 @@ class StyleGANConfig:
     def log2_resolution(self) -> int:
         """log2 of the output resolution."""
         return int(round(math.log2(self.resolution)))
+
+    @property
+    def progressive(self) -> bool:
+        """Whether the networks take a level of detail (progressive growing)."""
+        return self.structure == "progressive"
+
+    @property
+    def max_lod(self) -> int:
+        """The coarsest level of detail: lod ``log2(R) - 2`` renders 4x4 images (lod 0: R x R)."""
+        return self.log2_resolution - 2
 
     @property
     def num_ws(self) -> int:
@@ -143,6 +164,30 @@ def blur(x: jax.Array) -> jax.Array:
     kernel = jnp.asarray(np.tile(k[:, :, None, None], (1, 1, 1, c)), x.dtype)  # (3, 3, 1, C)
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", feature_group_count=c,
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def lerp_clip(a: jax.Array, b: jax.Array, t: float | jax.Array) -> jax.Array:
+    """Official ``lerp_clip``: ``a + (b - a) * clip(t, 0, 1)``, exactly ``a`` at t <= 0 and ``b`` at t >= 1."""
+    t = jnp.asarray(t, a.dtype)
+    return jnp.where(t <= 0, a, jnp.where(t >= 1, b, a + (b - a) * t))
+
+
+def progressive_reals(x: jax.Array, lod: float | jax.Array) -> jax.Array:
+    """Real images as seen at level of detail ``lod`` (official ``process_reals``), at full size.
+
+    At integer ``lod = k`` the images are 2x2-box-averaged k times and nearest-upsampled back; between
+    integers they are lerped between the two levels. x: (B, R, R, C); lod in [0, log2(R) - 2].
+    """
+    levels, y = [x], x
+    for k in range(1, int(round(math.log2(x.shape[1]))) - 1):  # down to 4x4
+        y = downsample2x(y)
+        levels.append(jnp.repeat(jnp.repeat(y, 2**k, axis=1), 2**k, axis=2))
+    levels.append(levels[-1])  # so level i + 1 exists at the coarsest lod
+    stack = jnp.stack(levels)  # (L, B, R, R, C)
+    lod = jnp.clip(jnp.asarray(lod, x.dtype), 0.0, len(levels) - 2)
+    i = jnp.floor(lod).astype(jnp.int32)
+    a, b = stack[i], stack[i + 1]
+    return a + (b - a) * (lod - i.astype(x.dtype))
 
 
 def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
@@ -326,7 +371,7 @@ class SynthesisNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, ws: jax.Array, noise_key: jax.Array | None = None,
-                 randomize_noise: bool = True) -> jax.Array:
+                 randomize_noise: bool = True, lod: float | jax.Array = 0.0) -> jax.Array:
         cfg = self.config
         n = cfg.num_ws
         if ws.ndim != 3 or ws.shape[1:] != (n, cfg.w_dim):
@@ -345,12 +390,22 @@ class SynthesisNetwork(nn.Module):
         x = jnp.broadcast_to(const, (ws.shape[0], 4, 4, cfg.nf(1))).astype(ws.dtype)  # (B, 4, 4, nf1)
         x = epilogue(x, 0)
         x = epilogue(EqConv(cfg.nf(1), use_bias=False, name="conv4")(x), 1)
-        for r in range(3, cfg.log2_resolution + 1):
+        top = cfg.log2_resolution
+
+        def to_rgb(x: jax.Array, r: int) -> jax.Array:
+            return EqConv(cfg.channels, kernel_size=1, gain=1.0, name="to_rgb" if r == top else f"to_rgb{2**r}")(x)
+
+        img = to_rgb(x, 2) if cfg.structure != "fixed" else None  # (B, 4, 4, channels)
+        for r in range(3, top + 1):
             res, ch = 2**r, cfg.nf(r - 1)
             x = blur(EqConv(ch, use_bias=False, name=f"conv{res}_up")(upsample2x(x)))  # (B, res, res, ch)
             x = epilogue(x, 2 * r - 4)
             x = epilogue(EqConv(ch, use_bias=False, name=f"conv{res}")(x), 2 * r - 3)
-        return EqConv(cfg.channels, kernel_size=1, gain=1.0, name="to_rgb")(x)  # (B, R, R, channels)
+            if cfg.structure == "progressive":  # official 'linear': fade this level's image in over the last
+                img = lerp_clip(to_rgb(x, r), upsample2x(img), lod - (top - r))
+            elif cfg.structure == "skip":  # StyleGAN2: this level's image adds to the upsampled last one
+                img = blur(upsample2x(img)) + to_rgb(x, r)
+        return to_rgb(x, top) if cfg.structure == "fixed" else img  # (B, R, R, channels)
 
 
 class Generator(nn.Module):
@@ -370,9 +425,9 @@ class Generator(nn.Module):
         return self.mapping(z)
 
     def synthesize(self, ws: jax.Array, noise_key: jax.Array | None = None,
-                   randomize_noise: bool = True) -> jax.Array:
-        """ws (B, num_ws, w_dim) -> images (B, R, R, C)."""
-        return self.synthesis(ws, noise_key, randomize_noise)
+                   randomize_noise: bool = True, lod: float | jax.Array = 0.0) -> jax.Array:
+        """ws (B, num_ws, w_dim) -> images (B, R, R, C) at level of detail ``lod`` (0: full resolution)."""
+        return self.synthesis(ws, noise_key, randomize_noise, lod)
 
     def __call__(self, z: jax.Array, noise_key: jax.Array | None = None,
                  randomize_noise: bool = True) -> jax.Array:
@@ -389,7 +444,7 @@ class Discriminator(nn.Module):
     config: StyleGANConfig
 
     @nn.compact
-    def __call__(self, images: jax.Array) -> jax.Array:
+    def __call__(self, images: jax.Array, lod: float | jax.Array = 0.0) -> jax.Array:
         cfg = self.config
         cfg.validate()
         r_log2 = cfg.log2_resolution
@@ -397,6 +452,7 @@ class Discriminator(nn.Module):
         if images.ndim != 4 or images.shape[1:] != want:
             raise ConfigError("images", f"expected shape (B, {', '.join(map(str, want))}), got {images.shape}")
         x = lrelu(EqConv(cfg.nf(r_log2 - 1), kernel_size=1, name="from_rgb")(images))  # (B, R, R, nf)
+        img = images
         for r in range(r_log2, 2, -1):
             res = 2**r
             y = lrelu(EqConv(cfg.nf(r - 1), name=f"conv{res}")(x))
@@ -404,6 +460,10 @@ class Discriminator(nn.Module):
             if cfg.discriminator == "resnet":
                 skip = EqConv(cfg.nf(r - 2), kernel_size=1, gain=1.0, use_bias=False, name=f"skip{res}")
                 y = (y + skip(downsample2x(x))) * (1.0 / math.sqrt(2.0))
+            if cfg.progressive:  # official 'linear' structure: fade to the next level's fromRGB
+                img = downsample2x(img)
+                low = lrelu(EqConv(cfg.nf(r - 2), kernel_size=1, name=f"from_rgb{res // 2}")(img))
+                y = lerp_clip(y, low, lod - (r_log2 - r))
             x = y
         x = minibatch_stddev(x, cfg.mbstd_group)  # (B, 4, 4, nf(1) + 1)
         x = lrelu(EqConv(cfg.nf(1), name="conv4")(x))

@@ -6,6 +6,14 @@ for truncation) with the lazy regularisation of Karras et al., CVPR 2020 (R1 eve
 16, Adam's lr and betas corrected by c = 16/17). Adam beta1 0, beta2 0.99, lr 0.002 (StyleGAN2's
 setting, which goes with lazy regularisation; StyleGAN1 used 0.001 with progressive growing).
 
+Progressive growing (when the model has ``structure="progressive"``) follows the official ``TrainingSchedule``:
+training starts at ``lod_initial_resolution`` (official 8), each resolution is trained for
+``lod_training_kimg`` thousand images and then faded into the next over ``lod_transition_kimg``
+(official 600 + 600). The level of detail is a pure function of the step (`lod_at`), computed inside the
+compiled step, so a resumed run follows the same schedule. Deviations: lod moves every step (official:
+every tick), and the official per-resolution learning rates / minibatch sizes and the optimizer reset at
+each new resolution are not used (one lr and batch throughout).
+
 One jitted step does a D update then a G update on a global batch. Every random draw (latents, style-mixing
 crossover, noise) is made per example from the step key *before* the batch is split over devices with
 `shard_map`, and losses/gradients are summed across devices, so 8 devices give the 1-device result.
@@ -17,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -29,8 +39,8 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from gans.loop import all_finite, train_loop
 from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
-from gans.stylegan import (Discriminator, Generator, StyleGANConfig, broadcast_ws, mix_styles, truncate,
-                           update_w_avg)
+from gans.stylegan import (Discriminator, Generator, StyleGANConfig, broadcast_ws, mix_styles,
+                           progressive_reals, truncate, update_w_avg)
 from jaxnas.strategies.base import tree_where
 from jaxnas.common.errors import check, check_positive, check_range
 
@@ -47,6 +57,9 @@ class GANTrainSettings:
     style_mixing: float = 0.9
     ema_kimg: float = 10.0
     w_avg_decay: float = 0.995
+    lod_initial_resolution: int = 8
+    lod_training_kimg: float = 600.0
+    lod_transition_kimg: float = 600.0
     checkpoint_every: int = 500
     seed: int = 0
 
@@ -59,6 +72,33 @@ class GANTrainSettings:
         check_range("train.r1_gamma", self.r1_gamma, 0.0, 1e6)
         check_range("train.style_mixing", self.style_mixing, 0.0, 1.0)
         check_range("train.w_avg_decay", self.w_avg_decay, 0.0, 1.0)
+        r = self.lod_initial_resolution
+        check(isinstance(r, int) and r >= 4 and (r & (r - 1)) == 0, "train.lod_initial_resolution",
+              f"got {r!r}; must be a power of two >= 4")
+        check_range("train.lod_training_kimg", self.lod_training_kimg, 0.0, 1e9)
+        check_range("train.lod_transition_kimg", self.lod_transition_kimg, 0.0, 1e9)
+        check(self.lod_training_kimg + self.lod_transition_kimg > 0, "train.lod_training_kimg",
+              "lod_training_kimg + lod_transition_kimg must be > 0")
+
+
+def lod_at(step: int | jax.Array, settings: GANTrainSettings, config: StyleGANConfig) -> jax.Array:
+    """Level of detail at a training step (official ``TrainingSchedule``; 0 = full resolution).
+
+    ``log2(R) - log2(lod_initial_resolution)`` at the start; each phase of ``lod_training_kimg`` stable
+    plus ``lod_transition_kimg`` fading lowers it by one; never below 0. Always 0 without progressive growing.
+    """
+    if not config.progressive:
+        return jnp.zeros([], jnp.float32)
+    s = settings
+    kimg = jnp.asarray(step, jnp.float32) * (s.batch_size / 1000.0)
+    phase = s.lod_training_kimg + s.lod_transition_kimg
+    idx = jnp.floor(kimg / phase)
+    into = kimg - idx * phase
+    start = config.log2_resolution - math.log2(min(s.lod_initial_resolution, config.resolution))
+    lod = start - idx
+    if s.lod_transition_kimg > 0:
+        lod = lod - jnp.maximum(into - s.lod_training_kimg, 0.0) / s.lod_transition_kimg
+    return jnp.maximum(lod, 0.0)
 
 
 @flax.struct.dataclass
@@ -83,15 +123,17 @@ def _latents(key: jax.Array, batch: int, cfg: StyleGANConfig, mixing: float) -> 
 
 
 def generate(gen: Generator, g_params: Any, lat: dict[str, jax.Array], w_avg: jax.Array | None = None,
-             psi: float = 1.0, cutoff: int | None = None) -> tuple[jax.Array, jax.Array]:
-    """Images (B, R, R, C) and the first latent's w (B, w_dim), with style mixing and optional truncation."""
+             psi: float = 1.0, cutoff: int | None = None,
+             lod: float | jax.Array = 0.0) -> tuple[jax.Array, jax.Array]:
+    """Images (B, R, R, C) at level of detail ``lod`` and the first latent's w (B, w_dim), with style
+    mixing and optional truncation."""
     n = gen.config.num_ws
     w1 = gen.apply({"params": g_params}, lat["z1"], method=Generator.map)
     w2 = gen.apply({"params": g_params}, lat["z2"], method=Generator.map)
     ws = mix_styles(broadcast_ws(w1, n), broadcast_ws(w2, n), lat["crossover"])
     if w_avg is not None and psi != 1.0:
         ws = truncate(ws, w_avg, psi, cutoff)
-    return gen.apply({"params": g_params}, ws, lat["noise"], True, method=Generator.synthesize), w1
+    return gen.apply({"params": g_params}, ws, lat["noise"], True, lod, method=Generator.synthesize), w1
 
 
 class StyleGANTrainer:
@@ -119,6 +161,13 @@ class StyleGANTrainer:
         self.d_tx = optax.adam(d_lr, b1=d_b1, b2=d_b2, eps=1e-8)
         self.ema_beta = 0.5 ** (s.batch_size / (s.ema_kimg * 1000.0)) if s.ema_kimg > 0 else 0.0
         self._steps = {reg: self._build_step(reg) for reg in (False, True)}
+        if float(self.lod(settings.steps)) > 0:
+            logging.warning("train.steps=%d ends at lod %.2f (below full resolution): lower train.lod_training_kimg"
+                            " / lod_transition_kimg", settings.steps, float(self.lod(settings.steps)))
+
+    def lod(self, step: int | jax.Array) -> jax.Array:
+        """Level of detail at `step` (see `lod_at`)."""
+        return lod_at(step, self.settings, self.config)
 
     def init_state(self, key: jax.Array) -> GANState:
         kg, kd = jax.random.split(key)
@@ -133,11 +182,12 @@ class StyleGANTrainer:
         interval = s.r1_interval
         batch = s.batch_size
 
-        def local(state: GANState, real: jax.Array, lat_d: dict, lat_g: dict):
+        def local(state: GANState, real: jax.Array, lat_d: dict, lat_g: dict, lod: jax.Array):
             def d_apply(params, x):
-                return disc.apply({"params": params}, x)
+                return disc.apply({"params": params}, x, lod)
 
-            fake, _ = generate(gen, state.g_params, lat_d)
+            real = progressive_reals(real, lod) if self.config.progressive else real
+            fake, _ = generate(gen, state.g_params, lat_d, lod=lod)
             fake = jax.lax.stop_gradient(fake)
 
             def d_loss_fn(d_params):
@@ -154,7 +204,7 @@ class StyleGANTrainer:
             d_params = optax.apply_updates(state.d_params, d_updates)
 
             def g_loss_fn(g_params):
-                images, w = generate(gen, g_params, lat_g)
+                images, w = generate(gen, g_params, lat_g, lod=lod)
                 return g_nonsaturating(d_apply(d_params, images)).sum() / batch, w
 
             (g_loss, w), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
@@ -169,14 +219,14 @@ class StyleGANTrainer:
             new = tree_where(finite, new, state)
             return new, {"d_loss": d_loss, "g_loss": g_loss, "r1": r1, "finite": finite}
 
-        sharded = jax.shard_map(local, mesh=self.mesh, in_specs=(P(), P("data"), P("data"), P("data")),
+        sharded = jax.shard_map(local, mesh=self.mesh, in_specs=(P(), P("data"), P("data"), P("data"), P()),
                                 out_specs=(P(), P()), check_vma=False)
 
         def step(state: GANState, real: jax.Array, key: jax.Array):
             kd, kg = jax.random.split(jax.random.fold_in(key, state.step))
             lat_d = _latents(kd, batch, self.config, s.style_mixing)
             lat_g = _latents(kg, batch, self.config, s.style_mixing)
-            return sharded(state, real, lat_d, lat_g)
+            return sharded(state, real, lat_d, lat_g, self.lod(state.step))
 
         return jax.jit(step, donate_argnums=(0,))
 
@@ -210,13 +260,15 @@ class StyleGANTrainer:
                           hint="lower train.lr or raise train.r1_gamma", progress=progress, callback=callback)
 
     def sample(self, g_params: Any, key: jax.Array, n: int, w_avg: jax.Array | None = None, psi: float = 1.0,
-               cutoff: int | None = None, mixing: float = 0.0) -> np.ndarray:
-        """n images in [0, 1] (N, R, R, C) from `g_params` (use the EMA weights for evaluation)."""
+               cutoff: int | None = None, mixing: float = 0.0, lod: float | jax.Array | None = None) -> np.ndarray:
+        """n images in [0, 1] (N, R, R, C) from `g_params` (use the EMA weights for evaluation) at level of
+        detail `lod` (None: the one training ends at, 0 normally; mid-training pass ``self.lod(step)``)."""
+        lod = self.lod(self.settings.steps) if lod is None else lod
         lat = _latents(key, n, self.config, mixing)
-        images, _ = self._generate(psi, cutoff)(g_params, lat, w_avg)
+        images, _ = self._generate(psi, cutoff)(g_params, lat, w_avg, jnp.asarray(lod, jnp.float32))
         return np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0)
 
     @functools.cache
     def _generate(self, psi: float, cutoff: int | None) -> Callable:
         """One compiled generator per (psi, cutoff): evaluations during training reuse it, not recompile."""
-        return jax.jit(lambda p, lat, w: generate(self.gen, p, lat, w, psi, cutoff))
+        return jax.jit(lambda p, lat, w, lod: generate(self.gen, p, lat, w, psi, cutoff, lod))

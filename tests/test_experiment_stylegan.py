@@ -84,6 +84,10 @@ def test_bad_settings_name_the_field(tmp_path):
     config.eval.mixing_pairs = 1
     with pytest.raises(ConfigError, match="eval.mixing_pairs"):
         stylegan.run(config, str(tmp_path))
+    config = stylegan_config.get_config("small")
+    config.train.lod_initial_resolution = 6
+    with pytest.raises(ConfigError, match="train.lod_initial_resolution"):
+        stylegan.run(config, str(tmp_path))
 
 
 def test_layer_ranges_split_the_style_inputs_in_thirds():

@@ -208,3 +208,59 @@ def test_no_mapping_ablation_and_determinism():
     p_other = g.init(jax.random.key(9), z, None)
     chex.assert_trees_all_equal(g.apply(p, z), g.apply(p_same, z))
     assert float(jnp.max(jnp.abs(g.apply(p, z) - g.apply(p_other, z)))) > 1e-4
+
+
+def test_progressive_reals_by_hand():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 8, 8, 1)).astype(np.float32)
+    box = x.reshape(2, 4, 2, 4, 2, 1).mean(axis=(2, 4))  # 4x4, 2x2-box-averaged
+    lod1 = np.repeat(np.repeat(box, 2, axis=1), 2, axis=2)
+    np.testing.assert_array_equal(np.asarray(sg.progressive_reals(jnp.asarray(x), 0.0)), x)
+    np.testing.assert_allclose(np.asarray(sg.progressive_reals(jnp.asarray(x), 1.0)), lod1, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(sg.progressive_reals(jnp.asarray(x), 0.25)), 0.75 * x + 0.25 * lod1,
+                               atol=1e-6)
+
+
+def _perturbed(params, name):
+    """A copy of `params` with every leaf under the module `name` shifted by 1."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, v: v + 1.0 if any(getattr(k, "key", None) == name for k in path) else v, params)
+
+
+def test_lod_fades_between_the_resolutions_toRGB_and_fromRGB(gen8):
+    """lod 0 uses only the 8x8 toRGB/fromRGB, lod 1 only the 4x4 ones (upsampled: 2x2 blocks), 0.5 both."""
+    cfg, params, mapf, _, _ = gen8
+    g, d = sg.Generator(cfg), sg.Discriminator(cfg)
+    assert cfg.progressive and cfg.max_lod == 1
+    ws = sg.broadcast_ws(mapf(params, jax.random.normal(jax.random.key(4), (2, cfg.z_dim))), cfg.num_ws)
+    synth = jax.jit(lambda p, lod: g.apply(p, ws, None, False, lod, method=g.synthesize))
+    full, low, half = (np.asarray(synth(params, lod)) for lod in (0.0, 1.0, 0.5))
+    np.testing.assert_array_equal(np.asarray(synth(_perturbed(params, "to_rgb4"), 0.0)), full)
+    np.testing.assert_array_equal(np.asarray(synth(_perturbed(params, "to_rgb"), 1.0)), low)
+    assert not np.allclose(np.asarray(synth(_perturbed(params, "to_rgb4"), 1.0)), low)
+    np.testing.assert_array_equal(low[:, ::2, ::2], low[:, 1::2, 1::2])  # 4x4 image, nearest-upsampled
+    np.testing.assert_allclose(half, 0.5 * (full + low), atol=1e-5)
+    imgs = jnp.asarray(full)
+    dp = d.init(jax.random.key(5), imgs)
+    disc = jax.jit(lambda p, lod: d.apply(p, imgs, lod))
+    np.testing.assert_array_equal(np.asarray(disc(_perturbed(dp, "from_rgb4"), 0.0)), np.asarray(disc(dp, 0.0)))
+    np.testing.assert_array_equal(np.asarray(disc(_perturbed(dp, "from_rgb"), 1.0)), np.asarray(disc(dp, 1.0)))
+    assert "to_rgb4" not in sg.Generator(tiny(structure="fixed")).init(
+        jax.random.key(0), jnp.zeros((1, cfg.z_dim)), None)["params"]["synthesis"]
+
+
+def test_skip_structure_sums_every_resolutions_toRGB():
+    """StyleGAN2's skip generator: with the 8x8 toRGB zeroed, the image is the upsampled 4x4 one, so the
+    8x8 layers' styles no longer matter; otherwise they do."""
+    cfg = tiny(structure="skip")
+    g = sg.Generator(cfg)
+    params = g.init(jax.random.key(0), jnp.zeros((1, cfg.z_dim)), None)
+    k1, k2 = jax.random.split(jax.random.key(6))
+    ws_a = sg.broadcast_ws(jax.random.normal(k1, (2, cfg.w_dim)), cfg.num_ws)
+    ws_b = ws_a.at[:, 2:].set(jax.random.normal(k2, (2, 2, cfg.w_dim)))  # other 8x8 styles
+    synth = jax.jit(lambda p, ws: g.apply(p, ws, None, False, method=g.synthesize))
+    zeroed = jax.tree_util.tree_map_with_path(
+        lambda path, v: v * 0.0 if any(getattr(k, "key", None) == "to_rgb" for k in path) else v, params)
+    np.testing.assert_allclose(np.asarray(synth(zeroed, ws_a)), np.asarray(synth(zeroed, ws_b)), atol=1e-6)
+    assert not np.allclose(np.asarray(synth(params, ws_a)), np.asarray(synth(params, ws_b)), atol=1e-3)
+    assert {"to_rgb4", "to_rgb"} <= set(params["params"]["synthesis"])

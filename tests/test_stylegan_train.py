@@ -10,10 +10,13 @@ import pytest
 
 from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
 from gans.stylegan import StyleGANConfig
-from gans.train import GANTrainSettings, StyleGANTrainer
+from gans.train import GANTrainSettings, StyleGANTrainer, lod_at
 
 TINY = StyleGANConfig(resolution=8, channels=1, z_dim=8, w_dim=8, mapping_layers=2, fmap_base=64, fmap_max=8)
-SETTINGS = GANTrainSettings(steps=4, batch_size=32, r1_interval=2, checkpoint_every=2, ema_kimg=0.1)
+# Progressive growing from 4x4, fading to 8x8 across the 4 steps (lod 1, 0.75, 0.5, 0.25), so the tests
+# below (8 devices, resume) cover a changing level of detail.
+SETTINGS = GANTrainSettings(steps=4, batch_size=32, r1_interval=2, checkpoint_every=2, ema_kimg=0.1,
+                            lod_initial_resolution=4, lod_training_kimg=0.0, lod_transition_kimg=0.128)
 
 
 def _images(n=64, seed=0):
@@ -77,3 +80,17 @@ def test_nan_input_stops_with_the_step_named():
     trainer = StyleGANTrainer(TINY, dataclasses.replace(SETTINGS, steps=2), images, devices=jax.devices()[:1])
     with pytest.raises(FloatingPointError, match="diverged at step 1"):
         trainer.train(jax.random.key(0))
+
+
+def test_lod_schedule_is_the_official_one():
+    """Official TrainingSchedule by hand: 16x16 from 8x8, 12k images stable + 12k fading, batch 32."""
+    s = GANTrainSettings(batch_size=32, lod_initial_resolution=8, lod_training_kimg=12.0, lod_transition_kimg=12.0)
+    c16 = dataclasses.replace(TINY, resolution=16)
+    lods = [float(lod_at(step, s, c16)) for step in (0, 374, 375, 500, 750, 1500)]
+    np.testing.assert_allclose(lods, [1.0, 1.0, 1.0, 1.0 - 4.0 / 12.0, 0.0, 0.0], atol=1e-6)
+    c32 = dataclasses.replace(TINY, resolution=32)  # 8x8 -> 16x16 -> 32x32
+    lods = [float(lod_at(step, s, c32)) for step in (0, 750, 1125, 1250, 1500)]
+    np.testing.assert_allclose(lods, [2.0, 1.0, 1.0, 1.0 - 4.0 / 12.0, 0.0], atol=1e-6)
+    assert float(lod_at(0, s, dataclasses.replace(c16, structure="fixed"))) == 0.0
+    np.testing.assert_allclose([float(lod_at(i, SETTINGS, TINY)) for i in range(5)], [1.0, 0.75, 0.5, 0.25, 0.0],
+                               atol=1e-6)
