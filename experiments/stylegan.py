@@ -13,7 +13,9 @@ Writes `<workdir>/results.json` and `report.md`:
   and Fig. 3): for pairs of latents (A, B), A's image re-rendered with B's coarse, middle or fine styles;
   `class_change` is how often the classifier's predicted class of the mix differs from A's, `takes_b` how
   often it equals B's (over pairs whose A and B classes differ), `pixel_change` the mean absolute pixel
-  difference to A. Coarse styles should carry the digit's identity, fine ones only stroke detail.
+  difference to A. Coarse styles should carry the digit's identity, fine ones only stroke detail;
+  `paper_claim` holds the two checks of that (`ordering`, `coarse_carry_identity`; see `paper_claim`) and the
+  report says the verdict in a sentence.
 * `no_mapping` (when `ablation.no_mapping`): the same measurements for a generator trained with the same
   budget and seed but without the mapping network (w = normalised z), as in the paper's Table 1/4
   comparison of traditional vs style-based generators.
@@ -111,6 +113,7 @@ def mixing_effects(styles: Styles, net: metrics.FeatureNet, key: jax.Array, n: i
     out: dict[str, Any] = {name: effect(lo, hi) for name, (lo, hi) in layer_ranges(styles.num_ws).items()}
     # One style input at a time: where in the network the digit's identity is decided.
     out["per_layer"] = [{"layer": i, "resolution": 2 ** (i // 2 + 2), **effect(i, i + 1)} for i in range(styles.num_ws)]
+    out["paper_claim"] = paper_claim(out)
     return out
 
 
@@ -241,6 +244,40 @@ def _mixing_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def paper_claim(style_mixing: dict[str, Any]) -> dict[str, bool | None]:
+    """The paper's Sec. 3.1 claim as two checks (None without class labels).
+
+    `ordering`: B's coarse styles make the mix B's digit more often than B's middle ones, and those more
+    often than B's fine ones, and B's fine styles change the digit at most a quarter of the time.
+    `coarse_carry_identity`: B's coarse styles make the mix B's digit at least half the time.
+    """
+    c, m, f = (style_mixing[k] for k in RANGES)
+    if not np.isfinite(c["takes_b"]) or not np.isfinite(f["class_change"]):
+        return {"ordering": None, "coarse_carry_identity": None}
+    return {"ordering": bool(c["takes_b"] > m["takes_b"] > f["takes_b"] and f["class_change"] <= 0.25),
+            "coarse_carry_identity": bool(c["takes_b"] >= 0.5)}
+
+
+def mixing_verdict(style_mixing: dict[str, Any]) -> str:
+    """One sentence: how far the paper's claim (coarse styles carry the class, fine ones do not) holds."""
+    c, m, f = (style_mixing[k] for k in RANGES)
+    claim = paper_claim(style_mixing)
+    if claim["ordering"] is None:
+        return "No class labels: the identity measurement is not available."
+    if claim["ordering"] and claim["coarse_carry_identity"]:
+        verdict = "As the paper reports, coarse styles carry the digit's identity and fine ones do not"
+    elif claim["ordering"]:
+        verdict = ("The paper's ordering holds (coarse > middle > fine, fine styles rarely change the digit), but "
+                   "coarse styles carry the identity only partly")
+    else:
+        verdict = "The paper's ordering (coarse styles carry identity, fine ones only detail) does not hold here"
+    return (f"{verdict}: with B's coarse / middle / fine styles the mix becomes B's digit {c['takes_b']:.0%} / "
+            f"{m['takes_b']:.0%} / {f['takes_b']:.0%} of the time; B's fine styles change the digit "
+            f"{f['class_change']:.0%} of the time (mean pixel change {f['pixel_change']:.3f}, coarse "
+            f"{c['pixel_change']:.3f}). Checks: ordering coarse > middle > fine with fine changing the digit <= 25%; "
+            "coarse styles make B's digit >= 50%.")
+
+
 def write_report(report: Report | None, workdir: str, config: config_dict.ConfigDict, cfg: StyleGANConfig,
                  settings: GANTrainSettings, results: dict[str, Any], main: dict[str, Any],
                  ablation: dict[str, Any] | None) -> None:
@@ -284,6 +321,7 @@ def write_report(report: Report | None, workdir: str, config: config_dict.Config
     report.text(f"{config.eval.mixing_pairs} pairs of latents (A, B); A re-rendered with B's coarse, middle or fine "
                 "styles, classified by the feature classifier.")
     report.table(_mixing_rows(results), digits=3)
+    report.text(mixing_verdict(results["style_mixing"]))
     if results["classifier_task"] == "classes":
         fig, ax = plt.subplots(figsize=(5, 3))
         for label, res in (("mapping network", results), ("no mapping", results.get("no_mapping"))):

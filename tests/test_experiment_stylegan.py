@@ -24,7 +24,8 @@ def test_small_run_writes_results_images_and_ablation_and_resumes(tmp_path):
     assert results["steps"] == 4 and [c["step"] for c in results["curve"]] == [0, 2, 4]
     assert summary["fid"] == results["fid"] > 0
     assert results["classifier_task"] == "classes"
-    assert set(results["style_mixing"]) == {"coarse", "middle", "fine", "per_layer"}
+    assert set(results["style_mixing"]) == {"coarse", "middle", "fine", "per_layer", "paper_claim"}
+    assert set(results["style_mixing"]["paper_claim"]) == {"ordering", "coarse_carry_identity"}
     assert [p["resolution"] for p in results["style_mixing"]["per_layer"]] == [4, 4, 8, 8]
     for effect in (results["style_mixing"][k] for k in stylegan.RANGES):
         assert 0 <= effect["class_change"] <= 1 and 0 <= effect["takes_b"] <= 1 and effect["pixel_change"] > 0
@@ -93,3 +94,19 @@ def test_bad_settings_name_the_field(tmp_path):
 def test_layer_ranges_split_the_style_inputs_in_thirds():
     assert stylegan.layer_ranges(6) == {"coarse": (0, 2), "middle": (2, 4), "fine": (4, 6)}
     assert stylegan.layer_ranges(8) == {"coarse": (0, 2), "middle": (2, 5), "fine": (5, 8)}
+
+
+def test_mixing_verdict_checks():
+    def sm(coarse_b, middle_b, fine_change):
+        return {"coarse": {"class_change": 0.9, "takes_b": coarse_b, "pixel_change": 0.2},
+                "middle": {"class_change": 0.5, "takes_b": middle_b, "pixel_change": 0.1},
+                "fine": {"class_change": fine_change, "takes_b": 0.01, "pixel_change": 0.04}}
+    assert stylegan.paper_claim(sm(0.62, 0.05, 0.06)) == {"ordering": True, "coarse_carry_identity": True}
+    assert stylegan.mixing_verdict(sm(0.62, 0.05, 0.06)).startswith("As the paper reports")
+    assert stylegan.paper_claim(sm(0.34, 0.14, 0.21)) == {"ordering": True, "coarse_carry_identity": False}
+    assert stylegan.mixing_verdict(sm(0.34, 0.14, 0.21)).startswith("The paper's ordering holds")
+    assert stylegan.paper_claim(sm(0.62, 0.70, 0.06))["ordering"] is False  # middle styles carry more
+    assert stylegan.paper_claim(sm(0.62, 0.05, 0.40))["ordering"] is False  # fine styles change the digit
+    assert stylegan.mixing_verdict(sm(0.07, 0.13, 0.67)).startswith("The paper's ordering (coarse")
+    nan = float("nan")
+    assert stylegan.paper_claim(sm(nan, nan, nan)) == {"ordering": None, "coarse_carry_identity": None}
