@@ -11,8 +11,9 @@ minibatch standard deviation in the discriminator, truncation trick and style mi
 
 Channel counts use the official ``nf(stage) = min(int(fmap_base / 2**(stage * fmap_decay)), fmap_max)``
 with ``fmap_decay = 1``; the block at resolution ``2**r`` has ``nf(r - 1)`` channels. With the official
-``fmap_base=8192, fmap_max=512`` that is 512 everywhere up to 32x32 -- too big for a CPU. The CPU configs
-(tests, benchmarks) use ``fmap_base=1024, fmap_max=128`` (128 channels up to 16x16, 64 at 32x32) or smaller.
+``fmap_base=8192, fmap_max=512`` that is 512 everywhere up to 32x32 -- too big for a CPU. The digits
+experiment uses ``fmap_base=256, fmap_max=128`` (128 / 64 / 32 channels at 4 / 8 / 16 px: the official halving
+per resolution, scaled down); tests and benchmarks use that, ``fmap_base=1024, fmap_max=128``, or smaller.
 
 Deliberate deviations from the paper / official code:
   * ``structure="progressive"`` (the default) is the official progressive growing, ``structure='linear'``:
