@@ -68,7 +68,7 @@ class Styles:
     def __init__(self, trainer: StyleGANTrainer, g_params: Any):
         gen, self.num_ws, self.params = trainer.gen, trainer.config.num_ws, g_params
         self.z_dim = trainer.config.z_dim
-        lod = trainer.lod(trainer.settings.steps)  # the level of detail training ended at (0 normally)
+        lod = trainer.final_lod
         self._map = jax.jit(lambda p, z: broadcast_ws(gen.apply({"params": p}, z, method=Generator.map), self.num_ws))
         self._synth = jax.jit(lambda p, ws: gen.apply({"params": p}, ws, None, False, lod, method=Generator.synthesize))
 

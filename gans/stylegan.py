@@ -402,7 +402,7 @@ class SynthesisNetwork(nn.Module):
             x = blur(EqConv(ch, use_bias=False, name=f"conv{res}_up")(upsample2x(x)))  # (B, res, res, ch)
             x = epilogue(x, 2 * r - 4)
             x = epilogue(EqConv(ch, use_bias=False, name=f"conv{res}")(x), 2 * r - 3)
-            if cfg.structure == "progressive":  # official 'linear': fade this level's image in over the last
+            if cfg.progressive:  # official 'linear': fade this level's image in over the last
                 img = lerp_clip(to_rgb(x, r), upsample2x(img), lod - (top - r))
             elif cfg.structure == "skip":  # StyleGAN2: this level's image adds to the upsampled last one
                 img = blur(upsample2x(img)) + to_rgb(x, r)

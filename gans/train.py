@@ -161,9 +161,10 @@ class StyleGANTrainer:
         self.d_tx = optax.adam(d_lr, b1=d_b1, b2=d_b2, eps=1e-8)
         self.ema_beta = 0.5 ** (s.batch_size / (s.ema_kimg * 1000.0)) if s.ema_kimg > 0 else 0.0
         self._steps = {reg: self._build_step(reg) for reg in (False, True)}
-        if float(self.lod(settings.steps)) > 0:
+        self.final_lod = float(self.lod(settings.steps))  # the level of detail training ends at (0 normally)
+        if self.final_lod > 0:
             logging.warning("train.steps=%d ends at lod %.2f (below full resolution): lower train.lod_training_kimg"
-                            " / lod_transition_kimg", settings.steps, float(self.lod(settings.steps)))
+                            " / lod_transition_kimg", settings.steps, self.final_lod)
 
     def lod(self, step: int | jax.Array) -> jax.Array:
         """Level of detail at `step` (see `lod_at`)."""
@@ -263,7 +264,7 @@ class StyleGANTrainer:
                cutoff: int | None = None, mixing: float = 0.0, lod: float | jax.Array | None = None) -> np.ndarray:
         """n images in [0, 1] (N, R, R, C) from `g_params` (use the EMA weights for evaluation) at level of
         detail `lod` (None: the one training ends at, 0 normally; mid-training pass ``self.lod(step)``)."""
-        lod = self.lod(self.settings.steps) if lod is None else lod
+        lod = self.final_lod if lod is None else lod
         lat = _latents(key, n, self.config, mixing)
         images, _ = self._generate(psi, cutoff)(g_params, lat, w_avg, jnp.asarray(lod, jnp.float32))
         return np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0)

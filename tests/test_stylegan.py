@@ -221,10 +221,10 @@ def test_progressive_reals_by_hand():
                                atol=1e-6)
 
 
-def _perturbed(params, name):
-    """A copy of `params` with every leaf under the module `name` shifted by 1."""
+def _perturbed(params, name, fn=lambda v: v + 1.0):
+    """A copy of `params` with `fn` (default: shift by 1) applied to every leaf under the module `name`."""
     return jax.tree_util.tree_map_with_path(
-        lambda path, v: v + 1.0 if any(getattr(k, "key", None) == name for k in path) else v, params)
+        lambda path, v: fn(v) if any(getattr(k, "key", None) == name for k in path) else v, params)
 
 
 def test_lod_fades_between_the_resolutions_toRGB_and_fromRGB(gen8):
@@ -259,8 +259,7 @@ def test_skip_structure_sums_every_resolutions_toRGB():
     ws_a = sg.broadcast_ws(jax.random.normal(k1, (2, cfg.w_dim)), cfg.num_ws)
     ws_b = ws_a.at[:, 2:].set(jax.random.normal(k2, (2, 2, cfg.w_dim)))  # other 8x8 styles
     synth = jax.jit(lambda p, ws: g.apply(p, ws, None, False, method=g.synthesize))
-    zeroed = jax.tree_util.tree_map_with_path(
-        lambda path, v: v * 0.0 if any(getattr(k, "key", None) == "to_rgb" for k in path) else v, params)
+    zeroed = _perturbed(params, "to_rgb", lambda v: v * 0.0)
     np.testing.assert_allclose(np.asarray(synth(zeroed, ws_a)), np.asarray(synth(zeroed, ws_b)), atol=1e-6)
     assert not np.allclose(np.asarray(synth(params, ws_a)), np.asarray(synth(params, ws_b)), atol=1e-3)
     assert {"to_rgb4", "to_rgb"} <= set(params["params"]["synthesis"])
