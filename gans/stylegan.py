@@ -30,10 +30,11 @@ Deliberate deviations from the paper / official code:
     outputs ``scale`` directly and its bias is initialised to 1 for the scale half (0 for the bias half).
     The official ``style_mod`` computes ``x * (s + 1) + b`` with zero-initialised bias; the two are the
     same function class with identical outputs at init (a reparametrisation of the bias).
-  * Upsampling: nearest x2 -> conv3x3 -> blur, the official non-fused order (``blur(upscale2d_conv2d)``);
-    the official code switches to a fused transposed conv at >= 128px, we never do.
-  * Downsampling (discriminator): blur -> conv3x3 -> 2x2 average pool, the official non-fused
-    ``conv2d_downscale2d(blur(x))``; again no fused strided conv at high resolution.
+  * Upsampling: nearest x2 -> conv3x3 -> blur (official ``blur(upscale2d_conv2d(x))``); downsampling
+    (discriminator): blur -> conv3x3 -> 2x2 average pool (official ``conv2d_downscale2d(blur(x))``). The
+    official code computes the conv and the resampling fused (a transposed / strided conv with the kernel's
+    taps folded) only from 128px; we always compute them fused (`upsample_conv2d`, `conv2d_downsample`):
+    the same function, 2-2.5x faster on the CPU (benchmarks/RESULTS.md, StyleGAN section).
   * ``discriminator="resnet"`` (the default here) adds a skip path (2x2 average pool -> 1x1 conv, no bias,
     sum scaled by 1/sqrt(2)) as in StyleGAN2's residual D; ``"plain"`` is the StyleGAN1 official D.
   * ``randomize_noise=False`` (or ``noise_key=None``) uses zero noise, not the official stored per-layer
@@ -159,12 +160,54 @@ def downsample2x(x: jax.Array) -> jax.Array:
 
 
 def blur(x: jax.Array) -> jax.Array:
-    """Depthwise [1, 2, 1] x [1, 2, 1] / 16 blur with zero padding (official ``blur_filter``)."""
-    c = x.shape[-1]
-    k = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16.0
-    kernel = jnp.asarray(np.tile(k[:, :, None, None], (1, 1, 1, c)), x.dtype)  # (3, 3, 1, C)
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", feature_group_count=c,
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    """[1, 2, 1] x [1, 2, 1] / 16 blur per channel with zero padding (official ``blur_filter``).
+
+    Computed as two separable [1, 2, 1] / 4 passes of shifted adds: the same numbers as the official
+    depthwise conv (up to float rounding), but XLA's CPU depthwise conv and its gradient are ~25-50x slower
+    (measured: benchmarks/RESULTS.md, StyleGAN section).
+    """
+    p = jnp.pad(x, ((0, 0), (1, 1), (0, 0), (0, 0)))
+    x = (p[:, :-2] + 2.0 * p[:, 1:-1] + p[:, 2:]) * 0.25  # along H
+    p = jnp.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)))
+    return (p[:, :, :-2] + 2.0 * p[:, :, 1:-1] + p[:, :, 2:]) * 0.25  # along W
+
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _fold_taps(w: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
+    """A 3-tap kernel axis seen by the two phases of a nearest-x2-upsampled input: ``[w0, w1 + w2]`` (even
+    outputs, over input rows i-1, i) and ``[w0 + w1, w2]`` (odd outputs, over rows i, i+1)."""
+    w0, w1, w2 = (jax.lax.index_in_dim(w, i, axis) for i in range(3))
+    return jnp.concatenate([w0, w1 + w2], axis), jnp.concatenate([w0 + w1, w2], axis)
+
+
+def upsample_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
+    """``conv3x3_same(upsample2x(x), w)`` without forming the upsampled input. x: (B, H, W, Cin); w: (3, 3,
+    Cin, Cout) -> (B, 2H, 2W, Cout).
+
+    Each of the four output phases (row parity a, column parity b) is a 2x2 conv of x with the kernel's taps
+    folded (`_fold_taps`); zero padding of the upsampled input is zero padding of x. The same function as the
+    official fused ``upscale2d_conv2d`` (a transposed conv with the folded 4x4 kernel), which XLA runs
+    several times slower on the CPU than these four small convs.
+    """
+    b, h, wd, _ = x.shape
+    phases = []
+    for a, wa in enumerate(_fold_taps(w, 0)):
+        row = [jax.lax.conv_general_dilated(x, wab, (1, 1), ((1 - a, a), (1 - c, c)), dimension_numbers=_DN)
+               for c, wab in enumerate(_fold_taps(wa, 1))]  # each (B, H, W, Cout)
+        phases.append(jnp.stack(row, axis=3))  # (B, H, W, 2, Cout)
+    y = jnp.stack(phases, axis=2)  # (B, H, 2, W, 2, Cout)
+    return y.reshape(b, 2 * h, 2 * wd, w.shape[-1])
+
+
+def conv2d_downsample(x: jax.Array, w: jax.Array) -> jax.Array:
+    """``downsample2x(conv3x3_same(x, w))`` as one stride-2 4x4 conv (official fused ``conv2d_downscale2d``:
+    the 3x3 kernel's taps summed over the 2x2 pooling window, times 1/4). x: (B, H, W, Cin) -> (B, H/2, W/2,
+    Cout)."""
+    k = jnp.pad(w, ((1, 1), (1, 1), (0, 0), (0, 0)))
+    k = (k[1:, 1:] + k[:-1, 1:] + k[1:, :-1] + k[:-1, :-1]) * 0.25  # (4, 4, Cin, Cout)
+    return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DN)
 
 
 def lerp_clip(a: jax.Array, b: jax.Array, t: float | jax.Array) -> jax.Array:
@@ -302,20 +345,29 @@ class EqDense(nn.Module):
 
 
 class EqConv(nn.Module):
-    """Square 'SAME' conv with equalized learning rate (lr_mul 1). x: (B, H, W, Cin) -> (B, H, W, features)."""
+    """Square 'SAME' conv with equalized learning rate (lr_mul 1). x: (B, H, W, Cin) -> (B, H, W, features).
+
+    ``resample="up"``: nearest x2 upsampling before the conv (`upsample_conv2d`, 3x3 only) -> (B, 2H, 2W, f);
+    ``"down"``: 2x2 average pooling after it (`conv2d_downsample`, 3x3 only) -> (B, H/2, W/2, f).
+    """
 
     features: int
     kernel_size: int = 3
     gain: float = GAIN
     use_bias: bool = True
+    resample: str = "none"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k, cin = self.kernel_size, x.shape[-1]
         w = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
-        coef = self.gain / math.sqrt(k * k * cin)
-        y = jax.lax.conv_general_dilated(x, (w * coef).astype(x.dtype), (1, 1), "SAME",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        w = (w * (self.gain / math.sqrt(k * k * cin))).astype(x.dtype)
+        if self.resample == "up":
+            y = upsample_conv2d(x, w)
+        elif self.resample == "down":
+            y = conv2d_downsample(x, w)
+        else:
+            y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DN)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
         return y
@@ -399,7 +451,7 @@ class SynthesisNetwork(nn.Module):
         img = to_rgb(x, 2) if cfg.structure != "fixed" else None  # (B, 4, 4, channels)
         for r in range(3, top + 1):
             res, ch = 2**r, cfg.nf(r - 1)
-            x = blur(EqConv(ch, use_bias=False, name=f"conv{res}_up")(upsample2x(x)))  # (B, res, res, ch)
+            x = blur(EqConv(ch, use_bias=False, resample="up", name=f"conv{res}_up")(x))  # (B, res, res, ch)
             x = epilogue(x, 2 * r - 4)
             x = epilogue(EqConv(ch, use_bias=False, name=f"conv{res}")(x), 2 * r - 3)
             if cfg.progressive:  # official 'linear': fade this level's image in over the last
@@ -457,7 +509,7 @@ class Discriminator(nn.Module):
         for r in range(r_log2, 2, -1):
             res = 2**r
             y = lrelu(EqConv(cfg.nf(r - 1), name=f"conv{res}")(x))
-            y = lrelu(downsample2x(EqConv(cfg.nf(r - 2), name=f"conv{res}_down")(blur(y))))  # (B, res/2, res/2, nf)
+            y = lrelu(EqConv(cfg.nf(r - 2), resample="down", name=f"conv{res}_down")(blur(y)))  # (B, res/2, res/2, nf)
             if cfg.discriminator == "resnet":
                 skip = EqConv(cfg.nf(r - 2), kernel_size=1, gain=1.0, use_bias=False, name=f"skip{res}")
                 y = (y + skip(downsample2x(x))) * (1.0 / math.sqrt(2.0))

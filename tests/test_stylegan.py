@@ -77,6 +77,36 @@ def test_instance_norm_and_adain_by_hand():
     np.testing.assert_allclose((np.asarray(sg.pixel_norm(jnp.asarray(z))) ** 2).mean(-1), 1.0, rtol=1e-5)
 
 
+def test_blur_is_the_official_121_filter_by_hand():
+    """blur = the official depthwise [1,2,1]x[1,2,1]/16 filter with zero padding, computed here by loops."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
+    k = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
+    pad = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    want = np.zeros_like(x)
+    for i in range(5):
+        for j in range(4):
+            want[:, i, j] = np.einsum("bhwc,hw->bc", pad[:, i:i + 3, j:j + 3], k)
+    np.testing.assert_allclose(np.asarray(sg.blur(jnp.asarray(x))), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("h,w", [(4, 4), (5, 6)])
+def test_fused_resampling_convs_equal_the_plain_order(h, w):
+    """upsample_conv2d = conv3x3 of the nearest-upsampled input; conv2d_downsample = conv3x3 then 2x2 mean."""
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(2, h, w, 3)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(3, 3, 3, 4)), jnp.float32)
+
+    def conv(v):
+        return jax.lax.conv_general_dilated(v, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    np.testing.assert_allclose(np.asarray(sg.upsample_conv2d(x, k)), np.asarray(conv(up)), rtol=1e-5, atol=1e-5)
+    x2 = jnp.asarray(rng.normal(size=(2, 2 * h, 2 * w, 3)), jnp.float32)
+    pooled = np.asarray(conv(x2)).reshape(2, h, 2, w, 2, 4).mean(axis=(2, 4))
+    np.testing.assert_allclose(np.asarray(sg.conv2d_downsample(x2, k)), pooled, rtol=1e-5, atol=1e-5)
+
+
 def test_style_affine_starts_at_scale_one(gen8):
     cfg, params, *_ = gen8
     style = params["params"]["synthesis"]["epilogue0"]["style"]
