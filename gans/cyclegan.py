@@ -177,10 +177,31 @@ def conv_transpose_torch(x: jax.Array, kernel: jax.Array, stride: int = 2, paddi
         (B, H', W', Cout).
     """
     k = kernel.shape[0]
+    if (k, stride, padding, output_padding) == (3, 2, 1, 1):
+        return _conv_transpose_3x3_s2(x, kernel.astype(x.dtype))
     lo, hi = k - 1 - padding, k - 1 - padding + output_padding
     return jax.lax.conv_general_dilated(
         x, kernel[::-1, ::-1].astype(x.dtype), window_strides=(1, 1), padding=((lo, hi), (lo, hi)),
         lhs_dilation=(stride, stride), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _conv_transpose_3x3_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """`conv_transpose_torch` for k=3, s=2, p=1, op=1 without the zero-dilated input: output row 2m is
+    ``x[m] k[1]``, row 2m+1 is ``x[m] k[2] + x[m+1] k[0]`` (columns alike), so each of the four output phases is
+    a 1x1, 1x2, 2x1 or 2x2 conv of x. The same numbers; XLA:CPU runs the `lhs_dilation` conv over the dilated
+    input and is 3-10x slower (benchmarks/RESULTS.md, CycleGAN section). x: (B, H, W, Cin) -> (B, 2H, 2W, Cout)."""
+    b, h, w, _ = x.shape
+
+    def taps(v: jax.Array, axis: int, phase: int) -> jax.Array:  # the kernel taps one output phase reads
+        pick = [1] if phase == 0 else [2, 0]  # offsets 0 (and +1) into x
+        return jnp.take(v, jnp.asarray(pick), axis=axis)
+
+    rows = []
+    for a in (0, 1):
+        cols = [jax.lax.conv_general_dilated(x, taps(taps(kernel, 0, a), 1, c), (1, 1), ((0, a), (0, c)),
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC")) for c in (0, 1)]
+        rows.append(jnp.stack(cols, axis=3))  # (B, H, W, 2, Cout)
+    return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, kernel.shape[-1])
 
 
 def _conv(cfg: CycleGANConfig, features: int, kernel: int, stride: int, pad: int, name: str) -> nn.Conv:

@@ -62,6 +62,10 @@ def test_conv_transpose_matches_torch_definition_and_lax():
     lax = jax.lax.conv_transpose(jnp.asarray(x), jnp.asarray(k).swapaxes(2, 3), (2, 2), ((1, 2), (1, 2)),
                                  dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)
     np.testing.assert_allclose(out, lax, atol=1e-5)
+    # Other settings take the general lhs-dilated path (the default one has its own polyphase path).
+    for s, p, op in ((2, 1, 0), (1, 1, 0), (2, 0, 1)):
+        np.testing.assert_allclose(cg.conv_transpose_torch(jnp.asarray(x), jnp.asarray(k), s, p, op),
+                                   _torch_conv_transpose_ref(x, k, s, p, op), atol=1e-5)
 
 
 # ---- instance norm ----
