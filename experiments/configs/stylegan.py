@@ -2,7 +2,7 @@
 
 Command:
   python -m experiments.stylegan --config experiments/configs/stylegan.py --workdir runs/stylegan
-Variants: `:demo` (`make demo`: 600 steps, no ablation, ~2.5 min), `:small` (tests: 8x8, a few steps).
+Variants: `:demo` (`make demo`: 300 steps, no ablation, ~2 min), `:small` (tests: 8x8, a few steps).
 The default trains two generators with the same budget: the StyleGAN one (~13 min of training on the idle
 2-core CPU: 16x16, 6,000 steps of 32 at ~260 images/s; ~13.5 min with the evaluations) and, for
 `ablation.no_mapping`, one without the mapping network (as long again). `--config.ablation.no_mapping=false`
@@ -42,8 +42,8 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
                                      "cutoff": 8, "mixing_pairs": 1000, "inception": ""})
     c.ablation = config_dict.ConfigDict({"no_mapping": True})
     if variant == "demo":
-        c.train.update({"steps": 600, "checkpoint_every": 200, "lod_training_kimg": 4.8, "lod_transition_kimg": 4.8})
-        c.eval.update({"every": 200, "samples": 500, "mixing_pairs": 500})
+        c.train.update({"steps": 300, "checkpoint_every": 100, "lod_training_kimg": 2.4, "lod_transition_kimg": 2.4})
+        c.eval.update({"every": 100, "samples": 500, "mixing_pairs": 500})
         c.ablation.no_mapping = False
     elif variant == "small":
         c.model.update({"resolution": 8, "z_dim": 8, "w_dim": 8, "mapping_layers": 2, "fmap_base": 64,
