@@ -49,7 +49,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from gans.stylegan import instance_norm as _instance_norm
+from gans.stylegan import instance_norm as _instance_norm, interleave2x
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
 
 IN_EPS = 1e-5  # torch InstanceNorm2d default
@@ -190,18 +190,13 @@ def _conv_transpose_3x3_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
     ``x[m] k[1]``, row 2m+1 is ``x[m] k[2] + x[m+1] k[0]`` (columns alike), so each of the four output phases is
     a 1x1, 1x2, 2x1 or 2x2 conv of x. The same numbers; XLA:CPU runs the `lhs_dilation` conv over the dilated
     input and is 3-10x slower (benchmarks/RESULTS.md, CycleGAN section). x: (B, H, W, Cin) -> (B, 2H, 2W, Cout)."""
-    b, h, w, _ = x.shape
-
     def taps(v: jax.Array, axis: int, phase: int) -> jax.Array:  # the kernel taps one output phase reads
         pick = [1] if phase == 0 else [2, 0]  # offsets 0 (and +1) into x
         return jnp.take(v, jnp.asarray(pick), axis=axis)
 
-    rows = []
-    for a in (0, 1):
-        cols = [jax.lax.conv_general_dilated(x, taps(taps(kernel, 0, a), 1, c), (1, 1), ((0, a), (0, c)),
-                                             dimension_numbers=("NHWC", "HWIO", "NHWC")) for c in (0, 1)]
-        rows.append(jnp.stack(cols, axis=3))  # (B, H, W, 2, Cout)
-    return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, kernel.shape[-1])
+    return interleave2x([[jax.lax.conv_general_dilated(x, taps(taps(kernel, 0, a), 1, c), (1, 1), ((0, a), (0, c)),
+                                                       dimension_numbers=("NHWC", "HWIO", "NHWC")) for c in (0, 1)]
+                         for a in (0, 1)])
 
 
 def _conv(cfg: CycleGANConfig, features: int, kernel: int, stride: int, pad: int, name: str) -> nn.Conv:

@@ -191,14 +191,16 @@ def upsample_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
     official fused ``upscale2d_conv2d`` (a transposed conv with the folded 4x4 kernel), which XLA runs
     several times slower on the CPU than these four small convs.
     """
-    b, h, wd, _ = x.shape
-    phases = []
-    for a, wa in enumerate(_fold_taps(w, 0)):
-        row = [jax.lax.conv_general_dilated(x, wab, (1, 1), ((1 - a, a), (1 - c, c)), dimension_numbers=_DN)
-               for c, wab in enumerate(_fold_taps(wa, 1))]  # each (B, H, W, Cout)
-        phases.append(jnp.stack(row, axis=3))  # (B, H, W, 2, Cout)
-    y = jnp.stack(phases, axis=2)  # (B, H, 2, W, 2, Cout)
-    return y.reshape(b, 2 * h, 2 * wd, w.shape[-1])
+    return interleave2x([[jax.lax.conv_general_dilated(x, wac, (1, 1), ((1 - a, a), (1 - c, c)), dimension_numbers=_DN)
+                          for c, wac in enumerate(_fold_taps(wa, 1))] for a, wa in enumerate(_fold_taps(w, 0))])
+
+
+def interleave2x(phases: list[list[jax.Array]]) -> jax.Array:
+    """An image of twice the size from its four phases: ``phases[a][c]`` (B, H, W, C) holds the output pixels
+    (2i + a, 2j + c). -> (B, 2H, 2W, C)."""
+    y = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # (B, H, 2, W, 2, C)
+    b, h, _, w, _, c = y.shape
+    return y.reshape(b, 2 * h, 2 * w, c)
 
 
 def conv2d_downsample(x: jax.Array, w: jax.Array) -> jax.Array:
