@@ -54,7 +54,6 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
 
@@ -186,7 +185,7 @@ def upsample_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
     """``conv3x3_same(upsample2x(x), w)`` without forming the upsampled input. x: (B, H, W, Cin); w: (3, 3,
     Cin, Cout) -> (B, 2H, 2W, Cout).
 
-    Each of the four output phases (row parity a, column parity b) is a 2x2 conv of x with the kernel's taps
+    Each of the four output phases (row parity a, column parity c) is a 2x2 conv of x with the kernel's taps
     folded (`_fold_taps`); zero padding of the upsampled input is zero padding of x. The same function as the
     official fused ``upscale2d_conv2d`` (a transposed conv with the folded 4x4 kernel), which XLA runs
     several times slower on the CPU than these four small convs.
