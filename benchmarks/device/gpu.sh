@@ -1,0 +1,34 @@
+#!/bin/bash
+# One device call: every GPU benchmark, each under its own timeout, results written to $OUT as they finish.
+# The GPU machine has jax/flax/optax/chex/orbax and torch but no tensorflow-datasets, no ml_collections and no
+# ../shared. Prepare a git-ignored device_carry/ first (from the repo root):
+#   mkdir -p device_carry/whl && cp -r ../shared/data/nasbench201 ../shared/bench/torch_nb201_loop.py device_carry/
+#   .venv/bin/pip download --no-deps ml_collections==1.1.0 -d device_carry/whl
+# then run `bash benchmarks/device/gpu.sh` there with device_carry carried. QUICK=1 PY=.venv/bin/python OUT=/tmp/o
+# runs a seconds-long version here on the CPU first (EXTRA_PATH=a folder whose tensorflow_datasets.py raises
+# ImportError checks that nothing needs TFDS). The timeouts were sized for an H100; steps that ran out were rerun
+# on the same warm machine with smaller settings (see benchmarks/RESULTS.md, "GPU").
+export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+OUT=${OUT:-/tmp/out}; mkdir -p $OUT; LOG=$OUT/log.txt
+PY=${PY:-python3}; Q=${QUICK:-0}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site device_carry/whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD:$PWD/benchmarks:${EXTRA_PATH:-}
+export JAXNAS_NB201_CSV=$PWD/device_carry/nasbench201/nb201_cifar10_valid.csv
+{ date; nvidia-smi -L; $PY -c "import jax, flax, optax, chex, orbax.checkpoint as o; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"; } >> $LOG 2>&1
+step() { local t=$1; shift; echo "=== $(date +%T) $*" >> $LOG; timeout $t "$@" >> $LOG 2>&1; echo "=== rc=$? $(date +%T)" >> $LOG; }
+if [ "$Q" = 1 ]; then
+  step 300 $PY benchmarks/stylegan_train.py --configs cpu16 --steps 2 --rounds 1 --out $OUT/stylegan_train_gpu.json
+  step 300 $PY benchmarks/neat_vs_neat_python.py --seeds 2 --max-generations 10 --pops 150 --timing-generations 2 --skip-neat-python
+  step 300 $PY benchmarks/cyclegan_train.py --configs cpu --batches 1 --steps 2 --rounds 1 --out $OUT/cyclegan_train_gpu.json
+  step 300 $PY benchmarks/population_training.py --steps 3 --sizes 1,2 --repeats 1 --out $OUT/population_training_gpu.json
+  step 300 $PY benchmarks/nb201_search_speed.py --runs 20 --repeats 1 --strategies random --out $OUT/nb201_search_speed_gpu.json
+else
+  step 130 $PY benchmarks/stylegan_train.py --configs cpu,official --steps 32 --rounds 3 --out $OUT/stylegan_train_gpu.json
+  step 110 $PY benchmarks/neat_vs_neat_python.py --seeds 20 --pops 150,1000,10000,100000 --timing-generations 10 --skip-neat-python
+  step 70 $PY benchmarks/population_training.py --steps 50 --sizes 1,8,32 --repeats 2 --out $OUT/population_training_gpu.json
+  step 50 $PY device_carry/torch_nb201_loop.py
+  step 60 $PY benchmarks/cyclegan_train.py --configs cpu,paper --batches 1,16 --out $OUT/cyclegan_train_gpu.json
+  step 60 $PY benchmarks/nb201_search_speed.py --repeats 1 --strategies random,aging_evolution,reinforce --out $OUT/nb201_search_speed_gpu.json
+fi
+cp benchmarks/results/neat_vs_neat_python.json $OUT/neat_gpu.json 2>/dev/null
+date >> $LOG
