@@ -39,7 +39,8 @@ Deliberate deviations from the paper / official code:
     sum scaled by 1/sqrt(2)) as in StyleGAN2's residual D; ``"plain"`` is the StyleGAN1 official D.
   * ``randomize_noise=False`` (or ``noise_key=None``) uses zero noise, not the official stored per-layer
     noise constants: deterministic outputs without extra non-trainable state.
-  * Style mixing draws the crossover per example (official: one crossover per minibatch).
+  * Style mixing draws the crossover per example (official: one crossover per minibatch), like the official
+    code among the style inputs the current level of detail renders (`mixing_crossover`).
   * Mapping hidden width is ``w_dim`` (official ``mapping_fmaps=512 == dlatent_size``).
   * The minibatch-stddev group size is the largest ``g <= min(mbstd_group, B)`` that divides ``B``
     (official: ``min(group_size, B)`` and requires divisibility).
@@ -289,23 +290,37 @@ def mix_styles(w1: jax.Array, w2: jax.Array, crossover: jax.Array, num_ws: int |
     return jnp.where(use_w1[..., None], w1, w2)
 
 
-def style_mixing_ws(key: jax.Array, w1: jax.Array, w2: jax.Array, num_ws: int, prob: float = 0.9) -> jax.Array:
-    """Per example, with probability ``prob`` switches from w1 to w2 at a crossover ~ U{1..num_ws-1}.
+def mixing_crossover(key_mix: jax.Array, key_cut: jax.Array, batch: int, num_ws: int, prob: float = 0.9,
+                     lod: float | jax.Array = 0.0) -> jax.Array:
+    """Per example, the style-mixing crossover layer (B,) int: with probability ``prob`` drawn from
+    U{1..active-1}, else ``num_ws`` (no mixing).
+
+    ``active`` is the number of style inputs the image at level of detail ``lod`` uses, as in the official
+    ``cur_layers = num_layers - int(lod) * 2``: while training at 4x4 every mixed example switches between
+    the two 4x4 inputs, instead of mostly at layers the image does not show yet.
+    """
+    active = num_ws - 2 * jnp.floor(jnp.asarray(lod)).astype(jnp.int32)
+    mixed = jax.random.uniform(key_mix, (batch,)) < prob
+    cut = jax.random.randint(key_cut, (batch,), 1, jnp.maximum(active, 2))  # official randint(1, cur_layers)
+    return jnp.where(mixed, cut, num_ws)
+
+
+def style_mixing_ws(key: jax.Array, w1: jax.Array, w2: jax.Array, num_ws: int, prob: float = 0.9,
+                    lod: float | jax.Array = 0.0) -> jax.Array:
+    """Per example, with probability ``prob`` switches from w1 to w2 at a crossover (`mixing_crossover`).
 
     Args:
         key: PRNG key.
         w1, w2: (B, W).
         num_ws: number of style inputs.
         prob: mixing probability (official 0.9).
+        lod: level of detail (progressive growing): the crossover stays among the layers it renders.
 
     Returns:
         (B, num_ws, W); unmixed examples use w1 everywhere.
     """
     k_mix, k_cut = jax.random.split(key)
-    b = w1.shape[0]
-    mixed = jax.random.uniform(k_mix, (b,)) < prob
-    cut = jax.random.randint(k_cut, (b,), 1, num_ws)  # official randint(1, num_layers)
-    return mix_styles(w1, w2, jnp.where(mixed, cut, num_ws), num_ws)
+    return mix_styles(w1, w2, mixing_crossover(k_mix, k_cut, w1.shape[0], num_ws, prob, lod), num_ws)
 
 
 def truncate(ws: jax.Array, w_avg: jax.Array, psi: float | jax.Array, cutoff: int | None = None) -> jax.Array:

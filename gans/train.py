@@ -11,8 +11,10 @@ training starts at ``lod_initial_resolution`` (official 8), each resolution is t
 ``lod_training_kimg`` thousand images and then faded into the next over ``lod_transition_kimg``
 (official 600 + 600). The level of detail is a pure function of the step (`lod_at`), computed inside the
 compiled step, so a resumed run follows the same schedule. Deviations: lod moves every step (official:
-every tick), and the official per-resolution learning rates / minibatch sizes and the optimizer reset at
-each new resolution are not used (one lr and batch throughout).
+every tick), and the official per-resolution learning rates / minibatch sizes are not used (one lr and
+batch throughout). As in the official loop, both Adam states restart whenever a fade starts or ends
+(`lod_phase_starts`, ``reset_opt_for_new_lod``), and the style-mixing crossover stays among the style
+inputs the current lod renders (`gans.stylegan.mixing_crossover`).
 
 One jitted step does a D update then a G update on a global batch. Every random draw (latents, style-mixing
 crossover, noise) is made per example from the step key *before* the batch is split over devices with
@@ -39,7 +41,7 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from gans.loop import all_finite, train_loop
 from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
-from gans.stylegan import (Discriminator, Generator, StyleGANConfig, broadcast_ws, mix_styles,
+from gans.stylegan import (Discriminator, Generator, StyleGANConfig, broadcast_ws, mix_styles, mixing_crossover,
                            progressive_reals, truncate, update_w_avg)
 from jaxnas.strategies.base import tree_where
 from jaxnas.common.errors import check, check_positive, check_range
@@ -60,6 +62,7 @@ class GANTrainSettings:
     lod_initial_resolution: int = 8
     lod_training_kimg: float = 600.0
     lod_transition_kimg: float = 600.0
+    reset_opt_for_new_lod: bool = True  # official: Adam's state restarts as each fade starts and ends
     checkpoint_every: int = 500
     seed: int = 0
 
@@ -77,8 +80,10 @@ class GANTrainSettings:
               f"got {r!r}; must be a power of two >= 4")
         check_range("train.lod_training_kimg", self.lod_training_kimg, 0.0, 1e9)
         check_range("train.lod_transition_kimg", self.lod_transition_kimg, 0.0, 1e9)
-        check(self.lod_training_kimg + self.lod_transition_kimg > 0, "train.lod_training_kimg",
-              "lod_training_kimg + lod_transition_kimg must be > 0")
+        check(round(self.lod_training_kimg * 1000) + round(self.lod_transition_kimg * 1000) > 0,
+              "train.lod_training_kimg", "lod_training_kimg + lod_transition_kimg must be at least one image")
+        check(isinstance(self.reset_opt_for_new_lod, bool), "train.reset_opt_for_new_lod",
+              f"got {self.reset_opt_for_new_lod!r}; must be true or false")
 
 
 def lod_at(step: int | jax.Array, settings: GANTrainSettings, config: StyleGANConfig) -> jax.Array:
@@ -90,15 +95,26 @@ def lod_at(step: int | jax.Array, settings: GANTrainSettings, config: StyleGANCo
     if not config.progressive:
         return jnp.zeros([], jnp.float32)
     s = settings
-    kimg = jnp.asarray(step, jnp.float32) * (s.batch_size / 1000.0)
-    phase = s.lod_training_kimg + s.lod_transition_kimg
-    idx = jnp.floor(kimg / phase)
-    into = kimg - idx * phase
+    # Counted in whole images (int32), so phase boundaries land exactly on the step the official float64
+    # schedule puts them.
+    images = jnp.asarray(step, jnp.int32) * s.batch_size
+    stable, fade = round(s.lod_training_kimg * 1000), round(s.lod_transition_kimg * 1000)
+    idx = images // (stable + fade)
+    into = images - idx * (stable + fade)
     start = config.log2_resolution - math.log2(min(s.lod_initial_resolution, config.resolution))
-    lod = start - idx
-    if s.lod_transition_kimg > 0:
-        lod = lod - jnp.maximum(into - s.lod_training_kimg, 0.0) / s.lod_transition_kimg
+    lod = start - idx.astype(jnp.float32)
+    if fade > 0:
+        lod = lod - jnp.maximum(into - stable, 0).astype(jnp.float32) / fade
     return jnp.maximum(lod, 0.0)
+
+
+def lod_phase_starts(step: int | jax.Array, settings: GANTrainSettings, config: StyleGANConfig) -> jax.Array:
+    """Whether ``step`` starts a new phase of progressive growing: floor or ceil of the lod differ from
+    the previous step's (a fade begins or ends). The official training loop resets both optimizers then
+    (``reset_opt_for_new_lod``)."""
+    lod, prev = lod_at(step, settings, config), lod_at(jnp.asarray(step) - 1, settings, config)
+    changed = (jnp.floor(lod) != jnp.floor(prev)) | (jnp.ceil(lod) != jnp.ceil(prev))
+    return (jnp.asarray(step) > 0) & changed
 
 
 @flax.struct.dataclass
@@ -112,14 +128,14 @@ class GANState:
     d_opt: Any
 
 
-def _latents(key: jax.Array, batch: int, cfg: StyleGANConfig, mixing: float) -> dict[str, jax.Array]:
-    """Per-example randomness of one generator pass: two latents, a crossover layer, a noise key each."""
+def _latents(key: jax.Array, batch: int, cfg: StyleGANConfig, mixing: float,
+             lod: float | jax.Array = 0.0) -> dict[str, jax.Array]:
+    """Per-example randomness of one generator pass: two latents, a crossover layer among those the image
+    at ``lod`` renders (`mixing_crossover`), a noise key each."""
     kz1, kz2, kmix, kcross, knoise = jax.random.split(key, 5)
-    n = cfg.num_ws
-    mixed = jax.random.uniform(kmix, (batch,)) < mixing
-    crossover = jnp.where(mixed, jax.random.randint(kcross, (batch,), 1, max(n, 2)), n)  # n: no mixing
     return {"z1": jax.random.normal(kz1, (batch, cfg.z_dim)), "z2": jax.random.normal(kz2, (batch, cfg.z_dim)),
-            "crossover": crossover, "noise": jax.random.split(knoise, batch)}
+            "crossover": mixing_crossover(kmix, kcross, batch, cfg.num_ws, mixing, lod),
+            "noise": jax.random.split(knoise, batch)}
 
 
 def generate(gen: Generator, g_params: Any, lat: dict[str, jax.Array], w_avg: jax.Array | None = None,
@@ -225,9 +241,14 @@ class StyleGANTrainer:
 
         def step(state: GANState, real: jax.Array, key: jax.Array):
             kd, kg = jax.random.split(jax.random.fold_in(key, state.step))
-            lat_d = _latents(kd, batch, self.config, s.style_mixing)
-            lat_g = _latents(kg, batch, self.config, s.style_mixing)
-            return sharded(state, real, lat_d, lat_g, self.lod(state.step))
+            lod = self.lod(state.step)
+            if self.config.progressive and s.reset_opt_for_new_lod:
+                new_phase = lod_phase_starts(state.step, s, self.config)
+                state = state.replace(g_opt=tree_where(new_phase, self.g_tx.init(state.g_params), state.g_opt),
+                                      d_opt=tree_where(new_phase, self.d_tx.init(state.d_params), state.d_opt))
+            lat_d = _latents(kd, batch, self.config, s.style_mixing, lod)
+            lat_g = _latents(kg, batch, self.config, s.style_mixing, lod)
+            return sharded(state, real, lat_d, lat_g, lod)
 
         return jax.jit(step, donate_argnums=(0,))
 

@@ -176,6 +176,18 @@ def test_style_mixing_ws_probabilities(key_reuse_check):
     np.testing.assert_allclose(ws[~is_w2], np.repeat(np.asarray(w1)[:, None], n, 1)[~is_w2])
 
 
+@pytest.mark.parametrize("lod,active", [(0.0, 8), (0.5, 8), (1.0, 6), (2.7, 4), (3.0, 2)])
+def test_mixing_crossover_stays_among_rendered_layers(lod, active):
+    # Official G_style: cur_layers = num_layers - int(lod) * 2; crossover ~ U{1..cur_layers-1} when mixing.
+    n, b = 8, 4000  # 32x32: 8 style inputs; lod 3 renders 4x4 (2 inputs)
+    k_mix, k_cut = jax.random.split(jax.random.key(11))
+    cross = np.asarray(sg.mixing_crossover(k_mix, k_cut, b, n, prob=0.9, lod=lod))
+    mixed = cross[cross != n]
+    assert set(mixed.tolist()) == set(range(1, active))  # every rendered switch point, nothing beyond
+    assert abs(len(mixed) / b - 0.9) < 0.03
+    assert (np.asarray(sg.mixing_crossover(k_mix, k_cut, b, n, prob=0.0, lod=lod)) == n).all()
+
+
 @pytest.mark.parametrize("lr_mul,gain", [(1.0, 1.0), (0.01, 1.0), (0.01, np.sqrt(2.0))])
 def test_equalized_lr_dense(lr_mul, gain):
     layer = sg.EqDense(256, gain=gain, lr_mul=lr_mul)

@@ -10,7 +10,9 @@ import pytest
 
 from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
 from gans.stylegan import StyleGANConfig
-from gans.train import GANTrainSettings, StyleGANTrainer, lod_at
+import optax
+
+from gans.train import GANTrainSettings, StyleGANTrainer, lod_at, lod_phase_starts
 
 TINY = StyleGANConfig(resolution=8, channels=1, z_dim=8, w_dim=8, mapping_layers=2, fmap_base=64, fmap_max=8)
 # Progressive growing from 4x4, fading to 8x8 across the 4 steps (lod 1, 0.75, 0.5, 0.25), so the tests
@@ -94,3 +96,19 @@ def test_lod_schedule_is_the_official_one():
     assert float(lod_at(0, s, dataclasses.replace(c16, structure="fixed"))) == 0.0
     np.testing.assert_allclose([float(lod_at(i, SETTINGS, TINY)) for i in range(5)], [1.0, 0.75, 0.5, 0.25, 0.0],
                                atol=1e-6)
+
+
+def test_optimizers_restart_when_a_fade_starts_or_ends():
+    """Official reset_opt_for_new_lod: a new phase wherever floor(lod) or ceil(lod) changes."""
+    s = GANTrainSettings(batch_size=32, lod_initial_resolution=4, lod_training_kimg=12.0, lod_transition_kimg=12.0)
+    c16 = dataclasses.replace(TINY, resolution=16)  # 4x4 to step 375, fade to 8x8 to 750, 8x8 to 1125, fade to 1500
+    starts = np.nonzero(np.asarray(lod_phase_starts(jnp.arange(3000), s, c16)))[0]
+    np.testing.assert_array_equal(starts, [376, 750, 1126, 1500])
+    # SETTINGS fades over steps 1-4: Adam restarts before step 1's update, so 3 updates are counted, not 4.
+    trainer = StyleGANTrainer(TINY, SETTINGS, _images(), devices=jax.devices()[:1])
+    state, _ = trainer.train(jax.random.key(0))
+    assert int(optax.tree_utils.tree_get(state.g_opt, "count")) == 3
+    assert int(optax.tree_utils.tree_get(state.d_opt, "count")) == 3
+    kept, _ = StyleGANTrainer(TINY, dataclasses.replace(SETTINGS, reset_opt_for_new_lod=False), _images(),
+                              devices=jax.devices()[:1]).train(jax.random.key(0))
+    assert int(optax.tree_utils.tree_get(kept.g_opt, "count")) == 4
