@@ -1,17 +1,16 @@
 """StyleGAN training on tiny shapes: R1 against a hand-computed penalty, the lazy-regularisation Adam
-correction, 8 devices == 1, resume == uninterrupted, NaN stops training."""
+correction, 8 devices == 1, resume == uninterrupted, NaN stops training, Adam restarts between growth phases."""
 
 import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
 from gans.stylegan import StyleGANConfig
-import optax
-
 from gans.train import GANTrainSettings, StyleGANTrainer, lod_at, lod_phase_starts
 
 TINY = StyleGANConfig(resolution=8, channels=1, z_dim=8, w_dim=8, mapping_layers=2, fmap_base=64, fmap_max=8)
