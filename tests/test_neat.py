@@ -151,6 +151,29 @@ def test_padded_evaluation_equals_a_plain_per_genome_reference(evolved):
         np.testing.assert_allclose(out[i], ref, rtol=1e-5, atol=1e-6)
 
 
+def test_speciation_on_a_size_tier_equals_speciation_on_the_whole_capacity(evolved):
+    neat, runner = evolved
+    neat = dataclasses.replace(neat, compatibility_threshold=0.5)  # many species: a non-trivial partition
+    assert neat.size_tiers() == ((8, 8), (16, 10))
+    state = runner._chunk(jax.random.key(5), runner.init(jax.random.key(5)), jnp.int32(1))[0].state
+    pop = state.genomes
+    assert int(jnp.max(jnp.sum(pop.conn_valid, -1))) <= 8 and int(jnp.max(jnp.sum(pop.node_valid, -1))) <= 8
+    assert int(neat.size_tier(pop, state.rep, state.alive)) == 0
+    small = jax.jit(lambda s, g: neat._assign_species(s, g, (8, 8)))(state, pop)
+    whole = jax.jit(lambda s, g: neat._assign_species(s, g, (16, 10)))(state, pop)
+    chex.assert_trees_all_equal(small, whole)
+    assert len(np.unique(np.asarray(small[0]))) >= 3
+    # one genome with nine connection genes (or a live representative with nine nodes) needs the whole capacity
+    space = neat.space
+    big = genome(space, [(k, k % 2, 2, 0.5, True) for k in range(9)])
+    grown = jax.tree.map(lambda x, b: x.at[0].set(b), pop, big)
+    assert int(neat.size_tier(grown, state.rep, state.alive)) == 1
+    wide = genome(space, [(0, 0, 2, 0.5, True)], hidden=list(range(3, 9)))
+    rep = jax.tree.map(lambda x, b: x.at[0].set(b), state.rep, wide)
+    assert int(neat.size_tier(pop, rep, state.alive.at[0].set(True))) == 1
+    assert int(neat.size_tier(pop, rep, state.alive.at[0].set(False))) == 0  # dead slots do not count
+
+
 def test_speciation_follows_the_sequential_first_compatible_rule(evolved):
     neat, runner = evolved
     carry, _ = runner._chunk(jax.random.key(5), runner.init(jax.random.key(5)), jnp.int32(3))

@@ -45,6 +45,7 @@ Deliberate deviations, each documented where it happens:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -203,6 +204,28 @@ class Neat:
         return ops.compatibility(g, h, self.excess_coefficient, self.disjoint_coefficient, self.weight_coefficient,
                                  self.normalize_min_genes)
 
+    def size_tiers(self) -> tuple[tuple[int, int], ...]:
+        """(connection, node) slot counts the population-wide distance computations may be cut to: 8, 16, 32, ...
+        up to the capacities.
+
+        Speciation runs on the smallest tier holding every gene of every genome and live representative (picked
+        at run time with `lax.switch`; genes come first in a genome, so the cut loses none and the distances
+        are unchanged). Alignment compares every slot with every slot, so genomes much smaller than their
+        capacity would otherwise pay mostly for comparing empty slots."""
+        sp, out, k = self.space, [], 8
+        while not out or out[-1] != (sp.max_conns, sp.max_nodes):
+            out.append((min(sp.max_conns, k), min(sp.max_nodes, k)))
+            k *= 2
+        return tuple(out)
+
+    def size_tier(self, genomes: Genome, rep: Genome, alive: jax.Array) -> jax.Array:
+        """Index into `size_tiers` of the smallest tier holding every gene of `genomes` and of the live `rep`s."""
+        most_c = jnp.maximum(jnp.max(jnp.sum(genomes.conn_valid, -1)),
+                             jnp.max(jnp.where(alive, jnp.sum(rep.conn_valid, -1), 0)))
+        most_n = jnp.maximum(jnp.max(jnp.sum(genomes.node_valid, -1)),
+                             jnp.max(jnp.where(alive, jnp.sum(rep.node_valid, -1), 0)))
+        return sum(((c < most_c) | (n < most_n)).astype(jnp.int32) for c, n in self.size_tiers()[:-1])
+
     def _speciate(self, state: NeatState, genomes: Genome) -> tuple[NeatState, jax.Array]:
         """Each genome joins the first (oldest) species whose representative is within the threshold; the
         others found new species in population order, exactly as the paper's sequential rule would.
@@ -211,9 +234,35 @@ class Neat:
         within the threshold of its representative; then the first unassigned genome founds a new species
         and takes its compatible unassigned genomes, and so on. A genome therefore joins the first
         compatible species in creation order, as in the sequential rule (a later leader is never compatible
-        with an earlier one, or it would have joined it). Cost: one pass over the population per species.
+        with an earlier one, or it would have joined it). Cost: one pass over the population per species,
+        on the smallest `size_tiers` entry that holds every gene.
         """
+        s, p = self.max_species, self.population_size
+        branches = [functools.partial(self._assign_species, tier=tier) for tier in self.size_tiers()]
+        if len(branches) == 1:
+            species, alive, rep, order, nxt = branches[0](state, genomes)
+        else:
+            species, alive, rep, order, nxt = jax.lax.switch(self.size_tier(genomes, state.rep, state.alive),
+                                                             branches, state, genomes)
+        overflow = species < 0  # no free slot was left for them: they join the nearest species (see below)
+        species = jax.lax.cond(jnp.any(overflow),
+                               lambda: jnp.where(overflow, self._nearest_species(genomes, rep, alive), species),
+                               lambda: species)
+        counts = jnp.bincount(species, length=s)
+        alive = alive & (counts > 0)
+        born = alive & ~state.alive
+        state = state.replace(
+            genomes=genomes, species=species, fitness=jnp.full(p, -jnp.inf, jnp.float32), told=jnp.array(False), rep=rep,
+            alive=alive, sp_order=jnp.where(alive, order, BIG), sp_best=jnp.where(born | ~alive, -jnp.inf, state.sp_best),
+            sp_since=jnp.where(born | ~alive, 0, state.sp_since), next_species=nxt)
+        return state, jnp.sum(overflow)
+
+    def _assign_species(self, state: NeatState, genomes: Genome, tier: tuple[int, int]) -> tuple[jax.Array, ...]:
+        """The loop of `_speciate`, its distances computed on the first `tier` (connection, node) slots.
+        Returns species (-1: left over when every slot is taken), alive, rep, order, next species number."""
         s, t, p = self.max_species, self.compatibility_threshold, self.population_size
+        cut = lambda g: ops.prefix(g, *tier)  # noqa: E731
+        view = cut(genomes)
         visit = jnp.argsort(jnp.where(state.alive, state.sp_order, BIG))  # existing species, oldest first
         n_old = jnp.sum(state.alive)
 
@@ -227,39 +276,30 @@ class Neat:
             i = jnp.argmax(species < 0)
             slot = jnp.where(existing, visit[jnp.minimum(k, s - 1)], jnp.argmax(~alive))
             leader = jax.tree.map(lambda r, x: jnp.where(existing, r[slot], x[i]), rep, genomes)
-            d = jax.vmap(lambda g: self.distance(g, leader))(genomes)  # (P,)
+            d = jax.vmap(self.distance, in_axes=(0, None))(view, cut(leader))  # (P,)
             join = (species < 0) & ((d < t) | (~existing & (jnp.arange(p) == i)))
             rep = jax.tree.map(lambda r, x: r.at[slot].set(x), rep, leader)
             order = order.at[slot].set(jnp.where(existing, order[slot], nxt))
             return (k + 1, jnp.where(join, slot, species), alive.at[slot].set(True), rep, order,
                     nxt + jnp.where(existing, 0, 1))
 
-        was_alive = state.alive
         init = (jnp.array(0), jnp.full(p, -1, jnp.int32), state.alive, state.rep, state.sp_order, state.next_species)
         _, species, alive, rep, order, nxt = jax.lax.while_loop(cond, body, init)
-        # No free slot left: the remaining genomes join the nearest species (a documented deviation).
-        overflow = species < 0
+        return species, alive, rep, order, nxt
 
-        def nearest(_):
-            # One species at a time: a (P, S) vmap would hold P x S x C x C alignment temporaries (GBs at 10,000).
-            def one(k, carry):
-                best_d, best = carry
-                d = jax.vmap(lambda g: self.distance(g, jax.tree.map(lambda r: r[k], rep)))(genomes)  # (P,)
-                better = alive[k] & (d < best_d)
-                return jnp.where(better, d, best_d), jnp.where(better, k, best)
+    def _nearest_species(self, genomes: Genome, rep: Genome, alive: jax.Array) -> jax.Array:
+        """(P,) the live species with the nearest representative (a documented deviation, for the genomes that
+        found every species slot taken)."""
+        s, p = self.max_species, self.population_size
 
-            _, best = jax.lax.fori_loop(0, s, one, (jnp.full(p, jnp.inf), jnp.zeros(p, jnp.int32)))
-            return jnp.where(overflow, best, species)
+        # One species at a time: a (P, S) vmap would hold P x S x C x C alignment temporaries (GBs at 10,000).
+        def one(k, carry):
+            best_d, best = carry
+            d = jax.vmap(self.distance, in_axes=(0, None))(genomes, jax.tree.map(lambda r: r[k], rep))  # (P,)
+            better = alive[k] & (d < best_d)
+            return jnp.where(better, d, best_d), jnp.where(better, k, best)
 
-        species = jax.lax.cond(jnp.any(overflow), nearest, lambda _: species, None)
-        counts = jnp.bincount(species, length=s)
-        alive = alive & (counts > 0)
-        born = alive & ~was_alive
-        state = state.replace(
-            genomes=genomes, species=species, fitness=jnp.full(p, -jnp.inf, jnp.float32), told=jnp.array(False), rep=rep,
-            alive=alive, sp_order=jnp.where(alive, order, BIG), sp_best=jnp.where(born | ~alive, -jnp.inf, state.sp_best),
-            sp_since=jnp.where(born | ~alive, 0, state.sp_since), next_species=nxt)
-        return state, jnp.sum(overflow)
+        return jax.lax.fori_loop(0, s, one, (jnp.full(p, jnp.inf), jnp.zeros(p, jnp.int32)))[1]
 
     # --- reproduction ---
 

@@ -282,6 +282,18 @@ def assign_innovations(g: Genome, proposal: tuple[jax.Array, ...], next_node: ja
     return g, next_node + n_new_nodes, next_innov + 2 * n_new_nodes + n_new_conns
 
 
+def prefix(g: Genome, conns: int, nodes: int) -> Genome:
+    """The first `conns` connection slots and `nodes` node slots of `g` (leading axes kept).
+
+    Genomes keep their genes first and their empty slots last, so a prefix at least as long as a genome's gene
+    count holds every gene: alignment, distance and evaluation on it equal those on the whole genome, with
+    fewer empty slots to compare (see `Neat.size_tiers`)."""
+    cut_c, cut_n = lambda x: x[..., :conns], lambda x: x[..., :nodes]  # noqa: E731
+    return Genome(node_id=cut_n(g.node_id), node_bias=cut_n(g.node_bias), conn_in=cut_c(g.conn_in),
+                  conn_out=cut_c(g.conn_out), conn_weight=cut_c(g.conn_weight), conn_enabled=cut_c(g.conn_enabled),
+                  conn_innov=cut_c(g.conn_innov))
+
+
 def tree_select(on: jax.Array, a: Genome, b: Genome) -> Genome:
     """Row-wise `a if on else b` for genomes with leading axes matching `on`'s shape (a scalar for one genome)."""
     return jax.tree.map(lambda x, y: jnp.where(on.reshape(on.shape + (1,) * (x.ndim - on.ndim)), x, y), a, b)
