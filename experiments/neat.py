@@ -54,13 +54,24 @@ def build(config: config_dict.ConfigDict) -> tuple[neat_problems.NeatProblem, Ne
 
 def draw_network(genome: dict[str, Any], space: NeatSpace, ax: plt.Axes, title: str = "") -> None:
     """Nodes in columns by evaluation level (inputs left, outputs right); edges blue > 0, red < 0, width ~ |w|;
-    disabled genes dotted grey."""
+    disabled genes dotted grey. Recurrent genomes: columns by distance from the inputs; connections that go
+    back (or stay in a column) curve, and a self-loop is a ring around its node."""
     nodes = {n["id"]: n for n in genome["nodes"]}
     enabled = [c for c in genome["connections"] if c["enabled"]]
     depth = {i: 0 for i in nodes}
-    for _ in range(len(nodes)):
-        for c in enabled:
-            depth[c["out"]] = max(depth[c["out"]], depth[c["in"]] + 1)
+    if space.recurrent:  # shortest distance from an input; unreachable nodes in the first hidden column
+        depth = {i: (0 if i < space.num_inputs else 1) for i in nodes}
+        frontier, seen = list(range(space.num_inputs)), set(range(space.num_inputs))
+        while frontier:
+            nxt = [c["out"] for c in enabled if c["in"] in frontier and c["out"] not in seen]
+            for o in nxt:
+                depth[o] = max(depth[c] for c in frontier) + 1
+            seen.update(nxt)
+            frontier = sorted(set(nxt))
+    else:
+        for _ in range(len(nodes)):
+            for c in enabled:
+                depth[c["out"]] = max(depth[c["out"]], depth[c["in"]] + 1)
     outputs = range(space.num_inputs, space.num_io)
     last = max(depth.values()) + 1
     for o in outputs:
@@ -74,10 +85,14 @@ def draw_network(genome: dict[str, Any], space: NeatSpace, ax: plt.Axes, title: 
     wmax = max([abs(c["weight"]) for c in genome["connections"]] + [1e-6])
     for c in genome["connections"]:
         (x0, y0), (x1, y1) = pos[c["in"]], pos[c["out"]]
-        if c["enabled"]:
-            ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "lw": 0.5 + 3 * abs(c["weight"]) / wmax,
-                                                             "color": "tab:blue" if c["weight"] > 0 else "tab:red",
-                                                             "alpha": 0.8, "shrinkA": 8, "shrinkB": 8})
+        color, lw = "tab:blue" if c["weight"] > 0 else "tab:red", 0.5 + 3 * abs(c["weight"]) / wmax
+        if c["enabled"] and c["in"] == c["out"]:
+            ax.add_patch(plt.Circle((x0 + 0.12, y0 + 0.05), 0.08, fill=False, color=color, lw=lw, alpha=0.8))
+        elif c["enabled"]:
+            back = x1 <= x0  # recurrent: drawn as an arc
+            ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "lw": lw, "color": color, "alpha": 0.8,
+                                                             "shrinkA": 8, "shrinkB": 8,
+                                                             "connectionstyle": f"arc3,rad={0.5 if back else 0.0}"})
         else:
             ax.plot([x0, x1], [y0, y1], ls=":", color="0.7", lw=0.8)
     for i, (x, y) in pos.items():
@@ -118,6 +133,10 @@ def winner_details(problem: neat_problems.NeatProblem, space: NeatSpace, best, c
         return {"steps_per_start": np.asarray(neat_problems.cartpole_steps(space, best)).tolist()}
     if problem.name == "double_pole":
         return {"steps": int(round(float(problem.fitness(space, best)) * config.double_pole_steps))}
+    if problem.name == "double_pole_nv":
+        _, tested = jax.jit(lambda g: problem.champion_test(space, g))(best)
+        return {"long_test_steps": int(tested["champion_steps"]), "generalization": int(tested["generalization"]),
+                "generalization_needed": neat_problems.pb.DOUBLE_POLE_NV_GENERALIZATION_NEEDED}
     if problem.name == "digits":
         d = problem.data
         acc = {s: float(neat_problems.digits_accuracy(space, best, jnp.asarray(d[f"{s}_x"]), jnp.asarray(d[f"{s}_y"])))
@@ -153,7 +172,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     out = runner.run(config.seed, config.generations, checkpoint_dir=os.path.join(workdir, "checkpoints"),
                      progress=config.progress, settings=settings)
     carry, hist = out["carry"], out["history"]
-    best = carry.state.best
+    # a problem solved by testing the champion reports the genome that passed (or the last one tested)
+    best = carry.state.best if problem.champion_test is None else carry.champion
     genome = to_host(best)
     details = winner_details(problem, space, best, config)
     solved_at = int(carry.solved_at)

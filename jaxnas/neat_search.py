@@ -22,6 +22,7 @@ from jaxnas.common.checkpoint import Checkpointer, check_same_settings
 from jaxnas.common.errors import check, check_positive
 from jaxnas.evaluation.neat_problems import NeatProblem
 from jaxnas.strategies.base import tree_where
+from jaxnas.spaces.neat import Genome
 from jaxnas.strategies.neat import Neat, NeatState
 
 
@@ -30,6 +31,7 @@ class NeatCarry:
     state: NeatState
     generation: jax.Array  # () int32 generations evaluated
     solved_at: jax.Array  # () int32 index of the first generation that reached the threshold, -1 if none
+    champion: Genome  # the best genome of the last generation evaluated (the winner once solved)
 
 
 class NeatRunner:
@@ -61,7 +63,9 @@ class NeatRunner:
         self._chunk_seeds = jax.jit(jax.vmap(self._run_chunk, in_axes=(0, 0, None)))
 
     def init(self, key: jax.Array) -> NeatCarry:
-        return NeatCarry(self.neat.init(jax.random.fold_in(key, 0)), jnp.array(0, jnp.int32), jnp.array(-1, jnp.int32))
+        state = self.neat.init(jax.random.fold_in(key, 0))
+        return NeatCarry(state, jnp.array(0, jnp.int32), jnp.array(-1, jnp.int32),
+                         jax.tree.map(lambda x: x[0], state.genomes))
 
     def generation(self, key: jax.Array, carry: NeatCarry, max_generations: jax.Array) -> tuple[NeatCarry, dict]:
         """One generation (skipped once solved or at the cap); metrics of the evaluated population."""
@@ -69,8 +73,15 @@ class NeatRunner:
         fitness = self.evaluate(genomes)
         state, metrics = self.neat.tell(state, genomes, fitness)
         active = (carry.solved_at < 0) & (carry.generation < max_generations)
-        hit = metrics["best_fitness"] >= self.problem.fitness_threshold
-        new = NeatCarry(state, carry.generation + 1, jnp.where(hit, carry.generation, -1))
+        champion = jax.tree.map(lambda x: x[jnp.argmax(state.fitness)], genomes)
+        if self.problem.champion_test is None:
+            hit = metrics["best_fitness"] >= self.problem.fitness_threshold
+        else:  # e.g. the double pole without velocities: a long run and a generalization test
+            test = lambda g: self.problem.champion_test(self.neat.space, g)  # noqa: E731
+            skip = lambda g: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(test, g))  # noqa: E731
+            hit, tested = jax.lax.cond(active, test, skip, champion)  # a frozen (solved) run is not retested
+            metrics = dict(metrics, **tested)
+        new = NeatCarry(state, carry.generation + 1, jnp.where(hit, carry.generation, -1), champion)
         metrics = dict(metrics, active=active, generation=carry.generation)
         return tree_where(active, new, carry), metrics
 

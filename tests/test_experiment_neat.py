@@ -44,3 +44,19 @@ def test_config_mistakes_name_the_field(tmp_path, field, value, match):
     (config[parent] if parent else config)[leaf] = value
     with pytest.raises(ConfigError, match=match):
         neat.run(config, str(tmp_path))
+
+
+@pytest.mark.slow
+def test_small_double_pole_without_velocities_run(tmp_path):
+    config = neat_config.get_config("small")
+    config.problem = "double_pole_nv"
+    config.double_pole_steps = 300  # the champion's long test (100,000 in the real protocol)
+    summary = neat.run(config, str(tmp_path))
+    results = json.load(open(tmp_path / "results.json"))
+    assert results["problem"] == "double_pole_nv" and str(results["fitness_threshold"]) == "inf"  # JSON: "inf"
+    assert 0 <= results["long_test_steps"] <= 300 and 0 <= results["generalization"] <= 625
+    assert results["solved"] == (results["long_test_steps"] >= 299 and results["generalization"] >= 200)
+    assert results["settings"]["double_pole_steps"] == 300 and summary["generalization"] == results["generalization"]
+    history = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
+    assert all("champion_steps" in h and "generalization" in h for h in history)
+    assert os.path.getsize(tmp_path / "network.png") > 500

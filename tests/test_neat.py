@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import math
 import shutil
 
 import chex
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from jaxnas.common.errors import ConfigError
+from jaxnas.evaluation import pole_balancing as pb
 from jaxnas.evaluation.neat_problems import make_problem
 from jaxnas.neat_search import NeatRunner
 from jaxnas.spaces.neat import EMPTY, Genome, NeatSpace, to_host
@@ -302,3 +304,141 @@ def test_offspring_when_no_species_may_breed(evolved):
     off = np.asarray(strict.offspring(st))
     assert off.sum() == neat.population_size and (off > 0).sum() == 1  # the best species breeds alone
     assert np.asarray(st.alive)[np.argmax(off)]
+
+
+# ---- recurrent networks and the double pole without velocities ----
+
+def has_cycle(g: dict) -> bool:
+    """Whether the genome's connection genes (enabled or not) contain a directed cycle (self-loops included)."""
+    succ: dict[int, list[int]] = {}
+    for c in g["connections"]:
+        succ.setdefault(c["in"], []).append(c["out"])
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+
+    def visit(v: int) -> bool:
+        state[v] = 1
+        for w in succ.get(v, []):
+            if state.get(w) == 1 or (w not in state and visit(w)):
+                return True
+        state[v] = 2
+        return False
+
+    return any(v not in state and visit(v) for v in list(succ))
+
+
+def reference_step(g: dict, space: NeatSpace, prev: dict[int, float], x: np.ndarray, act) -> dict[int, float]:
+    """Plain synchronous update: every non-input node from the previous step's activations and this step's inputs."""
+    prev = {**prev, **{i: float(x[i]) for i in range(space.num_inputs)}}
+    new = {i: float(x[i]) for i in range(space.num_inputs)}
+    for n in g["nodes"]:
+        if n["id"] >= space.num_inputs:
+            total = n["bias"] + sum(c["weight"] * prev.get(c["in"], 0.0) for c in g["connections"]
+                                    if c["enabled"] and c["out"] == n["id"])
+            new[n["id"]] = act(total)
+    return new
+
+
+@pytest.fixture(scope="module")
+def recurrent_population():
+    """Recurrent genomes after a few generations of heavy structural mutation (loops, self-loops, hidden nodes)."""
+    problem = make_problem("double_pole_nv")
+    neat = Neat(problem.space(10, 24), population_size=32, node_add_rate=0.5, conn_add_rate=0.9,
+                enable_mutate_rate=0.1)
+    runner = NeatRunner(neat, problem, chunk=4)
+    carry, _ = runner._chunk(jax.random.key(8), runner.init(jax.random.key(8)), jnp.int32(4))
+    return neat, carry.state.genomes
+
+
+def test_recurrent_step_equals_a_plain_synchronous_reference(recurrent_population):
+    neat, pop = recurrent_population
+    space = neat.space
+    hosts = [to_host(jax.tree.map(lambda v: v[i], pop)) for i in range(neat.population_size)]
+    assert any(has_cycle(g) for g in hosts)  # recurrent spaces add loops ...
+    assert any(c["in"] == c["out"] for g in hosts for c in g["connections"])  # ... and self-loops
+    nets = jax.vmap(space.decode)(pop)
+    xs = np.asarray(jax.random.uniform(jax.random.key(9), (6, 3), minval=-1, maxval=1))
+    values = jnp.zeros((neat.population_size, 1, space.max_nodes))
+    step = jax.jit(jax.vmap(space.step, in_axes=(0, 0, None)))
+    sig = lambda v: 1 / (1 + np.exp(-4.9 * v))  # noqa: E731
+    ref = [{} for _ in hosts]
+    for x in xs:
+        values, out = step(nets, values, jnp.asarray(x)[None])
+        for i, g in enumerate(hosts):
+            ref[i] = reference_step(g, space, ref[i], x, sig)
+            np.testing.assert_allclose(out[i, 0, 0], ref[i][space.num_inputs], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="recurrent"):
+        space.forward(jax.tree.map(lambda v: v[0], nets), jnp.zeros((1, 3)))
+
+
+def test_feed_forward_spaces_never_add_a_cycle():
+    """The same heavy mutation as `recurrent_population` (which does produce loops) in a feed-forward space."""
+    problem = dataclasses.replace(make_problem("double_pole_nv"), recurrent=False, fitness=lambda sp, g: jnp.float32(1.0),
+                                  champion_test=None)
+    neat = Neat(problem.space(10, 24), population_size=32, node_add_rate=0.5, conn_add_rate=0.9,
+                enable_mutate_rate=0.1)
+    runner = NeatRunner(neat, problem, chunk=4)
+    pop = runner._chunk(jax.random.key(8), runner.init(jax.random.key(8)), jnp.int32(4))[0].state.genomes
+    hosts = [to_host(jax.tree.map(lambda v: v[i], pop)) for i in range(neat.population_size)]
+    assert sum(len(g["connections"]) for g in hosts) > 2 * 3 * neat.population_size  # connections were added
+    assert not any(has_cycle(g) for g in hosts)
+
+
+# The winner of `experiments.neat --config experiments/configs/neat.py:dpnv` (seed 0): one recurrent output neuron.
+DPNV_WINNER = [(0, 0, 3, -1.5362343788146973, True), (1, 1, 3, -4.8755598068237305, True),
+               (2, 2, 3, 3.7430100440979004, True), (114, 3, 3, -1.1229989528656006, True)]
+
+
+def dpnv_reference(conns, bias: float, steps: int = 1000) -> tuple[int, float]:
+    """Balanced steps and the jiggle over the last 100 of them, from a plain loop (the module's physics step)."""
+    step = jax.jit(pb.double_pole_step)
+    state, out_prev, jiggles = np.asarray(pb.double_pole_initial_state()), 0.0, []
+    for _ in range(steps):
+        obs = state[[0, 2, 4]] / np.array([4.8, 0.52, 0.52])
+        total = bias + sum(w * (out_prev if a == 3 else obs[a]) for _, a, _, w, e in conns if e)
+        out_prev = 1 / (1 + np.exp(-4.9 * total))
+        state = np.asarray(step(jnp.asarray(state, jnp.float32), jnp.float32(10 * (2 * out_prev - 1))))
+        if abs(state[0]) > 2.4 or abs(state[2]) > math.radians(36) or abs(state[4]) > math.radians(36):
+            break
+        jiggles.append(np.abs(state[:4]).sum())
+    return len(jiggles), float(np.sum(jiggles[-100:]))
+
+
+@pytest.mark.slow
+def test_double_pole_nv_fitness_and_champion_test_against_references():
+    problem = make_problem("double_pole_nv")
+    space = problem.space(8, 8)
+    for conns, bias in ((DPNV_WINNER, 0.6503546237945557), (DPNV_WINNER[:3], 0.0)):
+        g = genome(space, conns, biases={3: bias})
+        balanced, jiggle = dpnv_reference(conns, bias)
+        want = 0.1 * balanced / 1000 + (0.9 * 0.75 / jiggle if balanced > 100 else 0.0)
+        assert float(problem.fitness(space, g)) == pytest.approx(want, rel=1e-3)
+        if conns is DPNV_WINNER:
+            assert balanced == 1000
+            solved, info = jax.jit(problem.champion_test, static_argnums=0)(space, g)
+            assert int(info["champion_steps"]) == pb.DOUBLE_POLE_STEPS and int(info["generalization"]) >= 200
+            assert bool(solved)
+        else:
+            assert 1 < balanced < 100  # without its self-loop the neuron cannot balance: a short episode
+
+
+def test_a_champion_test_decides_when_a_run_is_solved():
+    """Problems like the double pole without velocities are solved when the generation's best genome passes a
+    test, not at a fitness threshold (here one that every genome passes, and one that none does)."""
+    calls = []
+
+    def champion_test(space, g):
+        calls.append(1)  # traced once per compilation
+        size = jnp.sum(g.conn_valid)
+        return size >= 0, {"size": size}
+
+    problem = dataclasses.replace(make_problem("xor"), fitness_threshold=-1.0, champion_test=champion_test)
+    neat = Neat(problem.space(8, 12), population_size=24)
+    runner = NeatRunner(neat, problem, chunk=3)
+    out = runner.run(0, 6)
+    assert int(out["carry"].solved_at) == 0 and int(out["carry"].generation) == 1  # the threshold is ignored
+    assert calls and out["history"]["size"].tolist() == [2]
+    best = int(jnp.argmax(out["carry"].state.fitness))
+    chex.assert_trees_all_equal(out["carry"].champion, jax.tree.map(lambda v: v[best], out["carry"].state.genomes))
+    never = dataclasses.replace(problem, champion_test=lambda sp, g: (jnp.bool_(False), {}))
+    out = NeatRunner(neat, never, chunk=3).run(0, 6)
+    assert int(out["carry"].solved_at) == -1 and int(out["carry"].generation) == 6

@@ -283,3 +283,48 @@ def test_population_of_1000_random_linear_policies():
         counts = np.asarray(counts)
         assert counts.min() >= 1 and counts.max() <= cap
         assert len(np.unique(counts)) > 3  # the population really differs
+
+
+# ---------------------------------------------------------------------------------------------------
+# Double pole without velocities: Gruau's fitness, the last-100-steps trace, the generalization starts.
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_gruau_fitness_hand_computed():
+    cases = [(50, 999.0, 0.1 * 50 / 1000),  # 100 steps or fewer: only the balancing term
+             (100, 1.0, 0.1 * 100 / 1000),
+             (101, 2.0, 0.1 * 101 / 1000 + 0.9 * 0.75 / 2.0),
+             (1000, 50.0, 0.1 + 0.9 * 0.75 / 50.0)]
+    for balanced, jiggle, want in cases:
+        assert float(pb.gruau_fitness(balanced, jiggle)) == pytest.approx(want, rel=1e-6)
+    assert float(pb.double_pole_jiggle(jnp.array([1.0, -2.0, 0.5, -0.25, 9.0, 9.0]))) == pytest.approx(3.75)
+
+
+def test_run_episode_trace_holds_the_last_balanced_steps():
+    """A counter environment: the state after step k is k; it fails on reaching 7 (step 7)."""
+    def run(max_steps, trace_len):
+        return pb.run_episode(lambda p, o: 0.0 * o[0], None, lambda s, f: s + 1.0 + 0.0 * f, lambda s: s[0] >= 7.0,
+                              lambda s: s, jnp.zeros(1), max_steps, action_fn=lambda o: o,
+                              trace_fn=lambda s: s[0], trace_len=trace_len)
+
+    out = run(100, 4)  # the C++ code sums the steps before the failing one: 3, 4, 5, 6
+    assert int(out["steps"]) == 7 and int(out["balanced"]) == 6 and bool(out["failed"])
+    np.testing.assert_array_equal(out["trace"], [3, 4, 5, 6])
+    out = run(5, 4)  # capped before failing: the last four of five balanced steps
+    assert int(out["steps"]) == 5 and int(out["balanced"]) == 5 and not bool(out["failed"])
+    np.testing.assert_array_equal(out["trace"], [2, 3, 4, 5])
+    np.testing.assert_array_equal(run(100, 10)["trace"], [0, 0, 0, 0, 1, 2, 3, 4, 5, 6])  # zeros first when short
+    with pytest.raises(ValueError, match="trace_len"):
+        run(10, 0)
+
+
+def test_double_pole_nv_observation_and_generalization_starts():
+    obs = pb.double_pole_nv_observation(jnp.array([1.2, 5.0, 0.26, 5.0, -0.52, 5.0]))
+    np.testing.assert_allclose(obs, [0.25, 0.5, -1.0], rtol=1e-6)  # no velocities
+    starts = np.asarray(pb.double_pole_nv_generalization_starts())
+    assert starts.shape == (625, 6) and len(np.unique(starts, axis=0)) == 625
+    np.testing.assert_allclose(starts[0], [-1.944, -1.215, -0.0565484, -0.1350878, 0, 0], rtol=1e-5)
+    np.testing.assert_allclose(np.unique(starts[:, 0]), [-1.944, -1.08, 0.0, 1.08, 1.944], atol=1e-6)
+    np.testing.assert_allclose(np.unique(starts[:, 2]), 0.12566304 * np.array([0.05, 0.25, 0.5, 0.75, 0.95]) - 0.06283152,
+                               atol=1e-7)
+    assert not starts[:, 4:].any()  # the short pole starts upright and still

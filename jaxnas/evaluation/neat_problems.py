@@ -6,6 +6,13 @@
   (gym's episode length for CartPole-v1).
 * `double_pole`: double-pole balancing with velocities (Wieland 1991; the NEAT paper's Sec. 5.1 task),
   continuous force; fitness is the fraction of `max_steps` (100,000 by default, as in the paper) balanced.
+* `double_pole_nv`: double-pole balancing without velocities (the paper's Sec. 5.2 task, DPNV), recurrent
+  networks seeing x, theta1 and theta2 only. Fitness is Gruau et al.'s (1996) over 1,000 steps
+  (`pole_balancing.gruau_fitness`); each generation's best genome (the champion) is then run for
+  `double_pole_steps` (100,000) steps and, if it balances them, on the 625 generalization starts: the
+  problem is solved when it balances 200 of them for 1,000 steps (the NEAT C++ `pole2_epoch` protocol).
+  Deviation: the C++ code tests the champion of one not yet tested species per generation, cycling through
+  the species; here the generation's best genome is tested every generation.
 * `digits`: the embedded sklearn digits average-pooled to 4x4 (16 inputs), 10 outputs read as logits
   (identity output activation); fitness exp(-cross-entropy) on the training split (the geometric mean of
   the probability given to the right class). It has no fitness threshold (runs use all their generations);
@@ -41,11 +48,15 @@ class NeatProblem:
     fitness: Callable[[NeatSpace, Genome], jax.Array]
     output_activation: str | None = None
     description: str = ""
+    recurrent: bool = False  # the problem needs recurrent networks (`NeatSpace.recurrent`)
+    # champion_test(space, genome) -> (solved, metrics): decides "solved" instead of the fitness threshold
+    champion_test: Callable[[NeatSpace, Genome], tuple[jax.Array, dict[str, jax.Array]]] | None = None
 
     def space(self, max_nodes: int, max_conns: int, activation: str = "sigmoid") -> NeatSpace:
         """The genome shape for this problem with the given capacities."""
         return NeatSpace(self.num_inputs, self.num_outputs, max_nodes=max_nodes, max_conns=max_conns,
-                         activation=activation, output_activation=self.output_activation)
+                         activation=activation, output_activation=self.output_activation,
+                         recurrent=self.recurrent)
 
     def evaluate(self, space: NeatSpace, genomes: Genome, batch_size: int | None = None) -> jax.Array:
         """(P,) fitness of a population; `batch_size` genomes at a time bounds the memory."""
@@ -88,6 +99,44 @@ def double_pole_fitness(space: NeatSpace, genome: Genome, max_steps: int = pb.DO
     return pb.double_pole_balance_steps(_policy(space), net, max_steps) / max_steps
 
 
+def double_pole_nv_episode(space: NeatSpace, net, initial_state: jax.Array, max_steps: int,
+                           jiggle: bool = False) -> dict[str, jax.Array]:
+    """One episode of a recurrent network (flushed: zero activations) on the double pole without velocities;
+    `pole_balancing.run_episode`'s output, with the last 100 jiggle values if `jiggle`."""
+    def policy(net, obs, values):
+        values, out = space.step(net, values, obs[None, :])
+        return out[0, 0], values
+
+    return pb.run_episode(policy, net, pb.double_pole_step, pb.double_pole_failed, pb.double_pole_nv_observation,
+                          initial_state, max_steps, action_fn=pb.continuous_force, policy_carry=space.initial_values(1),
+                          trace_fn=pb.double_pole_jiggle if jiggle else None,
+                          trace_len=pb.DOUBLE_POLE_NV_JIGGLE_STEPS if jiggle else 0)
+
+
+def double_pole_nv_fitness(space: NeatSpace, genome: Genome) -> jax.Array:
+    ep = double_pole_nv_episode(space, space.decode(genome), pb.double_pole_initial_state(), pb.DOUBLE_POLE_NV_STEPS,
+                                jiggle=True)
+    return pb.gruau_fitness(ep["balanced"], jnp.sum(ep["trace"]))
+
+
+def double_pole_nv_champion(space: NeatSpace, genome: Genome, long_steps: int = pb.DOUBLE_POLE_STEPS
+                            ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The C++ `pole2_epoch` test: balance `long_steps` (100,000) from the standard start (the C++ code accepts
+    99,999), then at least 200 of the 625 generalization starts for 1,000 steps (999 balanced accepted)."""
+    net = space.decode(genome)
+    steps = double_pole_nv_episode(space, net, pb.double_pole_initial_state(), long_steps)["steps"]
+    long_ok = steps >= long_steps - 1
+
+    def generalize(_):
+        run = lambda s: double_pole_nv_episode(space, net, s, pb.DOUBLE_POLE_NV_GENERALIZATION_STEPS)  # noqa: E731
+        balanced = jax.vmap(run)(pb.double_pole_nv_generalization_starts())["balanced"]
+        return jnp.sum(balanced >= pb.DOUBLE_POLE_NV_GENERALIZATION_STEPS - 1).astype(jnp.int32)
+
+    score = jax.lax.cond(long_ok, generalize, lambda _: jnp.int32(0), None)
+    solved = long_ok & (score >= pb.DOUBLE_POLE_NV_GENERALIZATION_NEEDED)
+    return solved, {"champion_steps": steps, "generalization": score}
+
+
 def digits_data(seed: int = 0) -> dict[str, np.ndarray]:
     """The embedded digits at 4x4 (16 features in [0, 1]) with stratified train / valid / test splits."""
     from jaxnas.data import load_images
@@ -118,7 +167,7 @@ def make_digits(seed: int = 0) -> NeatProblem:
 
 
 def make_problem(name: str, *, double_pole_steps: int = pb.DOUBLE_POLE_STEPS, seed: int = 0) -> NeatProblem:
-    """The named problem (`xor`, `cartpole`, `double_pole`, `digits`)."""
+    """The named problem (`xor`, `cartpole`, `double_pole`, `double_pole_nv`, `digits`)."""
     check_choice("problem", name, PROBLEMS)
     if name == "xor":
         return NeatProblem("xor", 2, 1, 3.9, xor_fitness, description="XOR; fitness 4 - SSE, solved at 3.9")
@@ -129,7 +178,13 @@ def make_problem(name: str, *, double_pole_steps: int = pb.DOUBLE_POLE_STEPS, se
         return NeatProblem("double_pole", 6, 1, 1.0,
                            lambda sp, g: double_pole_fitness(sp, g, double_pole_steps),
                            description=f"double pole with velocities, {double_pole_steps:,} steps")
+    if name == "double_pole_nv":
+        return NeatProblem("double_pole_nv", 3, 1, float("inf"), double_pole_nv_fitness, recurrent=True,
+                           champion_test=lambda sp, g: double_pole_nv_champion(sp, g, double_pole_steps),
+                           description=f"double pole without velocities (recurrent), Gruau fitness; solved when "
+                                       f"the champion balances {double_pole_steps:,} steps and 200 of 625 "
+                                       "generalization starts")
     return make_digits(seed)
 
 
-PROBLEMS = ("xor", "cartpole", "double_pole", "digits")
+PROBLEMS = ("xor", "cartpole", "double_pole", "double_pole_nv", "digits")

@@ -93,6 +93,18 @@ DOUBLE_POLE_INITIAL_THETA_1 = 0.07
 #: Input scaling of the C++ `evalNet`: x/4.8, x'/2, theta1/0.52, theta1'/2, theta2/0.52, theta2'/2.
 DOUBLE_POLE_OBS_SCALE = (4.8, 2.0, 0.52, 2.0, 0.52, 2.0)
 
+# Double pole without velocities (NEAT paper Sec. 5.2; the non-Markov branch of the C++ `evalNet`).
+#: State components a non-Markov controller sees (x, theta1, theta2), scaled like the Markov inputs.
+DOUBLE_POLE_NV_OBSERVED = (0, 2, 4)
+#: Episode of one fitness evaluation (the C++ `nmarkovmax` outside the champion's long test).
+DOUBLE_POLE_NV_STEPS = 1000
+#: Gruau et al.'s (1996) anti-jiggle term sums |x| + |x'| + |theta1| + |theta1'| over the last 100 steps.
+DOUBLE_POLE_NV_JIGGLE_STEPS = 100
+#: Generalization test of a champion that balanced 100,000 steps: 5^4 = 625 starts, each must be balanced
+#: for 1,000 steps, and 200 of them are needed (Gruau et al. 1996; C++ `pole2_epoch`).
+DOUBLE_POLE_NV_GENERALIZATION_STEPS = 1000
+DOUBLE_POLE_NV_GENERALIZATION_NEEDED = 200
+
 
 # ---------------------------------------------------------------------------------------------------
 # Actions: network output in [0, 1] -> force in newtons.
@@ -275,6 +287,37 @@ def double_pole_observation(state: Array) -> Array:
     return jnp.asarray(state, jnp.float32) / jnp.asarray(DOUBLE_POLE_OBS_SCALE, jnp.float32)
 
 
+def double_pole_nv_observation(state: Array) -> Array:
+    """(3,) float32 inputs without velocities: x / 4.8, theta1 / 0.52, theta2 / 0.52 (C++ non-Markov `evalNet`;
+    its fourth input, a constant 0.5, is left to the nodes' own biases)."""
+    idx = jnp.asarray(DOUBLE_POLE_NV_OBSERVED)
+    return jnp.asarray(state, jnp.float32)[idx] / jnp.asarray(DOUBLE_POLE_OBS_SCALE, jnp.float32)[idx]
+
+
+def double_pole_jiggle(state: Array) -> Array:
+    """() |x| + |x'| + |theta1| + |theta1'|: what Gruau's fitness penalises (C++ `jigglestep`)."""
+    return jnp.sum(jnp.abs(jnp.asarray(state, jnp.float32)[:4]))
+
+
+def gruau_fitness(balanced: Array, jiggle: Array, episode_steps: int = DOUBLE_POLE_NV_STEPS) -> Array:
+    """Gruau et al.'s (1996) fitness for the double pole without velocities, as in the NEAT C++ code:
+    0.1 * balanced / 1000 + 0.9 * 0.75 / jiggle, where `jiggle` sums `double_pole_jiggle` over the last
+    100 balanced steps; only the first term when 100 steps or fewer were balanced. Rewards balancing long
+    and without oscillating (which a controller that cannot see velocities easily does)."""
+    balanced = jnp.asarray(balanced, jnp.float32)
+    steady = 0.9 * 0.75 / jnp.maximum(jiggle, 1e-12)
+    return 0.1 * balanced / episode_steps + jnp.where(balanced > DOUBLE_POLE_NV_JIGGLE_STEPS, steady, 0.0)
+
+
+def double_pole_nv_generalization_starts() -> Array:
+    """(625, 6) the generalization test's starts: x, x', theta1, theta1' each at 0.05, 0.25, 0.5, 0.75, 0.95 of
+    +-2.16 m, +-1.35 m/s, +-3.6 degrees, +-8.6 degrees/s (C++ `pole2_epoch`), the short pole upright."""
+    v = jnp.asarray([0.05, 0.25, 0.5, 0.75, 0.95], jnp.float32)
+    spans = jnp.asarray([4.32, 2.70, 0.12566304, 0.30019504], jnp.float32)
+    grid = jnp.stack(jnp.meshgrid(v, v, v, v, indexing="ij"), -1).reshape(-1, 4)  # x varies slowest
+    return jnp.concatenate([grid * spans - spans / 2, jnp.zeros((grid.shape[0], 2), jnp.float32)], axis=1)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Episode runner.
 # ---------------------------------------------------------------------------------------------------
@@ -293,7 +336,8 @@ def balance_steps(
     policy_carry: Any = None,
     unroll: int = 1,
 ) -> Array:
-    """Number of control steps a policy keeps the system within bounds, capped at `max_steps`.
+    """Number of control steps a policy keeps the system within bounds, capped at `max_steps`
+    (`run_episode`'s `steps`).
 
     Each step: obs = observe_fn(state); out = policy_fn(params, obs); state = step_fn(state,
     action_fn(out)); stop if failed_fn(state). The step that fails is counted (NEAT C++ `evalNet`).
@@ -324,6 +368,33 @@ def balance_steps(
     Returns:
         () int32 steps survived, in [0, max_steps] (0 only when max_steps is 0).
     """
+    return run_episode(policy_fn, params, step_fn, failed_fn, observe_fn, initial_state, max_steps,
+                       action_fn=action_fn, policy_carry=policy_carry, unroll=unroll)["steps"]
+
+
+def run_episode(
+    policy_fn: PolicyFn,
+    params: Any,
+    step_fn: Callable[[Array, Array], Array],
+    failed_fn: Callable[[Array], Array],
+    observe_fn: Callable[[Array], Array],
+    initial_state: Array,
+    max_steps: int,
+    *,
+    action_fn: Callable[[Array], Array],
+    policy_carry: Any = None,
+    unroll: int = 1,
+    trace_fn: Callable[[Array], Array] | None = None,
+    trace_len: int = 0,
+) -> dict[str, Array]:
+    """`balance_steps`, also returning whether the episode ended in failure and, with `trace_fn`, the values
+    `trace_fn(state)` of the last `trace_len` steps that ended within bounds (oldest first; zeros where
+    fewer steps were balanced).
+
+    Returns:
+        {"steps": () int32 steps run (the failing one included), "failed": () bool,
+         "balanced": () int32 steps that ended within bounds, "trace": (trace_len,) float32}.
+    """
     if unroll < 1:
         raise ValueError(f"unroll must be >= 1, got {unroll}")
     recurrent = policy_carry is not None
@@ -331,7 +402,7 @@ def balance_steps(
     state0 = jnp.asarray(initial_state, jnp.float32)
 
     def one_step(carry):
-        t, state, alive, pcarry = carry
+        t, state, alive, pcarry, ring = carry
         active = alive & (t < max_steps)  # () bool; always True on the first sub-step
         obs = observe_fn(state)
         if recurrent:
@@ -341,9 +412,14 @@ def balance_steps(
         new_state = step_fn(state, action_fn(jnp.reshape(out, ())))
         state = jnp.where(active, new_state, state)
         pcarry = jax.tree_util.tree_map(lambda new, old: jnp.where(active, new, old), new_pcarry, pcarry)
+        failed = failed_fn(new_state)
+        if trace_fn is not None:  # ring buffer indexed by the balanced-step count
+            keep = active & ~failed
+            slot = (t - (~alive).astype(jnp.int32)) % trace_len
+            ring = jnp.where(keep & (jnp.arange(trace_len) == slot), trace_fn(new_state), ring)
         t = t + active.astype(jnp.int32)
-        alive = alive & ~(active & failed_fn(new_state))
-        return t, state, alive, pcarry
+        alive = alive & ~(active & failed)
+        return t, state, alive, pcarry, ring
 
     def body(carry):
         for _ in range(unroll):
@@ -351,12 +427,18 @@ def balance_steps(
         return carry
 
     def cond(carry):
-        t, _, alive, _ = carry
+        t, _, alive, _, _ = carry
         return alive & (t < max_steps)
 
-    carry0 = (jnp.int32(0), state0, jnp.bool_(True), policy_carry)
-    t, _, _, _ = jax.lax.while_loop(cond, body, carry0)
-    return t
+    if trace_fn is not None and trace_len < 1:
+        raise ValueError(f"trace_len must be >= 1 with a trace_fn, got {trace_len}")
+    ring0 = jnp.zeros((trace_len if trace_fn is not None else 0,), jnp.float32)
+    carry0 = (jnp.int32(0), state0, jnp.bool_(True), policy_carry, ring0)
+    t, _, alive, _, ring = jax.lax.while_loop(cond, body, carry0)
+    balanced = t - (~alive).astype(jnp.int32)
+    if trace_fn is not None:  # oldest first: the slot after the newest one
+        ring = jnp.roll(ring, -(balanced % trace_len))
+    return {"steps": t, "failed": ~alive, "balanced": balanced, "trace": ring}
 
 
 def single_pole_balance_steps(

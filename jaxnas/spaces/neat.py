@@ -14,12 +14,21 @@ Here a genome is a fixed-shape pytree so that a population stacks and vmaps:
 Keeping both lists sorted makes gene alignment (crossover, compatibility distance) a `searchsorted`.
 
 Deviation from the paper: every non-input node has a bias gene (as in neat-python and as the issue asks
-for bias mutation) instead of a bias *input* node. Networks are feed-forward: structural mutations never
-close a cycle over the genome's connection genes (enabled or not), so re-enabling a gene stays acyclic.
+for bias mutation) instead of a bias *input* node. Feed-forward spaces (the default): structural mutations
+never close a cycle over the genome's connection genes (enabled or not), so re-enabling a gene stays acyclic.
+Recurrent spaces (`recurrent=True`, the paper's double pole without velocities): any connection may be
+added, loops and self-loops included, and a network is run one time step at a time with `step`.
 
 Decoding (`decode`) turns one genome into a dense weight matrix and a level per node (the longest path
 from any node without enabled inputs); evaluation (`forward`) then computes the levels in order, all
 nodes of one level at once. The activation is the paper's steepened sigmoid 1 / (1 + exp(-4.9 x)).
+
+Recurrent networks (`step`) update every node at once from the previous time step's activations, one
+update per time step: each node's input sum reads the activations its in-nodes had after the last step
+(inputs: the current observation). This is the synchronous update of Stanley's NEAT C++ `Network::activate`
+and of neat-python's `RecurrentNetwork`. One difference from the C++ code: on the very first step of an
+episode it repeats the update until every output has been reached; here outputs lag their inputs by their
+distance from the inputs from the start.
 """
 
 from __future__ import annotations
@@ -86,6 +95,7 @@ class NeatSpace:
     max_conns: int = 64  # C
     activation: str = "sigmoid"  # hidden and output nodes
     output_activation: str | None = None  # None: same as `activation`
+    recurrent: bool = False  # True: cycles allowed, networks run with `step`
 
     def __post_init__(self):
         for field in ("num_inputs", "num_outputs", "max_nodes", "max_conns"):
@@ -95,6 +105,7 @@ class NeatSpace:
         check(self.max_conns >= self.num_inputs * self.num_outputs, "max_conns",
               f"got {self.max_conns}; must be >= num_inputs * num_outputs ({self.num_inputs * self.num_outputs}) "
               "for the fully connected initial genome")
+        check(isinstance(self.recurrent, bool), "recurrent", f"got {self.recurrent!r}; must be True or False")
         for field in ("activation", "output_activation"):
             value = getattr(self, field)
             if value is not None:
@@ -154,6 +165,9 @@ class NeatSpace:
             jnp.stack([jnp.where(active, genome.conn_weight, 0.0), active.astype(jnp.float32)], -1))
         weights, adjacent = dense[..., 0], dense[..., 1] > 0
         is_input = jnp.arange(n) < self.num_inputs
+        if self.recurrent:  # no topological order: `step` updates every node at once
+            level = jnp.where(is_input | ~genome.node_valid, -1, 0)
+            return Network(weights=weights, bias=genome.node_bias, level=level, num_levels=jnp.int32(1))
 
         def relax(depth):  # elementwise over the (N, N) adjacency: XLA CPU runs this faster than a scatter-max
             return jnp.maximum(depth, jnp.max(jnp.where(adjacent, depth[:, None] + 1, 0), axis=0))
@@ -179,6 +193,9 @@ class NeatSpace:
         `num_levels` (default: the network's own) may be a population-wide bound when vmapped, so the level
         loop runs once for the whole population; extra levels change nothing.
         """
+        if self.recurrent:
+            raise ValueError("NeatSpace.recurrent: a recurrent network has state between time steps; evaluate it "
+                             "with `step` (one time step) instead of `forward`")
         act = ACTIVATIONS[self.activation]
         out_act = ACTIVATIONS[self.output_activation or self.activation]
         b = inputs.shape[0]
@@ -192,6 +209,25 @@ class NeatSpace:
 
         values = jax.lax.fori_loop(0, net.num_levels if num_levels is None else num_levels, body, values)
         return values[:, self.num_inputs:self.num_io]
+
+    def initial_values(self, batch: int = 1) -> jax.Array:
+        """(batch, N) activations of a recurrent network before its first step (all zero, a flushed network)."""
+        return jnp.zeros((batch, self.max_nodes), jnp.float32)
+
+    def step(self, net: Network, values: jax.Array, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """One time step of a decoded network: every non-input node is computed at once from the activations
+        `values` (B, N) of the previous step, with the inputs (B, I) of this step. Returns the new
+        activations (B, N) and the outputs (B, O). Works for feed-forward genomes too (they then need as many
+        steps as their depth to respond to an input)."""
+        act = ACTIVATIONS[self.activation]
+        out_act = ACTIVATIONS[self.output_activation or self.activation]
+        n = self.max_nodes
+        values = jnp.concatenate([inputs.astype(jnp.float32), values[:, self.num_inputs:]], axis=1)
+        pre = values @ net.weights + net.bias  # (B, N)
+        is_output = (jnp.arange(n) >= self.num_inputs) & (jnp.arange(n) < self.num_io)
+        new = jnp.where(net.level >= 0, jnp.where(is_output, out_act(pre), act(pre)), 0.0)  # inputs, empty: 0
+        values = jnp.where(jnp.arange(n) < self.num_inputs, values, new)
+        return values, values[:, self.num_inputs:self.num_io]
 
     def apply(self, genome: Genome, inputs: jax.Array) -> jax.Array:
         """decode + forward for one genome: (B, I) -> (B, O)."""

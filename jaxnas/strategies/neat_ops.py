@@ -201,8 +201,9 @@ def structural_with(u: jax.Array, z: jax.Array, g: Genome, space: NeatSpace, nod
 
     Add node (paper): a random enabled connection a->b is disabled and replaced by a->new (weight 1) and
     new->b (the old weight); the new node's bias is 0. Add connection: a random node a (any) and a random
-    non-input node b, kept only if a != b, no gene a->b exists, and b does not reach a (no cycle); weight
-    N(0, init_std). One attempt each (as in neat-python); a mutation that finds no room is skipped.
+    non-input node b, kept only if no gene a->b exists and, in a feed-forward space, a != b and b does not
+    reach a (no cycle; a recurrent space allows loops and self-loops); weight N(0, init_std). One attempt
+    each (as in neat-python); a mutation that finds no room is skipped.
     Random numbers: `u` (5,) uniforms (add node?, which gene, add connection?, a, b), `z` () a standard normal.
     Returns the genome with weights and enable bits written, and the proposal
     (split_innov, split_in, split_out, add_in, add_out, node_slot, conn_slot_in, conn_slot_out, conn_slot_add).
@@ -219,8 +220,9 @@ def structural_with(u: jax.Array, z: jax.Array, g: Genome, space: NeatSpace, nod
     a_id, b_id = g.node_id[a], g.node_id[b]
     exists = jnp.any(g.conn_valid & (g.conn_in == a_id) & (g.conn_out == b_id))
     c_new = n_conns + jnp.where(do_node, 2, 0)
-    do_conn = (u[2] < conn_rate) & (a != b) & ~exists & (c_new < space.max_conns)
-    do_conn = do_conn & ~reaches(g, space, b)[a]
+    do_conn = (u[2] < conn_rate) & ~exists & (c_new < space.max_conns)
+    if not space.recurrent:
+        do_conn = do_conn & (a != b) & ~reaches(g, space, b)[a]
     weight = set_where(g.conn_weight, c_in, 1.0, do_node)
     weight = set_where(weight, c_out, g.conn_weight[split], do_node)
     weight = set_where(weight, c_new, init_std * z, do_conn)
