@@ -220,7 +220,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
                   "Fitness, species and genome size by generation.")
     fig, ax = plt.subplots(figsize=(6, 4))
     draw_network(genome, space, ax)
-    report.figure(fig, rel("network.png"), "The best genome's network.")
+    report.figure(fig, rel("network.png"), "The best genome's network." if problem.champion_test is None else
+                  "The champion's network (the genome that passed the champion test, or the last one tested).")
     if own:
         report.write()
     return {k: v for k, v in results.items() if k not in ("winner", "settings")}

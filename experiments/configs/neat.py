@@ -20,8 +20,8 @@ Measured (2-core CPU, paper defaults): XOR with seed 0 is not solved in 300 gene
 reports this rate; with 16/32 capacities, as in the benchmark, 19 of 20, median 39). Cart-pole (500 steps from
 five starts) is solved in generation 0: a random linear network already balances it. The double pole with
 velocities (100,000 steps) in generation 13 (55 s). The double pole without velocities (`:dpnv`) in 10 of
-10 seeds (0-9), median 14.5 generations, mean 22.3 (22,300 evaluations; the paper: 33,184 on average), the
-winners balancing 206-362 of the 625 generalization starts (mean 298; the paper: 286). Digits at 4x4 reach 43% validation accuracy in 300
+10 seeds (0-9), median 17 generations, mean 32.3 (32,300 evaluations; the paper: 33,184 on average), the
+winners balancing 228-373 of the 625 generalization starts (mean 291; the paper: 286). Digits at 4x4 reach 43% validation accuracy in 300
 generations (30 s): with the paper's small structural rates NEAT stays near a linear network there, so it
 shows the supervised interface rather than a good classifier.
 """
@@ -94,7 +94,7 @@ NEAT_PYTHON_XOR = {
 
 # The paper's settings for the double pole without velocities (Sec. 4.1): a population of 1,000, a larger weight
 # coefficient (c3 = 3.0) and threshold (delta_t = 4.0) for finer species distinctions in the larger population,
-# and add-connection 0.3. The paper caps nothing; `max_species` is ours: 512 slots hold the 200-250 species these
-# settings keep (64 would overflow, sending genomes to their nearest species instead of founding new ones).
+# and add-connection 0.3. The paper caps nothing; `max_species` is ours: 512 slots hold the 80-360 species these
+# settings keep (64 or 256 would overflow, sending genomes to their nearest species instead of founding new ones).
 DPNV = {"population_size": 1000, "weight_coefficient": 3.0, "compatibility_threshold": 4.0, "conn_add_rate": 0.3,
         "max_species": 512}
