@@ -331,13 +331,30 @@ def balance_steps(
     observe_fn: Callable[[Array], Array],
     initial_state: Array,
     max_steps: int,
+    **kwargs: Any,
+) -> Array:
+    """() int32 control steps a policy keeps the system within bounds, capped at `max_steps` (the failing step
+    counted): `run_episode`'s `steps`; see it for the arguments."""
+    return run_episode(policy_fn, params, step_fn, failed_fn, observe_fn, initial_state, max_steps, **kwargs)["steps"]
+
+
+def run_episode(
+    policy_fn: PolicyFn,
+    params: Any,
+    step_fn: Callable[[Array, Array], Array],
+    failed_fn: Callable[[Array], Array],
+    observe_fn: Callable[[Array], Array],
+    initial_state: Array,
+    max_steps: int,
     *,
     action_fn: Callable[[Array], Array],
     policy_carry: Any = None,
     unroll: int = 1,
-) -> Array:
-    """Number of control steps a policy keeps the system within bounds, capped at `max_steps`
-    (`run_episode`'s `steps`).
+    trace_fn: Callable[[Array], Array] | None = None,
+    trace_len: int = 0,
+) -> dict[str, Array]:
+    """Runs one episode: the number of control steps a policy keeps the system within bounds, capped at
+    `max_steps`, whether it ended in failure, and optionally a trace of its last balanced steps.
 
     Each step: obs = observe_fn(state); out = policy_fn(params, obs); state = step_fn(state,
     action_fn(out)); stop if failed_fn(state). The step that fails is counted (NEAT C++ `evalNet`).
@@ -364,36 +381,15 @@ def balance_steps(
         action_fn: `action_fn(out) -> force`, e.g. `bang_bang_force` or `continuous_force`.
         policy_carry: initial recurrent state of the policy (pytree), or None for a stateless one.
         unroll: environment steps per while-loop iteration (static, >= 1).
+        trace_fn: `trace_fn(state) -> ()` recorded after every step that ends within bounds (e.g.
+            `double_pole_jiggle`); None records nothing.
+        trace_len: how many of the last such values to keep (>= 1 with a `trace_fn`).
 
     Returns:
-        () int32 steps survived, in [0, max_steps] (0 only when max_steps is 0).
-    """
-    return run_episode(policy_fn, params, step_fn, failed_fn, observe_fn, initial_state, max_steps,
-                       action_fn=action_fn, policy_carry=policy_carry, unroll=unroll)["steps"]
-
-
-def run_episode(
-    policy_fn: PolicyFn,
-    params: Any,
-    step_fn: Callable[[Array, Array], Array],
-    failed_fn: Callable[[Array], Array],
-    observe_fn: Callable[[Array], Array],
-    initial_state: Array,
-    max_steps: int,
-    *,
-    action_fn: Callable[[Array], Array],
-    policy_carry: Any = None,
-    unroll: int = 1,
-    trace_fn: Callable[[Array], Array] | None = None,
-    trace_len: int = 0,
-) -> dict[str, Array]:
-    """`balance_steps`, also returning whether the episode ended in failure and, with `trace_fn`, the values
-    `trace_fn(state)` of the last `trace_len` steps that ended within bounds (oldest first; zeros where
-    fewer steps were balanced).
-
-    Returns:
-        {"steps": () int32 steps run (the failing one included), "failed": () bool,
-         "balanced": () int32 steps that ended within bounds, "trace": (trace_len,) float32}.
+        {"steps": () int32 steps run, in [0, max_steps] (the failing one included; 0 only when max_steps
+         is 0), "failed": () bool, "balanced": () int32 steps that ended within bounds, "trace":
+         (trace_len,) float32 the last balanced steps' `trace_fn` values, oldest first (zeros first when
+         fewer steps were balanced)}.
     """
     if unroll < 1:
         raise ValueError(f"unroll must be >= 1, got {unroll}")
