@@ -19,7 +19,10 @@ members is copied unchanged; an 80% chance of a genome's weights being mutated, 
 replaced by a new random value with 10% chance or perturbed otherwise; a gene disabled in either parent
 is disabled in the child with 75% chance; 25% of offspring come from mutation without crossover; an
 interspecies mating rate of 0.001; add-node 0.03 and add-connection 0.05; the steepened sigmoid. If the
-whole population has not improved for 20 generations, only the two best species reproduce.
+whole population has not improved for 20 generations, only the two best species reproduce. For the
+double pole without velocities the paper uses a population of 1,000, c3 = 3.0, delta_t = 4.0 and
+add-connection 0.3 (`experiments/configs/neat.py:DPNV`), with recurrent networks (`NeatSpace(recurrent=True)`:
+add-connection may then close loops, see `neat_ops.structural_with`).
 
 Where the paper is silent we take neat-python's values: perturbation N(0, 0.5), new weights N(0, 1),
 weights clamped to [-30, 30], the top 20% of each species may reproduce, and offspring are allotted in
