@@ -9,6 +9,8 @@ chunking, and the host checkpoints between chunks: a killed run resumes to the u
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from typing import Any
 
@@ -24,6 +26,8 @@ from jaxnas.evaluation.neat_problems import NeatProblem
 from jaxnas.strategies.base import tree_where
 from jaxnas.spaces.neat import Genome
 from jaxnas.strategies.neat import Neat, NeatState
+
+SEED_AXIS = "seeds"  # the vmap axis of `NeatRunner.run_seeds`
 
 
 @struct.dataclass
@@ -60,18 +64,24 @@ class NeatRunner:
             self.mesh = Mesh(np.array(devices), ("pop",))
         self._chunk = jax.jit(self._run_chunk)
         self._compiled = None  # the ahead-of-time compiled chunk `run` uses (shapes are fixed per runner)
-        self._chunk_seeds = jax.jit(jax.vmap(self._run_chunk, in_axes=(0, 0, None)))
+        # seeds batched with a named axis, so the strategy's run-time branches are taken once for the batch
+        seeds_neat = dataclasses.replace(neat, batch_axis=SEED_AXIS)
+        self._chunk_seeds = jax.jit(jax.vmap(functools.partial(self._run_chunk, neat=seeds_neat), in_axes=(0, 0, None),
+                                             axis_name=SEED_AXIS))
 
     def init(self, key: jax.Array) -> NeatCarry:
         state = self.neat.init(jax.random.fold_in(key, 0))
         return NeatCarry(state, jnp.array(0, jnp.int32), jnp.array(-1, jnp.int32),
                          jax.tree.map(lambda x: x[0], state.genomes))
 
-    def generation(self, key: jax.Array, carry: NeatCarry, max_generations: jax.Array) -> tuple[NeatCarry, dict]:
-        """One generation (skipped once solved or at the cap); metrics of the evaluated population."""
-        genomes, state = self.neat.ask(jax.random.fold_in(jax.random.fold_in(key, 1), carry.generation), carry.state)
+    def generation(self, key: jax.Array, carry: NeatCarry, max_generations: jax.Array,
+                   neat: Neat | None = None) -> tuple[NeatCarry, dict]:
+        """One generation (skipped once solved or at the cap); metrics of the evaluated population. `neat`:
+        the strategy (default: the runner's; `run_seeds` passes it with its batch axis set)."""
+        neat = neat or self.neat
+        genomes, state = neat.ask(jax.random.fold_in(jax.random.fold_in(key, 1), carry.generation), carry.state)
         fitness = self.evaluate(genomes)
-        state, metrics = self.neat.tell(state, genomes, fitness)
+        state, metrics = neat.tell(state, genomes, fitness)
         active = (carry.solved_at < 0) & (carry.generation < max_generations)
         champion = jax.tree.map(lambda x: x[jnp.argmax(state.fitness)], genomes)
         if self.problem.champion_test is None:
@@ -94,8 +104,9 @@ class NeatRunner:
         # check_vma off: the per-genome while loops start from constants, which the check would flag.
         return jax.shard_map(fn, mesh=self.mesh, in_specs=(pop,), out_specs=pop, check_vma=False)(genomes)
 
-    def _run_chunk(self, key: jax.Array, carry: NeatCarry, max_generations: jax.Array) -> tuple[NeatCarry, dict]:
-        return jax.lax.scan(lambda c, _: self.generation(key, c, max_generations), carry, None, length=self.chunk)
+    def _run_chunk(self, key: jax.Array, carry: NeatCarry, max_generations: jax.Array,
+                   neat: Neat | None = None) -> tuple[NeatCarry, dict]:
+        return jax.lax.scan(lambda c, _: self.generation(key, c, max_generations, neat), carry, None, length=self.chunk)
 
     def run(self, seed: int, max_generations: int, checkpoint_dir: str | None = None, progress: bool = False,
             settings: dict[str, Any] | None = None) -> dict[str, Any]:

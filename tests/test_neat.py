@@ -240,6 +240,21 @@ def test_same_seed_same_run_different_seeds_differ_and_resume_equals_uninterrupt
     np.testing.assert_array_equal(resumed["history"]["best_fitness"], a["history"]["best_fitness"])
 
 
+def test_seeds_vmapped_in_one_program_equal_separate_runs(evolved):
+    """`run_seeds` batches runs along a named axis, so speciation takes one size tier for the batch (the largest
+    any run needs): each run must still end exactly as when run alone."""
+    neat, runner = evolved
+    batched = runner.run_seeds([0, 1, 2], 6)["carry"]
+    tiers = set()
+    for i, seed in enumerate((0, 1, 2)):
+        alone = runner.run(seed, 6)["carry"]
+        chex.assert_trees_all_equal(jax.tree.map(lambda v: v[i], batched), alone)
+        tiers.add(int(neat.size_tier(alone.state.genomes, alone.state.rep, alone.state.alive)))
+    assert tiers == {0, 1}  # the runs needed different tiers by the end: the batch took the larger for all
+    with pytest.raises(ConfigError, match="batch_axis"):
+        dataclasses.replace(neat, batch_axis=3)
+
+
 def test_settings_errors_name_the_field():
     with pytest.raises(ConfigError, match="node_add_rate"):
         Neat(SPACE, node_add_rate=1.5)

@@ -124,8 +124,13 @@ class Neat:
     conn_add_rate: float = 0.05
     node_delete_rate: float = 0.0
     conn_delete_rate: float = 0.0
+    # not a NEAT setting: the name of the `vmap` axis when several runs are batched (`NeatRunner.run_seeds`), so
+    # run-time branches (speciation's size tier) are taken once for the batch instead of all being computed
+    batch_axis: str | None = None
 
     def __post_init__(self):
+        check(self.batch_axis is None or isinstance(self.batch_axis, str), "batch_axis",
+              f"got {self.batch_axis!r}; must be None or a vmap axis name")
         check(self.compatibility in COMPATIBILITY, "compatibility",
               f"got {self.compatibility!r}; allowed: {', '.join(COMPATIBILITY)}")
         for field in ("population_size", "max_species", "normalize_min_genes"):
@@ -229,6 +234,12 @@ class Neat:
                              jnp.max(jnp.where(alive, jnp.sum(rep.node_valid, -1), 0)))
         return sum(((c < most_c) | (n < most_n)).astype(jnp.int32) for c, n in self.size_tiers()[:-1])
 
+    def _batch_max(self, x: jax.Array) -> jax.Array:
+        """`x`, or its maximum over the runs batched along `batch_axis`. Under `vmap` a `lax.switch` or `lax.cond`
+        on a per-run value becomes a select that computes every branch; on a value shared by the batch it
+        stays one branch. Taking the larger size tier for every run changes no result (see `size_tiers`)."""
+        return x if self.batch_axis is None else jax.lax.pmax(x, self.batch_axis)
+
     def _speciate(self, state: NeatState, genomes: Genome) -> tuple[NeatState, jax.Array]:
         """Each genome joins the first (oldest) species whose representative is within the threshold; the
         others found new species in population order, exactly as the paper's sequential rule would.
@@ -245,10 +256,10 @@ class Neat:
         if len(branches) == 1:
             species, alive, rep, order, nxt = branches[0](state, genomes)
         else:
-            species, alive, rep, order, nxt = jax.lax.switch(self.size_tier(genomes, state.rep, state.alive),
-                                                             branches, state, genomes)
+            tier = self._batch_max(self.size_tier(genomes, state.rep, state.alive))
+            species, alive, rep, order, nxt = jax.lax.switch(tier, branches, state, genomes)
         overflow = species < 0  # no free slot was left for them: they join the nearest species (see below)
-        species = jax.lax.cond(jnp.any(overflow),
+        species = jax.lax.cond(self._batch_max(jnp.any(overflow).astype(jnp.int32)) > 0,
                                lambda: jnp.where(overflow, self._nearest_species(genomes, rep, alive), species),
                                lambda: species)
         counts = jnp.bincount(species, length=s)
