@@ -94,7 +94,7 @@ NEAT_PYTHON_XOR = {
 
 # The paper's settings for the double pole without velocities (Sec. 4.1): a population of 1,000, a larger weight
 # coefficient (c3 = 3.0) and threshold (delta_t = 4.0) for finer species distinctions in the larger population,
-# and add-connection 0.3. The paper caps nothing; `max_species` is ours: 512 slots hold the 80-360 species these
+# and add-connection 0.3. (Written from our reading of Sec. 4.1 without the text at hand: check them against it.) The paper caps nothing; `max_species` is ours: 512 slots hold the 80-360 species these
 # settings keep (64 or 256 would overflow, sending genomes to their nearest species instead of founding new ones).
 DPNV = {"population_size": 1000, "weight_coefficient": 3.0, "compatibility_threshold": 4.0, "conn_add_rate": 0.3,
         "max_species": 512}
