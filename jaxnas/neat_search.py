@@ -87,7 +87,7 @@ class NeatRunner:
         if self.problem.champion_test is None:
             hit = metrics["best_fitness"] >= self.problem.fitness_threshold
         else:  # e.g. the double pole without velocities: a long run and a generalization test
-            test = lambda g: self.problem.champion_test(self.neat.space, g)  # noqa: E731
+            test = lambda g: self.problem.champion_test(neat.space, g)  # noqa: E731
             skip = lambda g: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(test, g))  # noqa: E731
             hit, tested = jax.lax.cond(active, test, skip, champion)  # a frozen (solved) run is not retested
             metrics = dict(metrics, **tested)

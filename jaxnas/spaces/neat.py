@@ -196,16 +196,12 @@ class NeatSpace:
         if self.recurrent:
             raise ValueError("NeatSpace.recurrent: a recurrent network has state between time steps; evaluate it "
                              "with `step` (one time step) instead of `forward`")
-        act = ACTIVATIONS[self.activation]
-        out_act = ACTIVATIONS[self.output_activation or self.activation]
         b = inputs.shape[0]
         values = jnp.zeros((b, self.max_nodes), jnp.float32).at[:, :self.num_inputs].set(inputs)  # (B, N)
-        is_output = (jnp.arange(self.max_nodes) >= self.num_inputs) & (jnp.arange(self.max_nodes) < self.num_io)
 
         def body(lvl, values):
             pre = values @ net.weights + net.bias  # (B, N)
-            new = jnp.where(is_output, out_act(pre), act(pre))
-            return jnp.where(net.level == lvl, new, values)
+            return jnp.where(net.level == lvl, self._activate(pre), values)
 
         values = jax.lax.fori_loop(0, net.num_levels if num_levels is None else num_levels, body, values)
         return values[:, self.num_inputs:self.num_io]
@@ -219,15 +215,17 @@ class NeatSpace:
         `values` (B, N) of the previous step, with the inputs (B, I) of this step. Returns the new
         activations (B, N) and the outputs (B, O). Works for feed-forward genomes too (they then need as many
         steps as their depth to respond to an input)."""
-        act = ACTIVATIONS[self.activation]
-        out_act = ACTIVATIONS[self.output_activation or self.activation]
-        n = self.max_nodes
         values = jnp.concatenate([inputs.astype(jnp.float32), values[:, self.num_inputs:]], axis=1)
         pre = values @ net.weights + net.bias  # (B, N)
-        is_output = (jnp.arange(n) >= self.num_inputs) & (jnp.arange(n) < self.num_io)
-        new = jnp.where(net.level >= 0, jnp.where(is_output, out_act(pre), act(pre)), 0.0)  # inputs, empty: 0
-        values = jnp.where(jnp.arange(n) < self.num_inputs, values, new)
+        new = jnp.where(net.level >= 0, self._activate(pre), 0.0)  # inputs, empty slots: 0
+        values = jnp.where(jnp.arange(self.max_nodes) < self.num_inputs, values, new)
         return values, values[:, self.num_inputs:self.num_io]
+
+    def _activate(self, pre: jax.Array) -> jax.Array:
+        """Activations (B, N) of every slot from its input sum: `output_activation` on outputs, else `activation`."""
+        is_output = (jnp.arange(self.max_nodes) >= self.num_inputs) & (jnp.arange(self.max_nodes) < self.num_io)
+        out_act = ACTIVATIONS[self.output_activation or self.activation]
+        return jnp.where(is_output, out_act(pre), ACTIVATIONS[self.activation](pre))
 
     def apply(self, genome: Genome, inputs: jax.Array) -> jax.Array:
         """decode + forward for one genome: (B, I) -> (B, O)."""
