@@ -251,8 +251,12 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     write_json(os.path.join(workdir, "results.json"), results)
     if own:
         report.write()
-    return {"losses": results["losses"], "freezing": results["freezing"],
-            "wall_seconds": results["wall_seconds"]}
+    summary = {"losses": results["losses"], "freezing": results["freezing"], "wall_seconds": results["wall_seconds"]}
+    if "oversampling" in results:
+        summary["oversampling"] = results["oversampling"]
+    if "sparsity" in results:
+        summary["sparsity"] = results["sparsity"]["lambdas"]
+    return summary
 
 
 def oversampling_study(setup: Setup, config, workdir: str, settings: TrainSettings) -> dict[str, Any]:
