@@ -44,6 +44,15 @@ def validate(config: config_dict.ConfigDict) -> None:
           f"got {config.baseline_random}; must be an integer >= 0")
     for field in ("channels", "cells_per_stage"):
         check_positive(f"network.{field}", config.network[field], integer=True)
+    if config.strategy == "aging_evolution":  # the engine's chunk is the strategy's batch
+        pop, n_dev = config.aging_evolution.population_size, jax.local_device_count()
+        check_positive("aging_evolution.population_size", pop, integer=True)
+        chunk = -(-config.chunk_size // n_dev) * n_dev  # as PopulationTrainer rounds it
+        rounded = f" (rounded up to {chunk} for {n_dev} devices)" if chunk != config.chunk_size else ""
+        check(2 * chunk <= pop, "chunk_size",
+              f"got {config.chunk_size}{rounded}; aging evolution trains one chunk per batch and needs at most half "
+              f"the population per batch: chunk_size <= aging_evolution.population_size / 2 ({pop // 2}), "
+              f"or raise aging_evolution.population_size to >= {2 * chunk}")
 
 
 def plot_search(hist: History, baseline_median: float | None) -> plt.Figure:

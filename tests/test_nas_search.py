@@ -1,6 +1,9 @@
 """Search with real training: resumption, every strategy end to end, config errors."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +17,8 @@ from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.spaces import nb201
 from jaxnas.strategies import STRATEGIES, aging_evolution
 from jaxnas.trained_search import run_trained_search
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +38,14 @@ def tiny_config(data_dir, **overrides):
 def test_resume_equals_uninterrupted(data_dir, tmp_path):
     data = load_images("digits", size=8, data_dir=data_dir)
     trainer = PopulationTrainer(NB201Network(4, 1, 10), data, TrainSettings(steps=4, batch_size=32), chunk_size=8)
-    strategy = aging_evolution(nb201.SPACE, population_size=8, sample_size=3, batch_size=8)
+    strategy = aging_evolution(nb201.SPACE, population_size=16, sample_size=3, batch_size=8)
     full, _ = run_trained_search(strategy, trainer, 24, seed=1, progress=False)
     run_trained_search(strategy, trainer, 24, seed=1, checkpoint_dir=str(tmp_path), progress=False, stop_after_batches=2)
     resumed, info = run_trained_search(strategy, trainer, 24, seed=1, checkpoint_dir=str(tmp_path), progress=False)
     assert info["resumed_from_batch"] == 2
     np.testing.assert_array_equal(resumed.archs, full.archs)  # the evolved children after the resume match
     np.testing.assert_allclose(resumed.valid_acc, full.valid_acc, atol=1e-4)
-    assert ((full.archs[16:, None] != full.archs[None, 8:16]).sum(-1) == 1).any(1).all()  # mutants of the population
+    assert ((full.archs[16:, None] != full.archs[None, :16]).sum(-1) == 1).any(1).all()  # mutants of the population
 
 
 @pytest.mark.slow
@@ -54,6 +59,24 @@ def test_every_strategy_end_to_end(data_dir, tmp_path, strategy):
     lines = (tmp_path / "evaluations.jsonl").read_text().splitlines()
     assert len(lines) == 8 and max(json.loads(x)["valid_acc"] for x in lines) == pytest.approx(saved["best_valid"])
     assert (tmp_path / "search.png").exists() and "search.png" in (tmp_path / "report.md").read_text()
+
+
+def test_aging_chunk_above_half_the_population_is_refused_before_any_work(data_dir, tmp_path):
+    """A chunk of 8 (the tests' 8 devices round any smaller chunk up to 8) with population 8 would make
+    every batch replace the whole population; the CLI says so in one line, exit 2, nothing written."""
+    c = tiny_config(data_dir)
+    c.aging_evolution.population_size = 8
+    with pytest.raises(ConfigError, match=r"^chunk_size: got 8; aging evolution .* chunk_size <= "
+                                          r"aging_evolution.population_size / 2 \(4\), .* >= 16$"):
+        nas_search.run(c, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.nas_search", "--config", os.path.join(REPO, "experiments/configs/nas_search.py"),
+         "--config.chunk_size=4", "--config.aging_evolution.population_size=6", "--workdir", str(tmp_path / "cli")],
+        capture_output=True, text=True, cwd=REPO, timeout=120, env={**os.environ, "XLA_FLAGS": ""})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: config.chunk_size: got 4; aging evolution")
+    assert "Traceback" not in proc.stderr and not (tmp_path / "cli").exists()
 
 
 @pytest.mark.parametrize("field, value", [("strategy", "annealing"), ("space", "darts"), ("evaluations", 0),

@@ -52,6 +52,43 @@ def test_aging_removes_the_oldest():
     assert int(state.count) == 7
 
 
+@pytest.mark.parametrize("population, batch", [(10, 3), (16, 8)])
+def test_batched_aging_removes_the_batch_oldest_at_each_tell(population, batch):
+    """With B <= P/2, each tell adds B children and removes exactly the B oldest members (by birth
+    number), never a newer one; so every member survives at least two tells (aging, not generational
+    replacement). P=16, B=8 is `nas_search`'s default; P=10, B=3 a batch that does not divide P."""
+    strat = aging_evolution(SPACE, population_size=population, sample_size=2, batch_size=batch)
+    state = strat.init(jax.random.key(0))
+    ask, tell = jax.jit(strat.ask), jax.jit(strat.tell)
+    tells_survived = {}  # birth number -> tells after which it was still in the population
+    for step in range(8):
+        archs, state_after_ask = ask(jax.random.fold_in(jax.random.key(1), step), state)
+        before = np.asarray(state.born)
+        fitness = jax.random.uniform(jax.random.fold_in(jax.random.key(2), step), (batch,)) * 100
+        state, _ = tell(state_after_ask, archs, fitness)
+        after = np.asarray(state.born)
+        count = int(state.count)
+        old, new = set(before[before >= 0].tolist()), set(after[after >= 0].tolist())
+        assert new == set(range(max(0, count - population), count))  # the P most recent evaluations
+        removed = sorted(old - new)
+        assert removed == sorted(old)[:len(removed)]  # who left were the oldest
+        assert len(removed) == max(0, count - population) - max(0, count - batch - population)
+        for b in new:
+            tells_survived[b] = tells_survived.get(b, 0) + 1  # tells after which b is still a member
+        order = np.argsort(np.where(after >= count - batch, after, count))[:batch]  # slots of this tell's children
+        np.testing.assert_array_equal(np.asarray(state.archs)[order], np.asarray(archs))
+    gone = range(int(state.count) - population)
+    assert len(gone) >= 2 * batch and min(tells_survived[b] for b in gone) >= 2  # nobody left at the next tell
+
+
+@pytest.mark.parametrize("population, batch", [(8, 5), (8, 8), (10, 6), (1, 1)])
+def test_batched_aging_refuses_more_than_half_the_population(population, batch):
+    with pytest.raises(ConfigError, match=rf"^batch_size: got {batch}; aging evolution needs batch_size <= "
+                                          rf"population_size / 2 \({population // 2} for population_size {population}\)"):
+        aging_evolution(SPACE, population_size=population, sample_size=1, batch_size=batch)
+    tournament(SPACE, population_size=population, sample_size=1, batch_size=batch)  # no aging: no limit
+
+
 def test_tournament_without_aging_keeps_everyone():
     strat = tournament(SPACE, population_size=4, sample_size=2, capacity=16)
     archs = np.asarray(SPACE.decode(jnp.arange(7) * 101))

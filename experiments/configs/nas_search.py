@@ -6,6 +6,10 @@ Command:
 Other data: `--config.dataset=mnist` (if prepared for TFDS), `--config.npz_path=my_images.npz`.
 Variants: `:small` (tests, under a minute), `:demo` (what `make demo` runs, about two minutes).
 
+Aging evolution receives one chunk of candidates per batch, and refuses `chunk_size` above half of
+`aging_evolution.population_size` (else every batch would replace most of the population:
+generational replacement, not aging); every variant here keeps the population at twice the chunk.
+
 Expected runtime on the 2-core CPU (default): about 10-15 minutes for 48 evaluations of 100 steps
 plus 16 random baselines (see benchmarks/RESULTS.md for candidate-steps/s); `:small` under a minute.
 Expected result: the best architecture's validation accuracy above the median of randomly drawn
@@ -25,7 +29,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.image_size = 16
     c.seed = 0
     c.evaluations = 48  # trained candidates the search may spend
-    c.chunk_size = 8  # candidates trained together in one compiled call (= the strategy's batch)
+    c.chunk_size = 8  # candidates trained together in one compiled call (= the strategy's batch; aging: <= P/2)
     c.baseline_random = 16  # random architectures trained the same way, for the median baseline
     c.progress = True
 
@@ -46,18 +50,16 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         c.network.channels = 4
         c.train.steps = 30
         c.train.batch_size = 32
-        c.aging_evolution.population_size = 8
+        c.aging_evolution.population_size = 16  # twice the chunk of 8 (the tests' 8 devices round smaller chunks up to 8)
         c.aging_evolution.sample_size = 3
         c.tournament.population_size = 8
         c.tournament.sample_size = 3
     elif variant == "demo":  # `make demo`: digits at their native 8x8, about two minutes on the 2-core CPU
         c.image_size = 8
-        c.evaluations = 24
+        c.evaluations = 40  # 16 random, then 3 batches of 8 children, each removing the 8 oldest
         c.baseline_random = 8
         c.train.steps = 50
         c.train.batch_size = 32
-        c.aging_evolution.population_size = 8
-        c.aging_evolution.sample_size = 3
     elif variant not in (None, ""):
         raise ValueError(f"config variant: got {variant!r}; allowed: small, demo")
     return c

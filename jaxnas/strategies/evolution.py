@@ -15,8 +15,13 @@ grows. Liu et al. use a tournament of 5% of the current population (`sample_frac
 evaluations are made than `capacity`), a child replaces the worst individual. Document-level
 deviation: none within capacity.
 
-A batch of B > 1 children per `ask` runs B independent tournaments on the same population (an
-asynchronous-workers view); B = 1 is the published sequential algorithm.
+A batch of B > 1 children per `ask` runs B independent tournaments on the same population, and
+`tell` adds the B children and removes the B oldest members; B = 1 is the published sequential
+algorithm. Deviation (batched aging only): Real et al.'s many workers report one at a time, each
+report removing one oldest member; here B reports arrive together. For this to stay aging evolution,
+and not become generational replacement (B = P replaces the whole population at every `tell`), aging
+refuses B > P / 2: every member then survives at least two `tell`s and is a tournament candidate for
+at least two batches. Plain tournament selection removes nothing by age and has no such limit.
 """
 
 from __future__ import annotations
@@ -61,7 +66,12 @@ class Evolution:
               f"got {self.sample_size}; must be <= population_size ({self.population_size})")
         if self.sample_fraction is not None:
             check(0 < self.sample_fraction <= 1, "sample_fraction", f"got {self.sample_fraction}; must be in (0, 1]")
-        if not self.aging:
+        if self.aging:
+            check(2 * self.batch_size <= self.population_size, "batch_size",
+                  f"got {self.batch_size}; aging evolution needs batch_size <= population_size / 2 "
+                  f"({self.population_size // 2} for population_size {self.population_size}), else each batch "
+                  "replaces most of the population (generational replacement, not aging)")
+        else:
             check(self.slots >= self.population_size, "capacity",
                   f"got {self.capacity}; must be >= population_size ({self.population_size})")
 
@@ -113,7 +123,7 @@ class Evolution:
         fitness = sanitize_fitness(fitness)
         number = state.count + jnp.arange(archs.shape[0])  # (B,) evaluation numbers
         if self.aging:
-            slots = number % self.slots  # circular buffer: the slot written next always holds the oldest
+            slots = number % self.slots  # circular buffer: the B slots written next hold the B oldest (B <= P/2)
         else:
             worst = jax.lax.top_k(-state.fitness, archs.shape[0])[1]  # used only once capacity is exhausted
             slots = jnp.where(number < self.slots, number, worst)
