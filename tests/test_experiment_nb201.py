@@ -69,16 +69,31 @@ def test_single_strategy_outputs(tmp_path):
     assert again["resumed_from_chunk"] is not None and again["valid_mean"] == saved["valid_mean"]
 
 
+# Seeds 0-2 chose the REINFORCE learning rate (README sweep, results/nb201_reinforce_lr.json); the protocol's
+# reported figures and this test use seeds never used for tuning.
+REPORT_SEEDS = (3, 4, 5)
+
+
 @pytest.mark.slow
 def test_paper_protocol_500_runs(tmp_path):
-    """The issue's acceptance figures on 500 runs x 12,000 s (published: REA 91.19, REINFORCE 91.09,
-    random 90.93 valid)."""
-    c = small_config(strategy="all", runs=500, budget_s=12_000.0)
+    """The paper's protocol (500 runs x 12,000 s; published: REA 91.19, REINFORCE 91.09, random 90.93 valid)
+    on seed 3, one of the untuned report seeds. Compilation dominates its cost, so the test runs the full
+    protocol rather than a smaller setting.
+
+    On seeds 3, 4 and 5 (results/nb201_protocol_seed{3,4,5}.json) the mean validation accuracy was REA
+    91.30-91.32 > tournament without aging 91.21 > REINFORCE 91.12-91.13 > random 91.03-91.04, each gap
+    0.08-0.11 with a standard error of ~0.02 (std ~0.29 over 500 runs), and the same order on test
+    accuracy (90.98 > 90.88-90.90 > 90.80-90.81 > 90.72). Asserted: that order with half the smallest gap
+    seen, REA at least 0.2 above random, and random search within 0.3 of the paper's.
+    """
+    c = small_config(strategy="all", runs=500, budget_s=12_000.0, seed=REPORT_SEEDS[0])
     out = exp.run(c, str(tmp_path))["strategies"]
-    rea, rnd, rl = (out[k]["valid_mean"] for k in ("aging_evolution", "random", "reinforce"))
-    assert rea >= 91.0
-    assert rea - rnd >= 0.1
-    assert abs(rnd - 90.93) <= 0.3
-    assert rl > rnd
-    assert out["aging_evolution"]["test_mean"] > out["random"]["test_mean"]
+    order = ("aging_evolution", "tournament", "reinforce", "random")
+    valid = [out[k]["valid_mean"] for k in order]
+    test = [out[k]["test_mean"] for k in order]
+    assert all(hi - lo >= 0.04 for hi, lo in zip(valid, valid[1:])), dict(zip(order, valid))
+    assert all(hi > lo for hi, lo in zip(test, test[1:])), dict(zip(order, test))
+    assert valid[0] >= 91.0 and valid[0] - valid[-1] >= 0.2
+    assert abs(valid[-1] - 90.93) <= 0.3
+    assert all(80 <= out[k]["evaluations_mean"] <= 120 for k in order)  # ~100 evaluations fit in 12,000 s
     assert (tmp_path / "comparison.json").exists() and (tmp_path / "best_so_far.png").exists()
