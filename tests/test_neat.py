@@ -85,9 +85,58 @@ def test_crossover_takes_disjoint_and_excess_genes_from_the_fitter_parent():
     w = np.asarray(kids.conn_weight)
     assert set(np.unique(w[:, 0])) == {-1.0, 1.0} and set(np.unique(w[:, 1])) == {-1.0, 1.0}  # matching: either
     np.testing.assert_array_equal(w[:, 2:4], 1.0)  # disjoint (2) and excess (5): the fitter parent's
-    disabled = 1 - np.asarray(kids.conn_enabled[:, 1]).mean()  # disabled in the fitter parent only
-    assert 0.65 < disabled < 0.85
     assert np.asarray(kids.conn_enabled[:, 0]).all()
+
+
+def test_crossover_disables_matching_genes_at_the_reference_rate_and_never_re_enables_unmatched_ones():
+    """NEAT C++ `mate_multipoint` / neat-python 2.0: the 75% rule applies to matching genes (which otherwise keep
+    the enable bit of the parent they are drawn from); unmatched genes are copied from the fitter parent as
+    they are, so a disabled one stays disabled."""
+    fitter = genome(SPACE, [(0, 0, 2, 1.0, True), (1, 1, 2, 1.0, False), (2, 0, 3, 1.0, False), (4, 3, 2, 1.0, True),
+                            (5, 0, 2, 1.0, False), (6, 1, 3, 1.0, False)], hidden=[3])
+    other = genome(SPACE, [(0, 0, 2, -1.0, True), (1, 1, 2, -1.0, True), (3, 1, 3, -1.0, False),
+                           (4, 3, 2, -1.0, False), (5, 0, 2, -1.0, False)], hidden=[3])
+    n = 4000
+    kids = jax.vmap(ops.crossover, in_axes=(0, None, None, None))(jax.random.split(jax.random.key(3), n), fitter,
+                                                                  other, 0.75)
+    on, w = np.asarray(kids.conn_enabled), np.asarray(kids.conn_weight)
+    slot = {int(i): k for k, i in enumerate(np.asarray(fitter.conn_innov)) if i != EMPTY}
+    assert not on[:, slot[2]].any() and not on[:, slot[6]].any()  # disjoint (2) and excess (6) disabled: stay so
+    assert on[:, slot[0]].all() and not on[:, slot[5]].any()  # matching, enabled in both / disabled in both
+    for innov, enabled_weight in ((1, -1.0), (4, 1.0)):  # matching, disabled in one parent only
+        k = slot[innov]
+        assert abs((1 - on[:, k].mean()) - (0.75 + 0.25 / 2)) < 0.03  # sd of the estimate: 0.005
+        np.testing.assert_array_equal(w[on[:, k], k], enabled_weight)  # enabled only if drawn from the enabled parent
+    # with the rate at 0 a matching gene is exactly the chosen parent's, weight and enable bit together
+    kids0 = jax.vmap(ops.crossover, in_axes=(0, None, None, None))(jax.random.split(jax.random.key(4), 200), fitter,
+                                                                   other, 0.0)
+    k = slot[1]
+    np.testing.assert_array_equal(np.asarray(kids0.conn_enabled[:, k]), np.asarray(kids0.conn_weight[:, k]) == -1.0)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "gaussian"])
+def test_weight_perturbation_is_uniform_within_the_power_or_gaussian(kind):
+    """Every weight and bias is perturbed (rate 1, no replacement): the steps are U(-0.5, 0.5) (the paper's uniform
+    perturbation) or N(0, 0.5); a Kolmogorov-Smirnov distance against the claimed law, and the other law's
+    signature (a Gaussian step leaves [-0.5, 0.5] a third of the time)."""
+    neat = Neat(SPACE, population_size=2, weight_perturbation=kind, weight_mutate_rate=1.0, weight_replace_rate=0.0,
+                bias_mutate_rate=1.0, bias_replace_rate=0.0, node_add_rate=0.0, conn_add_rate=0.0)
+    p = 3000
+    pop = jax.tree.map(lambda x: jnp.broadcast_to(x, (p,) + x.shape),
+                       genome(SPACE, [(0, 0, 2, 0.0, True), (1, 1, 2, 0.0, True)]))
+    kids, _ = jax.jit(jax.vmap(neat._mutate))(neat.mutation_draws(jax.random.key(5), p), pop)
+    steps = np.sort(np.concatenate([np.asarray(kids.conn_weight[:, :2]).ravel(),
+                                    np.asarray(kids.node_bias[:, 2])]))  # 9,000 steps
+    if kind == "uniform":
+        assert np.abs(steps).max() <= 0.5
+        cdf = np.clip(steps / 1.0 + 0.5, 0, 1)
+    else:
+        assert 0.25 < np.mean(np.abs(steps) > 0.5) < 0.4  # P(|N(0, 0.5)| > 0.5) = 0.317
+        cdf = 0.5 * (1 + np.vectorize(math.erf)(steps / (0.5 * math.sqrt(2))))
+    ecdf = np.arange(1, steps.size + 1) / steps.size
+    assert np.max(np.abs(ecdf - cdf)) < 0.02  # KS: 1.36 / sqrt(9000) = 0.014 at the 5% level
+    with pytest.raises(ConfigError, match="weight_perturbation"):
+        Neat(SPACE, weight_perturbation="cauchy")
 
 
 def test_innovation_numbers_are_shared_within_a_generation():

@@ -77,14 +77,14 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
 
 
 # neat-python 2.0's XOR example (`examples/xor/config-feedforward`) in our settings' terms: its distance
-# (node + connection parts, each normalised by the larger genome), its per-gene mutation rule, structural
-# rates with deletions, two elites per species whatever its size, crossover for every child, no
+# (node + connection parts, each normalised by the larger genome), its per-gene mutation rule with Gaussian
+# steps, structural rates with deletions, two elites per species whatever its size, crossover for every child, no
 # interspecies mating, stagnation after 20 generations with the two best species protected, and its
 # enable-bit mutation (rate 0.01 to a random value, i.e. a flip with probability 0.005).
 NEAT_PYTHON_XOR = {
     "compatibility": "neat-python", "compatibility_threshold": 3.0, "disjoint_coefficient": 1.0,
-    "weight_coefficient": 0.5, "per_gene_mutation": True, "weight_mutate_rate": 0.8, "weight_replace_rate": 0.1,
-    "weight_mutate_power": 0.5, "bias_mutate_rate": 0.7, "bias_replace_rate": 0.1, "bias_mutate_power": 0.5,
+    "weight_coefficient": 0.5, "per_gene_mutation": True, "weight_perturbation": "gaussian",
+    "weight_mutate_rate": 0.8, "weight_replace_rate": 0.1, "weight_mutate_power": 0.5, "bias_mutate_rate": 0.7, "bias_replace_rate": 0.1, "bias_mutate_power": 0.5,
     "enable_mutate_rate": 0.005, "node_add_rate": 0.2, "node_delete_rate": 0.2, "conn_add_rate": 0.5,
     "conn_delete_rate": 0.5, "elitism": 2, "elitism_min_species_size": 0, "survival_threshold": 0.2,
     "crossover_rate": 1.0, "interspecies_rate": 0.0, "max_stagnation": 20, "species_elitism": 2,

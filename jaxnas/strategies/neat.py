@@ -16,8 +16,13 @@ Paper defaults (Sec. 4.1, the XOR and pole-balancing settings) unless noted:
 c1 = c2 = 1.0, c3 = 0.4, delta_t = 3.0; N = 1 when both genomes have fewer than 20 genes; a species that
 has not improved for 15 generations gets no offspring; the champion of each species with more than five
 members is copied unchanged; an 80% chance of a genome's weights being mutated, each weight then
-replaced by a new random value with 10% chance or perturbed otherwise; a gene disabled in either parent
-is disabled in the child with 75% chance; 25% of offspring come from mutation without crossover; an
+replaced by a new random value with 10% chance or perturbed otherwise, "uniformly" (Sec. 4.1; C++:
+randposneg()*randfloat()*power), see `weight_perturbation` below; "a 75% chance that an inherited gene was
+disabled if it was disabled in either parent" (Sec. 4.1), applied as NEAT's C++ (`Genome::mate_multipoint`)
+and neat-python 2.0 apply it: to matching genes only, which otherwise keep the enable bit of the parent
+they are drawn from (so one disabled parent disables the child's gene with 87.5% chance, two always);
+disjoint and excess genes are copied from the fitter parent unchanged, a disabled one stays disabled
+(`neat_ops.crossover`); 25% of offspring come from mutation without crossover; an
 interspecies mating rate of 0.001; add-node 0.03 and add-connection 0.05; the steepened sigmoid. If the
 whole population has not improved for 20 generations, only the two best species reproduce. For the
 double pole without velocities the paper uses a population of 1,000, c3 = 3.0, delta_t = 4.0 and
@@ -62,6 +67,7 @@ from jaxnas.strategies.base import sanitize_fitness
 
 BIG = jnp.iinfo(jnp.int32).max
 COMPATIBILITY = ("paper", "neat-python")
+PERTURBATIONS = ("gaussian", "uniform")
 
 
 @struct.dataclass
@@ -110,6 +116,7 @@ class Neat:
     population_stagnation: int = 20  # 0: off
     # mutation
     per_gene_mutation: bool = False  # False: the paper's per-genome rule; True: neat-python's per-gene rule
+    weight_perturbation: str = "gaussian"  # weight and bias steps: "gaussian" N(0, power) or "uniform" U(-power, power)
     weight_mutate_rate: float = 0.8
     weight_replace_rate: float = 0.1
     weight_mutate_power: float = 0.5
@@ -133,6 +140,8 @@ class Neat:
               f"got {self.batch_axis!r}; must be None or a vmap axis name")
         check(self.compatibility in COMPATIBILITY, "compatibility",
               f"got {self.compatibility!r}; allowed: {', '.join(COMPATIBILITY)}")
+        check(self.weight_perturbation in PERTURBATIONS, "weight_perturbation",
+              f"got {self.weight_perturbation!r}; allowed: {', '.join(PERTURBATIONS)}")
         for field in ("population_size", "max_species", "normalize_min_genes"):
             check_positive(field, getattr(self, field), integer=True)
         for field in ("elitism", "elitism_min_species_size", "max_stagnation", "species_elitism",
@@ -399,12 +408,15 @@ class Neat:
         """Every random number `_mutate` consumes, for `p` genomes, drawn population-wide (on the CPU one
         large draw costs several times less than many small ones from split keys)."""
         sp = self.space
-        k = jax.random.split(key, 7)
+        k = jax.random.split(key, 9)
         draws = {"u": jax.random.uniform(k[0], (p, 11)), "z": jax.random.normal(k[1], (p,)),
                  "u_w": jax.random.uniform(k[2], (p, sp.max_conns)), "z_w": jax.random.normal(k[3], (p, sp.max_conns)),
                  "u_b": jax.random.uniform(k[4], (p, sp.max_nodes)), "z_b": jax.random.normal(k[5], (p, sp.max_nodes))}
         if self.enable_mutate_rate:
             draws["u_e"] = jax.random.uniform(k[6], (p, sp.max_conns))
+        if self.weight_perturbation == "uniform":  # the steps; Gaussian steps reuse z_w / z_b
+            draws["s_w"] = jax.random.uniform(k[7], (p, sp.max_conns), minval=-1.0, maxval=1.0)
+            draws["s_b"] = jax.random.uniform(k[8], (p, sp.max_nodes), minval=-1.0, maxval=1.0)
         return draws
 
     def _mutate(self, r: dict[str, jax.Array], g: Genome) -> tuple[Genome, tuple[jax.Array, ...]]:
@@ -416,11 +428,11 @@ class Neat:
         u = r["u"]
         weight = ops.perturb(g.conn_weight, g.conn_valid, u[0], r["u_w"], r["z_w"], self.weight_mutate_rate,
                              self.weight_replace_rate, self.weight_mutate_power, self.weight_init_std,
-                             self.weight_clamp, self.per_gene_mutation)
+                             self.weight_clamp, self.per_gene_mutation, r.get("s_w"))
         hidden_or_out = g.node_valid & (jnp.arange(self.space.max_nodes) >= self.space.num_inputs)
         bias = ops.perturb(g.node_bias, hidden_or_out, u[1], r["u_b"], r["z_b"], self.bias_mutate_rate,
                            self.bias_replace_rate, self.bias_mutate_power, self.bias_init_std, self.weight_clamp,
-                           self.per_gene_mutation)
+                           self.per_gene_mutation, r.get("s_b"))
         g = g.replace(conn_weight=weight, node_bias=bias)
         if self.enable_mutate_rate:
             g = g.replace(conn_enabled=g.conn_enabled ^ (g.conn_valid & (r["u_e"] < self.enable_mutate_rate)))

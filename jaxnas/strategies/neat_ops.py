@@ -68,11 +68,16 @@ def compatibility_neat_python(g: Genome, h: Genome, c_disjoint: float, c_weight:
 
 
 def crossover(key: jax.Array, fitter: Genome, other: Genome, disabled_rate: float) -> Genome:
-    """Matching genes from either parent at random; disjoint and excess genes from the fitter parent.
+    """Matching genes from either parent at random; disjoint and excess genes from the fitter parent, unchanged.
 
-    Paper rule for the enable bit: a gene disabled in either parent is disabled in the child with
-    probability `disabled_rate` (0.75), otherwise enabled. Node genes follow the fitter parent; a bias
-    present in both parents comes from either at random.
+    The enable bit (paper Sec. 4.1: "a 75% chance that an inherited gene was disabled if it was disabled in
+    either parent"), as NEAT's C++ `Genome::mate_multipoint` and neat-python 2.0 apply it: only to matching
+    genes. A matching gene takes its weight and enable bit from the parent it is drawn from, then, if either
+    parent has it disabled, is disabled with probability `disabled_rate` (0.75). With one parent disabled the
+    child's gene is therefore disabled with probability 0.75 + 0.25 / 2 = 0.875, with both disabled always.
+    Disjoint and excess genes are copied from the fitter parent with their enable bit: a disabled one is
+    never re-enabled by crossover. Node genes follow the fitter parent; a bias present in both parents comes
+    from either at random.
     """
     return crossover_with(crossover_draws(key, (), fitter.conn_innov.shape[-1], fitter.node_id.shape[-1]),
                           fitter, other, disabled_rate)
@@ -92,8 +97,9 @@ def crossover_with(draws: tuple[jax.Array, ...], fitter: Genome, other: Genome, 
     idx, match = align(fitter, other)
     take_other = match & (u_parent < 0.5)
     weight = jnp.where(take_other, other.conn_weight[idx], fitter.conn_weight)
-    either_disabled = ~fitter.conn_enabled | (match & ~other.conn_enabled[idx])
-    enabled = jnp.where(either_disabled, u_enable >= disabled_rate, True) & fitter.conn_valid
+    inherited = jnp.where(take_other, other.conn_enabled[idx], fitter.conn_enabled)  # (C,) unmatched: the fitter's
+    either_disabled = match & ~(fitter.conn_enabled & other.conn_enabled[idx])
+    enabled = inherited & ~(either_disabled & (u_enable < disabled_rate)) & fitter.conn_valid
     n = fitter.node_id.shape[-1]
     nidx = jnp.minimum(jnp.searchsorted(other.node_id, fitter.node_id, method="compare_all"), n - 1)
     nmatch = fitter.node_valid & (other.node_id[nidx] == fitter.node_id)
@@ -102,17 +108,20 @@ def crossover_with(draws: tuple[jax.Array, ...], fitter: Genome, other: Genome, 
 
 
 def perturb(values: jax.Array, mask: jax.Array, u_on: jax.Array, u: jax.Array, z: jax.Array, rate: float,
-            replace_rate: float, power: float, init_std: float, clamp: float, per_gene: bool = False) -> jax.Array:
+            replace_rate: float, power: float, init_std: float, clamp: float, per_gene: bool = False,
+            step: jax.Array | None = None) -> jax.Array:
     """Weight (or bias) mutation from given random numbers (`u_on` () and `u` uniform, `z` standard normal,
     `u` and `z` shaped like `values`), then clamping to [-clamp, clamp].
 
     The paper's rule (`per_gene=False`): with probability `rate` the genome's values are mutated, each one
     then replaced by a fresh N(0, init_std) draw with probability `replace_rate` and perturbed by
-    N(0, power) otherwise. neat-python's rule (`per_gene=True`): each value on its own is perturbed with
-    probability `rate`, else replaced with probability `replace_rate`, else left alone. A value is either
-    replaced or perturbed, so one normal draw serves both.
+    `power * step` otherwise. neat-python's rule (`per_gene=True`): each value on its own is perturbed with
+    probability `rate`, else replaced with probability `replace_rate`, else left alone.
+    `step` (shaped like `values`): the perturbation's standardized draws; None: `z`, i.e. a Gaussian
+    N(0, power) step (neat-python's; a value is either replaced or perturbed, so one normal draw serves both);
+    uniforms in [-1, 1) give the paper's uniform step U(-power, power) (C++: randposneg()*randfloat()*power).
     """
-    fresh, stepped = init_std * z, values + power * z
+    fresh, stepped = init_std * z, values + power * (z if step is None else step)
     if per_gene:
         new = jnp.where(u < rate, stepped, jnp.where(u < rate + replace_rate, fresh, values))
         return jnp.where(mask, jnp.clip(new, -clamp, clamp), values)
