@@ -79,18 +79,20 @@ def weight_sharing(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
     standalone, standalone_s = standalone_scores(config, trainer, archs)
     steps = config.weight_sharing.supernet_steps
     check_positive("weight_sharing.supernet_steps", steps, integer=True)
-    supernet, losses, train_s = train_supernet(trainer, nb201.SPACE, steps, seed=config.seed)
+    off_path = config.weight_sharing.off_path
+    supernet, losses, train_s = train_supernet(trainer, nb201.SPACE, steps, seed=config.seed, off_path=off_path)
     start = time.perf_counter()
     inherited = score_inherited(trainer, supernet, archs)
     score_s = time.perf_counter() - start
-    out = {"speedup": "weight_sharing", "candidates": len(archs),
+    out = {"speedup": "weight_sharing", "off_path": off_path, "candidates": len(archs),
            "standalone_candidate_steps": len(archs) * trainer.settings.steps, "supernet_steps": steps,
            "compute_ratio": len(archs) * trainer.settings.steps / steps,
            "standalone_wall_s": standalone_s, "supernet_wall_s": train_s + score_s,
            "wall_speedup": standalone_s / (train_s + score_s),
            "standalone_valid": standalone.valid_acc, "inherited_valid": inherited,
            **rank_agreement(standalone.valid_acc, inherited)}
-    report.heading("Weight sharing: one-shot supernet, uniform single-path sampling")
+    report.heading("Weight sharing: one-shot supernet, uniform single-path sampling"
+                   + (" (off-path weights frozen)" if off_path == "frozen" else " (every weight decayed, for comparison)"))
     report.table([{"": "standalone training", "candidate-steps": out["standalone_candidate_steps"],
                    "wall s": standalone_s},
                   {"": "supernet + inherited-weight scoring", "candidate-steps": steps, "wall s": train_s + score_s}])

@@ -28,7 +28,8 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.network = config_dict.ConfigDict({"channels": 8, "cells_per_stage": 1})
     c.train = config_dict.ConfigDict({"steps": 100, "batch_size": 32, "learning_rate": 0.1, "momentum": 0.9,
                                       "weight_decay": 5e-4})
-    c.weight_sharing = config_dict.ConfigDict({"supernet_steps": 400})
+    # off_path: frozen (off-path weights and momentum untouched, as PyTorch skips params without grad) | decayed
+    c.weight_sharing = config_dict.ConfigDict({"supernet_steps": 400, "off_path": "frozen"})
     c.pruning = config_dict.ConfigDict({"sparsity": 0.5, "mode": "during"})  # mode: before | during
     # successive halving; min_steps 0 = R / eta^2 (Hyperband's eta 3 gives budgets R/9, R/3, R)
     c.early_stopping = config_dict.ConfigDict({"eta": 3, "min_steps": 0, "median_rule": False})

@@ -66,10 +66,11 @@ class ResidualReduction(nn.Module):
     """NB201's `ResNetBasicblock` with stride 2: halves the resolution, sets the channels to `features`."""
 
     features: int
+    inner: int | None = None  # width of the first conv's output (default `features`; smaller when pruned)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        a = BatchNorm()(Conv(self.features, 3, stride=2)(jax.nn.relu(x)), train)
+        a = BatchNorm()(Conv(self.inner or self.features, 3, stride=2)(jax.nn.relu(x)), train)
         b = BatchNorm()(Conv(self.features, 3)(jax.nn.relu(a)), train)
         b_, h, w, c = x.shape
         pooled = x.reshape(b_, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))  # avg pool 2x2, stride 2
@@ -77,19 +78,32 @@ class ResidualReduction(nn.Module):
 
 
 class NB201Network(nn.Module):
-    """Stem, 3 stages of `cells_per_stage` cells (C, 2C, 4C), 2 residual reductions, BN-ReLU, pool, linear."""
+    """Stem, 3 stages of `cells_per_stage` cells (C, 2C, 4C), 2 residual reductions, BN-ReLU, pool, linear.
+
+    `widths` (3 ints) and `inner_widths` (2 ints) override the stage widths and the reductions' internal
+    widths (a channel-pruned network, `jaxnas.evaluation.pruning`); by default they are C, 2C, 4C and
+    the following stage's width, the NAS-Bench-201 network.
+    """
 
     channels: int = 16
     cells_per_stage: int = 5
     num_classes: int = 10
+    widths: tuple[int, int, int] | None = None
+    inner_widths: tuple[int, int] | None = None
+
+    def stage_widths(self) -> tuple[int, int, int]:
+        """Channels of each stage's cells: `widths`, or C, 2C, 4C."""
+        return tuple(self.widths) if self.widths is not None else tuple(self.channels * 2**s for s in range(3))
 
     @nn.compact
     def __call__(self, x: jax.Array, arch: jax.Array, train: bool = False) -> jax.Array:
         """x (B, H, W, C_in) with H, W divisible by 4; arch (6,) op ids -> logits (B, num_classes)."""
-        h = BatchNorm()(Conv(self.channels, 3)(x), train)
+        widths = self.stage_widths()
+        h = BatchNorm()(Conv(widths[0], 3)(x), train)
         for stage in range(3):
             if stage > 0:
-                h = ResidualReduction(self.channels * 2**stage)(h, train)
+                inner = self.inner_widths[stage - 1] if self.inner_widths is not None else None
+                h = ResidualReduction(widths[stage], inner)(h, train)
             for _ in range(self.cells_per_stage):
                 h = Cell()(h, arch, train)
         h = jax.nn.relu(BatchNorm()(h, train))

@@ -6,35 +6,119 @@ Path One-Shot Neural Architecture Search with Uniform Sampling", ECCV 2020; Bend
 every SGD step draws one architecture uniformly and updates only the weights on that path. A
 candidate is then scored by running the supernet with its architecture, without training.
 
+Which weights a step updates: the published implementations are PyTorch, where a parameter that the
+sampled path did not use has no gradient (`.grad is None`) and the optimiser skips it entirely: no
+weight decay, no momentum step, its momentum buffer untouched. Here every parameter is a leaf of one
+tree and every leaf gets a gradient (zero off the path), so coupled weight decay and momentum would
+move every weight. `path_mask` names the weights the sampled path uses and the step keeps every other
+weight *and its momentum buffer* bit-identical (`off_path="frozen"`, the default; `"decayed"` is the
+plain optimiser step, for comparison). On the path: the stem, the residual reductions, the last BN and
+the classifier (always used); in each cell, edge e's 3x3 kernel if the edge carries nor_conv_3x3, its
+1x1 kernel if it carries nor_conv_1x1, and the edge's BatchNorm if it carries either (this network
+shares one BN per edge between the two conv ops; see `nb201_network`). An op counts as used when the
+path selects it, even where a later `none` edge cuts it off from the output: NB201's `none` op is
+`x.mul(0.)`, so PyTorch gives such weights a zero gradient, not None, and updates them.
+
 Batch norm: the supernet's running statistics mix many paths, so candidates are evaluated with
 batch statistics of the evaluation data (SPOS recalibrates BN statistics per candidate for the same
-reason).
+reason). Running statistics of unused edges are not updated during training (`BatchNorm(active=)`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxnas.evaluation.population import Candidate, PopulationTrainer
+from jaxnas.common.errors import check_choice
+from jaxnas.evaluation.nb201_network import CONV1, CONV3
+from jaxnas.evaluation.population import Candidate, PopulationTrainer, batch_indices
 from jaxnas.spaces.base import CategoricalSpace
 
+OFF_PATH = ("frozen", "decayed")
 
-def train_supernet(trainer: PopulationTrainer, space: CategoricalSpace, steps: int, seed: int = 0) -> tuple[Candidate, np.ndarray, float]:
+
+def path_mask(params: Any, arch: jax.Array) -> Any:
+    """A bool tree shaped like the NB201Network `params`: True where the architecture (6,) uses the weight."""
+    arch = jnp.asarray(arch)
+    conv = (arch == CONV3) | (arch == CONV1)  # (6,) edges whose BN is used
+
+    def leaf(path, w):
+        names = [str(getattr(p, "key", "")) for p in path]
+        if not any(n.startswith("Cell_") for n in names):
+            return jnp.ones(w.shape, bool)  # stem, reductions, last BN, classifier: on every path
+        if names[-1] == "conv3x3":
+            on = arch == CONV3  # (6,) one kernel per edge: (6, 9C, C)
+        elif names[-1] == "conv1x1":
+            on = arch == CONV1  # (6, C, C)
+        elif names[-2].startswith("bn_edge"):
+            on = conv[int(names[-2][len("bn_edge"):])]
+        else:
+            raise ValueError(f"path_mask: unknown cell parameter {'/'.join(names)}")
+        return jnp.broadcast_to(on.reshape(on.shape + (1,) * (w.ndim - on.ndim)), w.shape)
+
+    return jax.tree_util.tree_map_with_path(leaf, params)
+
+
+def make_supernet_step(trainer: PopulationTrainer, total_steps: int, off_path: str = "frozen"
+                       ) -> Callable[[Candidate, jax.Array, jax.Array, jax.Array], tuple[Candidate, jax.Array]]:
+    """`step(cand, arch, x, y) -> (cand, loss)`: one SGD step of the supernet on the path `arch`.
+
+    The trainer's optimiser (NAS-Bench-201's SGD, cosine schedule over `total_steps`); with
+    `off_path="frozen"` weights off the path and their optimiser state stay bit-identical. A non-finite
+    loss leaves the state as it was (as in `PopulationTrainer`) and only advances the step.
+    """
+    check_choice("weight_sharing.off_path", off_path, OFF_PATH)
+    opt = trainer.settings.optimizer(total_steps)
+
+    def loss_fn(params, batch_stats, x, y, arch):
+        logits, updates = trainer.model.apply({"params": params, "batch_stats": batch_stats}, x, arch, train=True,
+                                              mutable=["batch_stats"])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), updates["batch_stats"]
+
+    def step(c: Candidate, arch: jax.Array, x: jax.Array, y: jax.Array) -> tuple[Candidate, jax.Array]:
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(c.params, c.batch_stats, x, y, arch)
+        updates, opt_state = opt.update(grads, c.opt_state, c.params)
+        params = optax.apply_updates(c.params, updates)
+        if off_path == "frozen":
+            mask = path_mask(c.params, arch)
+            # the same mask over every parameter-shaped part of the optimiser state (momentum buffers);
+            # the rest (the schedule's step count) is global and always advances
+            state_mask = optax.tree_utils.tree_map_params(opt, lambda _, m: m, opt_state, mask,
+                                                          transform_non_params=lambda _: jnp.ones((), bool))
+            params = jax.tree.map(jnp.where, mask, params, c.params)
+            opt_state = jax.tree.map(jnp.where, state_mask, opt_state, c.opt_state)
+        new = Candidate(params=params, batch_stats=stats, opt_state=opt_state, step=c.step + 1)
+        new = jax.tree.map(lambda a, b: jnp.where(jnp.isfinite(loss), a, b), new, c)
+        return new.replace(step=c.step + 1), loss
+
+    return step
+
+
+def train_supernet(trainer: PopulationTrainer, space: CategoricalSpace, steps: int, seed: int = 0,
+                   off_path: str = "frozen") -> tuple[Candidate, np.ndarray, float]:
     """Trains one supernet for `steps` single-path steps; returns it, its loss curve and the wall time."""
     key = jax.random.key(seed)
     path_key, init_key = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
     data_key = jax.random.fold_in(key, 2**31 - 1)
     sample = lambda step: space.sample(jax.random.fold_in(path_key, step))  # noqa: E731
+    step_fn = make_supernet_step(trainer, steps, off_path)
 
     @jax.jit
     def run(data):
+        n, bs = data.train_x.shape[0], trainer.settings.batch_size
         cand = trainer.init_candidate(init_key, sample(0), data, total_steps=steps)
-        return trainer.train_candidate(cand, sample, data, data_key, steps, total_steps=steps)
+
+        def body(c, _):
+            idx = batch_indices(data_key, c.step, n, bs)  # (B,)
+            return step_fn(c, sample(c.step), data.train_x[idx], data.train_y[idx])
+
+        return jax.lax.scan(body, cand, None, length=steps)
 
     start = time.perf_counter()
     cand, losses = jax.block_until_ready(run(trainer.data))
