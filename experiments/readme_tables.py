@@ -1,0 +1,182 @@
+"""README's results tables, generated from the committed `results/*.json` so that text and results cannot drift.
+
+    python -m experiments.readme_tables           # rewrite every generated block of README.md from results/
+    python -m experiments.readme_tables --check   # exit 1, naming the blocks, if README.md is not what results/ gives
+
+A generated block sits between two markers in README.md:
+
+    <!-- generated: NAME (python -m experiments.readme_tables) -->
+    ...the table, never edited by hand...
+    <!-- end generated: NAME -->
+
+Each NAME is a `Table` in `TABLES`: the results files it reads (their `command` field says how each was made) and a
+function that renders them. `tests/test_readme_tables.py` checks that README.md equals the rendering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jaxnas.common.provenance import REPO_ROOT, RESULTS_DIR, load_result
+
+README = REPO_ROOT / "README.md"
+_BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z0-9_]+) \(python -m experiments.readme_tables\) -->\n)"
+                    r"(?P<body>.*?)"
+                    r"(<!-- end generated: (?P=name) -->)", re.S)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A generated README block: the results it reads and how it renders them (Markdown, ending in a newline)."""
+
+    sources: tuple[str, ...]
+    render: Callable[[dict[str, dict[str, Any]]], str]
+
+
+def fmt(x: float | None, digits: int = 3, pct: bool = False) -> str:
+    """A number as the README prints it; `None` (a figure the run could not measure) as 'n/a'."""
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.{digits}f}%" if pct else f"{x:,.{digits}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def sources_line(results: dict[str, dict[str, Any]]) -> str:
+    """One line under a table: which files hold its figures and the device they were measured on."""
+    devices = sorted({_device(r) for r in results.values()})
+    files = ", ".join(f"`results/{n}.json`" for n in results)
+    return f"\nSource: {files} ({'; '.join(devices)}; each file names the command that wrote it).\n"
+
+
+def _device(result: dict[str, Any]) -> str:
+    dev = result.get("provenance", {}).get("device", {})
+    kind = dev.get("jax_device_kind") or "?"
+    if dev.get("jax_backend", "cpu") == "cpu":
+        return f"{dev.get('cores', '?')}-core {dev.get('cpu', 'CPU')}"
+    return kind
+
+
+# --- CycleGAN -----------------------------------------------------------------------------------------------------
+
+def _cyclegan(results: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for r in results.values():
+        f, s = r["figures"], r["settings"]
+        rows.append([f["transform"], f"{s['train']['identity']:g}" + (" (paper)" if s["train"]["identity"] == 0.5 else ""),
+                     f"{fmt(f['translation_error_ab'])} / {fmt(f['translation_error_ba'])}",
+                     fmt(f["label_preservation"], 1, pct=True), fmt(f["cycle_error"]),
+                     f"{f['steps']:,} ({f['train_step_s'] / 60:.1f} min)",
+                     f"{fmt(f['mean_image_error_ab'], 2)} / {fmt(f['mean_image_error_ba'], 2)}"])
+    header = ["transform", "identity weight", "translation error A->B / B->A", "labels preserved", "cycle error",
+              "training steps (time)", "mean-image baseline"]
+    return markdown_table(header, rows) + sources_line(results)
+
+
+# --- NAS-Bench-201 -------------------------------------------------------------------------------------------------
+
+def _nb201_label(name: str, settings: dict[str, Any]) -> str:
+    if name in ("aging_evolution", "tournament"):
+        e = settings[name]
+        title = "aging evolution (REA" if name == "aging_evolution" else "tournament without aging ("
+        sep = ", " if name == "aging_evolution" else ""
+        return f"{title}{sep}P={e['population_size']}, S={e['sample_size']})"
+    return {"random": "random search", "reinforce": "REINFORCE, LSTM controller"}.get(name, name)
+
+
+def _nb201_protocol(results: dict[str, dict[str, Any]]) -> str:
+    runs = list(results.values())
+    seeds = [r["figures"]["seed"] for r in runs]
+    strategies = runs[0]["figures"]["strategies"]
+    best = {s: max(strategies, key=lambda k: r["figures"]["strategies"][k]["valid_mean"]) for s, r in zip(seeds, runs)}
+    rows = []
+    for name in strategies:
+        per = [r["figures"]["strategies"][name] for r in runs]
+        cells = [(f"**{v['valid_mean']:.2f}**" if best[s] == name else f"{v['valid_mean']:.2f}") + f" ± {v['valid_std']:.2f}"
+                 for s, v in zip(seeds, per)]
+        pub = per[0]["published"]
+        test = sum(v["test_mean"] for v in per) / len(per)
+        evals = sum(v["evaluations_mean"] for v in per) / len(per)
+        rows.append([_nb201_label(name, runs[0]["settings"]), *cells,
+                     f"{pub['valid_mean']:.2f} ± {pub['valid_std']:.2f}" if pub else "–", f"{test:.2f}", f"{evals:.1f}"])
+    header = ["strategy", *[f"valid, seed {s}" for s in seeds], "valid, paper", "test, ours (mean of seeds)",
+              "evaluations per search"]
+    f0 = runs[0]["figures"]
+    short = {"random": "random", "aging_evolution": "REA", "tournament": "tournament", "reinforce": "REINFORCE"}
+    orders = [" > ".join(short.get(k, k) for k in sorted(strategies, key=lambda k: -r["figures"]["strategies"][k]["valid_mean"]))
+              for r in runs]
+    ranking = (f"Ranking by mean validation accuracy, the same on every seed: {orders[0]}." if len(set(orders)) == 1
+               else "Ranking by mean validation accuracy per seed: " + "; ".join(
+                   f"seed {s}: {o}" for s, o in zip(seeds, orders)) + ".")
+    return (f"{f0['runs']} runs per strategy and seed, budget {f0['budget_s']:,.0f} s; mean ± std over runs.\n\n"
+            + markdown_table(header, rows) + "\n" + ranking + "\n" + sources_line(results))
+
+
+TABLES: dict[str, Table] = {
+    "nb201_protocol": Table(("nb201_protocol_seed3", "nb201_protocol_seed4", "nb201_protocol_seed5"), _nb201_protocol),
+    "cyclegan": Table(("cyclegan_tint", "cyclegan_invert", "cyclegan_invert_identity"), _cyclegan),
+}
+
+
+def render(name: str, results_dir: Path | None = None) -> str:
+    """The Markdown of table `name` from the results files it reads."""
+    table = TABLES[name]
+    return table.render({src: load_result(src, results_dir) for src in table.sources})
+
+
+def update(text: str, results_dir: Path | None = None) -> str:
+    """`text` with every generated block's body replaced by its rendering; unknown names are an error."""
+    def body(m: re.Match[str]) -> str:
+        name = m.group("name")
+        if name not in TABLES:
+            raise KeyError(f"README block {name!r} has no table in experiments/readme_tables.py (known: {sorted(TABLES)})")
+        return m.group(1) + render(name, results_dir) + m.group(4)
+
+    return _BLOCK.sub(body, text)
+
+
+def blocks(text: str) -> dict[str, str]:
+    """The generated blocks in `text`: name -> body, in order."""
+    return {m.group("name"): m.group("body") for m in _BLOCK.finditer(text)}
+
+
+def problems(text: str, results_dir: Path | None = None) -> list[str]:
+    """What keeps `text` from being its own regeneration: blocks out of date, tables without a block."""
+    found = blocks(text)
+    out = [f"out of date: {n}" for n, body in found.items() if n in TABLES and body != render(n, results_dir)]
+    out += [f"unknown block: {n}" for n in found if n not in TABLES]
+    out += [f"missing block: {n}" for n in TABLES if n not in found]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if README.md is out of date")
+    parser.add_argument("--readme", type=Path, default=README)
+    args = parser.parse_args(argv)
+    text = args.readme.read_text()
+    if args.check:
+        found = problems(text)
+        for problem in found:
+            print(f"{args.readme} {problem} (run python -m experiments.readme_tables)", file=sys.stderr)
+        return 1 if found else 0
+    new = update(text)
+    args.readme.write_text(new)
+    for n in sorted(set(TABLES) - set(blocks(new))):
+        print(f"note: table {n} has no block in {args.readme}", file=sys.stderr)
+    print(f"{args.readme}: {len(blocks(new))} generated blocks from {RESULTS_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
