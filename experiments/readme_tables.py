@@ -134,12 +134,15 @@ def render(name: str, results_dir: Path | None = None) -> str:
     return table.render({src: load_result(src, results_dir) for src in table.sources})
 
 
-def update(text: str, results_dir: Path | None = None) -> str:
-    """`text` with every generated block's body replaced by its rendering; unknown names are an error."""
+def update(text: str, results_dir: Path | None = None, only: Sequence[str] | None = None) -> str:
+    """`text` with every generated block's body (or those named in `only`) replaced by its rendering; unknown names
+    are an error."""
     def body(m: re.Match[str]) -> str:
         name = m.group("name")
         if name not in TABLES:
             raise KeyError(f"README block {name!r} has no table in experiments/readme_tables.py (known: {sorted(TABLES)})")
+        if only is not None and name not in only:
+            return m.group(0)
         return m.group(1) + render(name, results_dir) + m.group(4)
 
     return _BLOCK.sub(body, text)
@@ -163,14 +166,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if README.md is out of date")
     parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--only", default="", help="comma-separated table names to regenerate (default: all)")
     args = parser.parse_args(argv)
+    only = [n for n in args.only.split(",") if n] or None
     text = args.readme.read_text()
-    if args.check:
-        found = problems(text)
-        for problem in found:
-            print(f"{args.readme} {problem} (run python -m experiments.readme_tables)", file=sys.stderr)
-        return 1 if found else 0
-    new = update(text)
+    try:
+        if args.check:
+            found = problems(text)
+            for problem in found:
+                print(f"{args.readme} {problem} (run python -m experiments.readme_tables)", file=sys.stderr)
+            return 1 if found else 0
+        new = update(text, only=only)
+    except FileNotFoundError as err:
+        print(f"error: {err.filename} not found: run the command that writes it (see the README beside the table)",
+              file=sys.stderr)
+        return 2
     args.readme.write_text(new)
     for n in sorted(set(TABLES) - set(blocks(new))):
         print(f"note: table {n} has no block in {args.readme}", file=sys.stderr)
