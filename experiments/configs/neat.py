@@ -49,8 +49,8 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         "disjoint_coefficient": 1.0, "weight_coefficient": 0.4, "normalize_min_genes": 20, "max_species": 64,
         "survival_threshold": 0.2, "elitism": 1, "elitism_min_species_size": 6, "crossover_rate": 0.75,
         "interspecies_rate": 0.001, "disabled_gene_rate": 0.75, "max_stagnation": 15, "species_elitism": 1,
-        "population_stagnation": 20, "per_gene_mutation": False, "weight_mutate_rate": 0.8,
-        "weight_replace_rate": 0.1, "weight_mutate_power": 0.5, "weight_init_std": 1.0, "weight_clamp": 30.0,
+        "population_stagnation": 20, "per_gene_mutation": False, "weight_perturbation": "uniform",
+        "weight_mutate_rate": 0.8, "weight_replace_rate": 0.1, "weight_mutate_power": 0.5, "weight_init_std": 1.0, "weight_clamp": 30.0,
         "bias_mutate_rate": 0.8, "bias_replace_rate": 0.1, "bias_mutate_power": 0.5, "bias_init_std": 1.0,
         "enable_mutate_rate": 0.0, "node_add_rate": 0.03, "conn_add_rate": 0.05, "node_delete_rate": 0.0,
         "conn_delete_rate": 0.0})
