@@ -74,10 +74,28 @@ def test_pruning_report(tmp_path):
     c = speedups_config.get_config("small")
     c.data_dir, c.progress, c.speedup = str(tmp_path / "tfds"), False, "pruning"
     out = speedups.run(c, str(tmp_path / "work"))
-    assert 0.4 < out["macs_saved_fraction"] < 0.55  # 50% of every kernel; the classifier is a small share
+    assert 0.4 < out["nominal_macs_saved_fraction"] < 0.55  # 50% of every kernel; the classifier is a small share
     saved = json.loads((tmp_path / "work" / "pruning.json").read_text())
     assert len(saved["pruned_valid"]) == 8 and len(saved["dense_valid"]) == 8
     assert (tmp_path / "work" / "pruning.png").exists()
+
+
+@pytest.mark.slow
+def test_structured_pruning_report(tmp_path):
+    c = speedups_config.get_config("small")
+    c.data_dir, c.progress, c.speedup = str(tmp_path / "tfds"), False, "pruning"
+    c.pruning.method, c.pruning.repeats = "structured", 1
+    out = speedups.run(c, str(tmp_path / "work"))
+    saved = json.loads((tmp_path / "work" / "pruning_structured.json").read_text())
+    assert saved["dense_widths"] == [4, 8, 16] and saved["widths"] == [2, 4, 8] and saved["inner_widths"] == [4, 8]
+    assert (saved["steps_before_pruning"], saved["steps_after_pruning"]) == (4, 14)
+    # convolutions cost C_in x C_out: halving both quarters them; the stem (1 input channel) and classifier halve
+    assert 0.25 < out["macs_per_image_ratio"] < 0.3
+    assert out["training_macs_saved_fraction"] == pytest.approx(14 / 18 * (1 - out["macs_per_image_ratio"]))
+    assert len(saved["after_pruning_wall_s_pruned"]) == len(saved["after_pruning_wall_s_dense"]) == 1
+    # the pruned candidates kept learning at their smaller width: most are far above chance (10%)
+    assert len(saved["pruned_valid"]) == 8 and np.median(saved["pruned_valid"]) > 20.0
+    assert (tmp_path / "work" / "pruning_structured.png").exists()
 
 
 def test_rung_budgets():

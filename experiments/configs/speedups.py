@@ -30,7 +30,11 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
                                       "weight_decay": 5e-4})
     # off_path: frozen (off-path weights and momentum untouched, as PyTorch skips params without grad) | decayed
     c.weight_sharing = config_dict.ConfigDict({"supernet_steps": 400, "off_path": "frozen"})
-    c.pruning = config_dict.ConfigDict({"sparsity": 0.5, "mode": "during"})  # mode: before | during
+    # method magnitude: sparsity of every kernel, mode before | during (zeros in dense kernels: nominal MACs);
+    # method structured: filters by L1 norm (Li et al. 2017), channel_fraction of every width removed after
+    # prune_at of training, the rest trained at the smaller widths; its wall time is timed `repeats` times
+    c.pruning = config_dict.ConfigDict({"method": "magnitude", "sparsity": 0.5, "mode": "during",
+                                        "channel_fraction": 0.5, "prune_at": 0.25, "repeats": 3})
     # successive halving; min_steps 0 = R / eta^2 (Hyperband's eta 3 gives budgets R/9, R/3, R)
     c.early_stopping = config_dict.ConfigDict({"eta": 3, "min_steps": 0, "median_rule": False})
     # the child trains child_fraction of the parent's steps; accuracy is recorded at eval_points points
