@@ -122,7 +122,48 @@ def _nb201_protocol(results: dict[str, dict[str, Any]]) -> str:
             + markdown_table(header, rows) + "\n" + ranking + "\n" + sources_line(results))
 
 
+def _reinforce_lr(results: dict[str, dict[str, Any]]) -> str:
+    (r,) = results.values()
+    cells = r["figures"]["cells"]
+    default = r["settings"]["reinforce"]["learning_rate"]
+    lrs = sorted({c["learning_rate"] for c in cells if c["strategy"] == "reinforce"})
+    rows = []
+    for seed in sorted({c["seed"] for c in cells}):
+        mine = {c["learning_rate"]: c["valid_mean"] for c in cells if c["seed"] == seed and c["strategy"] == "reinforce"}
+        rnd = [c["valid_mean"] for c in cells if c["seed"] == seed and c["strategy"] == "random"]
+        label = f"seed {seed}" + (f" (random search: {rnd[0]:.2f})" if rnd else "")
+        rows.append([label, *[f"{mine[lr]:.2f}" if lr in mine else "" for lr in lrs]])
+    header = ["learning rate", *[f"**{lr:g} (default)**" if lr == default else f"{lr:g}" for lr in lrs]]
+    return markdown_table(header, rows) + sources_line(results)
+
+
+# --- search with real training -------------------------------------------------------------------------------------
+
+def _load_note(result: dict[str, Any]) -> str:
+    load = result["provenance"]["device"].get("loadavg_1m")
+    return f"{result['wall_s']:,.0f} s" + (f" at load average {load:g}" if load is not None else "")
+
+
+def _nas_search_demo(results: dict[str, dict[str, Any]]) -> str:
+    (r,) = results.values()
+    f, s = r["figures"], r["settings"]
+    strat = s[f["strategy"]] if f["strategy"] in s else {}
+    name = f["strategy"].replace("_", " ") + (f" (P={strat['population_size']}, S={strat['sample_size']})" if strat else "")
+    base = f["random_baseline"]
+    rows = [[f"{name}, {f['evaluations']} evaluations in chunks of {s['chunk_size']}", f"{f['best_valid']:.2f}",
+             f"{f['best_test']:.2f}", "`" + f["best_arch"].replace("|", "\\|") + "`"],
+            [f"{base['n']} random architectures, median (best)", f"{base['median_valid']:.2f} ({base['max_valid']:.2f})",
+             f"{base['median_test']:.2f}", ""]]
+    net, train = s["network"], s["train"]
+    return (f"{s['image_size']}x{s['image_size']} {f['dataset']}, C={net['channels']}, {net['cells_per_stage']} cell per "
+            f"stage, {train['steps']} SGD steps of {train['batch_size']} per candidate, seed {s['seed']}; wall time "
+            f"{_load_note(r)}, {f['candidate_steps_per_s']:.1f} candidate-steps/s.\n\n"
+            + markdown_table(["search", "validation %", "test %", "architecture"], rows) + sources_line(results))
+
+
 TABLES: dict[str, Table] = {
+    "nb201_reinforce_lr": Table(("nb201_reinforce_lr",), _reinforce_lr),
+    "nas_search_demo": Table(("nas_search_demo",), _nas_search_demo),
     "nb201_protocol": Table(("nb201_protocol_seed3", "nb201_protocol_seed4", "nb201_protocol_seed5"), _nb201_protocol),
     "cyclegan": Table(("cyclegan_tint", "cyclegan_invert", "cyclegan_invert_identity"), _cyclegan),
 }
