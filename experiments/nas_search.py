@@ -86,6 +86,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
                                     checkpoint_dir=os.path.join(workdir, "checkpoints"),
                                     metrics_path=os.path.join(workdir, "metrics.jsonl"), progress=config.progress)
     b = hist.best()
+    trained = (info["batches"] - (info["resumed_from_batch"] or 0)) * trainer.chunk_size  # evaluations this call
     baseline = None
     if config.baseline_random:
         archs = np.asarray(space.sample(jax.random.fold_in(jax.random.key(config.seed), 99), (config.baseline_random,)))
@@ -103,7 +104,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         "diverged": int(hist.diverged.sum()), "wall_s": info["wall_s"], "resumed_from_batch": info["resumed_from_batch"],
         "random_baseline": baseline,
         "beats_random_median": None if baseline is None else bool(hist.valid_acc[b] > baseline["median_valid"]),
-        "candidate_steps_per_s": len(hist.valid_acc) * settings.steps / info["wall_s"],
+        # this call's throughput: a resumed run times only the batches it trained (None if none were left)
+        "candidate_steps_per_s": (trained * settings.steps / info["wall_s"]) if trained else None,
         "settings": {"network": config.network.to_dict(), "train": config.train.to_dict(), "chunk_size": trainer.chunk_size},
         "device": device_summary(),
     }
@@ -117,8 +119,10 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         rows.append({"": f"median of {baseline['n']} random architectures", "valid %": baseline["median_valid"],
                      "test %": baseline["median_test"]})
     report.table(rows)
+    speed = (f"{results['candidate_steps_per_s']:.1f} candidate-steps/s" if trained
+             else f"resumed after batch {info['resumed_from_batch']}: nothing left to train")
     report.text(f"Best architecture: `{results['best_arch']}`. Wall time {results['wall_s']:.0f} s "
-                f"({results['candidate_steps_per_s']:.1f} candidate-steps/s, {results['device']}).")
+                f"({speed}, {results['device']}).")
     report.figure(plot_search(hist, baseline and baseline["median_valid"]),
                   os.path.relpath(os.path.join(workdir, "search.png"), report.workdir),
                   "Validation accuracy of every trained candidate, the best so far, and the random median.")
