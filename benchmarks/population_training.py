@@ -277,7 +277,7 @@ def main() -> None:
                    "torch_version": rows[-1]["torch"] if rows else None, "engine_compile_s": compile_s,
                    "loadavg_1m_each_repeat": loads, "repeats_done": repeats_done,
                    "torch_median_s_per_arch": {k: [row["median_s_per_arch"] for row in v] for k, v in torch_rows.items()},
-                   "check": check}
+                   "check": check, "failed": failed}
         print(json.dumps({k: figures[k] for k in ("median_cand_steps_per_s", "ratio_engine_over_torch")}), flush=True)
         if args.publish:
             command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/population_training.py", *sys.argv[1:]])
@@ -285,6 +285,7 @@ def main() -> None:
                                  wall_s=round(time.perf_counter() - t_start, 1), out_dir=args.out_dir)
             print(f"wrote {path} ({repeats_done} of {args.repeats} repeats)", flush=True)
 
+    failed: dict[str, str] = {}  # torch modes that failed or ran past --torch-timeout: not run again
     publish(0)  # the check and the compile times survive a run cut short
     for r in range(args.repeats):
         order = impls[r % len(impls):] + impls[: r % len(impls)]  # rotate, so no implementation always runs first
@@ -293,8 +294,15 @@ def main() -> None:
             if name.startswith("engine"):
                 trainer, archs = engines[name]
                 runs[name].append(len(archs) * args.steps / time_engine(trainer, archs))
+            elif name in failed:
+                continue
             else:
-                row = time_torch(args, name.removeprefix("torch-"))
+                try:
+                    row = time_torch(args, name.removeprefix("torch-"))
+                except (subprocess.TimeoutExpired, RuntimeError) as e:  # recorded; the other figures still count
+                    failed[name] = f"repeat {r}: {type(e).__name__}: {str(e)[-300:]}"
+                    print(json.dumps({"repeat": r, "impl": name, "failed": failed[name]}), flush=True)
+                    continue
                 torch_rows[name].append(row)
                 runs[name].append(row["cand_steps_per_s"])
             loads[name].append(round(load, 2))
