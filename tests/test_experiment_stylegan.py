@@ -1,5 +1,6 @@
 """The StyleGAN entry point end to end on the tiny config: results.json fields, the report's images, the
-mapping-network ablation, a restart that reuses the finished run, and a user's unlabeled .npz."""
+mapping-network ablation, a restart that reuses the finished run, progressive growing (the default
+structure), and a user's unlabeled .npz."""
 
 import json
 import math
@@ -39,6 +40,41 @@ def test_small_run_writes_results_images_and_ablation_and_resumes(tmp_path):
     stylegan.run(config, str(tmp_path))
     again = json.load(open(tmp_path / "results.json"))
     assert again["curve"] == results["curve"] and again["no_mapping"]["curve"] == ablation["curve"]
+
+
+@pytest.mark.slow
+def test_progressive_growing_through_the_experiment(tmp_path, monkeypatch):
+    """The default structure (progressive growing) run through the entry point on the tiny network: 8x8
+    grown from 4x4 with phases of 64 images, 2 steps of 32 (lod 1 at steps 0-2, 0.5 at step 3, 0 from
+    step 4). The experiment measures each evaluation at the schedule's level of detail (step 0: 4x4
+    images nearest-upsampled, so constant on 2x2 blocks; the last: full 8x8 detail), and both Adam
+    states restart as the fade starts and ends (steps 3 and 4): of the 6 updates, 2 are counted."""
+    import optax
+
+    config = stylegan_config.get_config("small")
+    config.model.structure = "progressive"
+    config.train.update({"steps": 6, "checkpoint_every": 6, "lod_initial_resolution": 4,
+                         "lod_training_kimg": 0.064, "lod_transition_kimg": 0.064})
+    config.ablation.no_mapping = False
+    measured, records = [], []
+    measure, train = stylegan.Features.measure, stylegan.train_and_measure
+    monkeypatch.setattr(stylegan.Features, "measure", lambda self, fake, final=False: measured.append(fake) or
+                        measure(self, fake, final))
+    monkeypatch.setattr(stylegan, "train_and_measure", lambda *a, **k: records.append(train(*a, **k)) or records[-1])
+    results = stylegan.run(config, str(tmp_path))
+    assert [c["step"] for c in results["curve"]] == [0, 2, 4, 6] and all(math.isfinite(c["fid"]) for c in results["curve"])
+    trainer, state = records[0]["trainer"], records[0]["state"]
+    assert [float(trainer.lod(i)) for i in (0, 2, 3, 4, 6)] == [1.0, 1.0, 0.5, 0.0, 0.0] and trainer.final_lod == 0.0
+
+    def block_spread(x):  # (N, 8, 8, C): largest difference inside any 2x2 block
+        blocks = x.reshape(x.shape[0], 4, 2, 4, 2, x.shape[-1])
+        return float((blocks.max((2, 4)) - blocks.min((2, 4))).max())
+
+    assert measured[0].shape[1:3] == (8, 8) and block_spread(measured[0]) < 1e-6  # step 0: rendered at 4x4
+    assert block_spread(measured[-1]) > 0.05  # the final generator renders 8x8 detail
+    for opt in (state.g_opt, state.d_opt):
+        assert int(optax.tree_utils.tree_get(opt, "count")) == 2
+    assert [p["resolution"] for p in results["style_mixing"]["per_layer"]] == [4, 4, 8, 8]
 
 
 class _FakeInception:
