@@ -1,5 +1,10 @@
 """CycleGAN training on tiny shapes: the learning-rate schedule, unpaired batches, 8 devices == 1,
-resume == uninterrupted, a non-finite step stops training, and a short run learns a known mapping."""
+resume == uninterrupted, and a non-finite step stops training.
+
+Not tested here: that a short run learns a known mapping. A tiny network (16x16 digits against inverted
+other digits, ngf 4-8, identity weight 0, 400-800 steps of 4) learned the inversion on some seeds
+(normalised error 0.06-0.18) and not on others (0.44-0.73, worse than untrained), so no cheap single
+seed test would be honest; the experiment's full-size runs (README, CycleGAN) are the evidence."""
 
 import dataclasses
 
