@@ -161,7 +161,47 @@ def _nas_search_demo(results: dict[str, dict[str, Any]]) -> str:
             + markdown_table(["search", "validation %", "test %", "architecture"], rows) + sources_line(results))
 
 
+# --- population training against PyTorch ---------------------------------------------------------------------------
+
+def _impl_label(name: str, settings: dict[str, Any]) -> str:
+    if name == "engine-seq":
+        return "ours, one candidate per compiled call"
+    if name.startswith("engine-p"):
+        return f"ours, {name[len('engine-p'):]} candidates in one program"
+    mode = name.removeprefix("torch-")
+    return f"PyTorch {mode}" + (f" ({settings['threads']} threads)" if settings.get("torch_device") == "cpu" else "")
+
+
+def _population_training(results: dict[str, dict[str, Any]]) -> str:
+    blocks_ = []
+    for r in results.values():
+        f, s = r["figures"], r["settings"]
+        med, each, load = f["median_cand_steps_per_s"], f["cand_steps_per_s_each_repeat"], f["loadavg_1m_each_repeat"]
+        rows = [[_impl_label(k, s), f"**{med[k]:.3g}**", " / ".join(f"{v:.3g}" for v in each[k]),
+                 " / ".join(f"{v:g}" for v in load[k])] for k in med]
+        ratios = "; ".join(f"{_impl_label(a, s)} / {_impl_label(b, s)}: **{v:.2f}x**"
+                           for a, b, v in ((*k.split("/"), v) for k, v in f["ratio_engine_over_torch"].items()))
+        c = f["check"]
+        cores = r["provenance"]["device"].get("cores") or 1
+        loads = [v for vs in load.values() for v in vs]
+        text = (f"{s['channels']} channels, {s['cells']} cell per stage, {s['hw']}x{s['hw']}, batch {s['batch']}, "
+                f"{s['steps']} steps per candidate, {len(s['torch_archs'])} architecture(s) on both sides; "
+                f"median of {f['repeats_done']} alternating repeats, compilation excluded; torch {f['torch_version']} "
+                f"on {f['torch_device']}.\n\n" + markdown_table(
+                    ["implementation", "candidate-steps/s (median)", "each repeat", "load average at each run"], rows)
+                + f"\nRatio, same run: {ratios}. Same work checked first: from the same initial weights and batches "
+                f"both sides have {c['param_count_engine']:,} / {c['param_count_torch']:,} parameters and their "
+                f"{c['steps']} training losses agree to {c['max_rel_loss_diff']:.1e} (relative).\n")
+        if loads and max(loads) > 2 * cores:
+            text += (f"\n**Measured on an oversubscribed machine** (load average up to {max(loads):g} on {cores} cores): "
+                     "the figures say more about contention than about the two implementations; rerun the command "
+                     "idle before quoting them.\n")
+        blocks_.append(text)
+    return "\n".join(blocks_) + sources_line(results)
+
+
 TABLES: dict[str, Table] = {
+    "population_training": Table(("population_training_cpu",), _population_training),
     "nb201_reinforce_lr": Table(("nb201_reinforce_lr",), _reinforce_lr),
     "nas_search_demo": Table(("nas_search_demo",), _nas_search_demo),
     "nb201_protocol": Table(("nb201_protocol_seed3", "nb201_protocol_seed4", "nb201_protocol_seed5"), _nb201_protocol),
