@@ -109,7 +109,6 @@ def weight_sharing(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
 
 def pruning(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: np.ndarray, workdir: str,
             report: Report) -> dict[str, Any]:
-    check_choice("pruning.method", config.pruning.method, ("magnitude", "structured"))
     if config.pruning.method == "structured":
         return structured_pruning(config, trainer, archs, workdir, report)
     c = config.pruning
@@ -305,6 +304,7 @@ def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, arch
 
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     check_choice("speedup", config.speedup, SPEEDUPS)
+    check_choice("pruning.method", config.pruning.method, ("magnitude", "structured"))
     check_positive("candidates", config.candidates, integer=True)
     settings = prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
     data = load_images(config.dataset, size=config.image_size, data_dir=config.data_dir or None, seed=config.seed)
