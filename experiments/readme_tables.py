@@ -67,22 +67,6 @@ def _device(result: dict[str, Any]) -> str:
     return kind
 
 
-# --- CycleGAN -----------------------------------------------------------------------------------------------------
-
-def _cyclegan(results: dict[str, dict[str, Any]]) -> str:
-    rows = []
-    for r in results.values():
-        f, s = r["figures"], r["settings"]
-        rows.append([f["transform"], f"{s['train']['identity']:g}" + (" (paper)" if s["train"]["identity"] == 0.5 else ""),
-                     f"{fmt(f['translation_error_ab'])} / {fmt(f['translation_error_ba'])}",
-                     fmt(f["label_preservation"], 1, pct=True), fmt(f["cycle_error"]),
-                     f"{f['steps']:,} ({f['train_step_s'] / 60:.1f} min)",
-                     f"{fmt(f['mean_image_error_ab'], 2)} / {fmt(f['mean_image_error_ba'], 2)}"])
-    header = ["transform", "identity weight", "translation error A->B / B->A", "labels preserved", "cycle error",
-              "training steps (time)", "mean-image baseline"]
-    return markdown_table(header, rows) + sources_line(results)
-
-
 # --- NAS-Bench-201 -------------------------------------------------------------------------------------------------
 
 def _nb201_label(name: str, settings: dict[str, Any]) -> str:
@@ -205,7 +189,6 @@ TABLES: dict[str, Table] = {
     "nb201_reinforce_lr": Table(("nb201_reinforce_lr",), _reinforce_lr),
     "nas_search_demo": Table(("nas_search_demo",), _nas_search_demo),
     "nb201_protocol": Table(("nb201_protocol_seed3", "nb201_protocol_seed4", "nb201_protocol_seed5"), _nb201_protocol),
-    "cyclegan": Table(("cyclegan_tint", "cyclegan_invert", "cyclegan_invert_identity"), _cyclegan),
 }
 
 

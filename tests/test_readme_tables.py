@@ -22,33 +22,35 @@ def test_readme_tables_are_generated_from_results():
 def test_each_published_result_names_its_command_and_origin(name):
     r = load_result(name)
     assert r["name"] == name
-    assert r["command"].startswith("python ")
+    words = r["command"].split()
+    assert "python" in words[0], r["command"]
+    target = words[2].replace(".", "/") + ".py" if words[1] == "-m" else words[1]
+    assert (REPO_ROOT / target).is_file(), f"{name}: its command runs {target}, which is not in the repository"
     assert isinstance(r["settings"], dict) and r["settings"]
     prov = r["provenance"]
     assert re.fullmatch(r"[0-9a-f]{40}", prov["commit"] or "")
     assert prov["packages"]["jax"] and prov["device"]["cores"] >= 1
 
 
-def _fake_cyclegan(tmp_path, error_ab):
-    fig = {"transform": "invert", "translation_error_ab": error_ab, "translation_error_ba": 0.25,
-           "label_preservation": 0.9, "cycle_error": 0.03, "steps": 10, "train_step_s": 60.0,
-           "mean_image_error_ab": 0.2, "mean_image_error_ba": None}
-    for name in rt.TABLES["cyclegan"].sources:
-        record_result(name, command="python -m experiments.cyclegan", settings={"train": {"identity": 0.0}},
-                      figures=fig, out_dir=tmp_path)
+def _fake_table(monkeypatch, tmp_path, value):
+    """A table `demo_t` reading one results file `demo_r` written to tmp_path with figure `value`."""
+    record_result("demo_r", command="python -m experiments.demo_t", settings={"a": 1}, figures={"v": value},
+                  out_dir=tmp_path)
+    render = lambda res: rt.markdown_table(["v"], [[rt.fmt(res["demo_r"]["figures"]["v"])]])  # noqa: E731
+    monkeypatch.setitem(rt.TABLES, "demo_t", rt.Table(("demo_r",), render))
 
 
-def test_update_rewrites_a_stale_block_and_check_finds_it(tmp_path):
-    _fake_cyclegan(tmp_path, 0.125)
-    text = ("intro\n<!-- generated: cyclegan (python -m experiments.readme_tables) -->\n| old |\n"
-            "<!-- end generated: cyclegan -->\noutro\n")
-    assert "out of date: cyclegan" in rt.problems(text, tmp_path)
+def test_update_rewrites_a_stale_block_and_check_finds_it(tmp_path, monkeypatch):
+    _fake_table(monkeypatch, tmp_path, 0.125)
+    text = ("intro\n<!-- generated: demo_t (python -m experiments.readme_tables) -->\n| old |\n"
+            "<!-- end generated: demo_t -->\noutro\n")
+    assert "out of date: demo_t" in rt.problems(text, tmp_path)
     new = rt.update(text, tmp_path)
-    assert new.startswith("intro\n") and new.endswith("<!-- end generated: cyclegan -->\noutro\n")
-    assert "| invert | 0 | 0.125 / 0.250 | 90.0% | 0.030 | 10 (1.0 min) | 0.20 / n/a |" in new
-    assert "out of date: cyclegan" not in rt.problems(new, tmp_path)
-    _fake_cyclegan(tmp_path, 0.5)  # a new result makes the old text stale again
-    assert "out of date: cyclegan" in rt.problems(new, tmp_path)
+    assert new.startswith("intro\n") and new.endswith("<!-- end generated: demo_t -->\noutro\n")
+    assert "| v |\n|---|\n| 0.125 |\n" in new
+    assert "out of date: demo_t" not in rt.problems(new, tmp_path)
+    _fake_table(monkeypatch, tmp_path, 0.5)  # a new result makes the old text stale again
+    assert "out of date: demo_t" in rt.problems(new, tmp_path)
 
 
 def test_unknown_block_is_an_error(tmp_path):
