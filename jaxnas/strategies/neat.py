@@ -18,8 +18,9 @@ has not improved for 15 generations gets no offspring; the champion of each spec
 members is copied unchanged; an 80% chance of a genome's weights being mutated, each weight then
 replaced by a new random value with 10% chance or "uniformly perturbed" otherwise (Sec. 4.1; C++:
 randposneg()*randfloat()*power), here U(-power, power) for weights and biases (`weight_perturbation="uniform"`;
-"gaussian" gives neat-python's N(0, power) step; on XOR, paper defaults, seeds 0-19 chose uniform, 18 of 20
-solved against Gaussian's 14, see benchmarks/neat_vs_neat_python.py); "a 75% chance that an inherited gene was
+"gaussian" gives neat-python's N(0, power) step; on XOR with the paper's defaults seeds 0-19 chose uniform, 18 of
+20 solved against Gaussian's 14, and seeds 20-39, not used to choose, gave the same 18 against 14:
+results/neat_xor_quality.json); "a 75% chance that an inherited gene was
 disabled if it was disabled in either parent" (Sec. 4.1), applied as NEAT's C++ (`Genome::mate_multipoint`)
 and neat-python 2.0 apply it: to matching genes only, which otherwise keep the enable bit of the parent
 they are drawn from (so one disabled parent disables the child's gene with 87.5% chance, two always);
