@@ -84,7 +84,7 @@ def test_structured_pruning_report(tmp_path):
     # convolutions cost C_in x C_out: halving both quarters them; the stem (1 input channel) and classifier halve
     assert 0.25 < out["macs_per_image_ratio"] < 0.3
     assert out["training_macs_saved_fraction"] == pytest.approx(14 / 18 * (1 - out["macs_per_image_ratio"]))
-    assert len(saved["after_pruning_wall_s_pruned"]) == len(saved["after_pruning_wall_s_dense"]) == 1
+    assert len(saved["after_pruning_wall_s_pruned"]) == len(saved["after_pruning_cpu_s_dense"]) == 1
     # the pruned candidates still classify at their smaller width (a broken cut gives chance, 10%)
     assert len(saved["pruned_valid"]) == 8 and np.median(saved["pruned_valid"]) > 15.0
     assert (tmp_path / "work" / "pruning_structured.png").exists()
