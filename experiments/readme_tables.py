@@ -232,7 +232,90 @@ def _speedups(results: dict[str, dict[str, Any]]) -> str:
     return markdown_table(header, rows) + sources_line(results)
 
 
+# --- NEAT ---------------------------------------------------------------------------------------------------------
+
+def _winner(f: dict[str, Any]) -> str:
+    hidden = f"{f['hidden_nodes']} hidden" if f["hidden_nodes"] else "no hidden node"
+    return f"{hidden}, {f['connections']} connections"
+
+
+def _neat_problems(results: dict[str, dict[str, Any]]) -> str:
+    rows, dpnv = [], []
+    for name, r in results.items():
+        f = r["figures"]
+        if name.startswith("neat_dpnv"):
+            dpnv.append(f)
+            continue
+        gens = f"{f['solved_at_generation']}" if f["solved"] else f"not solved in {f['generations']}"
+        result = "solved" if f["solved"] else "not solved"
+        if f.get("valid_accuracy") is not None:
+            result += f" (validation accuracy {f['valid_accuracy']:.1%})"
+        if f.get("over_seeds"):
+            o = f["over_seeds"]
+            result += f"; {o['solved']} of {o['seeds']} seeds solved, median {o['median_generations']:g} generations"
+        rows.append([f["description"], result, gens, f"{f['evaluations']:,}", _winner(f)])
+    if dpnv:
+        won = [f for f in dpnv if f["solved"]]
+        gens = sorted(f["solved_at_generation"] for f in won)
+        evals = sum(f["evaluations"] for f in won) / max(len(won), 1)
+        gen = [f["generalization"] for f in won]
+        rows.append([dpnv[0]["description"],
+                     f"{len(won)} of {len(dpnv)} seeds solved; generalization {min(gen)}-{max(gen)} of 625 (mean "
+                     f"{sum(gen) / len(gen):.0f}; the paper: 286)" if won else f"0 of {len(dpnv)} seeds solved",
+                     f"median {gens[len(gens) // 2]} (solved seeds)" if won else "–",
+                     f"{evals:,.0f} on average (the paper: 33,184)" if won else "–",
+                     "; ".join(sorted({_winner(f) for f in won}))])
+    header = ["problem", "result", "solved at generation", "evaluations", "winner"]
+    return markdown_table(header, rows) + sources_line(results)
+
+
+def _neat_quality(results: dict[str, dict[str, Any]]) -> str:
+    (r,) = results.values()
+    f = r["figures"]
+    label = {"paper_defaults": "ours, the paper's defaults", "neat_python_settings": "ours, neat-python's XOR settings"}
+    sets = list(f["neat_python"])
+    rows = []
+    for setting, by_law in f["ours"].items():
+        for law, per in by_law.items():
+            default = " (default)" if setting == "paper_defaults" and law == f["decision"]["choice"] else ""
+            rows.append([f"{label.get(setting, setting)}, {law} perturbation{default}",
+                         *[f"{per[k]['solved']}/{per[k]['seeds']}, {per[k]['median_generations']:g}" for k in sets]])
+    rows.append(["neat-python 2.0", *[f"{f['neat_python'][k]['solved']}/{f['neat_python'][k]['seeds']}, "
+                                      f"{f['neat_python'][k]['median_generations']:g}" for k in sets]])
+    d = f["decision"]
+    return (markdown_table(["XOR, population 150, 300 generations at most",
+                            *[f"{k.replace('seeds_', 'seeds ').replace('_', '-')}: solved, median generations" for k in sets]],
+                           rows)
+            + f"\nThe perturbation law was chosen on {d['seed_set'].replace('seeds_', 'seeds ').replace('_', '-')} by a rule "
+              f"fixed beforehand ({d['rule']}): Gaussian {d['gaussian_solved']}, uniform {d['uniform_solved']}.\n"
+            + sources_line(results))
+
+
+def _neat_timing(results: dict[str, dict[str, Any]]) -> str:
+    (r,) = results.values()
+    rows, loads = [], []
+    for t in r["figures"]["timing"]:
+        loads += [t["loadavg_1m_before"], t["loadavg_1m_after"]]
+        rows.append([f"{t['population']:,}", f"{t['ours']['s_per_generation_median'] * 1e3:,.1f}",
+                     f"{t['neat_python']['s_per_generation_median'] * 1e3:,.0f}", f"{t['ratio_neat_python_over_ours']:.1f}x",
+                     f"{t['ours_compile_s']:.0f} s", f"{t['loadavg_1m_before']:.0f} -> {t['loadavg_1m_after']:.0f}"])
+    t0 = r["figures"]["timing"][0]
+    text = (f"Whole generations, XOR, {t0['rounds']} alternating rounds of {t0['generations_per_round']} generations after "
+            "the same untimed warm-up, medians:\n\n"
+            + markdown_table(["population", "ours, ms per generation", "neat-python, ms per generation",
+                              "neat-python / ours, same run", "our compile (not timed)", "load average"], rows))
+    cores = r["provenance"]["device"].get("cores") or 1
+    if max(loads) > 2 * cores:
+        text += (f"\n**Measured on an oversubscribed machine** (load average up to {max(loads):.0f} on {cores} cores): "
+                 "rerun the command idle before quoting these ratios.\n")
+    return text + sources_line(results)
+
+
 TABLES: dict[str, Table] = {
+    "neat_problems": Table(("neat_xor", "neat_cartpole", "neat_double_pole", "neat_digits",
+                            *(f"neat_dpnv_seed{s}" for s in range(10))), _neat_problems),
+    "neat_quality": Table(("neat_xor_quality",), _neat_quality),
+    "neat_timing": Table(("neat_vs_neat_python_timing",), _neat_timing),
     "speedups": Table(("speedups_weight_sharing", "speedups_pruning_structured", "speedups_early_stopping",
                        "speedups_incremental"), _speedups),
     "population_training": Table(("population_training_cpu",), _population_training),
