@@ -38,3 +38,15 @@ def key_reuse_check():
     jax.config.update("jax_debug_key_reuse", True)
     yield
     jax.config.update("jax_debug_key_reuse", previous)
+
+
+@pytest.fixture(scope="module")
+def fast_compile():
+    """For modules of exact checks, not speed: XLA's optimisations off (about half the compile time of a
+    network's gradient). Use with `pytestmark = pytest.mark.usefixtures("fast_compile")`."""
+    import jax
+
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)

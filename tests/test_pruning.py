@@ -15,13 +15,7 @@ ARCH = np.array([CONV3, CONV1, SKIP, POOL, CONV3, NONE], np.int32)
 DENSE = NB201Network(4, 1, 10)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compile():
-    """Exact checks, not speed: XLA's optimisations off roughly halve this module's compile time."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks, not speed (conftest)
 
 
 def _l1(k):

@@ -16,13 +16,7 @@ ALL_CONV3 = np.full(6, CONV3, np.int32)
 MIXED = np.array([CONV3, CONV1, NONE, SKIP, POOL, CONV1], np.int32)  # edge 2 off; edge 0 keeps only its 3x3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compile():
-    """Exact checks, not speed: XLA's optimisations off roughly halve this module's compile time."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks, not speed (conftest)
 
 
 @pytest.fixture(scope="module")
