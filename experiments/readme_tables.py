@@ -199,10 +199,6 @@ def _speedup_row(r: dict[str, Any]) -> list[str]:
                 f"{1 - f['macs_per_image_ratio']:.0%} fewer MACs per image after pruning; "
                 f"{f['training_macs_saved_fraction']:.0%} of training MACs saved",
                 f"validation {f['valid_change_mean']:+.2f} points on average (worst {f['valid_change_worst']:+.2f}); {tau}"]
-    if f["speedup"] == "pruning":
-        return [f"magnitude pruning, {f['sparsity']:.0%} {f['mode']} training",
-                f"{f['nominal_macs_saved_fraction']:.0%} of nominal MACs (zeros in dense kernels: no time saved)",
-                f"validation {f['valid_change_mean']:+.2f} points on average (worst {f['valid_change_worst']:+.2f}); {tau}"]
     if f["speedup"] == "early_stopping":
         return [f"early stopping, successive halving eta {f['eta']} (budgets {', '.join(map(str, f['budgets']))})",
                 f"{f['compute_saved_fraction']:.0%} of training steps saved ({f['sh_candidate_steps']:,} vs "
