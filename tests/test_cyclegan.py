@@ -14,6 +14,8 @@ import pytest
 from gans import cyclegan as cg
 from jaxnas.common.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
+
 TINY = dict(ngf=8, ndf=8, n_res_blocks=2)
 
 

@@ -16,6 +16,8 @@ from gans.cyclegan import CycleGANConfig
 from gans.cyclegan_train import CycleGANSettings, CycleGANTrainer
 from jaxnas.common.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
+
 TINY = CycleGANConfig(resolution=16, channels_a=1, channels_b=1, ngf=4, ndf=4, n_res_blocks=1, disc_layers=1)
 SETTINGS = CycleGANSettings(steps=4, batch_size=8, checkpoint_every=2, pool_size=6)
 

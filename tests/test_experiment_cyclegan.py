@@ -12,6 +12,8 @@ from experiments import cyclegan
 from experiments.configs import cyclegan as cyclegan_config
 from jaxnas.common.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
+
 
 @pytest.mark.slow
 def test_small_run_writes_results_and_resumes(tmp_path):

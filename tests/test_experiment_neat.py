@@ -10,6 +10,8 @@ from experiments import neat
 from experiments.configs import neat as neat_config
 from jaxnas.common.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
+
 
 @pytest.mark.slow
 def test_small_xor_run_writes_results_and_restarts(tmp_path):

@@ -13,6 +13,8 @@ from experiments import stylegan
 from experiments.configs import stylegan as stylegan_config
 from jaxnas.common.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
+
 
 @pytest.mark.slow
 def test_small_run_writes_results_images_and_ablation_and_resumes(tmp_path):
@@ -101,6 +103,7 @@ def test_unlabeled_rgb_npz_trains_with_rotation_features(tmp_path, monkeypatch):
     config.data.npz = str(tmp_path / "bars.npz")
     config.train.steps = 2
     config.eval.inception = "weights.pth"
+    config.ablation.no_mapping = False  # the ablation's run is tested above; it would double this test's compiles
     stylegan.run(config, str(tmp_path / "run"))
     assert loaded == ["weights.pth"]
     results = json.load(open(tmp_path / "run" / "results.json"))

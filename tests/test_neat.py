@@ -21,6 +21,8 @@ from jaxnas.spaces.neat import EMPTY, Genome, NeatSpace, to_host
 from jaxnas.strategies import neat_ops as ops
 from jaxnas.strategies.neat import Neat
 
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
+
 
 def genome(space: NeatSpace, conns: list[tuple[int, int, int, float, bool]], hidden: list[int] = (),
            biases: dict[int, float] | None = None) -> Genome:

@@ -10,6 +10,8 @@ from jaxnas.evaluation.layers import avg_pool3x3, conv3x3, patches3x3
 from jaxnas.evaluation.nb201_network import Cell, NB201Network
 from jaxnas.spaces import nb201
 
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
+
 
 def lax_conv(x, kernel_patch_layout, stride=1):
     c = x.shape[-1]

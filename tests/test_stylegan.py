@@ -9,6 +9,8 @@ import pytest
 from gans import stylegan as sg
 from jaxnas.common.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
+
 TINY = dict(z_dim=16, w_dim=16, mapping_layers=2, fmap_base=64, fmap_max=16, mbstd_group=2)
 
 

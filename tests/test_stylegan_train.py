@@ -13,6 +13,8 @@ from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_e
 from gans.stylegan import StyleGANConfig
 from gans.train import GANTrainSettings, StyleGANTrainer, lod_at, lod_phase_starts
 
+pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
+
 TINY = StyleGANConfig(resolution=8, channels=1, z_dim=8, w_dim=8, mapping_layers=2, fmap_base=64, fmap_max=8)
 # Progressive growing from 4x4, fading to 8x8 across the 4 steps (lod 1, 0.75, 0.5, 0.25), so the tests
 # below (8 devices, resume) cover a changing level of detail.
