@@ -29,6 +29,14 @@ def nb201_csv_path():
 
 
 
+@pytest.fixture(scope="session")
+def digits_8x8(tmp_path_factory):
+    """The embedded digits at 8x8 (built once per test process through the local TFDS builder)."""
+    from jaxnas.data import load_images
+
+    return load_images("digits", size=8, data_dir=str(tmp_path_factory.mktemp("tfds")))
+
+
 @pytest.fixture
 def key_reuse_check():
     """Turns on JAX's PRNG key-reuse checker for one test (a reused key raises KeyReuseError)."""
