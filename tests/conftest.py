@@ -3,7 +3,11 @@ cache, and shared fixtures. Device flags must be set before JAX initialises its 
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# LLVM at -O1 instead of XLA's default: on the 2-core CPU the weight sharing report compiled and ran in 54 s
+# instead of 71 (its three programs compile 20 / 15 / 4 s instead of 32 / 20 / 3; running time unchanged, as
+# HLO fusion still runs). Modules that also take `fast_compile` go further (level 0, no fusion).
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=1"
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 " + TEST_XLA_FLAGS)
 os.environ.setdefault("MPLBACKEND", "Agg")
 _CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "jax")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)

@@ -4,6 +4,7 @@ import os
 
 import nbformat
 import pytest
+from conftest import TEST_XLA_FLAGS
 from nbclient import NotebookClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -14,7 +15,7 @@ def _run_notebook(name, tmp_path, monkeypatch, env, timeout=600, fast_compile=Fa
     `fast_compile`: XLA's optimisations off in the kernel (the conftest fixture's trade: for compile-bound
     notebooks; measured: NEAT 281 -> 198 s, NB201 49 -> 27 s; MTL's would be slower, 47 -> 53 s)."""
     env = {**env, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"} if fast_compile else env
-    for k, v in {**env, "XLA_FLAGS": ""}.items():  # the kernel is a plain single-device process
+    for k, v in {**env, "XLA_FLAGS": TEST_XLA_FLAGS}.items():  # the kernel is a plain single-device process
         monkeypatch.setenv(k, v)
     nb = nbformat.read(os.path.join(REPO, "experiments", "notebooks", name), as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
