@@ -13,6 +13,8 @@ from mtl.losses import make_loss
 from mtl.model import HeadConfig, MultiTaskModel, init_params
 from mtl.train import BatchSchedule, MultiTaskTrainer, TrainSettings
 
+pytestmark = pytest.mark.usefixtures("fast_compile")  # a 1-layer encoder, 4 steps: compile-bound (59 -> 48 s CPU)
+
 TASKS = (TextTask("topic", ("a", "b", "c")), TextTask("sentiment", ("neg", "pos")))
 WORDS = "good bad movie film book tweet news great awful fine plot actor story price".split()
 
