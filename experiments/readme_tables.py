@@ -18,53 +18,18 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from experiments import gan_tables
+from experiments.table_format import Table, load_note, markdown_table, sources_line
 from jaxnas.common.provenance import REPO_ROOT, RESULTS_DIR, load_result
 
 README = REPO_ROOT / "README.md"
 _BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z0-9_]+) \(python -m experiments.readme_tables\) -->\n)"
                     r"(?P<body>.*?)"
                     r"(<!-- end generated: (?P=name) -->)", re.S)
-
-
-@dataclass(frozen=True)
-class Table:
-    """A generated README block: the results it reads and how it renders them (Markdown, ending in a newline)."""
-
-    sources: tuple[str, ...]
-    render: Callable[[dict[str, dict[str, Any]]], str]
-
-
-def fmt(x: float | None, digits: int = 3, pct: bool = False) -> str:
-    """A number as the README prints it; `None` (a figure the run could not measure) as 'n/a'."""
-    if x is None:
-        return "n/a"
-    return f"{100 * x:.{digits}f}%" if pct else f"{x:,.{digits}f}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def sources_line(results: dict[str, dict[str, Any]]) -> str:
-    """One line under a table: which files hold its figures and the device they were measured on."""
-    devices = sorted({_device(r) for r in results.values()})
-    files = ", ".join(f"`results/{n}.json`" for n in results)
-    return f"\nSource: {files} ({'; '.join(devices)}; each file names the command that wrote it).\n"
-
-
-def _device(result: dict[str, Any]) -> str:
-    dev = result.get("provenance", {}).get("device", {})
-    kind = dev.get("jax_device_kind") or "?"
-    if dev.get("jax_backend", "cpu") == "cpu":
-        return f"{dev.get('cores', '?')}-core {dev.get('cpu', 'CPU')}"
-    return kind
 
 
 # --- NAS-Bench-201 -------------------------------------------------------------------------------------------------
@@ -123,11 +88,6 @@ def _reinforce_lr(results: dict[str, dict[str, Any]]) -> str:
 
 # --- search with real training -------------------------------------------------------------------------------------
 
-def _load_note(result: dict[str, Any]) -> str:
-    load = result["provenance"]["device"].get("loadavg_1m")
-    return f"{result['wall_s']:,.0f} s" + (f" at load average {load:g}" if load is not None else "")
-
-
 def _nas_search_demo(results: dict[str, dict[str, Any]]) -> str:
     (r,) = results.values()
     f, s = r["figures"], r["settings"]
@@ -141,7 +101,7 @@ def _nas_search_demo(results: dict[str, dict[str, Any]]) -> str:
     net, train = s["network"], s["train"]
     return (f"{s['image_size']}x{s['image_size']} {f['dataset']}, C={net['channels']}, {net['cells_per_stage']} cell per "
             f"stage, {train['steps']} SGD steps of {train['batch_size']} per candidate, seed {s['seed']}; wall time "
-            f"{_load_note(r)}, {f['candidate_steps_per_s']:.1f} candidate-steps/s.\n\n"
+            f"{load_note(r)}, {f['candidate_steps_per_s']:.1f} candidate-steps/s.\n\n"
             + markdown_table(["search", "validation %", "test %", "architecture"], rows) + sources_line(results))
 
 
@@ -176,6 +136,11 @@ def _population_training(results: dict[str, dict[str, Any]]) -> str:
                 + f"\nRatio, same run: {ratios}. Same work checked first: from the same initial weights and batches "
                 f"both sides have {c['param_count_engine']:,} / {c['param_count_torch']:,} parameters and their "
                 f"{c['steps']} training losses agree to {c['max_rel_loss_diff']:.1e} (relative).\n")
+        for mode, why in f.get("failed", {}).items():
+            timeout = re.search(r"timed out after (\d+) seconds", why)
+            text += (f"\nNot measured: {_impl_label(mode, s)}, "
+                     + (f"which ran past the {timeout.group(1)}-second limit for one repeat (compilation included)."
+                        if timeout else f"which failed: {why[:120]}") + "\n")
         if loads and max(loads) > 2 * cores:
             text += (f"\n**Measured on an oversubscribed machine** (load average up to {max(loads):g} on {cores} cores): "
                      "the figures say more about contention than about the two implementations; rerun the command "
