@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from experiments import readme_tables as rt
+from experiments.table_format import fmt, markdown_table
 from jaxnas.common.provenance import REPO_ROOT, load_result, record_result
 
 
@@ -36,7 +37,7 @@ def _fake_table(monkeypatch, tmp_path, value):
     """A table `demo_t` reading one results file `demo_r` written to tmp_path with figure `value`."""
     record_result("demo_r", command="python -m experiments.demo_t", settings={"a": 1}, figures={"v": value},
                   out_dir=tmp_path)
-    render = lambda res: rt.markdown_table(["v"], [[rt.fmt(res["demo_r"]["figures"]["v"])]])  # noqa: E731
+    render = lambda res: markdown_table(["v"], [[fmt(res["demo_r"]["figures"]["v"])]])  # noqa: E731
     monkeypatch.setitem(rt.TABLES, "demo_t", rt.Table(("demo_r",), render))
 
 
