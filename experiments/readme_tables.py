@@ -162,7 +162,9 @@ def _speedup_row(r: dict[str, Any]) -> list[str]:
         return [f"structured pruning (filter L1, Li et al.), {f['channel_fraction']:.0%} of channels kept after "
                 f"{f['steps_before_pruning']} of {f['steps_before_pruning'] + f['steps_after_pruning']} steps",
                 f"{1 - f['macs_per_image_ratio']:.0%} fewer MACs per image after pruning; "
-                f"{f['training_macs_saved_fraction']:.0%} of training MACs saved",
+                f"{f['training_macs_saved_fraction']:.0%} of training MACs saved; after pruning, training took "
+                f"{f['after_pruning_wall_ratio']:.2f}x the dense wall time ({f['after_pruning_cpu_ratio']:.2f}x the CPU "
+                f"time; median of {f['repeats']} alternating runs, load average {f['loadavg_1m']:.1f})",
                 f"validation {f['valid_change_mean']:+.2f} points on average (worst {f['valid_change_worst']:+.2f}); {tau}"]
     if f["speedup"] == "early_stopping":
         return [f"early stopping, successive halving eta {f['eta']} (budgets {', '.join(map(str, f['budgets']))})",
