@@ -275,6 +275,7 @@ TABLES: dict[str, Table] = {
     "population_training": Table(("population_training_cpu",), _population_training),
     "nb201_reinforce_lr": Table(("nb201_reinforce_lr",), _reinforce_lr),
     "nas_search_demo": Table(("nas_search_demo",), _nas_search_demo),
+    "cyclegan": Table(("cyclegan_tint", "cyclegan_invert", "cyclegan_invert_identity"), gan_tables.cyclegan),
     "nb201_protocol": Table(("nb201_protocol_seed3", "nb201_protocol_seed4", "nb201_protocol_seed5"), _nb201_protocol),
 }
 

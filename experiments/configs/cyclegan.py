@@ -13,7 +13,7 @@ a prepared TFDS pair `--config.data.name=cycle_gan/horse2zebra` (--config.model.
 
 Identity loss and inversion: the identity term asks G to leave images that are already in B unchanged,
 G(b) = b, while inversion asks G to turn black into white: for a pixelwise mapping the two contradict each
-other. Measured (5,000 steps): with the paper's identity weight 0.5, inversion keeps the digit in ~2% of
+other. Measured (5,000 steps): with the paper's identity weight 0.5, inversion keeps the digit in 2-3% of
 translations (G learns to hide A's digit in blob-like images that its inverse decodes: low cycle error,
 wrong digits); with `--config.train.identity=0` in ~98%. For the tint (and any colour mapping that leaves
 B's colours distinguishable from A's) the paper's 0.5 works and is the default.
