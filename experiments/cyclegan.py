@@ -37,7 +37,7 @@ from experiments.cli import launch, prefixed
 from experiments.image_grid import grid, show
 from gans import metrics
 from gans.cyclegan import CycleGANConfig
-from gans.cyclegan_data import UnpairedData, load_domains
+from gans.cyclegan_data import UnpairedData, load_domains, translation_error
 from gans.cyclegan_train import CycleGANSettings, CycleGANTrainer
 from jaxnas.common.errors import check
 from jaxnas.common.metrics import device_summary, write_json
@@ -75,10 +75,8 @@ class Evaluator:
             self.true_b, self.true_a = data.truth_ab(self.a), data.truth_ba(self.b)
             # A translation that ignores its input: the target domain's mean training image.
             self.baseline = {
-                "mean_image_error_ab": float(np.abs(data.train_b.mean(0) - self.true_b).mean()
-                                             / np.abs(self.a - self.true_b).mean()),
-                "mean_image_error_ba": float(np.abs(data.train_a.mean(0) - self.true_a).mean()
-                                             / np.abs(self.b - self.true_a).mean())}
+                "mean_image_error_ab": translation_error(data.train_b.mean(0), self.true_b, self.a),
+                "mean_image_error_ba": translation_error(data.train_a.mean(0), self.true_a, self.b)}
         else:
             self.baseline = {"mean_image_error_ab": None, "mean_image_error_ba": None}
 
@@ -91,8 +89,8 @@ class Evaluator:
             "fid_a": metrics.fid(self.real_feats_a, self.net.features(fake_a))}
         out["cycle_error"] = (out["cycle_error_a"] + out["cycle_error_b"]) / 2
         if self.data.truth_ab is not None:
-            out["translation_error_ab"] = float(np.abs(fake_b - self.true_b).mean() / np.abs(self.a - self.true_b).mean())
-            out["translation_error_ba"] = float(np.abs(fake_a - self.true_a).mean() / np.abs(self.b - self.true_a).mean())
+            out["translation_error_ab"] = translation_error(fake_b, self.true_b, self.a)
+            out["translation_error_ba"] = translation_error(fake_a, self.true_a, self.b)
         else:
             out["translation_error_ab"] = out["translation_error_ba"] = None
         if self.classes:

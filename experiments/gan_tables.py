@@ -17,12 +17,11 @@ def _minutes(seconds: float | None) -> str:
 
 def cyclegan(results: dict[str, dict[str, Any]]) -> str:
     """One row per run of `experiments.cyclegan` with a known transform: errors against the truth, labels kept."""
-    rows, loads = [], []
+    rows = []
     for r in results.values():
         f, s = r["figures"], r["settings"]
         identity = s["train"]["identity"]
         load = r["provenance"]["device"].get("loadavg_1m")
-        loads.append(load)
         rows.append([_TRANSFORMS.get(f["transform"], f["transform"]),
                      f"{identity:g}" + (" (paper)" if identity == PAPER_IDENTITY else ""),
                      f"{fmt(f['translation_error_ab'])} / {fmt(f['translation_error_ba'])}",

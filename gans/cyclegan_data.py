@@ -91,6 +91,12 @@ class UnpairedData:
                 f"known mapping={self.truth_ab is not None})")
 
 
+def translation_error(translated: np.ndarray, truth: np.ndarray, source: np.ndarray) -> float:
+    """mean |translated - truth| / mean |source - truth|: a translation's error against the known transform,
+    normalised by that of not translating at all (0 is perfect, 1 is the identity map's error)."""
+    return float(np.abs(translated - truth).mean() / np.abs(source - truth).mean())
+
+
 def known_transform_domains(dataset: ImageDataset, transform: str, seed: int = 0) -> UnpairedData:
     """Domain A: one half of the training images; domain B: T(the other half). Disjoint, so unpaired.
 
