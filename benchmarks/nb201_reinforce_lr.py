@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments.builders import build_strategy  # noqa: E402
 from experiments.configs import nb201 as nb201_config  # noqa: E402
 from jaxnas.common.provenance import record_result  # noqa: E402
-from jaxnas.evaluation.tabular import load_nb201_table  # noqa: E402
+from jaxnas.problems.nb201_table import load_nb201_table  # noqa: E402
 from jaxnas.search import BudgetedSearch  # noqa: E402
 from jaxnas.spaces import nb201  # noqa: E402
 

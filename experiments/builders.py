@@ -5,7 +5,8 @@ from __future__ import annotations
 from ml_collections import config_dict
 
 from experiments.cli import prefixed
-from jaxnas.common.errors import check
+from jaxnas.common.errors import check, check_positive
+from jaxnas.problems import BENCHMARKS, Table, TabularBenchmark
 from jaxnas.spaces.base import CategoricalSpace
 from jaxnas.strategies import STRATEGIES
 
@@ -26,3 +27,19 @@ def build_strategy(config: config_dict.ConfigDict, name: str, space: Categorical
         space, learning_rate=c.learning_rate, hidden_size=c.hidden_size, num_layers=c.num_layers,
         baseline_decay=c.baseline_decay, entropy_weight=c.entropy_weight,
         temperature=c.temperature or None, tanh_constant=c.tanh_constant or None, batch_size=batch_size))
+
+
+def build_benchmark(config: config_dict.ConfigDict) -> tuple[TabularBenchmark, Table, float]:
+    """The benchmark `config.benchmark`, its table and the search budget (in the table's cost unit).
+
+    NAS-Bench-201 reads the top-level `table_path` and `budget_s`; every other benchmark has a config section
+    of its name holding `path`, `budget` and its loader's options (the loader's errors name `<benchmark>.<field>`).
+    """
+    bench = BENCHMARKS.get(config.benchmark, field="benchmark")
+    if bench.name == "nb201":
+        check_positive("budget_s", config.budget_s)
+        return bench, bench.load(config.table_path or None), float(config.budget_s)
+    section = config[bench.name]
+    check_positive(f"{bench.name}.budget", section.budget)
+    options = {k: v for k, v in section.items() if k not in ("path", "budget")}
+    return bench, bench.load(section.path or None, **options), float(section.budget)  # its errors name the section

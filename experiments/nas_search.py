@@ -31,11 +31,14 @@ from jaxnas.spaces import SPACES, nb201
 from jaxnas.strategies import STRATEGIES
 from jaxnas.trained_search import History, run_trained_search
 
+TRAINABLE_SPACES = ("nb201",)
 BASELINE_FIRST_ID = 1_000_000  # candidate ids (init keys) of the random baseline, apart from the search's
 
 
 def validate(config: config_dict.ConfigDict) -> None:
-    check_choice("space", config.space, SPACES.names())
+    # Spaces with a candidate network to train (jaxnas/evaluation/nb201_network.py); the tabular-only spaces
+    # (NAS-Bench-Macro) run through `experiments.nb201 --config.benchmark=...` instead.
+    check_choice("space", config.space, [s for s in SPACES.names() if s in TRAINABLE_SPACES])
     check_choice("strategy", config.strategy, STRATEGIES.names())
     for field in ("evaluations", "chunk_size", "image_size"):
         check_positive(field, config[field], integer=True)

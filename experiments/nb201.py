@@ -1,7 +1,10 @@
-"""NAS-Bench-201 search: random, aging evolution, tournament and REINFORCE under the paper's protocol.
+"""Tabular NAS benchmarks: random, aging evolution, tournament and REINFORCE under NAS-Bench-201's protocol
+(Dong & Yang, ICLR 2020, Sec. 5), on NAS-Bench-201 or any other table in `jaxnas.problems.BENCHMARKS`.
 
     python -m experiments.nb201 --config experiments/configs/nb201.py --config.strategy=aging_evolution \
         --config.runs=500 --config.budget_s=12000 --workdir runs/nb201_rea
+    python -m experiments.nb201 --config experiments/configs/nb201.py --config.benchmark=macro \
+        --config.strategy=all --workdir runs/macro          # NAS-Bench-Macro, 100 evaluations per search
 
 `--config.strategy=all` runs every strategy and writes one comparison table and plot. Outputs in the
 work directory: `results.json`, `runs.jsonl` (one line per search run), `best_so_far.png`,
@@ -20,55 +23,57 @@ import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
 
-from experiments.builders import build_strategy
+from experiments.builders import build_benchmark, build_strategy
 from experiments.cli import launch
 from jaxnas.common.errors import check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.common.report import Report
-from jaxnas.evaluation.tabular import NB201Table, load_nb201_table
+from jaxnas.problems import BENCHMARKS, Table, TabularBenchmark
 from jaxnas.search import BudgetedSearch, SearchResult, best_so_far_curve
-from jaxnas.spaces import nb201
 from jaxnas.strategies import STRATEGIES
 
-# Dong & Yang, ICLR 2020, Table 5 (CIFAR-10, 500 runs, 12,000 s): (valid mean, valid std, test mean, test std).
-PUBLISHED = {"aging_evolution": (91.19, 0.31, 93.92, 0.30), "reinforce": (91.09, 0.37, 93.85, 0.37),
-             "random": (90.93, 0.36, 93.70, 0.36)}
+PUBLISHED = BENCHMARKS.get("nb201").published  # Dong & Yang's Table 5: (valid mean, valid std, test mean, test std)
 LABELS = {"random": "random search", "aging_evolution": "aging evolution (REA)",
           "tournament": "tournament, no aging", "reinforce": "REINFORCE (LSTM)"}
 
 
 def validate(config: config_dict.ConfigDict) -> list[str]:
     """Checks the config before any JAX work; returns the strategies to run."""
+    check_choice("benchmark", config.benchmark, BENCHMARKS.names())
     check_choice("strategy", config.strategy, [*STRATEGIES, "all"])
     check_positive("runs", config.runs, integer=True)
-    check_positive("budget_s", config.budget_s)
     check_positive("chunk_steps", config.chunk_steps, integer=True)
+    space = BENCHMARKS.get(config.benchmark).space
     names = STRATEGIES.names() if config.strategy == "all" else [config.strategy]
     for name in names:
-        build_strategy(config, name, nb201.SPACE)  # validates the strategy's own settings
+        build_strategy(config, name, space)  # validates the strategy's own settings
     return names
 
 
-def search(config: config_dict.ConfigDict, name: str, table: NB201Table, workdir: str) -> tuple[dict[str, Any], SearchResult]:
-    """Runs `config.runs` searches of strategy `name`; writes results.json, runs.jsonl and a plot."""
-    strategy = build_strategy(config, name, nb201.SPACE)
-    searcher = BudgetedSearch(strategy, table, config.budget_s, config.chunk_steps)
+def search(config: config_dict.ConfigDict, name: str, bench: TabularBenchmark, table: Table, budget: float,
+           workdir: str) -> tuple[dict[str, Any], SearchResult]:
+    """Runs `config.runs` searches of strategy `name`; writes results.json and runs.jsonl."""
+    strategy = build_strategy(config, name, bench.space)
+    searcher = BudgetedSearch(strategy, table, budget, config.chunk_steps)
     result = searcher.run(config.seed, config.runs, checkpoint_dir=os.path.join(workdir, "checkpoints"),
                           progress=config.progress, desc=name)
-    arch_strs = [nb201.to_string(a) for a in result.best_arch]
+    arch_strs = [bench.to_string(a) for a in result.best_arch]
     top_arch, top_count = collections.Counter(arch_strs).most_common(1)[0]
     summary = {
-        "strategy": name, "runs": config.runs, "budget_s": config.budget_s, "seed": config.seed,
+        "strategy": name, "runs": config.runs, **_budget_fields(bench, budget), "seed": config.seed,
         "valid_mean": float(result.best_valid.mean()), "valid_std": float(result.best_valid.std()),
         "test_mean": float(result.best_test.mean()), "test_std": float(result.best_test.std()),
         "evaluations_mean": float(result.num_evals.mean()), "wall_s": result.wall_s,
         "resumed_from_chunk": result.resumed_from_step,
         "most_chosen_arch": top_arch, "most_chosen_fraction": top_count / config.runs,
-        "found_global_best_fraction": float(np.mean(result.best_index == int(table.index[np.argmax(table.valid)]))),
+        "found_global_best_fraction": float(np.mean(result.best_index == table.best_index)),
         "settings": config[name].to_dict() if name in config else {},
         "device": device_summary(),
-        "published": dict(zip(("valid_mean", "valid_std", "test_mean", "test_std"), PUBLISHED[name])) if name in PUBLISHED else None,
+        "published": (dict(zip(("valid_mean", "valid_std", "test_mean", "test_std"), bench.published[name]))
+                      if name in bench.published else None),
     }
+    if bench.name != "nb201":  # NAS-Bench-201's summaries keep the keys its published results files have
+        summary.update(benchmark=bench.name, **_oracle(table))
     os.makedirs(workdir, exist_ok=True)
     runs_path = os.path.join(workdir, "runs.jsonl")
     if os.path.exists(runs_path):
@@ -82,15 +87,28 @@ def search(config: config_dict.ConfigDict, name: str, table: NB201Table, workdir
     return summary, result
 
 
-def plot_curves(results: dict[str, SearchResult], budget_s: float) -> plt.Figure:
-    """Best-so-far validation accuracy against simulated time: mean over runs and a +-1 std band.
+def _budget_fields(bench: TabularBenchmark, budget: float) -> dict[str, Any]:
+    """NAS-Bench-201 calls its budget `budget_s`; other tables say what their budget counts."""
+    return {"budget_s": budget} if bench.name == "nb201" else {"budget": budget, "budget_unit": bench.budget_unit}
 
-    Times at which fewer than 90% of runs have finished an evaluation are left out (a mean over the few
+
+def _oracle(table: Table) -> dict[str, float]:
+    """What a perfect search would find: the best fitness in the table and that architecture's reported figure."""
+    best = int(np.argmax(np.asarray(table.valid)))
+    return {"table_best_valid": float(table.valid[best]), "table_best_test": float(table.test[best]),
+            "table_max_test": float(np.max(np.asarray(table.test)))}
+
+
+def plot_curves(results: dict[str, SearchResult], budget: float, bench: TabularBenchmark | None = None) -> plt.Figure:
+    """Best-so-far fitness against the budget spent: mean over runs and a +-1 std band.
+
+    Budget points at which fewer than 90% of runs have finished an evaluation are left out (a mean over the few
     runs that have would be misleading)."""
+    bench = bench or BENCHMARKS.get("nb201")
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    lows = []
+    lows, highs = [], []
     for name, result in results.items():
-        grid, curves = best_so_far_curve(result.history, budget_s)
+        grid, curves = best_so_far_curve(result.history, budget)
         shown = np.mean(np.isfinite(curves), axis=0) >= 0.9
         with warnings.catch_warnings():  # columns before any run's first evaluation are all-NaN
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -99,14 +117,16 @@ def plot_curves(results: dict[str, SearchResult], budget_s: float) -> plt.Figure
         line, = ax.plot(grid, mean, label=f"{LABELS.get(name, name)} ({np.nanmean(curves[:, -1]):.2f})")
         ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.1)
         lows.append(np.nanpercentile(mean - std, 20))
-    ax.set_xlabel("simulated search time (s)")
-    ax.set_ylabel("best validation accuracy so far (%)")
-    ax.set_ylim(max(80.0, float(np.floor(min(lows)))), 91.8)
-    ax.set_xlim(0, budget_s)
+        highs.append(mean[shown][-1] + std[shown][-1] if shown.any() else np.nan)  # early points are noisy
+    ax.set_xlabel(f"search budget spent ({bench.budget_unit})")
+    ax.set_ylabel(f"best {bench.fitness} so far")
+    top = float(np.ceil(np.nanmax(highs) * 5 + 1) / 5)
+    ax.set_ylim(max(top - 12.0, float(np.floor(min(lows)))), top)
+    ax.set_xlim(0, budget)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     runs = next(iter(results.values())).best_valid.shape[0]
-    ax.set_title(f"NAS-Bench-201, CIFAR-10-valid: {runs} searches per strategy (mean ± 1 std)")
+    ax.set_title(f"{bench.title}: {runs} searches per strategy (mean ± 1 std)")
     return fig
 
 
@@ -114,7 +134,7 @@ def comparison_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per strategy; the paper's figures only where the setting is the paper's (12,000 s budget)."""
     rows = []
     for s in summaries:
-        pub = PUBLISHED.get(s["strategy"]) if s["budget_s"] == 12_000 else None
+        pub = PUBLISHED.get(s["strategy"]) if s.get("budget_s") == 12_000 else None
         rows.append({
             "strategy": LABELS.get(s["strategy"], s["strategy"]),
             "valid (ours)": f"{s['valid_mean']:.2f} ± {s['valid_std']:.2f}",
@@ -130,35 +150,38 @@ def comparison_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 TABLE_FIELDS = ("valid_mean", "valid_std", "test_mean", "test_std", "evaluations_mean", "found_global_best_fraction",
                 "published", "wall_s")
 
-CAVEAT = ("Ours: this table's 200-epoch seed-mean validation accuracy as fitness. Paper: 12-epoch "
-          "validation accuracy of one random seed as fitness, so its searches are noisier. Our test column is "
-          "the CIFAR-10-valid network on the test set, not the paper's train+valid network (93.x): compare "
-          "valid with valid, and only the ranking of test.")
+CAVEAT = BENCHMARKS.get("nb201").note
 
 
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     """Runs the strategy (or all of them) and writes results, plots and a report into `workdir`."""
     names = validate(config)
-    table = load_nb201_table(config.table_path or None)  # a missing file fails here, before compiling
+    bench, table, budget = build_benchmark(config)  # a missing file fails here, before compiling
     start = time.perf_counter()
     summaries, results = [], {}
     for name in names:
         sub = workdir if len(names) == 1 else os.path.join(workdir, name)
-        summary, results[name] = search(config, name, table, sub)
+        summary, results[name] = search(config, name, bench, table, budget, sub)
         summaries.append(summary)
         print(f"{name:>16}: valid {summary['valid_mean']:.2f} ± {summary['valid_std']:.2f}, test "
               f"{summary['test_mean']:.2f}, {summary['evaluations_mean']:.0f} evaluations, {summary['wall_s']:.1f} s", flush=True)
     own_report = report is None
-    report = report or Report(workdir, "NAS-Bench-201 search")
-    report.heading(f"NAS-Bench-201: {config.runs} searches per strategy, {config.budget_s:,.0f} s simulated budget")
+    report = report or Report(workdir, f"{bench.title} search")
+    report.heading(f"{bench.title}: {config.runs} searches per strategy, a budget of {budget:,.0f} {bench.budget_unit}")
     report.table(comparison_rows(summaries))
-    report.text(CAVEAT)
-    report.figure(plot_curves(results, config.budget_s), os.path.relpath(os.path.join(workdir, "best_so_far.png"), report.workdir),
-                  "Best validation accuracy so far (mean and ±1 std over runs; final mean in the legend).")
+    report.text(f"valid: {bench.fitness}; test: {bench.reported}. {bench.note}")
+    if bench.name != "nb201":
+        o = _oracle(table)
+        report.text(f"The table's best by the search's fitness: {o['table_best_valid']:.2f} (reported figure "
+                    f"{o['table_best_test']:.2f}; the best reported figure of any architecture: {o['table_max_test']:.2f}).")
+    report.figure(plot_curves(results, budget, bench), os.path.relpath(os.path.join(workdir, "best_so_far.png"), report.workdir),
+                  f"Best {bench.fitness} so far (mean and ±1 std over runs; final mean in the legend).")
     if own_report:
         report.write()
-    out = {"runs": config.runs, "budget_s": config.budget_s, "wall_s": time.perf_counter() - start,
+    out = {"runs": config.runs, **_budget_fields(bench, budget), "wall_s": time.perf_counter() - start,
            "seed": config.seed, "strategies": {s["strategy"]: {k: s[k] for k in TABLE_FIELDS} for s in summaries}}
+    if bench.name != "nb201":
+        out.update(benchmark=bench.name, **_oracle(table))
     if len(names) == 1:
         return summaries[0]
     write_json(os.path.join(workdir, "comparison.json"), out)

@@ -1,6 +1,7 @@
-"""Budgeted search on a tabular benchmark: the NAS-Bench-201 protocol (Dong & Yang, ICLR 2020, Sec. 5).
+"""Budgeted search on a tabular benchmark: the NAS-Bench-201 protocol (Dong & Yang, ICLR 2020, Sec. 5), for any `Table`.
 
-Each search run has a simulated wall-clock budget. It asks its strategy for an architecture, pays the
+Each search run has a simulated wall-clock budget (or, for a table without training times, a number of
+evaluations: each then costs 1). It asks its strategy for an architecture, pays the
 evaluation's simulated cost, and tells the strategy the validation accuracy. An evaluation that would
 push the total past the budget is discarded and ends the run (as in the paper's `R_EA.py`/`RANDOM.py`:
 `if total + cost > budget: stop`). The run's answer is the architecture with the best validation
@@ -28,7 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxnas.common.checkpoint import Checkpointer, check_same_settings
 from jaxnas.common.errors import check_positive
-from jaxnas.evaluation.tabular import NB201Table
+from jaxnas.problems.tabular import Table
 from jaxnas.strategies.base import Strategy, tree_where
 
 
@@ -78,7 +79,8 @@ class BudgetedSearch:
     Args:
       strategy: any ask/tell strategy (see `jaxnas.strategies`).
       table: the benchmark table; its `query` supplies validation/test accuracy and cost.
-      budget_s: simulated seconds per run (the paper uses 12,000).
+      budget_s: the budget of each run in the table's cost unit: NAS-Bench-201 charges simulated seconds (the
+        paper's budget is 12,000), NAS-Bench-Macro 1 per evaluation.
       chunk_steps: search steps per compiled call; checkpoints are written between chunks.
       devices: devices to shard runs over (default: all local devices).
       block_runs: runs vmapped together; blocks run one after another (`lax.map`) on each device.
@@ -87,7 +89,7 @@ class BudgetedSearch:
         None: one block per device.
     """
 
-    def __init__(self, strategy: Strategy, table: NB201Table, budget_s: float = 12_000.0, chunk_steps: int = 64,
+    def __init__(self, strategy: Strategy, table: Table, budget_s: float = 12_000.0, chunk_steps: int = 64,
                  devices: list[jax.Device] | None = None, block_runs: int | None = 20):
         check_positive("budget_s", budget_s)
         check_positive("chunk_steps", chunk_steps, integer=True)
@@ -116,7 +118,7 @@ class BudgetedSearch:
             best_arch=jnp.zeros((length,), jnp.int32),
         )
 
-    def _step(self, table: NB201Table, key: jax.Array, carry: RunCarry) -> tuple[RunCarry, StepRecord]:
+    def _step(self, table: Table, key: jax.Array, carry: RunCarry) -> tuple[RunCarry, StepRecord]:
         step_key = jax.random.fold_in(jax.random.fold_in(key, 1), carry.step)
         archs, asked_state = self.strategy.ask(step_key, carry.strategy)  # (B, L)
         ev = table.query(archs)  # fields (B,)
@@ -138,7 +140,7 @@ class BudgetedSearch:
         )
         return new, StepRecord(new.elapsed, new.best_valid, new.best_test, counted)
 
-    def _run_chunk(self, table: NB201Table, keys: jax.Array, carry: RunCarry) -> tuple[RunCarry, StepRecord]:
+    def _run_chunk(self, table: Table, keys: jax.Array, carry: RunCarry) -> tuple[RunCarry, StepRecord]:
         self.traces += 1
 
         def one_run(key, c):

@@ -16,7 +16,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # noqa: E402
 
-from jaxnas.evaluation.tabular import load_nb201_table, resolve_table_path, table_path_exists  # noqa: E402
+from jaxnas.problems.nb201_table import load_nb201_table, resolve_table_path, table_path_exists  # noqa: E402
 
 
 @pytest.fixture(scope="session")

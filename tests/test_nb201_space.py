@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxnas.common.errors import ConfigError
-from jaxnas.evaluation.tabular import load_nb201_table
+from jaxnas.problems.nb201_table import load_nb201_table
 from jaxnas.spaces import SPACES, nb201
 
 

@@ -11,7 +11,7 @@ where `op~i` in the j-th group is the op on edge i->j. Op ids follow the benchma
 0 none, 1 skip_connect, 2 nor_conv_1x1, 3 nor_conv_3x3, 4 avg_pool_3x3.
 
 The benchmark index of an architecture is the row order of the NAS-Bench-201 table, not a formula of
-the ops; it is looked up through the table (`jaxnas.evaluation.tabular.NB201Table`).
+the ops; it is looked up through the table (`jaxnas.problems.nb201_table.NB201Table`).
 """
 
 from __future__ import annotations

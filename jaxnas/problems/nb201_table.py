@@ -1,4 +1,4 @@
-"""The NAS-Bench-201 table as a jit-able objective (Dong & Yang, ICLR 2020).
+"""The NAS-Bench-201 table (Dong & Yang, ICLR 2020) as a jit-able objective, a `jaxnas.problems.tabular.Table`.
 
 Data: one row per cell, CIFAR-10-valid, 200-epoch schedule, seed means (see the data README next to the
 CSV). The search's fitness is `valid_acc`; `test_acc` is only reported; an evaluation costs
@@ -14,14 +14,15 @@ import csv
 import functools
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
 from jaxnas.common.errors import ConfigError
 from jaxnas.common.paths import resolve_data_file
+from jaxnas.problems.tabular import Evaluation, Table
 from jaxnas.spaces import nb201
+
+__all__ = ["Evaluation", "NB201Table", "load_nb201_table", "resolve_table_path", "table_path_exists"]
 
 DEFAULT_RELATIVE_PATHS = ("../shared/data/nasbench201/nb201_cifar10_valid.csv", "shared/data/nasbench201/nb201_cifar10_valid.csv")
 ENV_VAR = "JAXNAS_NB201_CSV"
@@ -30,42 +31,7 @@ EPOCHS_TABLE = 200
 _COLUMNS = ("index", "arch_str", "ops", "valid_acc", "test_acc", "train_time_s")
 
 
-@struct.dataclass
-class Evaluation:
-    """What one table query returns; every field has the architectures' batch shape."""
-
-    valid: jax.Array  # validation accuracy, percent: the search's fitness
-    test: jax.Array  # test accuracy, percent: reported only, never used to choose
-    cost: jax.Array  # simulated seconds charged for the evaluation
-    index: jax.Array  # benchmark index
-
-
-@struct.dataclass
-class NB201Table:
-    """All 15,625 cells, ordered by the space's base-5 code (`nb201.SPACE.encode`), as device arrays."""
-
-    valid: jax.Array  # (15625,) float32
-    test: jax.Array  # (15625,) float32
-    cost: jax.Array  # (15625,) float32, seconds
-    index: jax.Array  # (15625,) int32: benchmark index of each code
-    code: jax.Array  # (15625,) int32: code of each benchmark index (inverse permutation)
-
-    def query(self, arch: jax.Array) -> Evaluation:
-        """Looks up architectures of shape (..., 6); jit- and vmap-able."""
-        code = nb201.SPACE.encode(arch)
-        return Evaluation(valid=self.valid[code], test=self.test[code], cost=self.cost[code], index=self.index[code])
-
-    def index_of(self, arch: jax.Array) -> jax.Array:
-        """Benchmark index of architectures of shape (..., 6)."""
-        return self.index[nb201.SPACE.encode(arch)]
-
-    def arch_of(self, index: jax.Array) -> jax.Array:
-        """Architecture (..., 6) of benchmark indices."""
-        return nb201.SPACE.decode(self.code[jnp.asarray(index)])
-
-    @property
-    def min_cost(self) -> float:
-        return float(jnp.min(self.cost))
+NB201Table = Table  # the NAS-Bench-201 table is a `Table` over `nb201.SPACE` (the name older code imports)
 
 
 def resolve_table_path(path: str | None = None) -> str:
@@ -104,10 +70,10 @@ def _read_csv(path: str) -> tuple[np.ndarray, ...]:
     return valid, test, cost, index, code_of_index
 
 
-def load_nb201_table(path: str | None = None) -> NB201Table:
+def load_nb201_table(path: str | None = None) -> Table:
     """Loads and validates the table (cached per path); a missing or malformed file raises ConfigError."""
     valid, test, cost, index, code = _read_csv(resolve_table_path(path))
-    return NB201Table(*(jnp.asarray(a) for a in (valid, test, cost, index, code)))
+    return Table(*(jnp.asarray(a) for a in (valid, test, cost, index, code)), space=nb201.SPACE)
 
 
 def table_path_exists(path: str | None = None) -> bool:

@@ -1,0 +1,88 @@
+"""The NAS-Bench-Macro table (Su et al., CVPR 2021) as a jit-able objective, a `jaxnas.problems.tabular.Table`.
+
+Data: `../shared/data/nasbench_macro/nas-bench-macro_cifar10.json` (format and known values in the README beside
+it): every one of the 6,561 networks trained from scratch three times on CIFAR-10, test accuracy of each
+training, parameters and FLOPs. The benchmark holds no validation split, so a search that selects on the
+accuracy it then reports is optimistic. Here the search's fitness (`valid`) is the accuracy of one training,
+`search_run` (0, 1 or 2), and the reported figure (`test`) is the mean of the other two trainings: what was
+searched on is never what is reported. The table has no training times: every evaluation costs 1, so a budget
+counts evaluations. `extras` holds `mean_acc` (all three trainings), `params` and `flops`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnas.common.errors import ConfigError
+from jaxnas.common.paths import resolve_data_file
+from jaxnas.problems.tabular import Table
+from jaxnas.spaces import macro
+
+DEFAULT_RELATIVE_PATHS = ("../shared/data/nasbench_macro/nas-bench-macro_cifar10.json",
+                          "shared/data/nasbench_macro/nas-bench-macro_cifar10.json")
+ENV_VAR = "JAXNAS_MACRO_JSON"
+RUNS = 3  # trainings per network in the benchmark
+_FIELDS = ("test_acc", "mean_acc", "params", "flops")
+
+
+def resolve_table_path(path: str | None = None) -> str:
+    """The JSON to load: `path`, else `$JAXNAS_MACRO_JSON`, else `../shared/data/nasbench_macro/...`."""
+    return resolve_data_file(
+        path or None, ENV_VAR, DEFAULT_RELATIVE_PATHS, field="macro.path",
+        hint="Pass NAS-Bench-Macro's nas-bench-macro_cifar10.json (github.com/xiusu/NAS-Bench-Macro, data/) with "
+        f"--config.macro.path=PATH or set ${ENV_VAR}.")
+
+
+@functools.lru_cache(maxsize=4)
+def _read_json(path: str) -> tuple[np.ndarray, ...]:
+    """(accuracies (N, 3), mean accuracy, params, flops), rows ordered by `macro.SPACE.encode`."""
+    n = macro.SPACE.size
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError("macro.path", f"{path}: not a readable JSON file ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("macro.path", f"{path}: expected one JSON object keyed by architecture")
+    acc = np.full((n, RUNS), np.nan, np.float32)
+    mean, params, flops = np.full(n, np.nan, np.float32), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    weights = macro.SPACE.num_choices ** np.arange(macro.SPACE.num_positions - 1, -1, -1)
+    for key, entry in data.items():
+        arch = macro.from_string(key)
+        missing = [k for k in _FIELDS if k not in entry]
+        if missing or len(entry["test_acc"]) != RUNS:
+            raise ConfigError("macro.path", f"{path}: entry {key} lacks {missing or 'three test_acc values'}; "
+                              f"each needs {list(_FIELDS)}")
+        code = int(np.sum(arch * weights))
+        acc[code], mean[code] = entry["test_acc"], entry["mean_acc"]
+        params[code], flops[code] = entry["params"], entry["flops"]
+    if np.isnan(mean).any():
+        raise ConfigError("macro.path", f"{path} covers {int((~np.isnan(mean)).sum())} of the {n} networks; all are "
+                          "needed")
+    return acc, mean, params, flops
+
+
+def load_macro_table(path: str | None = None, search_run: int = 0) -> Table:
+    """The table with training `search_run` as fitness and the mean of the other two as the reported figure."""
+    if search_run not in range(RUNS):
+        raise ConfigError("macro.search_run", f"got {search_run!r}; allowed: 0, 1 or 2 (one of the {RUNS} trainings)")
+    acc, mean, params, flops = _read_json(resolve_table_path(path))
+    others = [r for r in range(RUNS) if r != search_run]
+    codes = np.arange(macro.SPACE.size, dtype=np.int32)
+    return Table(valid=jnp.asarray(acc[:, search_run]), test=jnp.asarray(acc[:, others].mean(1)),
+                 cost=jnp.ones(macro.SPACE.size, jnp.float32), index=jnp.asarray(codes), code=jnp.asarray(codes),
+                 space=macro.SPACE, extras={"mean_acc": jnp.asarray(mean), "params": jnp.asarray(params, jnp.float32),
+                                            "flops": jnp.asarray(flops, jnp.float32)})
+
+
+def table_path_exists(path: str | None = None) -> bool:
+    """True when the table can be found (tests explain a skip with it)."""
+    try:
+        return os.path.isfile(resolve_table_path(path))
+    except ConfigError:
+        return False
