@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from ml_collections import config_dict, config_flags
 
 from jaxnas.common.errors import ConfigError
+from jaxnas.common.metrics import to_jsonable
 from jaxnas.common.provenance import check_name, record_result
 
 FLAGS = flags.FLAGS
@@ -51,7 +52,7 @@ def launch(run: Callable[[config_dict.ConfigDict, str], dict[str, Any]], default
             path = record_result(FLAGS.publish, command=command, settings=config.to_dict(), figures=summary,
                                  seeds=_seeds(config), wall_s=round(time.perf_counter() - start, 1))
             print(f"published {path}", file=sys.stderr)
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(to_jsonable(summary), indent=2))  # summaries may hold numpy arrays (MTL's class shares)
 
     app.run(main)
 

@@ -25,7 +25,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from experiments.cli import launch, prefixed
-from jaxnas.common.checkpoint import check_same_settings
+from jaxnas.common.checkpoint import check_same_settings, fingerprint
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
 from jaxnas.common.metrics import device_summary, read_jsonl, write_json, JsonlWriter
 from jaxnas.common.report import Report
@@ -135,7 +135,10 @@ def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, 
         "loss": loss, "freeze": freeze, "seed": seed, "train": dataclasses.asdict(settings),
         "loss_settings": config.loss.to_dict(), "data": config.data.to_dict(), "encoder": config.encoder.to_dict(),
         "head": config.head.to_dict(), "sources": [len(c) for c in sources or setup.train],
-        "random_encoder": encoder_params is not None}.items()}
+        "random_encoder": encoder_params is not None,
+        # the texts and labels themselves: a corpus file edited in place is another run, not a cached one
+        "content": fingerprint([(c.texts, c.labels) for c in sources or setup.train],
+                               [(c.texts, c.labels) for c in setup.test.values()])}.items()}
     if os.path.exists(done):  # finished before an interruption: not repeated
         result = next(read_jsonl(done))
         check_same_settings(result.get("settings", {}), meta)
@@ -160,7 +163,8 @@ def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, 
 
     start = time.perf_counter()
     state, history = trainer.train(jax.random.key(seed), workdir=os.path.join(run_dir, "checkpoints"),
-                                   progress=progress, settings_meta={"loss": loss, "name": name})
+                                   progress=progress, settings_meta={"loss": loss, "name": name,
+                                                                     "content": meta["content"]})
     seconds = time.perf_counter() - start
     full = trainer.full_params(state.params)
     logits = {}

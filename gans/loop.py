@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxnas.common.checkpoint import Checkpointer, check_same_settings
+from jaxnas.common.checkpoint import Checkpointer
 
 
 def train_loop(step: Callable[[int, Any], tuple[Any, dict[str, Any]]], state: Any, *, end: int, mesh: Mesh,
@@ -36,9 +36,9 @@ def train_loop(step: Callable[[int, Any], tuple[Any, dict[str, Any]]], state: An
     """
     history: list[dict[str, Any]] = []
     ckpt = Checkpointer(workdir) if workdir else None
-    if ckpt is not None and ckpt.latest_step() is not None:
-        _, payload, saved = ckpt.restore({"state": state})
-        check_same_settings(saved.get("settings_meta", {}), meta)
+    restored = ckpt.resume({"state": state}, meta, settings_key="settings_meta") if ckpt is not None else None
+    if restored is not None:
+        _, payload, saved = restored
         state, history = payload["state"], list(saved.get("history", []))
     state = jax.device_put(state, NamedSharding(mesh, P()))
     try:

@@ -20,7 +20,7 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxnas.common.checkpoint import Checkpointer, check_same_settings
+from jaxnas.common.checkpoint import Checkpointer
 from jaxnas.common.errors import check, check_positive
 from jaxnas.evaluation.neat_problems import NeatProblem
 from jaxnas.strategies.base import tree_where
@@ -117,10 +117,9 @@ class NeatRunner:
         ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
         meta = {"seed": seed, "max_generations": max_generations, **(settings or {})}
         resumed = None
-        if ckpt and ckpt.latest_step() is not None:
-            template = {"carry": carry, "history": self._empty_history(ckpt.latest_step())}
-            step, restored, saved = ckpt.restore(template)
-            check_same_settings(saved, meta)
+        restored = ckpt.resume(lambda s: {"carry": carry, "history": self._empty_history(s)}, meta) if ckpt else None
+        if restored is not None:
+            step, restored, _ = restored
             carry, history, resumed = restored["carry"], [restored["history"]], step
         start, chunks, chunk_fn, compile_s = time.perf_counter(), [], None, 0.0
         while int(carry.generation) < max_generations and int(carry.solved_at) < 0:

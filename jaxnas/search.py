@@ -27,7 +27,7 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxnas.common.checkpoint import Checkpointer, check_same_settings
+from jaxnas.common.checkpoint import Checkpointer, fingerprint
 from jaxnas.common.errors import check_positive
 from jaxnas.problems.tabular import Table
 from jaxnas.strategies.base import Strategy, tree_where
@@ -188,16 +188,16 @@ class BudgetedSearch:
         history: list[StepRecord] = []
         resumed = None
         ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
-        settings = {"seed": seed, "runs": runs, "budget_s": self.budget_s, "chunk_steps": self.chunk_steps}
+        settings = {"seed": seed, "runs": runs, "budget_s": self.budget_s, "chunk_steps": self.chunk_steps,
+                    "strategy": repr(self.strategy), "table": fingerprint(self.table)}
         n_chunks = -(-self.max_steps // self.chunk_steps)
-        if ckpt is not None and ckpt.latest_step() is not None:
-            done_chunks = ckpt.latest_step()  # the checkpoint of chunk n holds n * chunk_steps history steps
-            restored = ckpt.restore((carry, self._empty_history(len(keys), done_chunks * self.chunk_steps)), done_chunks)
-            if restored is not None:
-                resumed, (carry, hist), meta = restored
-                check_same_settings(meta, settings)
-                carry = jax.device_put(carry, self._run_sharding)
-                history = [jax.tree.map(np.asarray, hist)]
+        # the checkpoint of chunk n holds n * chunk_steps history steps
+        restored = ckpt.resume(lambda n: (carry, self._empty_history(len(keys), n * self.chunk_steps)),
+                               settings) if ckpt is not None else None
+        if restored is not None:
+            resumed, (carry, hist), _ = restored
+            carry = jax.device_put(carry, self._run_sharding)
+            history = [jax.tree.map(np.asarray, hist)]
         bar = _progress(n_chunks, desc, progress, initial=resumed or 0)
         chunk = resumed or 0
         calls = 0

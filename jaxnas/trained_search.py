@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from flax import struct
 
-from jaxnas.common.checkpoint import Checkpointer, check_same_settings
+from jaxnas.common.checkpoint import Checkpointer, fingerprint
 from jaxnas.common.errors import check, check_positive
 from jaxnas.common.metrics import JsonlWriter
 from jaxnas.evaluation.population import PopulationTrainer
@@ -59,13 +59,14 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
     hist = _empty(n_batches * batch, strategy.space.num_positions)
     done, start, resumed = 0, time.perf_counter(), None
     ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
-    settings = {"seed": seed, "evaluations": evaluations, "batch": batch}
+    # everything that decides the scores: a rerun with any other strategy, training, network or data is refused
+    settings = {"seed": seed, "evaluations": evaluations, "batch": batch, "strategy": repr(strategy),
+                "train": repr(trainer.settings), "model": repr(trainer.model), "data": fingerprint(trainer.data)}
     if ckpt is not None:
-        restored = ckpt.restore((state, hist))
+        restored = ckpt.resume((state, hist), settings)
         if restored is not None:
-            done, (state, hist), meta = restored
+            done, (state, hist), _ = restored
             hist = jax.tree.map(np.array, hist)  # writable host copies
-            check_same_settings(meta, settings)
             resumed = done
     from tqdm.auto import tqdm
 

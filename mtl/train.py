@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxnas.common.checkpoint import Checkpointer, check_same_settings
+from jaxnas.common.checkpoint import Checkpointer
 from jaxnas.strategies.base import tree_where
 from jaxnas.common.errors import check, check_positive, check_range
 from mtl import freezing
@@ -318,10 +318,10 @@ class MultiTaskTrainer:
         state, history, start = self.init_state(), [], 0
         ckpt = Checkpointer(workdir) if workdir else None
         meta = {"settings": dataclasses.asdict(self.settings), "freeze": self.freeze, **(settings_meta or {})}
-        if ckpt is not None and ckpt.latest_step() is not None:
-            restored = ckpt.restore({"state": state, "key": key})
+        restored = (ckpt.resume({"state": state, "key": key}, jax.tree.map(str, meta), settings_key="settings_meta")
+                    if ckpt is not None else None)
+        if restored is not None:
             _, payload, saved_meta = restored
-            check_same_settings(saved_meta.get("settings_meta", {}), jax.tree.map(str, meta))
             state, history = payload["state"], list(saved_meta.get("history", []))
             start = int(state.step)
         state = jax.device_put(state, NamedSharding(self.mesh, P()))  # replicated (a restore lands on one device)

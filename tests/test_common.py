@@ -1,5 +1,6 @@
 """Shared plumbing: registry errors, JSON-lines, reports, orbax checkpoints with typed state."""
 
+import glob
 import json
 import os
 
@@ -11,7 +12,7 @@ import optax
 import pytest
 
 from jaxnas.common import ConfigError, Registry, check_choice, check_positive
-from jaxnas.common.checkpoint import Checkpointer
+from jaxnas.common.checkpoint import Checkpointer, fingerprint
 from jaxnas.common.metrics import JsonlWriter, read_jsonl, to_jsonable, write_json
 from jaxnas.common.report import Report, markdown_table
 
@@ -81,3 +82,56 @@ def test_checkpoint_round_trip_keeps_types(tmp_path):
     assert jax.tree.structure(restored) == jax.tree.structure(state)
     assert jnp.array_equal(jax.random.key_data(restored[2]), jax.random.key_data(state[2]))
     assert os.path.isdir(tmp_path / "ckpt")
+
+
+def _two_checkpoints(directory):
+    ckpt = Checkpointer(directory)
+    for step in (1, 2):
+        ckpt.save(step, {"w": jnp.full((4,), float(step))}, {"seed": 0})
+    ckpt.close()
+
+
+def _damage(step_dir, what):
+    """Truncates the data files (`what="arrays"`) or every file (`"all"`) of one saved checkpoint."""
+    files = [p for p in glob.glob(os.path.join(step_dir, "**"), recursive=True) if os.path.isfile(p)]
+    if what == "arrays":
+        files = [p for p in files if os.sep + "d" + os.sep in p]
+    assert files
+    for p in files:
+        with open(p, "r+b") as f:
+            f.truncate(os.path.getsize(p) // 2)
+
+
+@pytest.mark.parametrize("what", ["arrays", "all"])
+def test_resume_falls_back_to_the_newest_checkpoint_that_restores(tmp_path, what):
+    _two_checkpoints(tmp_path / "ckpt")
+    _damage(str(tmp_path / "ckpt" / "2"), what)
+    said = []
+    with Checkpointer(tmp_path / "ckpt") as ckpt:
+        step, state, meta = ckpt.resume({"w": jnp.zeros(4)}, {"seed": 0}, announce=said.append)
+    assert step == 1 and meta == {"seed": 0} and jnp.array_equal(state["w"], jnp.ones(4))
+    assert len(said) == 1 and "resuming from step 1" in said[0] and "step 2:" in said[0]
+
+
+def test_resume_names_the_directory_when_no_checkpoint_restores(tmp_path):
+    _two_checkpoints(tmp_path / "ckpt")
+    for step in ("1", "2"):
+        _damage(str(tmp_path / "ckpt" / step), "all")
+    with Checkpointer(tmp_path / "ckpt") as ckpt, pytest.raises(ConfigError) as err:
+        ckpt.resume({"w": jnp.zeros(4)}, {"seed": 0})
+    assert str(err.value).startswith("workdir: no checkpoint in ") and "delete that directory" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_resume_checks_settings_before_reading_any_array(tmp_path):
+    _two_checkpoints(tmp_path / "ckpt")
+    wrong_shape = {"w": jnp.zeros((7, 3))}  # restoring into this would fail inside orbax
+    with Checkpointer(tmp_path / "ckpt") as ckpt, pytest.raises(ConfigError, match=r"^workdir: .*: seed \(saved 0, now 1\); use a fresh"):
+        ckpt.resume(wrong_shape, {"seed": 1})
+
+
+def test_fingerprint_tells_contents_apart():
+    a = np.arange(6, dtype=np.float32)
+    assert fingerprint(a, "x") == fingerprint(a.copy(), "x")
+    assert len({fingerprint(a), fingerprint(a + 1), fingerprint(a.reshape(2, 3)), fingerprint(a.astype(np.float64)),
+                fingerprint(a, "y")}) == 5

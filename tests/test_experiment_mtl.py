@@ -98,7 +98,8 @@ def test_separate_corpus_needs_a_path_or_dataset(tmp_path):
 
 @pytest.mark.slow
 def test_separate_corpora_mt_dnn_style(tmp_path):
-    """One JSONL file per task; each batch comes from one corpus and trains only its task's head."""
+    """One JSONL file per task; each batch comes from one corpus and trains only its task's head; a corpus file
+    edited in place is not taken for the cached run."""
     rng = __import__("numpy").random.default_rng(0)
     words = {"sport": "goal match team score", "money": "bank price market stock", "tech": "chip code app cloud"}
     with open(tmp_path / "topic.jsonl", "w") as f:
@@ -124,3 +125,8 @@ def test_separate_corpora_mt_dnn_style(tmp_path):
     saved = json.load(open(tmp_path / "work" / "results.json"))
     assert saved["data"]["sentiment"]["train_counts"][1] > 2 * saved["data"]["sentiment"]["train_counts"][0]
     assert "oversampling" not in saved  # resampling shifts nothing when the tasks share no sentences
+    # the same file edited in place (labels flipped, same size) is another run: refused, not reported from cache
+    text = open(tmp_path / "sentiment.csv").read().replace(",1\n", ",x\n").replace(",0\n", ",1\n").replace(",x\n", ",0\n")
+    open(tmp_path / "sentiment.csv", "w").write(text)
+    with pytest.raises(ConfigError, match=r"^workdir: .*content \(saved '[0-9a-f]{16}', now '[0-9a-f]{16}'\)"):
+        mtl.run(config, str(tmp_path / "work"))

@@ -97,3 +97,14 @@ def test_paper_protocol_500_runs(tmp_path):
     assert abs(valid[-1] - 90.93) <= 0.3
     assert all(80 <= out[k]["evaluations_mean"] <= 120 for k in order)  # ~100 evaluations fit in 12,000 s
     assert (tmp_path / "comparison.json").exists() and (tmp_path / "best_so_far.png").exists()
+
+
+def test_rerun_with_another_strategy_setting_or_table_is_refused_before_any_restore(tmp_path):
+    exp.run(small_config(strategy="aging_evolution", runs=8), str(tmp_path))
+    other = small_config(strategy="aging_evolution", runs=8)
+    other.aging_evolution.sample_size = 5  # once silently answered with the sample-size-3 result
+    with pytest.raises(ConfigError, match=r"^workdir: .*: strategy \(saved \.\.\..*sample_size=3.*, now \.\.\..*sample_size=5"):
+        exp.run(other, str(tmp_path))
+    macro = small_config(strategy="aging_evolution", runs=8, benchmark="macro")  # other shapes: no orbax traceback
+    with pytest.raises(ConfigError, match=r"^workdir: .*budget_s \(saved 3000\.0, now 100\.0\).*table \(saved"):
+        exp.run(macro, str(tmp_path))

@@ -1,5 +1,6 @@
 """Search with real training: resumption, every strategy end to end, config errors."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -46,6 +47,15 @@ def test_resume_equals_uninterrupted(data_dir, tmp_path):
     np.testing.assert_array_equal(resumed.archs, full.archs)  # the evolved children after the resume match
     np.testing.assert_allclose(resumed.valid_acc, full.valid_acc, atol=1e-4)
     assert ((full.archs[16:, None] != full.archs[None, :16]).sum(-1) == 1).any(1).all()  # mutants of the population
+    # A rerun into that workdir with other training steps, or other data, is refused before anything is restored
+    # (both were once answered with the cached result).
+    longer = PopulationTrainer(NB201Network(4, 1, 10), data, TrainSettings(steps=10, batch_size=32), chunk_size=8)
+    with pytest.raises(ConfigError, match=r"^workdir: .*: train \(saved"):
+        run_trained_search(strategy, longer, 24, seed=1, checkpoint_dir=str(tmp_path), progress=False)
+    edited = dataclasses.replace(data, train_x=np.concatenate([data.train_x[:1] * 0.5, data.train_x[1:]]))
+    other_data = PopulationTrainer(NB201Network(4, 1, 10), edited, TrainSettings(steps=4, batch_size=32), chunk_size=8)
+    with pytest.raises(ConfigError, match=r"^workdir: .*: data \(saved '[0-9a-f]{16}', now '[0-9a-f]{16}'\)"):
+        run_trained_search(strategy, other_data, 24, seed=1, checkpoint_dir=str(tmp_path), progress=False)
 
 
 @pytest.mark.slow

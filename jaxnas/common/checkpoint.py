@@ -6,21 +6,52 @@ flax dataclasses come back with their types (without one, orbax returns plain di
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxnas.common.errors import ConfigError
 
 
+def fingerprint(*parts: Any) -> str:
+    """A short content hash of arrays and objects (objects by their repr), for the settings a checkpoint records:
+    a rerun on other data or another table is then refused, not silently resumed."""
+    h = hashlib.sha256()
+    for part in jax.tree.leaves(parts):
+        if hasattr(part, "shape") and hasattr(part, "dtype"):
+            a = np.ascontiguousarray(np.asarray(part))
+            h.update(f"{a.dtype}{a.shape}".encode())
+            # object arrays (texts) by their values: their bytes are pointers
+            h.update("\x1f".join(map(str, a.ravel())).encode() if a.dtype == object else a.tobytes())
+        else:
+            h.update(repr(part).encode())
+    return h.hexdigest()[:16]
+
+
 def check_same_settings(meta: dict[str, Any], settings: dict[str, Any]) -> None:
     """Refuses to resume from a checkpoint written with other `settings` (stored as its metadata)."""
-    diff = {k: (meta.get(k), v) for k, v in settings.items() if meta.get(k) != v}
+    diff = [k for k, v in settings.items() if meta.get(k) != v]
     if diff:
-        raise ConfigError("workdir", f"holds a checkpoint of another search (saved, requested: {diff}); "
+        details = ", ".join(f"{k} (saved {saved}, now {now})" for k in diff for saved, now in [_where_they_differ(
+            meta.get(k), settings[k])])
+        raise ConfigError("workdir", f"holds a checkpoint of another search, made with other settings: {details}; "
                                      "use a fresh --workdir or the same settings")
+
+
+def _where_they_differ(saved: Any, now: Any, width: int = 60) -> tuple[str, str]:
+    """Two values on one line each; long ones (a strategy's or a model's repr) cut around their first difference."""
+    a, b = (" ".join(repr(v).split()) for v in (saved, now))
+    if max(len(a), len(b)) <= width:
+        return a, b
+    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    start = max(0, first - width // 3)
+    cut = lambda t: ("..." if start else "") + t[start:start + width] + ("..." if start + width < len(t) else "")  # noqa: E731
+    return cut(a), cut(b)
 
 
 class Checkpointer:
@@ -52,6 +83,51 @@ class Checkpointer:
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
         restored = self._manager.restore(step, args=args)
         return step, restored["state"], dict(restored["meta"] or {})
+
+    def steps(self) -> list[int]:
+        """The saved steps, newest first."""
+        return sorted(self._manager.all_steps(), reverse=True)
+
+    def read_meta(self, step: int) -> dict[str, Any]:
+        """The JSON metadata of checkpoint `step`, without touching its arrays."""
+        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"] or {})
+
+    def resume(self, template: Any | Callable[[int], Any], settings: dict[str, Any] | None = None, *,
+               settings_key: str | None = None, announce: Callable[[str], None] = print
+               ) -> tuple[int, Any, dict[str, Any]] | None:
+        """The newest checkpoint that restores, as `(step, state, meta)`; None when there is none.
+
+        `settings` are compared with the newest checkpoint's metadata (`meta[settings_key]`, or `meta` itself)
+        before any array is read: a difference raises `ConfigError("workdir")` naming the differing keys. A
+        checkpoint that cannot be read (a crash mid-write, a truncated file) is skipped for the one before it,
+        and `announce` says so; when none can be read, `ConfigError("workdir")` names the directory to delete.
+        `template` is the state's shape, or a function of the step that returns it.
+        """
+        steps = self.steps()
+        if not steps:
+            return None
+        checked, failures = False, []
+        for step in steps:
+            try:
+                meta = self.read_meta(step)
+            except Exception as err:  # noqa: BLE001 (orbax raises many kinds for a damaged checkpoint)
+                failures.append(f"step {step}: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+                continue
+            if settings is not None and not checked:  # the newest readable checkpoint decides
+                check_same_settings(meta.get(settings_key, {}) if settings_key else meta, settings)
+                checked = True
+            try:
+                restored = self.restore(template(step) if callable(template) else template, step)
+            except Exception as err:  # noqa: BLE001
+                failures.append(f"step {step}: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+                continue
+            if failures:
+                announce(f"warning: could not read the newest checkpoint(s) in {self.directory} ({'; '.join(failures)}); "
+                         f"resuming from step {step}")
+            return restored
+        raise ConfigError("workdir", f"no checkpoint in {self.directory} can be read ({'; '.join(failures)}); delete "
+                                     "that directory to start over")
 
     def close(self) -> None:
         self._manager.close()
