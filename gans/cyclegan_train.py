@@ -41,7 +41,7 @@ from gans.cyclegan import (ADVERSARIAL_LOSSES, CycleGANConfig, PatchDiscriminato
                            cycle_loss, discriminator_loss, identity_loss, init_cyclegan, pool_init, pool_query)
 from gans.loop import all_finite, train_loop
 from jaxnas.common.errors import check, check_choice, check_positive, check_range
-from jaxnas.strategies.base import tree_where
+from jaxnas.common.tree import tree_where
 
 
 @dataclasses.dataclass(frozen=True)

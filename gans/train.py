@@ -43,7 +43,7 @@ from gans.loop import all_finite, train_loop
 from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
 from gans.stylegan import (Discriminator, Generator, StyleGANConfig, broadcast_ws, mix_styles, mixing_crossover,
                            progressive_reals, truncate, update_w_avg)
-from jaxnas.strategies.base import tree_where
+from jaxnas.common.tree import tree_where
 from jaxnas.common.errors import check, check_positive, check_range
 
 

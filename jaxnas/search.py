@@ -30,7 +30,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxnas.common.checkpoint import Checkpointer, fingerprint
 from jaxnas.common.errors import check_positive
 from jaxnas.problems.tabular import Table
-from jaxnas.strategies.base import Strategy, tree_where
+from jaxnas.common.tree import tree_where
+from jaxnas.strategies.base import Strategy
 
 
 @struct.dataclass

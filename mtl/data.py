@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive, check_range
+from jaxnas.common.locks import file_lock
 from jaxnas.data import tfds_source
 from jaxnas.data.images import stratified_split
 
@@ -214,7 +215,7 @@ def fetch_vader(cache_dir: str | None = None, *, sdist_path: str | None = None) 
         os.makedirs(folder, exist_ok=True)
     except OSError as err:
         raise ConfigError("cache_dir", f"cannot create {folder!r} ({err}); pass a writable cache_dir") from err
-    with tfds_source.file_lock(os.path.join(folder, ".vader.lock")):
+    with file_lock(os.path.join(folder, ".vader.lock")):
         if os.path.isfile(target):  # another process built it while we waited
             return target
         if sdist_path is None:

@@ -33,7 +33,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxnas.common.checkpoint import Checkpointer
-from jaxnas.strategies.base import tree_where
+from jaxnas.common.tree import tree_where
 from jaxnas.common.errors import check, check_positive, check_range
 from mtl import freezing
 from mtl.data import Corpus, TaskSampler

@@ -14,7 +14,6 @@ Two jobs:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from jaxnas.common.errors import ConfigError
+from jaxnas.common.locks import file_lock
 
 DATA_DIR_ENV = "JAXNAS_DATA_DIR"
 DEFAULT_DATA_DIR = os.path.join("~", ".cache", "jaxnas", "tensorflow_datasets")
@@ -99,22 +99,6 @@ def _digits_builder_class() -> type:
                 yield i, {"image": image, "label": int(label), "index": i}
 
     return JaxnasDigits
-
-
-@contextlib.contextmanager
-def file_lock(path: str) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (POSIX `flock`); a no-op where `fcntl` is missing."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def digits_builder(data_dir: str) -> Any:

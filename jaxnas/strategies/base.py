@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 
+from jaxnas.common.tree import tree_where  # noqa: F401  (re-exported: older code imports it from here)
 from jaxnas.spaces.base import CategoricalSpace
 
 
@@ -36,8 +37,3 @@ def sanitize_fitness(fitness: jax.Array) -> jax.Array:
     """float32 fitness with NaN mapped to -inf, so a failed evaluation is never selected."""
     fitness = jnp.asarray(fitness, jnp.float32)
     return jnp.where(jnp.isnan(fitness), -jnp.inf, fitness)
-
-
-def tree_where(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
-    """Selects between two pytrees of the same structure with a scalar predicate."""
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
