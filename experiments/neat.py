@@ -14,7 +14,6 @@ import os
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
@@ -30,7 +29,7 @@ from jaxnas.strategies.neat import Neat
 
 
 def validate(config: config_dict.ConfigDict) -> None:
-    check_choice("problem", config.problem, neat_problems.PROBLEMS)
+    check_choice("problem", config.problem, list(neat_problems.NEAT_PROBLEMS))
     check_choice("activation", config.activation, list(ACTIVATIONS))
     for field in ("generations", "chunk", "double_pole_steps", "seeds"):
         check_positive(field, config[field], integer=True)
@@ -43,7 +42,8 @@ def validate(config: config_dict.ConfigDict) -> None:
 def build(config: config_dict.ConfigDict) -> tuple[neat_problems.NeatProblem, Neat]:
     """The problem and the strategy a config describes (validated, errors name the field)."""
     validate(config)
-    problem = neat_problems.make_problem(config.problem, double_pole_steps=config.double_pole_steps, seed=config.seed)
+    problem = neat_problems.make_problem(config.problem, double_pole_steps=config.double_pole_steps, seed=config.seed,
+                                         digits_target=config.digits_target)
     io = problem.num_inputs + problem.num_outputs
     max_nodes = config.max_nodes or io + 16
     max_conns = config.max_conns or problem.num_inputs * problem.num_outputs + 48
@@ -127,28 +127,6 @@ def plot_history(hist: dict[str, np.ndarray], threshold: float) -> plt.Figure:
     return fig
 
 
-def winner_details(problem: neat_problems.NeatProblem, space: NeatSpace, best, config,
-                   hist: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Problem-specific measurements of the winner (cart-pole steps per start, digits accuracies; for a
-    champion-tested problem, the test the runner already ran on it in the last generation)."""
-    if problem.name == "cartpole":
-        return {"steps_per_start": np.asarray(neat_problems.cartpole_steps(space, best)).tolist()}
-    if problem.name == "double_pole":
-        return {"steps": int(round(float(problem.fitness(space, best)) * config.double_pole_steps))}
-    if problem.name == "double_pole_nv":  # `best` is the last generation's champion: its test is in the history
-        return {"long_test_steps": int(hist["champion_steps"][-1]), "generalization": int(hist["generalization"][-1]),
-                "generalization_needed": neat_problems.pb.DOUBLE_POLE_NV_GENERALIZATION_NEEDED}
-    if problem.name == "digits":
-        d = problem.data
-        acc = {s: float(neat_problems.digits_accuracy(space, best, jnp.asarray(d[f"{s}_x"]), jnp.asarray(d[f"{s}_y"])))
-               for s in ("train", "valid", "test")}
-        return {f"{s}_accuracy": v for s, v in acc.items()}
-    if problem.name == "xor":
-        out = space.apply(best, jnp.asarray(neat_problems.XOR_INPUTS))[:, 0]
-        return {"outputs": np.round(np.asarray(out), 4).tolist()}
-    return {}
-
-
 def over_seeds(runner: NeatRunner, config: config_dict.ConfigDict) -> dict[str, Any]:
     """Solve rate and generations over `config.seeds` seeds, all vmapped in one program.
 
@@ -176,11 +154,9 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     # a problem solved by testing the champion reports the genome that passed (or the last one tested)
     best = carry.state.best if problem.champion_test is None else carry.champion
     genome = to_host(best)
-    details = winner_details(problem, space, best, config, hist)
+    details = problem.details(space, best, hist) if problem.details is not None else {}
     solved_at = int(carry.solved_at)
-    solved = solved_at >= 0
-    if problem.name == "digits":
-        solved = details["train_accuracy"] >= config.digits_target
+    solved = problem.solved_when(details) if problem.solved_when is not None else solved_at >= 0
     hidden = sum(1 for n in genome["nodes"] if n["id"] >= space.num_io)
     with JsonlWriter(os.path.join(workdir, "history.jsonl")) as w:
         for i in range(len(hist["generation"])):
@@ -197,7 +173,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         "species_final": int(hist["species"][-1]) if len(hist["species"]) else 0, **details,
         "winner": genome, "settings": settings, "device": device_summary(),
     }
-    if config.seeds > 1 and problem.name != "digits":
+    if config.seeds > 1 and problem.stops_early:  # without a stopping rule every seed runs to the cap
         results["over_seeds"] = over_seeds(runner, config)
     write_json(os.path.join(workdir, "results.json"), results)
     own = report is None

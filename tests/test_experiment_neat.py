@@ -62,3 +62,16 @@ def test_small_double_pole_without_velocities_run(tmp_path):
     history = [json.loads(line) for line in open(tmp_path / "history.jsonl")]
     assert all("champion_steps" in h and "generalization" in h for h in history)
     assert os.path.getsize(tmp_path / "network.png") > 500
+
+
+def test_every_problem_is_in_the_registry_with_its_own_rules():
+    """The entry point holds no per-problem code: each problem says how it is solved and what to report."""
+    from jaxnas.evaluation.neat_problems import NEAT_PROBLEMS, make_problem
+
+    assert list(NEAT_PROBLEMS) == ["xor", "cartpole", "double_pole", "double_pole_nv", "digits"]
+    stops = {name: make_problem(name).stops_early for name in NEAT_PROBLEMS}
+    assert stops == {"xor": True, "cartpole": True, "double_pole": True, "double_pole_nv": True, "digits": False}
+    digits = make_problem("digits", digits_target=0.5)
+    assert digits.solved_when({"train_accuracy": 0.5}) and not digits.solved_when({"train_accuracy": 0.49})
+    with pytest.raises(ConfigError, match=r"^problem: unknown problem 'sudoku'; allowed: xor, cartpole"):
+        make_problem("sudoku")

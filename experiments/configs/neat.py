@@ -28,7 +28,20 @@ a good classifier. The double pole without velocities (`:dpnv`, `--config.seed=S
 average; the paper: 33,184), the winners passing 241-294 of the 625 generalization starts (mean 269; the paper: 286).
 """
 
+import dataclasses
+
 from ml_collections import config_dict
+
+# Settings of `Neat` that are not hyperparameters: the genome shape comes from the problem and the capacities
+# above, `batch_axis` from the runner.
+_NOT_SETTINGS = ("space", "batch_axis")
+
+
+def strategy_defaults() -> dict:
+    """`Neat`'s own defaults (the paper's), so the config never restates them."""
+    from jaxnas.strategies.neat import Neat  # imported here: a config module stays cheap to load
+
+    return {f.name: f.default for f in dataclasses.fields(Neat) if f.name not in _NOT_SETTINGS}
 
 
 def get_config(variant: str | None = None) -> config_dict.ConfigDict:
@@ -46,16 +59,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.double_pole_steps = 100_000  # double_pole: the episode; double_pole_nv: the champion's long test
     c.digits_target = 0.9  # digits counts as solved at this training accuracy
     c.progress = True
-    c.neat = config_dict.ConfigDict({
-        "population_size": 150, "compatibility": "paper", "compatibility_threshold": 3.0, "excess_coefficient": 1.0,
-        "disjoint_coefficient": 1.0, "weight_coefficient": 0.4, "normalize_min_genes": 20, "max_species": 64,
-        "survival_threshold": 0.2, "elitism": 1, "elitism_min_species_size": 6, "crossover_rate": 0.75,
-        "interspecies_rate": 0.001, "disabled_gene_rate": 0.75, "max_stagnation": 15, "species_elitism": 1,
-        "population_stagnation": 20, "per_gene_mutation": False, "weight_perturbation": "uniform",
-        "weight_mutate_rate": 0.8, "weight_replace_rate": 0.1, "weight_mutate_power": 0.5, "weight_init_std": 1.0, "weight_clamp": 30.0,
-        "bias_mutate_rate": 0.8, "bias_replace_rate": 0.1, "bias_mutate_power": 0.5, "bias_init_std": 1.0,
-        "enable_mutate_rate": 0.0, "node_add_rate": 0.03, "conn_add_rate": 0.05, "node_delete_rate": 0.0,
-        "conn_delete_rate": 0.0})
+    c.neat = config_dict.ConfigDict(strategy_defaults())  # the paper's, from jaxnas.strategies.neat.Neat
     if variant == "neat_python":
         c.neat.update(NEAT_PYTHON_XOR)
     elif variant == "demo":

@@ -23,13 +23,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas.common.errors import check_choice
+from jaxnas.common.registry import Registry
 from jaxnas.evaluation import pole_balancing as pb
 from jaxnas.spaces.neat import Genome, NeatSpace
 
@@ -51,6 +53,15 @@ class NeatProblem:
     recurrent: bool = False  # the problem needs recurrent networks (`NeatSpace.recurrent`)
     # champion_test(space, genome) -> (solved, metrics): decides "solved" instead of the fitness threshold
     champion_test: Callable[[NeatSpace, Genome], tuple[jax.Array, dict[str, jax.Array]]] | None = None
+    # details(space, winner, history) -> the winner's problem-specific measurements, for results and reports
+    details: Callable[[NeatSpace, Genome, dict[str, np.ndarray]], dict[str, Any]] | None = None
+    # solved_when(details) -> bool: "solved" for a problem without a stopping rule (digits: a training accuracy)
+    solved_when: Callable[[dict[str, Any]], bool] | None = None
+
+    @property
+    def stops_early(self) -> bool:
+        """Whether a run can end before its last generation (a fitness threshold or a champion test)."""
+        return math.isfinite(self.fitness_threshold) or self.champion_test is not None
 
     def space(self, max_nodes: int, max_conns: int, activation: str = "sigmoid") -> NeatSpace:
         """The genome shape for this problem with the given capacities."""
@@ -151,40 +162,81 @@ def digits_accuracy(space: NeatSpace, genome: Genome, x: jax.Array, y: jax.Array
     return jnp.mean(jnp.argmax(space.apply(genome, x), -1) == y)
 
 
-def make_digits(seed: int = 0) -> NeatProblem:
-    data = digits_data(seed)
+@dataclasses.dataclass(frozen=True)
+class ProblemOptions:
+    """The settings some problems take (each factory reads the ones it needs)."""
+
+    double_pole_steps: int = pb.DOUBLE_POLE_STEPS  # the long balance of the double-pole problems
+    seed: int = 0  # the digits' split
+    digits_target: float = 0.9  # the training accuracy at which digits counts as solved
+
+
+NEAT_PROBLEMS: Registry[Callable[[ProblemOptions], NeatProblem]] = Registry("problem")
+
+
+@NEAT_PROBLEMS.register("xor")
+def _xor(o: ProblemOptions) -> NeatProblem:
+    def details(space, genome, history):
+        out = space.apply(genome, jnp.asarray(XOR_INPUTS))[:, 0]
+        return {"outputs": np.round(np.asarray(out), 4).tolist()}
+
+    return NeatProblem("xor", 2, 1, 3.9, xor_fitness, description="XOR; fitness 4 - SSE, solved at 3.9",
+                       details=details)
+
+
+@NEAT_PROBLEMS.register("cartpole")
+def _cartpole(o: ProblemOptions) -> NeatProblem:
+    return NeatProblem("cartpole", 4, 1, 1.0, cartpole_fitness,
+                       description=f"single pole, {pb.SINGLE_POLE_STEPS} steps from {CARTPOLE_STARTS} starts",
+                       details=lambda sp, g, h: {"steps_per_start": np.asarray(cartpole_steps(sp, g)).tolist()})
+
+
+@NEAT_PROBLEMS.register("double_pole")
+def _double_pole(o: ProblemOptions) -> NeatProblem:
+    fitness = lambda sp, g: double_pole_fitness(sp, g, o.double_pole_steps)  # noqa: E731
+    return NeatProblem("double_pole", 6, 1, 1.0, fitness,
+                       description=f"double pole with velocities, {o.double_pole_steps:,} steps",
+                       details=lambda sp, g, h: {"steps": int(round(float(fitness(sp, g)) * o.double_pole_steps))})
+
+
+@NEAT_PROBLEMS.register("double_pole_nv")
+def _double_pole_nv(o: ProblemOptions) -> NeatProblem:
+    def details(space, genome, history):  # the winner is the last champion tested: its test is in the history
+        return {"long_test_steps": int(history["champion_steps"][-1]), "generalization": int(history["generalization"][-1]),
+                "generalization_needed": pb.DOUBLE_POLE_NV_GENERALIZATION_NEEDED}
+
+    return NeatProblem("double_pole_nv", 3, 1, float("inf"), double_pole_nv_fitness, recurrent=True,
+                       champion_test=lambda sp, g: double_pole_nv_champion(sp, g, o.double_pole_steps),
+                       description=f"double pole without velocities (recurrent), Gruau fitness; solved when "
+                                   f"the champion balances {o.double_pole_steps:,} steps and 200 of 625 "
+                                   "generalization starts", details=details)
+
+
+@NEAT_PROBLEMS.register("digits")
+def _digits(o: ProblemOptions) -> NeatProblem:
+    data = digits_data(o.seed)
     x, y = jnp.asarray(data["train_x"]), jnp.asarray(data["train_y"])
 
     def fitness(space: NeatSpace, genome: Genome) -> jax.Array:
         logp = jax.nn.log_softmax(space.apply(genome, x), -1)  # (B, 10)
         return jnp.exp(jnp.mean(jnp.take_along_axis(logp, y[:, None], 1)))
 
+    def details(space, genome, history):
+        return {f"{s}_accuracy": float(digits_accuracy(space, genome, jnp.asarray(data[f"{s}_x"]),
+                                                       jnp.asarray(data[f"{s}_y"]))) for s in ("train", "valid", "test")}
+
     problem = NeatProblem("digits", 16, 10, fitness_threshold=float("inf"), fitness=fitness,
                           output_activation="identity",
-                          description="sklearn digits at 4x4, 10 logits; fitness exp(-cross-entropy)")
+                          description="sklearn digits at 4x4, 10 logits; fitness exp(-cross-entropy)", details=details,
+                          solved_when=lambda d: d["train_accuracy"] >= o.digits_target)
     object.__setattr__(problem, "data", data)
     return problem
 
 
-def make_problem(name: str, *, double_pole_steps: int = pb.DOUBLE_POLE_STEPS, seed: int = 0) -> NeatProblem:
-    """The named problem (`xor`, `cartpole`, `double_pole`, `double_pole_nv`, `digits`)."""
-    check_choice("problem", name, PROBLEMS)
-    if name == "xor":
-        return NeatProblem("xor", 2, 1, 3.9, xor_fitness, description="XOR; fitness 4 - SSE, solved at 3.9")
-    if name == "cartpole":
-        return NeatProblem("cartpole", 4, 1, 1.0, cartpole_fitness,
-                           description=f"single pole, {pb.SINGLE_POLE_STEPS} steps from {CARTPOLE_STARTS} starts")
-    if name == "double_pole":
-        return NeatProblem("double_pole", 6, 1, 1.0,
-                           lambda sp, g: double_pole_fitness(sp, g, double_pole_steps),
-                           description=f"double pole with velocities, {double_pole_steps:,} steps")
-    if name == "double_pole_nv":
-        return NeatProblem("double_pole_nv", 3, 1, float("inf"), double_pole_nv_fitness, recurrent=True,
-                           champion_test=lambda sp, g: double_pole_nv_champion(sp, g, double_pole_steps),
-                           description=f"double pole without velocities (recurrent), Gruau fitness; solved when "
-                                       f"the champion balances {double_pole_steps:,} steps and 200 of 625 "
-                                       "generalization starts")
-    return make_digits(seed)
+def make_problem(name: str, *, double_pole_steps: int = pb.DOUBLE_POLE_STEPS, seed: int = 0,
+                 digits_target: float = 0.9) -> NeatProblem:
+    """The named problem of `NEAT_PROBLEMS` (`xor`, `cartpole`, `double_pole`, `double_pole_nv`, `digits`)."""
+    return NEAT_PROBLEMS.get(name, field="problem")(ProblemOptions(double_pole_steps, seed, digits_target))
 
 
-PROBLEMS = ("xor", "cartpole", "double_pole", "double_pole_nv", "digits")
+PROBLEMS = tuple(NEAT_PROBLEMS)  # the names (older code imports them from here)
