@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/stylegan_train.py [--steps 32] [--rounds 3] [--configs cpu,wide]
         [--structure fixed|progressive|skip]
 
-Whole training steps of `gans.train.StyleGANTrainer` (D step + G step, lazy R1 every 16 D steps, EMA, w-average
+Whole training steps of `gans.stylegan_train.StyleGANTrainer` (D step + G step, lazy R1 every 16 D steps, EMA, w-average
 tracking; one jitted sharded step per call, synchronised by reading its losses as the trainer does) on random
 images, so the figure includes every part of a real step but no data loading or evaluation. Per network
 config: two warm-up steps (they compile the with-R1 and without-R1 variants; compile time reported
@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from gans.stylegan import StyleGANConfig
-from gans.train import GANTrainSettings, StyleGANTrainer
+from gans.stylegan_train import GANTrainSettings, StyleGANTrainer
 from gan_timing import time_training  # benchmarks/ (the script's folder is on sys.path)
 from jaxnas.common.metrics import device_summary, write_json
 

@@ -43,7 +43,7 @@ from experiments.cli import launch, prefixed
 from experiments.image_grid import grid, show
 from gans import metrics
 from gans.stylegan import Generator, StyleGANConfig, broadcast_ws, truncate
-from gans.train import GANTrainSettings, StyleGANTrainer
+from gans.stylegan_train import GANTrainSettings, StyleGANTrainer
 from jaxnas.common.errors import check
 from jaxnas.common.metrics import device_summary, write_json
 from jaxnas.common.report import Report

@@ -45,16 +45,14 @@ from __future__ import annotations
 import dataclasses
 
 import flax.linen as nn
-import flax.struct
 import jax
 import jax.numpy as jnp
 
-from gans.stylegan import instance_norm as _instance_norm, interleave2x
+from gans.ops import instance_norm as _instance_norm, interleave2x
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
 
 IN_EPS = 1e-5  # torch InstanceNorm2d default
 LRELU_SLOPE = 0.2
-ADVERSARIAL_LOSSES = ("lsgan", "minimax", "nonsaturating")
 CHANNELS = (1, 3)
 
 
@@ -333,143 +331,3 @@ def init_cyclegan(cfg: CycleGANConfig, key: jax.Array) -> dict:
     keys = dict(zip(("g_ab", "g_ba", "d_a", "d_b"), jax.random.split(key, 4)))
     return {name: m.init(keys[name], jnp.zeros((1, r, r, in_ch[name]), jnp.float32))["params"]
             for name, m in modules.items()}
-
-
-# ----------------------------------------------------------------------------------------------------
-# Losses (pure, mean-reduced over every element like torch).
-
-
-def _bce_with_logits(logits: jax.Array, target: float) -> jax.Array:
-    """mean of torch ``BCEWithLogitsLoss`` against a constant target 0 or 1 (stable: softplus)."""
-    return jnp.mean(jax.nn.softplus(-logits) if target == 1 else jax.nn.softplus(logits))
-
-
-def adversarial_d_loss(kind: str, real_scores: jax.Array, fake_scores: jax.Array) -> jax.Array:
-    """Unhalved discriminator loss ``loss_D_real + loss_D_fake`` (see `discriminator_loss` for the official 0.5).
-
-    ``"lsgan"``: ``mean((real - 1)**2) + mean(fake**2)``. ``"minimax"`` and ``"nonsaturating"`` (scores are
-    logits): ``BCE(real, 1) + BCE(fake, 0) = mean(softplus(-real)) + mean(softplus(fake))``.
-    """
-    check_choice("adversarial_loss", kind, ADVERSARIAL_LOSSES)
-    if kind == "lsgan":
-        return jnp.mean(jnp.square(real_scores - 1.0)) + jnp.mean(jnp.square(fake_scores))
-    return _bce_with_logits(real_scores, 1) + _bce_with_logits(fake_scores, 0)
-
-
-def discriminator_loss(kind: str, real_scores: jax.Array, fake_scores: jax.Array) -> jax.Array:
-    """Official ``loss_D = (loss_D_real + loss_D_fake) * 0.5`` (halves D's rate relative to G)."""
-    return 0.5 * adversarial_d_loss(kind, real_scores, fake_scores)
-
-
-def adversarial_g_loss(kind: str, fake_scores: jax.Array) -> jax.Array:
-    """Generator adversarial loss on the discriminator's scores of generated images (to be minimised).
-
-    ``"lsgan"`` (paper and official default): ``mean((fake - 1)**2)``.
-
-    With scores as logits and ``D = sigmoid(score)``:
-      * ``"minimax"``: minimise ``mean(log(1 - D(G(x))))`` = ``-BCE(fake, 0)`` = ``-mean(softplus(fake))``.
-        Saturates: when D confidently rejects the fakes (D(G(x)) -> 0, early training) its gradient
-        ``-sigmoid(score)`` vanishes.
-      * ``"nonsaturating"`` (official ``gan_mode='vanilla'``): minimise ``-mean(log D(G(x)))`` =
-        ``BCE(fake, 1)`` = ``mean(softplus(-fake))``: same fixed point, gradient ``-(1 - sigmoid(score))``
-        close to -1 exactly where the minimax one vanishes.
-
-    Note on a common error: the course text's generator loss ``-log(1 - D(G(x)))`` has the wrong sign for a
-    generator. Minimising it drives D(G(x)) to 0, i.e. it makes the fakes look *more* fake and helps the
-    discriminator. The correct forms are the minimax ``log(1 - D(G(x)))`` (minimised) or the non-saturating
-    ``-log D(G(x))``.
-    """
-    check_choice("adversarial_loss", kind, ADVERSARIAL_LOSSES)
-    if kind == "lsgan":
-        return jnp.mean(jnp.square(fake_scores - 1.0))
-    if kind == "minimax":
-        return -_bce_with_logits(fake_scores, 0)  # mean(log_sigmoid(-fake)) = mean(log(1 - D))
-    return _bce_with_logits(fake_scores, 1)
-
-
-def cycle_loss(real_a: jax.Array, rec_a: jax.Array, real_b: jax.Array, rec_b: jax.Array,
-               lam: float = 10.0) -> jax.Array:
-    """``lam * mean|rec_a - real_a| + lam * mean|rec_b - real_b|`` with rec_a = g_ba(g_ab(real_a)) etc.
-
-    Official ``loss_cycle_A + loss_cycle_B`` with lambda_A = lambda_B = lam (10).
-    """
-    return lam * jnp.mean(jnp.abs(rec_a - real_a)) + lam * jnp.mean(jnp.abs(rec_b - real_b))
-
-
-def identity_loss(real_a: jax.Array, g_ba_of_a: jax.Array, real_b: jax.Array, g_ab_of_b: jax.Array,
-                  lam: float = 10.0, weight: float = 0.5) -> jax.Array:
-    """Identity mapping loss: each generator should leave images of its *target* domain unchanged.
-
-    Official: ``idt_A = netG_A(real_B)``, ``loss_idt_A = L1(idt_A, real_B) * lambda_B * lambda_identity``;
-    ``idt_B = netG_B(real_A)``, ``loss_idt_B = L1(idt_B, real_A) * lambda_A * lambda_identity``. Here
-    netG_A = g_ab, netG_B = g_ba, lambda_A = lambda_B = ``lam``, lambda_identity = ``weight``:
-    ``weight * lam * (mean|g_ab_of_b - real_b| + mean|g_ba_of_a - real_a|)``. Needs channels_a == channels_b.
-    """
-    return weight * lam * (jnp.mean(jnp.abs(g_ab_of_b - real_b)) + jnp.mean(jnp.abs(g_ba_of_a - real_a)))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Image history pool (official util/image_pool.py), pure and jit-able.
-
-
-@flax.struct.dataclass
-class PoolState:
-    """``images``: (size, H, W, C) stored fakes (rows ``>= count`` are unused zeros); ``count``: int32 ()."""
-
-    images: jax.Array
-    count: jax.Array
-
-    @property
-    def size(self) -> int:
-        return self.images.shape[0]
-
-
-def pool_init(size: int, image_shape: tuple[int, int, int], dtype=jnp.float32) -> PoolState:
-    """An empty pool of ``size`` images of shape ``image_shape`` (H, W, C). size 0 disables the pool."""
-    _check_nonneg_int("pool_size", size)
-    check(len(tuple(image_shape)) == 3, "image_shape", f"got {image_shape!r}; must be (H, W, C)")
-    return PoolState(images=jnp.zeros((size, *image_shape), dtype), count=jnp.zeros((), jnp.int32))
-
-
-def pool_query(state: PoolState, images: jax.Array, key: jax.Array) -> tuple[PoolState, jax.Array]:
-    """Official ``ImagePool.query``: the images to show the discriminator, and the updated pool.
-
-    Per image, in batch order (``lax.scan``): while the pool holds fewer than ``size`` images, store it at
-    index ``count`` and return it; once full, with probability 0.5 return a uniformly chosen stored image and
-    store the new one in its place, otherwise return the new image. ``size == 0``: images returned unchanged.
-    Inputs go through ``stop_gradient`` (official uses ``image.data``).
-
-    Args:
-        state: from `pool_init` or a previous query.
-        images: (B, H, W, C) with (H, W, C) the pool's image shape.
-        key: PRNG key; the result is deterministic given it.
-
-    Returns:
-        (new_state, out_images) with out_images of the shape and dtype of ``images``.
-    """
-    size = state.size
-    if size == 0:
-        return state, images
-    if images.ndim != 4 or images.shape[1:] != state.images.shape[1:]:
-        raise ConfigError("images", f"expected (B, {', '.join(map(str, state.images.shape[1:]))}), "
-                                    f"got {images.shape}")
-    images = jax.lax.stop_gradient(images)
-
-    def step(carry, xs):
-        pool, count = carry
-        img, k = xs  # (H, W, C), key
-        k_coin, k_idx = jax.random.split(k)
-        not_full = count < size
-        swap = jax.random.uniform(k_coin) < 0.5  # official: random.uniform(0, 1) > 0.5
-        idx = jax.random.randint(k_idx, (), 0, size)  # official: random.randint(0, size - 1), inclusive
-        stored = pool[idx]
-        out = jnp.where(not_full | ~swap, img, stored.astype(img.dtype))
-        write_idx = jnp.where(not_full, count, idx)
-        write = not_full | swap
-        new_row = jnp.where(write, img.astype(pool.dtype), pool[write_idx])
-        pool = jax.lax.dynamic_update_index_in_dim(pool, new_row, write_idx, 0)
-        return (pool, count + not_full.astype(jnp.int32)), out
-
-    keys = jax.random.split(key, images.shape[0])
-    (pool, count), out = jax.lax.scan(step, (state.images, state.count), (images, keys))
-    return PoolState(images=pool, count=count), out

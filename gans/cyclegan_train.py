@@ -37,8 +37,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from gans.cyclegan import (ADVERSARIAL_LOSSES, CycleGANConfig, PatchDiscriminator, ResnetGenerator, adversarial_g_loss,
-                           cycle_loss, discriminator_loss, identity_loss, init_cyclegan, pool_init, pool_query)
+from gans.cyclegan import CycleGANConfig, PatchDiscriminator, ResnetGenerator, init_cyclegan
+from gans.losses import ADVERSARIAL_LOSSES, adversarial_g_loss, cycle_loss, discriminator_loss, identity_loss
+from gans.pool import pool_init, pool_query
 from gans.loop import all_finite, train_loop
 from jaxnas.common.errors import check, check_choice, check_positive, check_range
 from jaxnas.common.tree import tree_where

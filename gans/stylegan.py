@@ -20,7 +20,7 @@ Deliberate deviations from the paper / official code:
     every resolution has its own toRGB (generator) and fromRGB (discriminator), all are always computed,
     and a level-of-detail scalar ``lod`` (0 = full resolution, ``log2(R) - k`` = 2**k px) fades between
     them with ``lerp_clip``; the reals are faded the same way (`progressive_reals`). One compiled program
-    serves every lod. The schedule lives in `gans.train` (official 600k + 600k images per resolution;
+    serves every lod. The schedule lives in `gans.stylegan_train` (official 600k + 600k images per resolution;
     shorter CPU budgets scale it). ``"fixed"`` trains at the final resolution only (a single toRGB /
     fromRGB). ``"skip"`` is StyleGAN2's skip generator (Karras et al., CVPR 2020, Fig. 7b) without its
     weight demodulation: the output is the sum of every resolution's toRGB, each earlier one upsampled
@@ -56,6 +56,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gans.ops import downsample2x, instance_norm, interleave2x, upsample2x  # noqa: F401 (sg.* in tests)
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
 
 LRELU_SLOPE = 0.2
@@ -132,12 +133,6 @@ def pixel_norm(z: jax.Array, eps: float = 1e-8) -> jax.Array:
     return z * jax.lax.rsqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + eps)
 
 
-def instance_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
-    """Normalises each channel of each example to mean 0, std 1 over (H, W). x: (B, H, W, C)."""
-    x = x - jnp.mean(x, axis=(1, 2), keepdims=True)
-    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=(1, 2), keepdims=True) + eps)
-
-
 def adain(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
     """AdaIN: ``scale * instance_norm(x) + bias``. x: (B, H, W, C); scale, bias: (B, C)."""
     return instance_norm(x) * scale[:, None, None, :] + bias[:, None, None, :]
@@ -146,17 +141,6 @@ def adain(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
 def lrelu(x: jax.Array) -> jax.Array:
     """Leaky ReLU with slope 0.2 (its sqrt(2) gain lives in the preceding layer's He constant)."""
     return jax.nn.leaky_relu(x, LRELU_SLOPE)
-
-
-def upsample2x(x: jax.Array) -> jax.Array:
-    """Nearest-neighbour x2 upsampling. (B, H, W, C) -> (B, 2H, 2W, C)."""
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
-def downsample2x(x: jax.Array) -> jax.Array:
-    """2x2 average pooling. (B, H, W, C) -> (B, H/2, W/2, C)."""
-    b, h, w, c = x.shape
-    return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
 def blur(x: jax.Array) -> jax.Array:
@@ -193,14 +177,6 @@ def upsample_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
     """
     return interleave2x([[jax.lax.conv_general_dilated(x, wac, (1, 1), ((1 - a, a), (1 - c, c)), dimension_numbers=_DN)
                           for c, wac in enumerate(_fold_taps(wa, 1))] for a, wa in enumerate(_fold_taps(w, 0))])
-
-
-def interleave2x(phases: list[list[jax.Array]]) -> jax.Array:
-    """An image of twice the size from its four phases: ``phases[a][c]`` (B, H, W, C) holds the output pixels
-    (2i + a, 2j + c). -> (B, 2H, 2W, C)."""
-    y = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # (B, H, 2, W, 2, C)
-    b, h, _, w, _, c = y.shape
-    return y.reshape(b, 2 * h, 2 * w, c)
 
 
 def conv2d_downsample(x: jax.Array, w: jax.Array) -> jax.Array:

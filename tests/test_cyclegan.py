@@ -1,6 +1,6 @@
-"""Tests for gans/cyclegan.py: torch-equivalent transposed conv, generator / PatchGAN shapes and parameter
-counts against the official code, instance norm, initialisation, hand-computed losses, the image pool,
-and config errors."""
+"""Tests for gans/cyclegan.py, gans/losses.py (CycleGAN's) and gans/pool.py: torch-equivalent transposed conv,
+generator / PatchGAN shapes and parameter counts against the official code, instance norm, initialisation,
+hand-computed losses, the image pool, and config errors."""
 
 import dataclasses
 import math
@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from gans import cyclegan as cg
+from gans import losses as gl
+from gans import pool as gpool
 from jaxnas.common.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
@@ -230,19 +232,19 @@ F = jnp.asarray([[0.0, -2.0], [1.5, 0.5]])  # "fake" scores
 
 def test_lsgan_hand_values():
     # D: mean((r-1)^2) = (0.25 + 1 + 4 + 0) / 4 = 1.3125; mean(f^2) = (0 + 4 + 2.25 + 0.25) / 4 = 1.625.
-    np.testing.assert_allclose(cg.adversarial_d_loss("lsgan", R, F), 1.3125 + 1.625, rtol=1e-6)
-    np.testing.assert_allclose(cg.discriminator_loss("lsgan", R, F), 0.5 * (1.3125 + 1.625), rtol=1e-6)
+    np.testing.assert_allclose(gl.adversarial_d_loss("lsgan", R, F), 1.3125 + 1.625, rtol=1e-6)
+    np.testing.assert_allclose(gl.discriminator_loss("lsgan", R, F), 0.5 * (1.3125 + 1.625), rtol=1e-6)
     # G: mean((f-1)^2) = (1 + 9 + 0.25 + 0.25) / 4 = 2.625.
-    np.testing.assert_allclose(cg.adversarial_g_loss("lsgan", F), 2.625, rtol=1e-6)
+    np.testing.assert_allclose(gl.adversarial_g_loss("lsgan", F), 2.625, rtol=1e-6)
 
 
 def test_lsgan_extremes():
     ones, zeros = jnp.ones((2, 3, 3, 1)), jnp.zeros((2, 3, 3, 1))
-    assert float(cg.adversarial_d_loss("lsgan", ones, zeros)) == 0.0  # perfect D
-    assert float(cg.adversarial_d_loss("lsgan", zeros, ones)) == 2.0  # fully fooled D: 1 + 1
-    assert float(cg.discriminator_loss("lsgan", zeros, ones)) == 1.0
-    assert float(cg.adversarial_g_loss("lsgan", ones)) == 0.0
-    assert float(cg.adversarial_g_loss("lsgan", zeros)) == 1.0
+    assert float(gl.adversarial_d_loss("lsgan", ones, zeros)) == 0.0  # perfect D
+    assert float(gl.adversarial_d_loss("lsgan", zeros, ones)) == 2.0  # fully fooled D: 1 + 1
+    assert float(gl.discriminator_loss("lsgan", zeros, ones)) == 1.0
+    assert float(gl.adversarial_g_loss("lsgan", ones)) == 0.0
+    assert float(gl.adversarial_g_loss("lsgan", zeros)) == 1.0
 
 
 def test_log_losses_hand_values():
@@ -251,27 +253,27 @@ def test_log_losses_hand_values():
     bce_real = -np.mean(np.log(sig(r)))  # BCE(real, 1)
     bce_fake = -np.mean(np.log(1.0 - sig(f)))  # BCE(fake, 0)
     for kind in ("minimax", "nonsaturating"):
-        np.testing.assert_allclose(cg.adversarial_d_loss(kind, R, F), bce_real + bce_fake, rtol=1e-6)
-        np.testing.assert_allclose(cg.discriminator_loss(kind, R, F), 0.5 * (bce_real + bce_fake), rtol=1e-6)
-    np.testing.assert_allclose(cg.adversarial_g_loss("minimax", F), np.mean(np.log(1.0 - sig(f))), rtol=1e-6)
-    np.testing.assert_allclose(cg.adversarial_g_loss("nonsaturating", F), -np.mean(np.log(sig(f))), rtol=1e-6)
+        np.testing.assert_allclose(gl.adversarial_d_loss(kind, R, F), bce_real + bce_fake, rtol=1e-6)
+        np.testing.assert_allclose(gl.discriminator_loss(kind, R, F), 0.5 * (bce_real + bce_fake), rtol=1e-6)
+    np.testing.assert_allclose(gl.adversarial_g_loss("minimax", F), np.mean(np.log(1.0 - sig(f))), rtol=1e-6)
+    np.testing.assert_allclose(gl.adversarial_g_loss("nonsaturating", F), -np.mean(np.log(sig(f))), rtol=1e-6)
     # f = 0 exactly: D = 1/2, both G losses are +-log 2.
     z = jnp.zeros((4,))
-    np.testing.assert_allclose(cg.adversarial_g_loss("nonsaturating", z), math.log(2.0), rtol=1e-6)
-    np.testing.assert_allclose(cg.adversarial_g_loss("minimax", z), -math.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose(gl.adversarial_g_loss("nonsaturating", z), math.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose(gl.adversarial_g_loss("minimax", z), -math.log(2.0), rtol=1e-6)
     # Stable at extreme logits (no log(0)).
     big = jnp.asarray([-100.0, 100.0])
     for kind in ("minimax", "nonsaturating"):
-        assert np.isfinite(float(cg.adversarial_g_loss(kind, big)))
-        assert np.isfinite(float(cg.adversarial_d_loss(kind, big, big)))
-    np.testing.assert_allclose(cg.adversarial_g_loss("nonsaturating", big), 50.0, rtol=1e-6)  # (100 + 0) / 2
+        assert np.isfinite(float(gl.adversarial_g_loss(kind, big)))
+        assert np.isfinite(float(gl.adversarial_d_loss(kind, big, big)))
+    np.testing.assert_allclose(gl.adversarial_g_loss("nonsaturating", big), 50.0, rtol=1e-6)  # (100 + 0) / 2
 
 
 def test_nonsaturating_vs_minimax_gradients():
     """Where D confidently rejects fakes (D(G(x)) ~ 4.5e-5) minimax's gradient vanishes; non-saturating's is ~ -1."""
     f = jnp.asarray([-10.0])
-    g_mm = float(jax.grad(lambda s: cg.adversarial_g_loss("minimax", s))(f)[0])
-    g_ns = float(jax.grad(lambda s: cg.adversarial_g_loss("nonsaturating", s))(f)[0])
+    g_mm = float(jax.grad(lambda s: gl.adversarial_g_loss("minimax", s))(f)[0])
+    g_ns = float(jax.grad(lambda s: gl.adversarial_g_loss("nonsaturating", s))(f)[0])
     sig = 1.0 / (1.0 + math.exp(10.0))
     np.testing.assert_allclose(g_mm, -sig, rtol=1e-4)  # d/ds log(1 - sigmoid(s)) = -sigmoid(s)
     np.testing.assert_allclose(g_ns, -(1.0 - sig), rtol=1e-4)  # d/ds -log sigmoid(s) = -(1 - sigmoid(s))
@@ -281,11 +283,11 @@ def test_nonsaturating_vs_minimax_gradients():
     # fake score, helping the discriminator. It is exactly the negative of the minimax loss.
     wrong = lambda s: jnp.mean(jax.nn.softplus(s))  # noqa: E731
     assert float(jax.grad(wrong)(f)[0]) > 0
-    np.testing.assert_allclose(wrong(F), -cg.adversarial_g_loss("minimax", F), rtol=1e-6)
+    np.testing.assert_allclose(wrong(F), -gl.adversarial_g_loss("minimax", F), rtol=1e-6)
 
 
 def test_unknown_adversarial_kind():
-    for fn, args in ((cg.adversarial_d_loss, (R, F)), (cg.adversarial_g_loss, (F,)), (cg.discriminator_loss, (R, F))):
+    for fn, args in ((gl.adversarial_d_loss, (R, F)), (gl.adversarial_g_loss, (F,)), (gl.discriminator_loss, (R, F))):
         with pytest.raises(ConfigError) as e:
             fn("wgan", *args)
         assert e.value.field == "adversarial_loss"
@@ -297,15 +299,15 @@ def test_cycle_and_identity_hand_values():
     rec_a = jnp.asarray([[0.5, 1.0], [-0.5, 0.0]])  # |diff| = .5, 0, .5, .5 -> mean .375
     real_b = jnp.asarray([1.0, -1.0, 0.0, 0.0])
     rec_b = jnp.asarray([0.0, -1.0, 0.2, 0.0])  # |diff| = 1, 0, .2, 0 -> mean .3
-    np.testing.assert_allclose(cg.cycle_loss(real_a, rec_a, real_b, rec_b), 10 * 0.375 + 10 * 0.3, rtol=1e-6)
-    np.testing.assert_allclose(cg.cycle_loss(real_a, rec_a, real_b, rec_b, lam=2.0), 2 * 0.675, rtol=1e-6)
+    np.testing.assert_allclose(gl.cycle_loss(real_a, rec_a, real_b, rec_b), 10 * 0.375 + 10 * 0.3, rtol=1e-6)
+    np.testing.assert_allclose(gl.cycle_loss(real_a, rec_a, real_b, rec_b, lam=2.0), 2 * 0.675, rtol=1e-6)
     # Identity: g_ab(real_b) compared with real_b, g_ba(real_a) with real_a; 0.5 * 10 * (.3 + .375).
-    val = cg.identity_loss(real_a, g_ba_of_a=rec_a, real_b=real_b, g_ab_of_b=rec_b)
+    val = gl.identity_loss(real_a, g_ba_of_a=rec_a, real_b=real_b, g_ab_of_b=rec_b)
     np.testing.assert_allclose(val, 0.5 * 10 * (0.3 + 0.375), rtol=1e-6)
-    np.testing.assert_allclose(cg.identity_loss(real_a, rec_a, real_b, rec_b, lam=4.0, weight=0.25),
+    np.testing.assert_allclose(gl.identity_loss(real_a, rec_a, real_b, rec_b, lam=4.0, weight=0.25),
                                0.25 * 4 * 0.675, rtol=1e-6)
-    assert float(cg.identity_loss(real_a, real_a, real_b, real_b)) == 0.0
-    assert float(cg.cycle_loss(real_a, real_a, real_b, real_b)) == 0.0
+    assert float(gl.identity_loss(real_a, real_a, real_b, real_b)) == 0.0
+    assert float(gl.cycle_loss(real_a, real_a, real_b, real_b)) == 0.0
 
 
 # ---- image pool ----
@@ -316,8 +318,8 @@ def _distinct_images(n, shape=(2, 2, 1), offset=0):
 
 
 def test_pool_fills_in_order_and_returns_inputs(key_reuse_check):
-    query = jax.jit(cg.pool_query)  # one compile for both calls (same shapes)
-    state = cg.pool_init(5, (2, 2, 1))
+    query = jax.jit(gpool.pool_query)  # one compile for both calls (same shapes)
+    state = gpool.pool_init(5, (2, 2, 1))
     chex.assert_shape(state.images, (5, 2, 2, 1))
     assert state.count.dtype == jnp.int32 and int(state.count) == 0
     imgs = _distinct_images(3)
@@ -341,24 +343,24 @@ def test_pool_fills_in_order_and_returns_inputs(key_reuse_check):
 
 
 def test_pool_size_zero_is_identity():
-    state = cg.pool_init(0, (4, 4, 3))
+    state = gpool.pool_init(0, (4, 4, 3))
     imgs = jax.random.normal(rbg_key(0), (2, 4, 4, 3))
-    new, out = jax.jit(cg.pool_query)(state, imgs, rbg_key(1))
+    new, out = jax.jit(gpool.pool_query)(state, imgs, rbg_key(1))
     np.testing.assert_array_equal(out, imgs)
     assert new.images.shape == (0, 4, 4, 3) and int(new.count) == 0
 
 
 def test_pool_full_statistics_jitted(key_reuse_check):
     size, n = 5, 2000
-    state = cg.pool_init(size, (2, 2, 1))
-    state, _ = cg.pool_query(state, _distinct_images(size), rbg_key(0))  # fill
+    state = gpool.pool_init(size, (2, 2, 1))
+    state, _ = gpool.pool_query(state, _distinct_images(size), rbg_key(0))  # fill
     queries = _distinct_images(n, offset=size)  # values size+1 .. size+n, all distinct
 
     @jax.jit
     def run(state, key):
         def body(st, xs):
             img, k = xs
-            new, out = cg.pool_query(st, img[None], k)
+            new, out = gpool.pool_query(st, img[None], k)
             return new, (out[0], st.images)
 
         return jax.lax.scan(body, state, (queries, jax.random.split(key, n)))
@@ -386,10 +388,10 @@ def test_pool_full_statistics_jitted(key_reuse_check):
 def test_pool_batched_deterministic_and_jittable():
     """Default (threefry) keys, jitted, batch 6 against a pool of 4."""
     size = 4
-    query = jax.jit(cg.pool_query)
+    query = jax.jit(gpool.pool_query)
     k0, k1, k2, k3 = jax.random.split(jax.random.key(7), 4)
     first, second = jax.random.normal(k0, (2, 6, 3, 3, 2))
-    state, out = query(cg.pool_init(size, (3, 3, 2)), first, k1)
+    state, out = query(gpool.pool_init(size, (3, 3, 2)), first, k1)
     np.testing.assert_array_equal(out[:size], first[:size])  # filling: stored and returned in order
     f = np.asarray(first)
     for i, row in enumerate(np.asarray(state.images)):  # slot i holds first[i] unless first[4] / first[5] took it
@@ -406,20 +408,20 @@ def test_pool_batched_deterministic_and_jittable():
     s3, o3 = query(state, second, k3)
     assert not (np.array_equal(o1, o3) and np.array_equal(s1.images, s3.images))  # the key matters
     # Gradients do not flow through the pool (official uses image.data).
-    g = jax.grad(lambda x: jnp.sum(cg.pool_query(state, x, rbg_key(9))[1]))(second)
+    g = jax.grad(lambda x: jnp.sum(gpool.pool_query(state, x, rbg_key(9))[1]))(second)
     assert not np.any(np.asarray(g))
 
 
 def test_pool_bfloat16_dtype_kept():
-    state = cg.pool_init(2, (2, 2, 1))
+    state = gpool.pool_init(2, (2, 2, 1))
     imgs = _distinct_images(3).astype(jnp.bfloat16)
-    _, out = cg.pool_query(state, imgs, rbg_key(0))
+    _, out = gpool.pool_query(state, imgs, rbg_key(0))
     assert out.dtype == jnp.bfloat16 and out.shape == imgs.shape
 
 
 def test_pool_shape_error():
     with pytest.raises(ConfigError) as e:
-        cg.pool_query(cg.pool_init(2, (4, 4, 3)), jnp.zeros((1, 4, 4, 1)), rbg_key(0))
+        gpool.pool_query(gpool.pool_init(2, (4, 4, 3)), jnp.zeros((1, 4, 4, 1)), rbg_key(0))
     assert e.value.field == "images"
 
 
@@ -455,10 +457,10 @@ def test_config_errors_name_field(field, value):
 def test_pool_and_loss_argument_errors():
     for size in (-1, 2.5):
         with pytest.raises(ConfigError) as e:
-            cg.pool_init(size, (4, 4, 3))
+            gpool.pool_init(size, (4, 4, 3))
         assert e.value.field == "pool_size"
     with pytest.raises(ConfigError) as e:
-        cg.pool_init(2, (4, 4))
+        gpool.pool_init(2, (4, 4))
     assert e.value.field == "image_shape"
 
 
