@@ -26,7 +26,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     # official profile's halving per resolution (128 / 64 / 32 channels at 4 / 8 / 16 px); a flat 64 channels
     # (fmap_base 512, fmap_max 64) trained 1.5x slower and worse. structure "progressive" is the paper's
     # progressive growing (lod schedule below); "fixed" trains at 16x16 from the start (the demo's 300 steps
-    # are too few to grow); StyleGAN2's skip outputs ("skip") were measured worse (README, StyleGAN section).
+    # are too few to grow); StyleGAN2's skip outputs ("skip") scored worse in early single runs (not kept as results).
     c.model = config_dict.ConfigDict({"resolution": 16, "z_dim": 128, "w_dim": 128, "mapping_layers": 8,
                                       "fmap_base": 256, "fmap_max": 128, "discriminator": "resnet",
                                       "structure": "progressive"})
