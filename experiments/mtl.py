@@ -30,6 +30,7 @@ from jaxnas.common.errors import ConfigError, check, check_choice, check_positiv
 from jaxnas.common.metrics import device_summary, read_jsonl, write_json, JsonlWriter
 from jaxnas.common.report import Report
 from jaxnas.data.images import stratified_split
+from mtl import corpora, sampling
 from mtl import data as mdata
 from mtl.encoder import COMPUTE_DTYPES, BertConfig, Tokenizer, load_pretrained
 from mtl.freezing import DESCRIPTIONS, FREEZING
@@ -75,21 +76,21 @@ def load_setup(config: config_dict.ConfigDict) -> Setup:
     check_choice("data.source", d.source, ("vader", "separate"))
     split = dict(valid_fraction=d.valid_fraction, test_fraction=d.test_fraction, seed=d.split_seed)
     if d.source == "vader":
-        corpus = mdata.load_vader(d.vader_path or None, neutral_low=d.neutral_low, neutral_high=d.neutral_high)
-        splits = mdata.split_corpus(_subsample(corpus, d.max_examples, d.split_seed), **split)
+        corpus = corpora.load_vader(d.vader_path or None, neutral_low=d.neutral_low, neutral_high=d.neutral_high)
+        splits = sampling.split_corpus(_subsample(corpus, d.max_examples, d.split_seed), **split)
         train, test, tasks = [splits.train], {t.name: splits.test for t in corpus.tasks}, corpus.tasks
     else:
         train, test, tasks = [], {}, []
         for name, spec in d.corpora.items():
             if spec.tfds:
-                corpus = mdata.load_tfds_task(spec.tfds, task=name, split=spec.split, text_key=spec.text_column or None,
+                corpus = corpora.load_tfds_task(spec.tfds, task=name, split=spec.split, text_key=spec.text_column or None,
                                               label_key=spec.label_column or None, data_dir=d.tfds_data_dir or None)
             elif spec.path:
-                corpus = mdata.load_table_task(spec.path, task=name, text_column=spec.text_column,
+                corpus = corpora.load_table_task(spec.path, task=name, text_column=spec.text_column,
                                                label_column=spec.label_column, field=f"data.corpora.{name}.path")
             else:
                 raise ConfigError(f"data.corpora.{name}", "set .path (JSONL/CSV/TSV) or .tfds (a prepared dataset)")
-            splits = mdata.split_corpus(_subsample(corpus, spec.max_examples or d.max_examples, d.split_seed), **split)
+            splits = sampling.split_corpus(_subsample(corpus, spec.max_examples or d.max_examples, d.split_seed), **split)
             train.append(splits.train)
             test[name] = splits.test
             tasks.append(corpus.tasks[0])
@@ -268,9 +269,9 @@ def oversampling_study(setup: Setup, config, workdir: str, settings: TrainSettin
     train = setup.train[0]
     out = {}
     for t in setup.tasks:
-        idx = mdata.oversample_to_balance(train, t.name, config.seed)
+        idx = sampling.oversample_to_balance(train, t.name, config.seed)
         shifted = train.subset(idx)
-        entry = {"size": len(idx), "shift": {o.name: mdata.label_shift(train, idx, o.name) for o in setup.tasks}}
+        entry = {"size": len(idx), "shift": {o.name: sampling.label_shift(train, idx, o.name) for o in setup.tasks}}
         run = train_and_score(setup, config, name=f"oversample_{t.name}_ce", workdir=workdir, loss="ce",
                               freeze=config.freeze, settings=settings, seed=config.seed, sources=[shifted])
         entry["trained"] = {o.name: {"macro_f1": run["tasks"][o.name]["macro_f1"],

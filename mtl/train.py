@@ -36,7 +36,8 @@ from jaxnas.common.checkpoint import Checkpointer
 from jaxnas.common.tree import tree_where
 from jaxnas.common.errors import check, check_positive, check_range
 from mtl import freezing
-from mtl.data import Corpus, TaskSampler
+from mtl.data import Corpus
+from mtl.sampling import TaskSampler
 from mtl.losses import LossFn, weighted_mean
 from mtl.model import MultiTaskModel
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from jaxnas.common.errors import ConfigError
-from mtl import data
+from mtl import corpora, sampling
 from mtl.data import Corpus, TextTask
 
 FETCH_SECONDS = {}
@@ -24,14 +24,14 @@ FETCH_SECONDS = {}
 def vader_tsv(tmp_path_factory):
     """The real VADER TSV, built once from the PyPI sdist in a fresh cache folder."""
     start = time.perf_counter()
-    path = data.fetch_vader(str(tmp_path_factory.mktemp("text")))
+    path = corpora.fetch_vader(str(tmp_path_factory.mktemp("text")))
     FETCH_SECONDS["pip"] = time.perf_counter() - start
     return path
 
 
 @pytest.fixture(scope="module")
 def vader(vader_tsv):
-    return data.load_vader(vader_tsv)
+    return corpora.load_vader(vader_tsv)
 
 
 def _ratings(path):
@@ -57,14 +57,14 @@ def test_vader_counts_are_those_of_the_paper(vader, vader_tsv, monkeypatch):
     assert any(t.startswith("Münch's genuine insight") for t in vader.texts)  # UTF-8 decoded, not mojibake
     assert all(isinstance(t, str) and t and "\r" not in t for t in vader.texts)
     # A second fetch is a file check: pip must not run again.
-    monkeypatch.setattr(data.subprocess, "run", lambda *a, **k: pytest.fail("pip ran for a cached TSV"))
-    assert data.fetch_vader(os.path.dirname(vader_tsv)) == vader_tsv
+    monkeypatch.setattr(corpora.subprocess, "run", lambda *a, **k: pytest.fail("pip ran for a cached TSV"))
+    assert corpora.fetch_vader(os.path.dirname(vader_tsv)) == vader_tsv
     print(f"VADER fetch with pip download took {FETCH_SECONDS.get('pip', float('nan')):.1f} s")
 
 
 def test_vader_thresholds_move_examples_between_classes(vader, vader_tsv):
     ratings, _ = _ratings(vader_tsv)
-    wide = data.load_vader(vader_tsv, neutral_low=-1.0, neutral_high=1.0)
+    wide = corpora.load_vader(vader_tsv, neutral_low=-1.0, neutral_high=1.0)
     expected = [(ratings <= -1).sum(), ((ratings > -1) & (ratings < 1)).sum(), (ratings >= 1).sum()]
     np.testing.assert_array_equal(wide.counts("sentiment"), expected)
     assert wide.counts("sentiment")[1] > vader.counts("sentiment")[1] + 1000
@@ -73,15 +73,15 @@ def test_vader_thresholds_move_examples_between_classes(vader, vader_tsv):
     assert (ratings == -0.5).sum() == 152 and (ratings == 0.5).sum() == 171
     assert np.all(vader.labels["sentiment"][ratings == -0.5] == 0)
     assert np.all(vader.labels["sentiment"][ratings == 0.5] == 2)
-    none = data.load_vader(vader_tsv, neutral_low=0.0, neutral_high=0.0)
+    none = corpora.load_vader(vader_tsv, neutral_low=0.0, neutral_high=0.0)
     np.testing.assert_array_equal(none.counts("sentiment"), [(ratings <= 0).sum(), 0, (ratings > 0).sum()])
 
 
 def test_sentiment_labels_boundaries_by_hand():
     r = [-4.0, -0.5, -0.49, 0.0, 0.49, 0.5, 3.9]
-    np.testing.assert_array_equal(data.sentiment_labels(r), [0, 0, 1, 1, 1, 2, 2])
-    np.testing.assert_array_equal(data.sentiment_labels(r, -0.49, 0.49), [0, 0, 0, 1, 2, 2, 2])
-    np.testing.assert_array_equal(data.sentiment_labels([-0.1, 0.0, 0.1], 0.0, 0.0), [0, 0, 2])
+    np.testing.assert_array_equal(corpora.sentiment_labels(r), [0, 0, 1, 1, 1, 2, 2])
+    np.testing.assert_array_equal(corpora.sentiment_labels(r, -0.49, 0.49), [0, 0, 0, 1, 2, 2, 2])
+    np.testing.assert_array_equal(corpora.sentiment_labels([-0.1, 0.0, 0.1], 0.0, 0.0), [0, 0, 2])
 
 
 def _ground_truth_tar(files: dict[str, bytes]) -> bytes:
@@ -116,9 +116,9 @@ def test_fetch_vader_from_a_local_archive(tmp_path, kind):
             info = tarfile.TarInfo("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz")
             info.size = len(inner)
             archive.addfile(info, io.BytesIO(inner))
-    tsv = data.fetch_vader(str(tmp_path / "cache"), sdist_path=str(path))
-    assert sorted(os.listdir(tmp_path / "cache")) == [".vader.lock", data.VADER_TSV]  # no partial file left
-    c = data.load_vader(tsv)
+    tsv = corpora.fetch_vader(str(tmp_path / "cache"), sdist_path=str(path))
+    assert sorted(os.listdir(tmp_path / "cache")) == [".vader.lock", corpora.VADER_TSV]  # no partial file left
+    c = corpora.load_vader(tsv)
     assert list(c.texts) == ["Great \"film\", truly.", "Münch bores.", "The council met.", "A\ttabbed, sad line",
                              "yay", "Café broke."]
     np.testing.assert_array_equal(c.labels["topic"], [0, 0, 1, 1, 2, 3])
@@ -129,27 +129,27 @@ def test_concurrent_fetches_build_one_complete_file(tmp_path):
     sdist = tmp_path / "h.tar.gz"
     sdist.write_bytes(_ground_truth_tar(FAKE_FILES))
     cache, results = str(tmp_path / "cache"), []
-    threads = [threading.Thread(target=lambda: results.append(data.fetch_vader(cache, sdist_path=str(sdist))))
+    threads = [threading.Thread(target=lambda: results.append(corpora.fetch_vader(cache, sdist_path=str(sdist))))
                for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert results == [os.path.join(cache, data.VADER_TSV)] * 4
-    assert sorted(os.listdir(cache)) == [".vader.lock", data.VADER_TSV]
-    assert len(data.load_vader(results[0])) == 6
+    assert results == [os.path.join(cache, corpora.VADER_TSV)] * 4
+    assert sorted(os.listdir(cache)) == [".vader.lock", corpora.VADER_TSV]
+    assert len(corpora.load_vader(results[0])) == 6
 
 
 def test_fetch_vader_reports_a_failing_pip_quickly(tmp_path, monkeypatch):
     # Offline-like: no index and an empty find-links folder, so pip finds nothing.
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
-    monkeypatch.delenv(data.SDIST_ENV, raising=False)
+    monkeypatch.delenv(corpora.SDIST_ENV, raising=False)
     start = time.perf_counter()
     with pytest.raises(ConfigError, match="sdist_path") as err:
-        data.fetch_vader(str(tmp_path / "cache"))
+        corpora.fetch_vader(str(tmp_path / "cache"))
     assert err.value.field == "data" and time.perf_counter() - start < 60
-    assert not os.path.exists(tmp_path / "cache" / data.VADER_TSV)
+    assert not os.path.exists(tmp_path / "cache" / corpora.VADER_TSV)
 
 
 def test_vader_error_paths(tmp_path, vader_tsv):
@@ -160,13 +160,13 @@ def test_vader_error_paths(tmp_path, vader_tsv):
     bad_header = tmp_path / "bad.tsv"
     bad_header.write_text("a\tb\n")
     cases = [
-        (lambda: data.fetch_vader(str(tmp_path / "c1"), sdist_path=str(tmp_path / "missing.tar.gz")), "sdist_path"),
-        (lambda: data.fetch_vader(str(tmp_path / "c2"), sdist_path=str(not_archive)), "sdist_path"),
-        (lambda: data.fetch_vader(str(tmp_path / "c3"), sdist_path=str(empty_tar)), "sdist_path"),
-        (lambda: data.load_vader(vader_tsv, neutral_low=1.0, neutral_high=0.0), "neutral_low"),
-        (lambda: data.load_vader(vader_tsv, neutral_high=float("nan")), "neutral_high"),
-        (lambda: data.load_vader(str(tmp_path / "none.tsv")), "path"),
-        (lambda: data.load_vader(str(bad_header)), "path"),
+        (lambda: corpora.fetch_vader(str(tmp_path / "c1"), sdist_path=str(tmp_path / "missing.tar.gz")), "sdist_path"),
+        (lambda: corpora.fetch_vader(str(tmp_path / "c2"), sdist_path=str(not_archive)), "sdist_path"),
+        (lambda: corpora.fetch_vader(str(tmp_path / "c3"), sdist_path=str(empty_tar)), "sdist_path"),
+        (lambda: corpora.load_vader(vader_tsv, neutral_low=1.0, neutral_high=0.0), "neutral_low"),
+        (lambda: corpora.load_vader(vader_tsv, neutral_high=float("nan")), "neutral_high"),
+        (lambda: corpora.load_vader(str(tmp_path / "none.tsv")), "path"),
+        (lambda: corpora.load_vader(str(bad_header)), "path"),
     ]
     for call, field in cases:
         with pytest.raises(ConfigError) as err:
@@ -211,15 +211,15 @@ def test_corpus_counts_subset_and_validation():
 
 # ----------------------------------------------------------------------------------------------- splits
 def test_split_is_deterministic_disjoint_complete_and_stratified(vader):
-    s1 = data.split_corpus(vader, valid_fraction=0.1, test_fraction=0.2, seed=3)
-    s2 = data.split_corpus(vader, valid_fraction=0.1, test_fraction=0.2, seed=3)
-    s3 = data.split_corpus(vader, valid_fraction=0.1, test_fraction=0.2, seed=4)
+    s1 = sampling.split_corpus(vader, valid_fraction=0.1, test_fraction=0.2, seed=3)
+    s2 = sampling.split_corpus(vader, valid_fraction=0.1, test_fraction=0.2, seed=3)
+    s3 = sampling.split_corpus(vader, valid_fraction=0.1, test_fraction=0.2, seed=4)
     for a, b in zip((s1.train, s1.valid, s1.test), (s2.train, s2.valid, s2.test)):
         np.testing.assert_array_equal(a.texts, b.texts)
     assert not np.array_equal(s1.test.texts, s3.test.texts)
     # Index the sentences by position: texts are not all unique, so split an index corpus instead.
     ids = Corpus(np.array([str(i) for i in range(len(vader))], dtype=object), vader.labels, vader.tasks)
-    parts = data.split_corpus(ids, seed=3)
+    parts = sampling.split_corpus(ids, seed=3)
     sets = [set(p.texts) for p in (parts.train, parts.valid, parts.test)]
     assert sum(map(len, sets)) == len(vader) and set().union(*sets) == set(ids.texts)
     assert len(parts.valid) == pytest.approx(0.1 * len(vader), abs=20)
@@ -241,12 +241,12 @@ def test_split_errors_and_plain_random_split():
         ({"stratify": "nope"}, "task"),
     ]:
         with pytest.raises(ConfigError) as err:
-            data.split_corpus(c, **kwargs)
+            sampling.split_corpus(c, **kwargs)
         assert err.value.field == field
     with pytest.raises(ConfigError) as err:  # every joint stratum is too small to give a test example
-        data.split_corpus(c.subset([0, 4]), valid_fraction=0.0, test_fraction=0.3)
+        sampling.split_corpus(c.subset([0, 4]), valid_fraction=0.0, test_fraction=0.3)
     assert err.value.field == "test_fraction"
-    plain = data.split_corpus(c, valid_fraction=0.0, test_fraction=3 / 7, stratify=())
+    plain = sampling.split_corpus(c, valid_fraction=0.0, test_fraction=3 / 7, stratify=())
     assert (len(plain.train), len(plain.valid), len(plain.test)) == (4, 0, 3)
 
 
@@ -271,18 +271,18 @@ TEXTS = ["plain", "with, comma", 'a "quote"', "multi\nline", "ünïcode ✓"]
 def test_table_round_trips_with_string_and_int_labels(tmp_path, kind):
     strings = ["pos", "neg", "pos", "mid", "neg"]
     rows = [{"body": t, "y": y, "extra": 1} for t, y in zip(TEXTS, strings)]
-    c = data.load_table_task(_write(tmp_path / f"s.{kind}", rows, kind), task="sent", text_column="body",
+    c = corpora.load_table_task(_write(tmp_path / f"s.{kind}", rows, kind), task="sent", text_column="body",
                              label_column="y")
     assert list(c.texts) == TEXTS and c.task("sent").class_names == ("mid", "neg", "pos")  # sorted
     np.testing.assert_array_equal(c.labels["sent"], [2, 1, 2, 0, 1])
-    fixed = data.load_table_task(str(tmp_path / f"s.{kind}"), task="sent", text_column="body", label_column="y",
+    fixed = corpora.load_table_task(str(tmp_path / f"s.{kind}"), task="sent", text_column="body", label_column="y",
                                  class_names=["neg", "mid", "pos"])
     np.testing.assert_array_equal(fixed.labels["sent"], [2, 0, 2, 1, 0])
     ints = [{"text": t, "label": y} for t, y in zip(TEXTS, [0, 3, 1, 0, 3])]  # in CSV these become "0", "3", ...
-    c = data.load_table_task(_write(tmp_path / f"i.{kind}", ints, kind), task="topic")
+    c = corpora.load_table_task(_write(tmp_path / f"i.{kind}", ints, kind), task="topic")
     assert c.task("topic").class_names == ("0", "1", "2", "3")
     np.testing.assert_array_equal(c.labels["topic"], [0, 3, 1, 0, 3])
-    named = data.load_table_task(str(tmp_path / f"i.{kind}"), task="topic", class_names=("w", "x", "y", "z"))
+    named = corpora.load_table_task(str(tmp_path / f"i.{kind}"), task="topic", class_names=("w", "x", "y", "z"))
     assert named.task("topic").class_names == ("w", "x", "y", "z")
     np.testing.assert_array_equal(named.labels["topic"], [0, 3, 1, 0, 3])
 
@@ -320,10 +320,10 @@ def test_table_error_paths_name_the_field(tmp_path):
     ]
     for kwargs, field in cases:
         with pytest.raises(ConfigError) as err:
-            data.load_table_task(task="sent", field=f, **kwargs)
+            corpora.load_table_task(task="sent", field=f, **kwargs)
         assert err.value.field == field, (kwargs, str(err.value))
     with pytest.raises(ConfigError, match=r"allowed: \.jsonl, \.json, \.csv, \.tsv"):
-        data.load_table_task(str(tmp_path / "x.txt"), task="sent")
+        corpora.load_table_task(str(tmp_path / "x.txt"), task="sent")
 
 
 # -------------------------------------------------------------------------------------------------- TFDS
@@ -332,10 +332,10 @@ def test_tfds_missing_dataset_fails_fast(tmp_path):
 
     start = time.perf_counter()
     with pytest.raises(ConfigError, match="not prepared") as err:
-        data.load_tfds_task("ag_news_subset", task="topic", data_dir=str(tmp_path))
+        corpora.load_tfds_task("ag_news_subset", task="topic", data_dir=str(tmp_path))
     assert err.value.field == "dataset" and time.perf_counter() - start < 2.0
     with pytest.raises(ConfigError) as err:
-        data.load_tfds_task("no_such_dataset_xyz", task="topic", data_dir=str(tmp_path))
+        corpora.load_tfds_task("no_such_dataset_xyz", task="topic", data_dir=str(tmp_path))
     assert err.value.field == "dataset"
 
 
@@ -368,35 +368,35 @@ def fake_ag_news(tmp_path_factory):
 
 
 def test_tfds_prepared_dataset_is_read_without_tensorflow(fake_ag_news):
-    c = data.load_tfds_task("ag_news_subset", task="topic", data_dir=fake_ag_news)
+    c = corpora.load_tfds_task("ag_news_subset", task="topic", data_dir=fake_ag_news)
     assert len(c) == 10 and c.task("topic").class_names == ("World", "Sports", "Business", "Sci/Tech")
     pairs = sorted(zip(c.texts, c.labels["topic"]))
     assert pairs == sorted((f"café {i}", i % 4) for i in range(10))  # decoded UTF-8 str, default key
-    titles = data.load_tfds_task("ag_news_subset", task="t", split="test", text_key="title", data_dir=fake_ag_news,
+    titles = corpora.load_tfds_task("ag_news_subset", task="t", split="test", text_key="title", data_dir=fake_ag_news,
                                  max_examples=2)
     assert len(titles) == 2 and all(t.startswith("title ") for t in titles.texts)
     for kwargs, field in [({"split": "validation"}, "split"), ({"text_key": "body"}, "text_key"),
                           ({"label_key": "title"}, "label_key"), ({"max_examples": 0}, "max_examples")]:
         with pytest.raises(ConfigError) as err:
-            data.load_tfds_task("ag_news_subset", task="t", data_dir=fake_ag_news, **kwargs)
+            corpora.load_tfds_task("ag_news_subset", task="t", data_dir=fake_ag_news, **kwargs)
         assert err.value.field == field
 
 
 # ------------------------------------------------------------------------------------- sampling, balance
 def test_task_probabilities_by_hand():
-    np.testing.assert_allclose(data.task_probabilities([100, 400], 1.0), [0.2, 0.8])
-    np.testing.assert_allclose(data.task_probabilities([100, 400], 0.0), [0.5, 0.5])
-    np.testing.assert_allclose(data.task_probabilities([100, 400], 0.5), [1 / 3, 2 / 3])
-    np.testing.assert_allclose(data.task_probabilities(np.array([1, 1, 2]), 1.0), [0.25, 0.25, 0.5])
+    np.testing.assert_allclose(sampling.task_probabilities([100, 400], 1.0), [0.2, 0.8])
+    np.testing.assert_allclose(sampling.task_probabilities([100, 400], 0.0), [0.5, 0.5])
+    np.testing.assert_allclose(sampling.task_probabilities([100, 400], 0.5), [1 / 3, 2 / 3])
+    np.testing.assert_allclose(sampling.task_probabilities(np.array([1, 1, 2]), 1.0), [0.25, 0.25, 0.5])
     for args, field in [(([1, 2], 1.5), "alpha"), (([1, 2], -0.1), "alpha"), (([], 1.0), "sizes"),
                         (([3, 0], 1.0), "sizes[1]"), (([3, 2.5], 1.0), "sizes[1]")]:
         with pytest.raises(ConfigError) as err:
-            data.task_probabilities(*args)
+            sampling.task_probabilities(*args)
         assert err.value.field == field
 
 
 def test_task_sampler_schedules():
-    s = data.TaskSampler.from_sizes({"a": 3, "b": 5, "c": 2})
+    s = sampling.TaskSampler.from_sizes({"a": 3, "b": 5, "c": 2})
     assert s.names == ("a", "b", "c")
     np.testing.assert_array_equal(np.bincount(s.schedule(10, seed=0), minlength=3), [3, 5, 2])
     # 7 steps: quotas 2.1, 3.5, 1.4 -> floors 2, 3, 1 and the one left over goes to the largest remainder (b).
@@ -406,7 +406,7 @@ def test_task_sampler_schedules():
     draws = s.schedule(20_000, seed=0, exact=False)
     assert draws.dtype == np.int32
     np.testing.assert_allclose(np.bincount(draws, minlength=3) / 20_000, [0.3, 0.5, 0.2], atol=0.015)
-    uniform = data.TaskSampler.from_sizes({"a": 3, "b": 5, "c": 2}, alpha=0.0)
+    uniform = sampling.TaskSampler.from_sizes({"a": 3, "b": 5, "c": 2}, alpha=0.0)
     np.testing.assert_array_equal(np.bincount(uniform.schedule(9, seed=0)), [3, 3, 3])
     with pytest.raises(ConfigError, match="num_steps"):
         s.schedule(0, seed=0)
@@ -414,12 +414,12 @@ def test_task_sampler_schedules():
 
 def test_oversampling_balances_one_task_and_shifts_the_other():
     c = _tiny()
-    idx = data.oversample_to_balance(c, "topic", seed=0)
+    idx = sampling.oversample_to_balance(c, "topic", seed=0)
     np.testing.assert_array_equal(c.subset(idx).counts("topic"), [4, 4])
     assert np.sum(idx == 6) == 1 and set(range(7)) <= set(idx.tolist())  # unlabelled kept once, nothing lost
-    np.testing.assert_array_equal(idx, data.oversample_to_balance(c, "topic", seed=0))
+    np.testing.assert_array_equal(idx, sampling.oversample_to_balance(c, "topic", seed=0))
     # Both B examples are positive, so doubling B moves sentiment from (2, 1, 4)/7 to (2, 1, 6)/9.
-    shift = data.label_shift(c, idx, "sentiment")
+    shift = sampling.label_shift(c, idx, "sentiment")
     assert shift["classes"] == ("neg", "neu", "pos")
     np.testing.assert_allclose(shift["before"], [2 / 7, 1 / 7, 4 / 7])
     np.testing.assert_allclose(shift["after"], [2 / 9, 1 / 9, 6 / 9])
@@ -427,9 +427,9 @@ def test_oversampling_balances_one_task_and_shifts_the_other():
 
 
 def test_balancing_vader_sentiment_unbalances_its_topics(vader):
-    idx = data.oversample_to_balance(vader, "sentiment", seed=0)
+    idx = sampling.oversample_to_balance(vader, "sentiment", seed=0)
     np.testing.assert_array_equal(vader.subset(idx).counts("sentiment"), [10_278] * 3)
-    shift = data.label_shift(vader, idx, "topic")
+    shift = sampling.label_shift(vader, idx, "topic")
     np.testing.assert_allclose(shift["before"], np.array([10_605, 5_190, 4_200, 3_708]) / 23_703)
     # NYT editorials hold 2,220 of the 4,244 neutral sentences, so they gain most: 21.9 % -> about 27.8 %.
     assert shift["after"][1] == pytest.approx(0.278, abs=0.01)
