@@ -25,20 +25,18 @@ from jaxnas.common.errors import check, check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.common.report import Report
 from jaxnas.data import load_images
-from jaxnas.evaluation.nb201_network import NB201Network
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
-from jaxnas.spaces import SPACES, nb201
+from jaxnas.spaces import SPACES
 from jaxnas.strategies import STRATEGIES
 from jaxnas.trained_search import History, run_trained_search
 
-TRAINABLE_SPACES = ("nb201",)
 BASELINE_FIRST_ID = 1_000_000  # candidate ids (init keys) of the random baseline, apart from the search's
 
 
 def validate(config: config_dict.ConfigDict) -> None:
-    # Spaces with a candidate network to train (jaxnas/evaluation/nb201_network.py); the tabular-only spaces
-    # (NAS-Bench-Macro) run through `experiments.nb201 --config.benchmark=...` instead.
-    check_choice("space", config.space, [s for s in SPACES.names() if s in TRAINABLE_SPACES])
+    # Spaces with a candidate network to train; the table-only ones (NAS-Bench-Macro) run through
+    # `experiments.nb201 --config.benchmark=...` instead.
+    check_choice("space", config.space, [s for s in SPACES.names() if SPACES.get(s).network is not None])
     check_choice("strategy", config.strategy, STRATEGIES.names())
     for field in ("evaluations", "chunk_size", "image_size"):
         check_positive(field, config[field], integer=True)
@@ -80,7 +78,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     strategy = build_strategy(config, config.strategy, space, batch_size=config.chunk_size)
     data = load_images(config.dataset if not config.npz_path else "npz", size=config.image_size,
                        npz_path=config.npz_path or None, data_dir=config.data_dir or None, seed=config.seed)
-    net = NB201Network(config.network.channels, config.network.cells_per_stage, data.num_classes)
+    net = prefixed("network", lambda: space.network(num_classes=data.num_classes, **config.network.to_dict()))
     trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size)
     if trainer.chunk_size != config.chunk_size:  # rounded up to a multiple of the devices
         strategy = build_strategy(config, config.strategy, space, batch_size=trainer.chunk_size)
@@ -98,11 +96,11 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
                     "median_test": float(np.nanmedian(scores.test_acc)), "max_valid": float(np.nanmax(scores.valid_acc))}
     with JsonlWriter(os.path.join(workdir, "evaluations.jsonl")) as w:
         for i in range(len(hist.valid_acc)):
-            w.write({"evaluation": i, "arch_str": nb201.to_string(hist.archs[i]), "valid_acc": hist.valid_acc[i],
+            w.write({"evaluation": i, "arch_str": space.to_string(hist.archs[i]), "valid_acc": hist.valid_acc[i],
                      "test_acc": hist.test_acc[i], "diverged": hist.diverged[i]})
     results = {
         "strategy": config.strategy, "space": config.space, "dataset": data.name, "image_shape": data.image_shape,
-        "best_arch": nb201.to_string(hist.archs[b]), "best_valid": float(hist.valid_acc[b]),
+        "best_arch": space.to_string(hist.archs[b]), "best_valid": float(hist.valid_acc[b]),
         "best_test": float(hist.test_acc[b]), "evaluations": int(len(hist.valid_acc)),
         "diverged": int(hist.diverged.sum()), "wall_s": info["wall_s"], "resumed_from_batch": info["resumed_from_batch"],
         "random_baseline": baseline,

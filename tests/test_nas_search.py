@@ -94,3 +94,8 @@ def test_aging_chunk_above_half_the_population_is_refused_before_any_work(data_d
 def test_bad_config_names_the_field(data_dir, tmp_path, field, value):
     with pytest.raises(ConfigError, match=f"^{'dataset' if field == 'dataset' else field}"):
         nas_search.run(tiny_config(data_dir, **{field: value}), str(tmp_path))
+
+
+def test_a_table_only_space_is_refused_naming_the_trainable_ones(data_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"^space: got 'macro'; allowed: nb201$"):
+        nas_search.run(tiny_config(data_dir, space="macro"), str(tmp_path))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +22,17 @@ class CategoricalSpace:
     name: str
     num_positions: int
     num_choices: int
+    # What entry points need beyond the choices (kept out of equality, hashing and repr): how to print an
+    # architecture, and the factory of its candidate network, `network(num_classes=..., **options)` -> a Flax
+    # module applied as `model.apply(variables, images, arch, train=...)` (None: a table-only space).
+    printer: Callable[[Any], str] | None = dataclasses.field(default=None, compare=False, repr=False)
+    network: Callable[..., Any] | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def to_string(self, arch: Any) -> str:
+        """The architecture as its space prints it (default: the choice ids as digits)."""
+        if self.printer is not None:
+            return self.printer(arch)
+        return "".join(str(int(c)) for c in np.asarray(arch).reshape(-1))
 
     @property
     def size(self) -> int:

@@ -27,22 +27,22 @@ OPS: tuple[str, ...] = ("identity", "mbconv_k3_e3", "mbconv_k5_e6")
 STAGES: tuple[int, ...] = (2, 3, 3)  # searched layers per stage; each stage's first layer has stride 2
 WIDTHS: tuple[int, ...] = (64, 128, 256)  # output channels of each stage (the stem has 32)
 
-SPACE = CategoricalSpace(name="macro", num_positions=sum(STAGES), num_choices=len(OPS))
+_POSITIONS = sum(STAGES)
 
 
 def to_string(arch: jax.Array | np.ndarray | Sequence[int]) -> str:
     """The benchmark's key of one architecture (shape (8,)): its op ids as 8 digits, first layer first."""
     ops = np.asarray(arch).reshape(-1)
-    if ops.shape != (SPACE.num_positions,) or ops.min() < 0 or ops.max() >= len(OPS):
-        raise ValueError(f"arch: expected {SPACE.num_positions} op ids in [0, {len(OPS)}), got {ops.tolist()}")
+    if ops.shape != (_POSITIONS,) or ops.min() < 0 or ops.max() >= len(OPS):
+        raise ValueError(f"arch: expected {_POSITIONS} op ids in [0, {len(OPS)}), got {ops.tolist()}")
     return "".join(str(int(o)) for o in ops)
 
 
 def from_string(text: str) -> np.ndarray:
     """Parses a benchmark key (8 digits in 0-2) into an int32 array of shape (8,); bad keys raise ConfigError."""
     key = text.strip()
-    if len(key) != SPACE.num_positions or any(c not in "012" for c in key):
-        raise ConfigError("arch_str", f"expected {SPACE.num_positions} digits in 0-{len(OPS) - 1}, got {text!r}")
+    if len(key) != _POSITIONS or any(c not in "012" for c in key):
+        raise ConfigError("arch_str", f"expected {_POSITIONS} digits in 0-{len(OPS) - 1}, got {text!r}")
     return np.array([int(c) for c in key], np.int32)
 
 
@@ -51,3 +51,6 @@ def describe(arch: jax.Array | np.ndarray | Sequence[int]) -> str:
     ops = [OPS[int(o)] for o in np.asarray(arch).reshape(-1)]
     bounds = np.cumsum((0,) + STAGES)
     return " | ".join(", ".join(ops[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+SPACE = CategoricalSpace(name="macro", num_positions=_POSITIONS, num_choices=len(OPS), printer=to_string)

@@ -17,6 +17,7 @@ the ops; it is looked up through the table (`jaxnas.problems.nb201_table.NB201Ta
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -28,7 +29,6 @@ OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", 
 EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # (source, target)
 NUM_NODES = 4
 
-SPACE = CategoricalSpace(name="nb201", num_positions=len(EDGES), num_choices=len(OPS))
 _OP_ID = {name: i for i, name in enumerate(OPS)}
 
 
@@ -63,3 +63,14 @@ def from_string(text: str) -> np.ndarray:
     if (arch < 0).any():
         raise ConfigError("arch_str", f"every edge must appear once: {text!r}")
     return arch
+
+
+def network(num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5) -> Any:
+    """The NAS-Bench-201 candidate network (`jaxnas.evaluation.nb201_network.NB201Network`)."""
+    from jaxnas.evaluation.nb201_network import NB201Network  # the network imports this module: import late
+
+    return NB201Network(channels, cells_per_stage, num_classes)
+
+
+SPACE = CategoricalSpace(name="nb201", num_positions=len(EDGES), num_choices=len(OPS), printer=to_string,
+                         network=network)
