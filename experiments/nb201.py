@@ -57,7 +57,7 @@ def search(config: config_dict.ConfigDict, name: str, bench: TabularBenchmark, t
     searcher = BudgetedSearch(strategy, table, budget, config.chunk_steps)
     result = searcher.run(config.seed, config.runs, checkpoint_dir=os.path.join(workdir, "checkpoints"),
                           progress=config.progress, desc=name)
-    arch_strs = [bench.to_string(a) for a in result.best_arch]
+    arch_strs = [bench.space.to_string(a) for a in result.best_arch]
     top_arch, top_count = collections.Counter(arch_strs).most_common(1)[0]
     summary = {
         "strategy": name, "runs": config.runs, **_budget_fields(bench, budget), "seed": config.seed,

@@ -13,7 +13,7 @@ BENCHMARKS: Registry[TabularBenchmark] = Registry("benchmark")
 
 BENCHMARKS.register("nb201")(TabularBenchmark(
     name="nb201", title="NAS-Bench-201, CIFAR-10-valid", space=nb201.SPACE, load=nb201_table.load_nb201_table,
-    to_string=nb201.to_string, budget_unit="simulated s", fitness="validation accuracy (%)",
+    budget_unit="simulated s", fitness="validation accuracy (%)",
     reported="test accuracy (%)",
     note=("Ours: this table's 200-epoch seed-mean validation accuracy as fitness. Paper: 12-epoch validation "
           "accuracy of one random seed as fitness, so its searches are noisier. Our test column is the "
@@ -25,7 +25,7 @@ BENCHMARKS.register("nb201")(TabularBenchmark(
 
 BENCHMARKS.register("macro")(TabularBenchmark(
     name="macro", title="NAS-Bench-Macro, CIFAR-10", space=macro.SPACE, load=macro_table.load_macro_table,
-    to_string=macro.to_string, budget_unit="evaluations", fitness="test accuracy, searched training (%)",
+    budget_unit="evaluations", fitness="test accuracy, searched training (%)",
     reported="test accuracy, mean of the other two trainings (%)",
     note=("NAS-Bench-Macro holds three trainings per network and no validation split: the search selects on one "
           "training (`macro.search_run`) and the reported figure is the mean of the other two, so the reported "

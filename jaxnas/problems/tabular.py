@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -66,15 +65,14 @@ class Table:
 class TabularBenchmark:
     """A `BENCHMARKS` entry: everything the table protocol's entry point needs to run and report a benchmark.
 
-    `load(path, **options)` returns a `Table` (a missing or malformed file raises ConfigError); `options` names
-    the loader's keyword options with their defaults (the entry point's config section sets them).
+    `load(path, **options)` returns a `Table` (a missing or malformed file raises ConfigError); the options come
+    from the entry point's config section of the benchmark's name. Architectures print through `space`.
     """
 
     name: str
     title: str  # for headings and plots: "NAS-Bench-201, CIFAR-10-valid"
     space: CategoricalSpace
     load: Callable[..., Table]
-    to_string: Callable[[Any], str]
     budget_unit: str  # "simulated s" or "evaluations": what `Table.cost` counts
     fitness: str  # what `valid` holds, for reports
     reported: str  # what `test` holds, for reports
