@@ -61,7 +61,8 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
     ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
     # everything that decides the scores: a rerun with any other strategy, training, network or data is refused
     settings = {"seed": seed, "evaluations": evaluations, "batch": batch, "strategy": repr(strategy),
-                "train": repr(trainer.settings), "model": repr(trainer.model), "data": fingerprint(trainer.data)}
+                "train": repr(trainer.settings), "model": repr(trainer.model), "objective": repr(trainer.objective),
+                "data": fingerprint(trainer.data)}
     if ckpt is not None:
         restored = ckpt.resume((state, hist), settings)
         if restored is not None:

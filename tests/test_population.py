@@ -53,3 +53,26 @@ def test_bad_settings_name_the_field(digits_8x8):
         TrainSettings(steps=0)
     with pytest.raises(ConfigError, match="^batch_size: got 5000"):
         PopulationTrainer(NET, digits_8x8, TrainSettings(batch_size=5000))
+
+
+def test_the_objective_is_injected(digits_8x8, sharded):
+    """Loss and metric come from the trainer's objective: the default is cross-entropy and accuracy, another
+    objective trains and scores by its own rules."""
+    from jaxnas.problems.classification import Classification
+
+    class Shifted(Classification):  # the same training, a metric moved by a known amount
+        def metric(self, logits, labels):
+            return super().metric(logits, labels) - 1000.0
+
+    base = sharded.score(ARCHS[:2], seed=4)
+    other = PopulationTrainer(NET, digits_8x8, SETTINGS, chunk_size=8, objective=Shifted()).score(ARCHS[:2], seed=4)
+    np.testing.assert_array_equal(other.train_loss, base.train_loss)
+    np.testing.assert_allclose(other.valid_acc, base.valid_acc - 1000.0, atol=1e-3)
+
+    class Doubled(Classification):  # the loss it reports (and trains on) is its own: the first step shows it
+        def loss(self, logits, labels):
+            return 2.0 * super().loss(logits, labels)
+
+    doubled = PopulationTrainer(NET, digits_8x8, SETTINGS, chunk_size=8, objective=Doubled()).score(ARCHS[:2], seed=4)
+    np.testing.assert_allclose(doubled.train_loss[:, 0], 2.0 * base.train_loss[:, 0], rtol=1e-5)
+    assert not np.allclose(doubled.train_loss[:, -1], 2.0 * base.train_loss[:, -1], rtol=1e-5)  # then it trains otherwise

@@ -30,6 +30,7 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxnas.common.errors import check, check_positive
+from jaxnas.problems.classification import Classification
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,13 +111,16 @@ class PopulationTrainer:
       chunk_size: candidates per compiled call (bounds memory); rounded up to a multiple of the devices.
       devices: devices to split candidates over (default: all).
       post_update: `f(params, step) -> params` applied after every update (e.g. a pruner).
+      objective: what candidates train on and are scored by: `loss(outputs, targets)` (a scalar to minimise)
+        and `metric(outputs, targets)` (a scalar to maximise, reported as the validation / test score);
+        default `Classification()`: cross-entropy, top-1 accuracy in percent.
     """
 
     def __init__(self, model: Any, data: Any, settings: TrainSettings = TrainSettings(), chunk_size: int = 8,
                  devices: list[jax.Device] | None = None,
-                 post_update: Callable[[Any, jax.Array], Any] | None = None):
+                 post_update: Callable[[Any, jax.Array], Any] | None = None, objective: Any = Classification()):
         check_positive("chunk_size", chunk_size, integer=True)
-        self.model, self.settings, self.post_update = model, settings, post_update
+        self.model, self.settings, self.post_update, self.objective = model, settings, post_update, objective
         self.devices = list(devices) if devices is not None else jax.local_devices()
         n_dev = len(self.devices)
         self.chunk_size = -(-chunk_size // n_dev) * n_dev
@@ -149,8 +153,7 @@ class PopulationTrainer:
         def loss_fn(params, batch_stats, x, y, arch):
             logits, updates = self.model.apply({"params": params, "batch_stats": batch_stats}, x, arch, train=True,
                                                mutable=["batch_stats"])
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-            return loss, updates["batch_stats"]
+            return self.objective.loss(logits, y), updates["batch_stats"]
 
         def step(c: Candidate, _):
             idx = batch_indices(data_key, c.step, n, bs)
@@ -169,10 +172,9 @@ class PopulationTrainer:
         return jax.lax.scan(step, cand, None, length=steps)
 
     def evaluate_candidate(self, cand: Candidate, arch: jax.Array, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Accuracy (percent) and mean loss on (x, y), with running BN statistics."""
+        """The objective's metric (accuracy in percent by default) and its loss on (x, y), with running BN statistics."""
         logits = self.model.apply({"params": cand.params, "batch_stats": cand.batch_stats}, x, arch, train=False)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return 100.0 * jnp.mean(jnp.argmax(logits, -1) == y), loss
+        return self.objective.metric(logits, y), self.objective.loss(logits, y)
 
     def _train_and_score(self, keys: jax.Array, archs: jax.Array, data: Data, data_key: jax.Array):
         self.traces += 1

@@ -79,7 +79,7 @@ def make_supernet_step(trainer: PopulationTrainer, total_steps: int, off_path: s
     def loss_fn(params, batch_stats, x, y, arch):
         logits, updates = trainer.model.apply({"params": params, "batch_stats": batch_stats}, x, arch, train=True,
                                               mutable=["batch_stats"])
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), updates["batch_stats"]
+        return trainer.objective.loss(logits, y), updates["batch_stats"]
 
     def step(c: Candidate, arch: jax.Array, x: jax.Array, y: jax.Array) -> tuple[Candidate, jax.Array]:
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(c.params, c.batch_stats, x, y, arch)
@@ -126,7 +126,8 @@ def train_supernet(trainer: PopulationTrainer, space: CategoricalSpace, steps: i
 
 
 def score_inherited(trainer: PopulationTrainer, supernet: Candidate, archs: np.ndarray, split: str = "valid") -> np.ndarray:
-    """Accuracy (percent) of each architecture (P, L) with the supernet's weights, BN on batch statistics."""
+    """The trainer's metric (accuracy in percent by default) of each architecture (P, L) with the supernet's
+    weights, BN on batch statistics."""
     x, y = getattr(trainer.data, f"{split}_x"), getattr(trainer.data, f"{split}_y")
 
     @jax.jit
@@ -134,7 +135,7 @@ def score_inherited(trainer: PopulationTrainer, supernet: Candidate, archs: np.n
         def one(arch):
             logits, _ = trainer.model.apply({"params": supernet.params, "batch_stats": supernet.batch_stats}, x, arch,
                                             train=True, mutable=["batch_stats"])
-            return 100.0 * jnp.mean(jnp.argmax(logits, -1) == y), optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return trainer.objective.metric(logits, y), trainer.objective.loss(logits, y)
 
         return jax.lax.map(one, archs)  # one candidate at a time: evaluation memory stays that of one network
 
