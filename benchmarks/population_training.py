@@ -4,7 +4,7 @@
         [--reference ../shared/bench/torch_nb201_loop.py] [--ref-python .refvenv/bin/python] [--threads 2]
 
 The reference (`torch_nb201_loop.py`, read-only, outside this repository) trains the network of
-`jaxnas.evaluation.nb201_network` (NAS-Bench-201 skeleton, Dong & Yang 2020) with the engine's optimiser
+`jaxnas.models.nb201` (NAS-Bench-201 skeleton, Dong & Yang 2020) with the engine's optimiser
 (SGD, Nesterov 0.9, coupled weight decay 5e-4, cosine from `--lr`): per candidate, fresh weights, `--steps`
 mini-batches of `--batch` drawn from 512 synthetic images, then one evaluation pass over 64 validation images.
 This script gives the engine exactly that work and measures, in one process tree:
@@ -52,7 +52,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from jaxnas.common.provenance import record_result  # noqa: E402
-from jaxnas.evaluation.nb201_network import CONV1, CONV3, NB201Network  # noqa: E402
+from jaxnas.models.nb201 import CONV1, CONV3, NB201Network  # noqa: E402
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings, batch_indices  # noqa: E402
 from jaxnas.spaces import nb201  # noqa: E402
 

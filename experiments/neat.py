@@ -22,14 +22,14 @@ from experiments.cli import launch, prefixed
 from jaxnas.common.errors import check, check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.common.report import Report
-from jaxnas.evaluation import neat_problems
+from jaxnas.problems import neat_tasks
 from jaxnas.neat_search import NeatRunner
 from jaxnas.spaces.neat import ACTIVATIONS, NeatSpace, to_host
 from jaxnas.strategies.neat import Neat
 
 
 def validate(config: config_dict.ConfigDict) -> None:
-    check_choice("problem", config.problem, list(neat_problems.NEAT_PROBLEMS))
+    check_choice("problem", config.problem, list(neat_tasks.NEAT_PROBLEMS))
     check_choice("activation", config.activation, list(ACTIVATIONS))
     for field in ("generations", "chunk", "double_pole_steps", "seeds"):
         check_positive(field, config[field], integer=True)
@@ -39,10 +39,10 @@ def validate(config: config_dict.ConfigDict) -> None:
     check(0 < config.digits_target <= 1, "digits_target", f"got {config.digits_target}; must be in (0, 1]")
 
 
-def build(config: config_dict.ConfigDict) -> tuple[neat_problems.NeatProblem, Neat]:
+def build(config: config_dict.ConfigDict) -> tuple[neat_tasks.NeatProblem, Neat]:
     """The problem and the strategy a config describes (validated, errors name the field)."""
     validate(config)
-    problem = neat_problems.make_problem(config.problem, double_pole_steps=config.double_pole_steps, seed=config.seed,
+    problem = neat_tasks.make_problem(config.problem, double_pole_steps=config.double_pole_steps, seed=config.seed,
                                          digits_target=config.digits_target)
     io = problem.num_inputs + problem.num_outputs
     max_nodes = config.max_nodes or io + 16

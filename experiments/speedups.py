@@ -22,10 +22,10 @@ from jaxnas.common.errors import check_choice, check_positive, check_range
 from jaxnas.common.metrics import write_json
 from jaxnas.common.report import Report
 from jaxnas.data import load_images
-from jaxnas.evaluation.nb201_network import NB201Network
+from jaxnas.models.nb201 import NB201Network
 from jaxnas.evaluation.early_stopping import successive_halving
 from jaxnas.evaluation.incremental import grow_candidates, growable_edges
-from jaxnas.evaluation.nb201_network import CONV3
+from jaxnas.models.nb201 import CONV3
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.evaluation.pruning import conv_macs, filter_prune_candidate, make_pruner, prune, pruned_network
 from jaxnas.evaluation.weight_sharing import score_inherited, train_supernet

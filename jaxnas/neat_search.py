@@ -22,7 +22,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from jaxnas.common.checkpoint import Checkpointer
 from jaxnas.common.errors import check, check_positive
-from jaxnas.evaluation.neat_problems import NeatProblem
+from jaxnas.problems.neat_tasks import NeatProblem
 from jaxnas.common.tree import tree_where
 from jaxnas.spaces.neat import Genome
 from jaxnas.strategies.neat import Neat, NeatState

@@ -66,7 +66,7 @@ def test_small_double_pole_without_velocities_run(tmp_path):
 
 def test_every_problem_is_in_the_registry_with_its_own_rules():
     """The entry point holds no per-problem code: each problem says how it is solved and what to report."""
-    from jaxnas.evaluation.neat_problems import NEAT_PROBLEMS, make_problem
+    from jaxnas.problems.neat_tasks import NEAT_PROBLEMS, make_problem
 
     assert list(NEAT_PROBLEMS) == ["xor", "cartpole", "double_pole", "double_pole_nv", "digits"]
     stops = {name: make_problem(name).stops_early for name in NEAT_PROBLEMS}

@@ -13,7 +13,7 @@ from experiments import nas_search
 from experiments.configs import nas_search as nas_config
 from jaxnas.common.errors import ConfigError
 from jaxnas.data import load_images
-from jaxnas.evaluation.nb201_network import NB201Network
+from jaxnas.models.nb201 import NB201Network
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.spaces import nb201
 from jaxnas.strategies import STRATEGIES, aging_evolution

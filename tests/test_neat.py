@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from jaxnas.common.errors import ConfigError
-from jaxnas.evaluation import pole_balancing as pb
-from jaxnas.evaluation.neat_problems import make_problem
+from jaxnas.problems import pole_balancing as pb
+from jaxnas.problems.neat_tasks import make_problem
 from jaxnas.neat_search import NeatRunner
 from jaxnas.spaces.neat import EMPTY, Genome, NeatSpace, to_host
 from jaxnas.strategies import neat_ops as ops

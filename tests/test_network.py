@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnas.evaluation.layers import avg_pool3x3, conv3x3, patches3x3
-from jaxnas.evaluation.nb201_network import Cell, NB201Network
+from jaxnas.models.layers import avg_pool3x3, conv3x3, patches3x3
+from jaxnas.models.nb201 import Cell, NB201Network
 from jaxnas.spaces import nb201
 
 pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)

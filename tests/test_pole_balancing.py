@@ -1,4 +1,4 @@
-"""Cart-pole environments (jaxnas.evaluation.pole_balancing) against independent float64 NumPy
+"""Cart-pole environments (jaxnas.problems.pole_balancing) against independent float64 NumPy
 references: gym's CartPole Euler step, and Wieland's double-pole equations integrated with RK4 in
 the layout of the NEAT-1.2.1 C++ code (derivatives in place, two 0.01 s steps per action)."""
 
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnas.evaluation import pole_balancing as pb
+from jaxnas.problems import pole_balancing as pb
 
 # ---------------------------------------------------------------------------------------------------
 # References (float64, plain Python/NumPy, written from the equations, not from the module).

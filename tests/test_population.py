@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jaxnas.common.errors import ConfigError
-from jaxnas.evaluation.nb201_network import NB201Network
+from jaxnas.models.nb201 import NB201Network
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.spaces import nb201
 

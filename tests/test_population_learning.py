@@ -4,7 +4,7 @@ compiles faster), while test_population.py's exact checks compile with them off.
 
 import numpy as np
 
-from jaxnas.evaluation.nb201_network import NB201Network
+from jaxnas.models.nb201 import NB201Network
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.spaces import nb201
 

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from jaxnas.common.errors import ConfigError
-from jaxnas.evaluation.nb201_network import CONV1, CONV3, NB201Network, NONE, POOL, SKIP
+from jaxnas.models.nb201 import CONV1, CONV3, NB201Network, NONE, POOL, SKIP
 from jaxnas.evaluation.population import Candidate, TrainSettings
 from jaxnas.evaluation.pruning import filter_prune_candidate, pruned_network
 

@@ -46,7 +46,7 @@ def test_unknown_speedup_names_the_field(tmp_path):
 
 
 def test_pruning_reaches_the_requested_sparsity_per_kernel():
-    from jaxnas.evaluation.nb201_network import NB201Network
+    from jaxnas.models.nb201 import NB201Network
     from jaxnas.evaluation.pruning import conv_macs, prune, scheduled_sparsity
 
     arch = np.array([3, 2, 3, 1, 4, 3])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxnas.common.errors import ConfigError
-from jaxnas.evaluation.nb201_network import CONV1, CONV3, NB201Network, NONE, POOL, SKIP
+from jaxnas.models.nb201 import CONV1, CONV3, NB201Network, NONE, POOL, SKIP
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.evaluation.weight_sharing import make_supernet_step, path_mask
 

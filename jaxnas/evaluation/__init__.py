@@ -1,1 +1,2 @@
-"""Evaluators: score candidate architectures (tabular benchmarks now; trained populations later)."""
+"""Evaluators: the population training engine and the four speed-ups (early stopping, weight sharing, pruning,
+incremental training) that score candidate architectures by training them."""

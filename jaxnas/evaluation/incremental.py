@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.common.errors import check, check_choice
-from jaxnas.evaluation.nb201_network import CONV1, CONV3, NONE
+from jaxnas.models.nb201 import CONV1, CONV3, NONE
 from jaxnas.evaluation.population import Candidate, PopulationTrainer
 
 

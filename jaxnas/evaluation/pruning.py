@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.common.errors import check, check_choice, check_range
-from jaxnas.evaluation.nb201_network import CONV1, CONV3, NB201Network
+from jaxnas.models.nb201 import CONV1, CONV3, NB201Network
 
 PRUNABLE = ("kernel", "conv3x3", "conv1x1")
 

@@ -15,7 +15,7 @@ weight *and its momentum buffer* bit-identical (`off_path="frozen"`, the default
 plain optimiser step, for comparison). On the path: the stem, the residual reductions, the last BN and
 the classifier (always used); in each cell, edge e's 3x3 kernel if the edge carries nor_conv_3x3, its
 1x1 kernel if it carries nor_conv_1x1, and the edge's BatchNorm if it carries either (this network
-shares one BN per edge between the two conv ops; see `nb201_network`). An op counts as used when the
+shares one BN per edge between the two conv ops; see `jaxnas.models.nb201`). An op counts as used when the
 path selects it, even where a later `none` edge cuts it off from the output: NB201's `none` op is
 `x.mul(0.)`, so PyTorch gives such weights a zero gradient, not None, and updates them.
 
@@ -36,7 +36,7 @@ import numpy as np
 import optax
 
 from jaxnas.common.errors import check_choice
-from jaxnas.evaluation.nb201_network import CONV1, CONV3
+from jaxnas.models.nb201 import CONV1, CONV3
 from jaxnas.evaluation.population import Candidate, PopulationTrainer, batch_indices
 from jaxnas.spaces.base import CategoricalSpace
 

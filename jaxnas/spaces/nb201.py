@@ -66,8 +66,8 @@ def from_string(text: str) -> np.ndarray:
 
 
 def network(num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5) -> Any:
-    """The NAS-Bench-201 candidate network (`jaxnas.evaluation.nb201_network.NB201Network`)."""
-    from jaxnas.evaluation.nb201_network import NB201Network  # the network imports this module: import late
+    """The NAS-Bench-201 candidate network (`jaxnas.models.nb201.NB201Network`)."""
+    from jaxnas.models.nb201 import NB201Network  # the network imports this module: import late
 
     return NB201Network(channels, cells_per_stage, num_classes)
 

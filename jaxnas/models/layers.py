@@ -5,7 +5,7 @@ convolution over per-candidate kernels lowers to a grouped convolution, which XL
 times slower than a loop (../shared/NOTES.md). A 3x3 convolution is the same as stacking the nine
 shifted copies of the padded input along channels (B, H, W, 9C) and multiplying by the kernel
 reshaped to (9C, C_out); under vmap that is a plain batched matmul, fast on every backend, and the
-patches of one input can be shared by every convolution that reads it (see `nb201_network`).
+patches of one input can be shared by every convolution that reads it (see `jaxnas.models.nb201`).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.common.registry import Registry
-from jaxnas.evaluation import pole_balancing as pb
+from jaxnas.problems import pole_balancing as pb
 from jaxnas.spaces.neat import Genome, NeatSpace
 
 XOR_INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)

@@ -26,7 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxnas.evaluation.layers import BatchNorm, Conv, avg_pool3x3, center_tap, conv3x3, he_normal
+from jaxnas.models.layers import BatchNorm, Conv, avg_pool3x3, center_tap, conv3x3, he_normal
 from jaxnas.spaces import nb201
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
