@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from experiments.configs.neat import NEAT_PYTHON_XOR  # noqa: E402
 from jaxnas.common.provenance import record_result  # noqa: E402
 from jaxnas.problems.neat_tasks import make_problem  # noqa: E402
-from jaxnas.neat_search import NeatRunner  # noqa: E402
+from jaxnas.search.neat import NeatRunner  # noqa: E402
 from jaxnas.strategies.neat import Neat  # noqa: E402
 
 MAX_NODES, MAX_CONNS = 16, 32  # XOR genomes: room for 13 hidden nodes and 30 connection genes

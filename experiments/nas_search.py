@@ -28,7 +28,7 @@ from jaxnas.data import load_images
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.spaces import SPACES
 from jaxnas.strategies import STRATEGIES
-from jaxnas.trained_search import History, run_trained_search
+from jaxnas.search.trained import History, run_trained_search
 
 BASELINE_FIRST_ID = 1_000_000  # candidate ids (init keys) of the random baseline, apart from the search's
 

@@ -23,7 +23,7 @@ from jaxnas.common.errors import check, check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.common.report import Report
 from jaxnas.problems import neat_tasks
-from jaxnas.neat_search import NeatRunner
+from jaxnas.search.neat import NeatRunner
 from jaxnas.spaces.neat import ACTIVATIONS, NeatSpace, to_host
 from jaxnas.strategies.neat import Neat
 

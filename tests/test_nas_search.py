@@ -17,7 +17,7 @@ from jaxnas.models.nb201 import NB201Network
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.spaces import nb201
 from jaxnas.strategies import STRATEGIES, aging_evolution
-from jaxnas.trained_search import run_trained_search
+from jaxnas.search.trained import run_trained_search
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,7 +16,7 @@ import pytest
 from jaxnas.common.errors import ConfigError
 from jaxnas.problems import pole_balancing as pb
 from jaxnas.problems.neat_tasks import make_problem
-from jaxnas.neat_search import NeatRunner
+from jaxnas.search.neat import NeatRunner
 from jaxnas.spaces.neat import EMPTY, Genome, NeatSpace, to_host
 from jaxnas.strategies import neat_ops as ops
 from jaxnas.strategies.neat import Neat
