@@ -37,6 +37,13 @@ def nb201_section(workdir: str, report: Report) -> dict:
     return nb201.run(config, os.path.join(workdir, "nb201"), report=report)
 
 
+def macro_section(workdir: str, report: Report) -> dict:
+    """The same strategies and protocol on a second table, NAS-Bench-Macro: 500 runs x 100 evaluations each."""
+    config = nb201_config.get_config()
+    config.benchmark, config.strategy = "macro", "all"
+    return nb201.run(config, os.path.join(workdir, "macro"), report=report)
+
+
 def nas_search_section(workdir: str, report: Report) -> dict:
     """Aging evolution with real training on the embedded digits, against random architectures."""
     config = nas_search_config.get_config("demo")
@@ -84,6 +91,7 @@ def neat_section(workdir: str, report: Report) -> dict:
 
 SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
+    ("macro", macro_section),
     ("nas_search", nas_search_section),
     *((name, speedup_section(name)) for name in speedups.SPEEDUPS),
     ("mtl", mtl_section),
