@@ -49,16 +49,11 @@ import jax
 import jax.numpy as jnp
 
 from gans.ops import instance_norm as _instance_norm, interleave2x
-from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
+from jaxnas.common.errors import ConfigError, check, check_choice, check_nonnegative_int, check_positive
 
 IN_EPS = 1e-5  # torch InstanceNorm2d default
 LRELU_SLOPE = 0.2
 CHANNELS = (1, 3)
-
-
-def _check_nonneg_int(field: str, value) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    check(ok, field, f"got {value!r}; must be an integer >= 0")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -124,8 +119,8 @@ class CycleGANConfig:
         check_choice("channels_b", self.channels_b, CHANNELS)
         for name in ("ngf", "ndf", "disc_layers"):
             check_positive(name, getattr(self, name), integer=True)
-        _check_nonneg_int("n_res_blocks", self.n_res_blocks)
-        _check_nonneg_int("n_downsampling", self.n_downsampling)
+        check_nonnegative_int("n_res_blocks", self.n_res_blocks)
+        check_nonnegative_int("n_downsampling", self.n_downsampling)
         f = 2**self.n_downsampling
         check(r % f == 0 and r // f >= 2, "n_downsampling",
               f"got {self.n_downsampling}; resolution {r} must be a multiple of 2**n_downsampling = {f} "

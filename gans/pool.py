@@ -7,7 +7,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from jaxnas.common.errors import ConfigError, check
+from jaxnas.common.errors import ConfigError, check, check_nonnegative_int
 
 
 @flax.struct.dataclass
@@ -24,8 +24,7 @@ class PoolState:
 
 def pool_init(size: int, image_shape: tuple[int, int, int], dtype=jnp.float32) -> PoolState:
     """An empty pool of ``size`` images of shape ``image_shape`` (H, W, C). size 0 disables the pool."""
-    ok = isinstance(size, int) and not isinstance(size, bool) and size >= 0
-    check(ok, "pool_size", f"got {size!r}; must be an integer >= 0")
+    check_nonnegative_int("pool_size", size)
     check(len(tuple(image_shape)) == 3, "image_shape", f"got {image_shape!r}; must be (H, W, C)")
     return PoolState(images=jnp.zeros((size, *image_shape), dtype), count=jnp.zeros((), jnp.int32))
 

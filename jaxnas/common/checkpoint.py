@@ -43,6 +43,12 @@ def check_same_settings(meta: dict[str, Any], settings: dict[str, Any]) -> None:
                                      "use a fresh --workdir or the same settings")
 
 
+def _failure(step: int, err: Exception) -> str:
+    """One line for a checkpoint that could not be read: the step, the error's type and its first line."""
+    first = str(err).splitlines()[0][:200] if str(err) else ""
+    return f"step {step}: {type(err).__name__}: {first}"
+
+
 def _where_they_differ(saved: Any, now: Any, width: int = 60) -> tuple[str, str]:
     """Two values on one line each; long ones (a strategy's or a model's repr) cut around their first difference."""
     a, b = (" ".join(repr(v).split()) for v in (saved, now))
@@ -112,7 +118,7 @@ class Checkpointer:
             try:
                 meta = self.read_meta(step)
             except Exception as err:  # noqa: BLE001 (orbax raises many kinds for a damaged checkpoint)
-                failures.append(f"step {step}: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+                failures.append(_failure(step, err))
                 continue
             if settings is not None and not checked:  # the newest readable checkpoint decides
                 check_same_settings(meta.get(settings_key, {}) if settings_key else meta, settings)
@@ -120,7 +126,7 @@ class Checkpointer:
             try:
                 restored = self.restore(template(step) if callable(template) else template, step)
             except Exception as err:  # noqa: BLE001
-                failures.append(f"step {step}: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+                failures.append(_failure(step, err))
                 continue
             if failures:
                 announce(f"warning: could not read the newest checkpoint(s) in {self.directory} ({'; '.join(failures)}); "
