@@ -36,6 +36,7 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -51,14 +52,24 @@ def _symmetric_uniform(scale: float) -> Callable[..., jax.Array]:
     return init
 
 
+# A masked (invalid) choice gets this logit: its probability underflows to exactly 0 in float32, and unlike -inf
+# it keeps p * log p (the entropy) and its gradient finite.
+MASKED_LOGIT = -1e9
+
+
 class LSTMController(nn.Module):
-    """Autoregressive controller: `step(carry, token, position) -> (carry, logits)`."""
+    """Autoregressive controller: `step(carry, token, position) -> (carry, logits)`.
+
+    One softmax head per position, sized to that position's options (`counts`; all `num_choices` when None);
+    logits come back padded to `num_choices` with MASKED_LOGIT past a position's count.
+    """
 
     num_positions: int
     num_choices: int
     hidden_size: int = 35
     num_layers: int = 2
     init_scale: float = 0.08
+    counts: tuple[int, ...] | None = None
 
     def setup(self):
         init = _symmetric_uniform(self.init_scale)
@@ -66,8 +77,14 @@ class LSTMController(nn.Module):
         # one fused matmul per layer and step: [x, h] (B, 2H) @ W (2H, 4H) -> gates i, f, g, o
         self.gates = [nn.Dense(4 * self.hidden_size, kernel_init=init, bias_init=init, name=f"lstm_{i}")
                       for i in range(self.num_layers)]
-        # one softmax classifier per position, stored as one matrix (H, L*C)
-        self.heads = nn.Dense(self.num_positions * self.num_choices, kernel_init=init, bias_init=init)
+        # one softmax classifier per position, stored as one matrix (H, sum of the positions' counts)
+        counts = self.counts or (self.num_choices,) * self.num_positions
+        self.heads = nn.Dense(sum(counts), kernel_init=init, bias_init=init)
+        offsets = np.cumsum((0,) + tuple(counts))[:-1]
+        choice = np.arange(self.num_choices)
+        # column of the head matrix for (position, choice), clipped past the count (those are masked below)
+        self._columns = offsets[:, None] + np.minimum(choice[None, :], np.asarray(counts)[:, None] - 1)  # (L, C)
+        self._in_head = choice[None, :] < np.asarray(counts)[:, None]  # (L, C)
 
     def initial_carry(self, batch: int):
         zeros = jnp.zeros((batch, self.hidden_size), jnp.float32)
@@ -81,7 +98,10 @@ class LSTMController(nn.Module):
             c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
             h = jax.nn.sigmoid(o) * jnp.tanh(c)
             new_carry.append((c, h))
-        logits = self.heads(h).reshape(h.shape[0], self.num_positions, self.num_choices)[:, position]  # (B, C)
+        if self.counts is None:  # the uniform case: the head matrix is (H, L*C), one C-block per position
+            logits = self.heads(h).reshape(h.shape[0], self.num_positions, self.num_choices)[:, position]  # (B, C)
+        else:
+            logits = jnp.where(self._in_head[position], self.heads(h)[:, self._columns[position]], MASKED_LOGIT)
         return tuple(new_carry), logits
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -140,7 +160,9 @@ class Reinforce:
 
     @property
     def controller(self) -> LSTMController:
-        return LSTMController(self.space.num_positions, self.space.num_choices, self.hidden_size, self.num_layers, self.init_scale)
+        counts = None if all(c == self.space.num_choices for c in self.space.counts) else self.space.counts
+        return LSTMController(self.space.num_positions, self.space.num_choices, self.hidden_size, self.num_layers,
+                              self.init_scale, counts)
 
     @property
     def optimizer(self) -> optax.GradientTransformation:
@@ -165,13 +187,20 @@ class Reinforce:
         tokens = []
         for pos, k in enumerate(jax.random.split(key, self.space.num_positions)):
             carry, logits = ctrl.apply(state.params, carry, prev, pos, method=LSTMController.step)
-            prev = jax.random.categorical(k, self._shape_logits(logits)).astype(jnp.int32)  # (B,)
+            logits = self._shape_logits(logits)
+            if not self.space.uniform:  # the position's count and what the rule allows after the tokens so far
+                prefix = jnp.stack(tokens + [prev] * (self.space.num_positions - pos), axis=1)  # (B, L); >= pos unread
+                logits = jnp.where(self.space.position_mask(prefix, pos), logits, MASKED_LOGIT)
+            prev = jax.random.categorical(k, logits).astype(jnp.int32)  # (B,)
             tokens.append(prev)
         return jnp.stack(tokens, axis=1), state
 
     def log_prob_and_entropy(self, params: dict, archs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Sum over positions of log p(token) and of the per-position entropy, each shape (B,)."""
-        logp_all = jax.nn.log_softmax(self._shape_logits(self.controller.apply(params, archs)))  # (B, L, C)
+        logits = self._shape_logits(self.controller.apply(params, archs))  # (B, L, C)
+        if not self.space.uniform:  # what `ask` sampled from: the count's and the rule's masks
+            logits = jnp.where(self.space.masks(archs), logits, MASKED_LOGIT)
+        logp_all = jax.nn.log_softmax(logits)  # (B, L, C)
         logp = jnp.take_along_axis(logp_all, archs[..., None], axis=-1)[..., 0].sum(-1)  # (B,)
         entropy = -(jnp.exp(logp_all) * logp_all).sum((-1, -2))  # (B,)
         return logp, entropy
