@@ -14,14 +14,13 @@ import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
 from jaxnas.common import ConfigError
+from mtl.class_weights import class_balanced_weights, inverse_frequency_weights
 from mtl.losses import (
     LOSSES,
-    class_balanced_weights,
     cross_entropy,
     cross_entropy_sums,
     focal_loss,
     focal_loss_sums,
-    inverse_frequency_weights,
     make_loss,
     weighted_mean,
 )
