@@ -7,8 +7,8 @@
         --config.strategy=all --workdir runs/macro          # NAS-Bench-Macro, 100 evaluations per search
 
 `--config.strategy=all` runs every strategy and writes one comparison table and plot. Outputs in the
-work directory: `results.json`, `runs.jsonl` (one line per search run), `best_so_far.png`,
-`report.md`, and `checkpoints/` (a rerun with the same workdir resumes).
+work directory: `results.json`, `runs.jsonl` (one line per search run), `metrics.jsonl` (one line per
+compiled chunk), `best_so_far.png`, `report.md`, and `checkpoints/` (a rerun with the same workdir resumes).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def search(config: config_dict.ConfigDict, name: str, bench: TabularBenchmark, t
     strategy = build_strategy(config, name, bench.space)
     searcher = BudgetedSearch(strategy, table, budget, config.chunk_steps)
     result = searcher.run(config.seed, config.runs, checkpoint_dir=os.path.join(workdir, "checkpoints"),
-                          progress=config.progress, desc=name)
+                          progress=config.progress, desc=name, metrics_path=os.path.join(workdir, "metrics.jsonl"))
     arch_strs = [bench.space.to_string(a) for a in result.best_arch]
     top_arch, top_count = collections.Counter(arch_strs).most_common(1)[0]
     summary = {

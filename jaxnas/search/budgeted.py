@@ -10,7 +10,8 @@ Deviation: the paper's code also charges the host's own sampling time; we charge
 
 All runs of one strategy go through one jit-compiled function: a `lax.scan` over `chunk_steps` search
 steps, vmapped over runs, and sharded over devices with `shard_map` when several are present. The
-host calls it chunk after chunk until every run has spent its budget, checkpointing in between, so a
+host calls it chunk after chunk (`jaxnas.common.loop.run_loop`) until every run has spent its budget,
+checkpointing in between, so a
 killed search resumes and ends exactly where an uninterrupted one does (per-step keys are
 `fold_in(run_key, step)`, independent of chunking).
 """
@@ -27,8 +28,9 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxnas.common.checkpoint import Checkpointer, fingerprint
+from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check_positive
+from jaxnas.common.loop import run_loop
 from jaxnas.problems.tabular import Table
 from jaxnas.common.tree import tree_where
 from jaxnas.strategies.base import Strategy
@@ -177,51 +179,43 @@ class BudgetedSearch:
         return jax.random.split(jax.random.key(seed), padded)
 
     def run(self, seed: int, runs: int, checkpoint_dir: str | None = None, progress: bool = True,
-            stop_after_chunks: int | None = None, desc: str = "search") -> SearchResult:
-        """Runs all searches; resumes from `checkpoint_dir` when it holds a checkpoint of this search.
+            stop_after_chunks: int | None = None, desc: str = "search",
+            metrics_path: str | None = None) -> SearchResult:
+        """Runs all searches through `jaxnas.common.loop.run_loop`, one chunk per call; resumes from
+        `checkpoint_dir` when it holds a checkpoint of this search (refusing one of another search).
 
-        `stop_after_chunks` ends early after that many chunks in this call (used to test resumption).
+        `stop_after_chunks` ends early after that many chunks in this call (used to test resumption);
+        `metrics_path` receives one JSON line per chunk (runs finished, mean best validation so far).
         """
         start = time.perf_counter()
         keys = jax.device_put(self.run_keys(seed, runs), self._run_sharding)
         carry = jax.device_put(jax.vmap(self._init_run)(keys), self._run_sharding)
         table = jax.device_put(self.table, self._replicated)
-        history: list[StepRecord] = []
-        resumed = None
-        ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
         settings = {"seed": seed, "runs": runs, "budget_s": self.budget_s, "chunk_steps": self.chunk_steps,
                     "strategy": repr(self.strategy), "table": fingerprint(self.table)}
         n_chunks = -(-self.max_steps // self.chunk_steps)
+
+        def chunk(i: int, state: tuple[RunCarry, StepRecord]) -> tuple[tuple[RunCarry, StepRecord], dict]:
+            c, hist = self._chunk(table, keys, state[0])
+            record = jax.tree.map(np.asarray, hist)  # small; kept on the host
+            best = np.asarray(c.best_valid)[:runs]
+            return (c, _concat([state[1], record])), {
+                "runs_done": int(np.sum(np.asarray(c.done)[:runs])),
+                "best_valid_mean": float(np.mean(best)) if np.isfinite(best).all() else None}
+
         # the checkpoint of chunk n holds n * chunk_steps history steps
-        restored = ckpt.resume(lambda n: (carry, self._empty_history(len(keys), n * self.chunk_steps)),
-                               settings) if ckpt is not None else None
-        if restored is not None:
-            resumed, (carry, hist), _ = restored
-            carry = jax.device_put(carry, self._run_sharding)
-            history = [jax.tree.map(np.asarray, hist)]
-        bar = _progress(n_chunks, desc, progress, initial=resumed or 0)
-        chunk = resumed or 0
-        calls = 0
-        while chunk < n_chunks and not bool(jnp.all(carry.done)):
-            if stop_after_chunks is not None and calls >= stop_after_chunks:
-                break
-            carry, record = self._chunk(table, keys, carry)
-            history.append(jax.tree.map(np.asarray, record))  # small; kept on the host
-            chunk += 1
-            calls += 1
-            bar.update(1)
-            bar.set_postfix(runs_done=f"{int(np.sum(np.asarray(carry.done)[:runs]))}/{runs}", refresh=False)
-            if ckpt is not None:
-                ckpt.save(chunk, (carry, _concat(history)), settings)
-        bar.close()
-        if ckpt is not None:
-            ckpt.close()
-        hist = _concat(history) if history else self._empty_history(len(keys))
+        out = run_loop(chunk, (carry, self._empty_history(len(keys))), end=n_chunks, settings=settings,
+                       checkpoint_dir=checkpoint_dir, metrics_path=metrics_path, done=lambda st: bool(jnp.all(st[0].done)),
+                       template=lambda n: (carry, self._empty_history(len(keys), n * self.chunk_steps)),
+                       place=lambda st: (jax.device_put(st[0], self._run_sharding), jax.tree.map(np.asarray, st[1])),
+                       postfix=lambda r: {"runs_done": f"{r['runs_done']}/{runs}"}, progress=progress, desc=desc,
+                       unit="chunk", stop_after=stop_after_chunks)
+        carry, hist = out.state
         hist = jax.tree.map(lambda a: np.asarray(a)[:runs], hist)
         c = jax.tree.map(lambda a: np.asarray(a)[:runs], carry)
         return SearchResult(best_valid=c.best_valid, best_test=c.best_test, best_index=c.best_index,
                             best_arch=c.best_arch, num_evals=c.num_evals, elapsed=c.elapsed, history=hist,
-                            wall_s=time.perf_counter() - start, resumed_from_step=resumed)
+                            wall_s=time.perf_counter() - start, resumed_from_step=out.resumed_from)
 
     def _empty_history(self, runs: int, steps: int = 0) -> StepRecord:
         z = np.zeros((runs, steps), np.float32)
@@ -230,12 +224,6 @@ class BudgetedSearch:
 
 def _concat(records: list[StepRecord]) -> StepRecord:
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *records)
-
-
-def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, initial=initial, disable=not enabled, unit="chunk", leave=False)
 
 
 def best_so_far_curve(history: StepRecord, budget_s: float, points: int = 121) -> tuple[np.ndarray, np.ndarray]:
