@@ -39,6 +39,7 @@ from gans import metrics
 from gans.cyclegan import CycleGANConfig
 from gans.cyclegan_data import UnpairedData, load_domains, translation_error
 from gans.cyclegan_train import CycleGANSettings, CycleGANTrainer
+from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check
 from jaxnas.common.metrics import device_summary, write_json
 from jaxnas.common.report import Report
@@ -134,7 +135,12 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         return m
 
     curve = [{"step": 0, **measure(0, state)}]
-    state, history = trainer.train(key, workdir=os.path.join(workdir, "checkpoints"), state=state, callback=measure)
+    # what decides the measurements kept in the checkpointed history (the trainer records the training images)
+    recorded = {"eval": config.eval.to_dict(), "transform": config.transform,
+                "data": {"name": d.name, "channels": d.channels}, "held_out": fingerprint(data.test_a, data.test_b)}
+    state, history = trainer.train(key, workdir=os.path.join(workdir, "checkpoints"), state=state, callback=measure,
+                                   progress=config.progress, metrics_path=os.path.join(workdir, "metrics.jsonl"),
+                                   settings=recorded)
     keys = set(curve[0])
     curve += [{k: v for k, v in h.items() if k in keys} for h in history if "cycle_error" in h]
     steady = [h["seconds"] for h in history[1:]]  # the first step compiles

@@ -42,8 +42,11 @@ from ml_collections import config_dict
 from experiments.cli import launch, prefixed
 from experiments.image_grid import grid, show
 from gans import metrics
-from gans.stylegan import Generator, StyleGANConfig, broadcast_ws, truncate
+from gans.stylegan_config import StyleGANConfig
+from gans.stylegan_generator import Generator
+from gans.stylegan_styles import broadcast_ws, truncate
 from gans.stylegan_train import GANTrainSettings, StyleGANTrainer
+from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check
 from jaxnas.common.metrics import device_summary, write_json
 from jaxnas.common.report import Report
@@ -138,6 +141,16 @@ class Features:
     inception: Any = None
     real_inception: np.ndarray | None = None
 
+    held_out: str = ""  # content hash of the held-out images the measurements compare with
+
+    def settings(self, config: config_dict.ConfigDict) -> dict[str, Any]:
+        """What decides the measurements kept in the checkpointed history (the training images the trainer
+        records itself): a rerun with any of them changed is refused instead of mixing old and new figures."""
+        e = config.eval
+        return {"eval": {"every": e.every, "samples": e.samples, "classifier_steps": e.classifier_steps,
+                         "inception": e.inception},
+                "data": {"name": config.data.name, "channels": config.data.channels}, "held_out": self.held_out}
+
     def measure(self, fake: np.ndarray, final: bool = False) -> dict[str, float]:
         """Classifier-feature FID/KID/precision/recall of `fake`; Inception FID/KID too when `final`."""
         feats = self.net.features(fake)
@@ -170,7 +183,9 @@ def train_and_measure(cfg: StyleGANConfig, settings: GANTrainSettings, images: n
         return m
 
     curve = [{"step": 0, **measure(0, state)}]
-    state, history = trainer.train(key, workdir=os.path.join(workdir, "checkpoints"), state=state, callback=measure)
+    state, history = trainer.train(key, workdir=os.path.join(workdir, "checkpoints"), state=state, callback=measure,
+                                   progress=config.progress, metrics_path=os.path.join(workdir, "metrics.jsonl"),
+                                   settings=feats.settings(config))
     curve += [{k: v for k, v in h.items() if k in curve[0] or k.startswith("inception_")} for h in history if "fid" in h]
     steady = [h["seconds"] for h in history[2:]]  # steps 1 and 2 compile the two step variants
     styles = Styles(trainer, state.g_ema)
@@ -215,7 +230,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     print(f"feature net ({task}): test accuracy {net.test_accuracy:.3f}", flush=True)
     held_out = np.concatenate([data.valid_x, data.test_x])
     feats = Features(net, net.features(held_out), inception,
-                     inception.features(held_out) if inception is not None else None)
+                     inception.features(held_out) if inception is not None else None, fingerprint(held_out))
     main = train_and_measure(cfg, settings, data.train_x, feats, config, workdir, "mapping")
     results = {"device": device_summary(), "steps": settings.steps, **_summary(main),
                "classifier_test_accuracy": net.test_accuracy, "classifier_task": net.task}

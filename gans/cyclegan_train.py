@@ -14,7 +14,7 @@ One jitted step: the generator losses and gradients are computed with `shard_map
 losses `pmean`-ed across devices, so the global-batch mean is exact), the pools are queried on the whole
 batch outside the sharded part (replicated, so the pool's random choices do not depend on the device
 count), then the discriminator step is sharded the same way. 8 devices give the 1-device result.
-A step with a non-finite loss or gradient is not applied and training stops naming it (`gans.loop`).
+A step with a non-finite loss or gradient is not applied and training stops naming it (`jaxnas.common.loop`).
 Data order: each domain is reshuffled per epoch by a pure function of (seed, domain, epoch); a batch of A
 and a batch of B are drawn independently (unpaired).
 
@@ -35,13 +35,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gans.cyclegan import CycleGANConfig, PatchDiscriminator, ResnetGenerator, init_cyclegan
 from gans.losses import ADVERSARIAL_LOSSES, adversarial_g_loss, cycle_loss, discriminator_loss, identity_loss
 from gans.pool import pool_init, pool_query
-from gans.loop import all_finite, train_loop
+from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check, check_choice, check_positive, check_range
+from jaxnas.common.loop import all_finite, run_loop
 from jaxnas.common.tree import tree_where
 
 
@@ -206,16 +207,23 @@ class CycleGANTrainer:
         return out[0], out[1]
 
     def train(self, key: jax.Array, *, workdir: str | None = None, stop_at: int | None = None,
-              progress: Callable[[int, dict[str, float]], None] | None = None, state: CycleState | None = None,
+              progress: bool = False, state: CycleState | None = None,
               callback: Callable[[int, CycleState], dict[str, Any] | None] | None = None,
+              metrics_path: str | None = None, settings: dict[str, Any] | None = None,
               ) -> tuple[CycleState, list[dict[str, float]]]:
-        """Runs (or resumes from `workdir`) to `settings.steps` (or `stop_at`); see `gans.loop.train_loop`."""
+        """Runs (or resumes from the checkpoints in `workdir`) to `settings.steps` (or `stop_at`) through
+        `jaxnas.common.loop.run_loop`; as `StyleGANTrainer.train` (the checkpoints record the model, the
+        settings, the key, both domains' content and the caller's `settings`)."""
         s = self.settings
         state = state if state is not None else self.init_state(jax.random.fold_in(key, 10**6))
-        meta = {k: str(v) for k, v in {"config": self.config, "settings": s}.items()}
-        return train_loop(lambda i, st: self._step(st, *self.batch(i), key), state, end=min(stop_at or s.steps, s.steps),
-                          mesh=self.mesh, workdir=workdir, meta=meta, checkpoint_every=s.checkpoint_every,
-                          model="CycleGAN", hint="lower train.lr", progress=progress, callback=callback)
+        recorded = {"model": self.config, "train": s, "key": np.asarray(jax.random.key_data(key)).tolist(),
+                    "images": fingerprint(*self.domains), **(settings or {})}
+        out = run_loop(lambda i, st: self._step(st, *self.batch(i), key), state, end=min(stop_at or s.steps, s.steps),
+                       settings=recorded, checkpoint_dir=workdir, metrics_path=metrics_path,
+                       checkpoint_every=s.checkpoint_every, start=int(state.step),
+                       place=lambda st: jax.device_put(st, NamedSharding(self.mesh, P())), callback=callback,
+                       progress=progress, desc="CycleGAN", label="CycleGAN training", hint="lower train.lr")
+        return out.state, out.history
 
     def translate(self, params: Any, images: np.ndarray, direction: str, batch_size: int = 64) -> np.ndarray:
         """G(images) for direction "ab" or F(images) for "ba"; images and result in [0, 1], (N, R, R, C)."""

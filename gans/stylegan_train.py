@@ -37,14 +37,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from gans.loop import all_finite, train_loop
 from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
 from gans.stylegan import (Discriminator, Generator, StyleGANConfig, broadcast_ws, mix_styles, mixing_crossover,
                            progressive_reals, truncate, update_w_avg)
-from jaxnas.common.tree import tree_where
+from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check, check_positive, check_range
+from jaxnas.common.loop import all_finite, run_loop
+from jaxnas.common.tree import tree_where
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,27 +260,35 @@ class StyleGANTrainer:
         return self.images[perm[pos * self.settings.batch_size:(pos + 1) * self.settings.batch_size]]
 
     def train(self, key: jax.Array, *, workdir: str | None = None, stop_at: int | None = None,
-              progress: Callable[[int, dict[str, float]], None] | None = None,
-              state: GANState | None = None,
+              progress: bool = False, state: GANState | None = None,
               callback: Callable[[int, GANState], dict[str, Any] | None] | None = None,
+              metrics_path: str | None = None, settings: dict[str, Any] | None = None,
               ) -> tuple[GANState, list[dict[str, float]]]:
-        """Runs (or resumes from `workdir`) to `settings.steps` (or `stop_at`).
+        """Runs (or resumes from the checkpoints in `workdir`) to `settings.steps` (or `stop_at`) through
+        `jaxnas.common.loop.run_loop`; returns the state and the per-step history.
 
         `callback(step, state)` runs after every step, before that step's checkpoint; what it returns is
         merged into the step's history entry, which the checkpoints keep, so measurements taken during
         training (e.g. FID every N steps) survive a restart without being recomputed from a later state.
+        The checkpoints record the model, the training settings, the key, the training images' content and
+        `settings` (the caller's, e.g. how it measures); a rerun with any of them changed is refused.
+        `progress` shows a bar; `metrics_path` receives one JSON line per step.
         """
         s = self.settings
         state = state if state is not None else self.init_state(jax.random.fold_in(key, 10**6))
-        meta = {k: str(v) for k, v in {"config": self.config, "settings": s}.items()}
+        recorded = {"model": self.config, "train": s, "key": np.asarray(jax.random.key_data(key)).tolist(),
+                    "images": fingerprint(self.images), **(settings or {})}
 
         def step(i: int, st: GANState) -> tuple[GANState, dict[str, Any]]:
             regularize = s.r1_gamma > 0 and i % s.r1_interval == 0
             return self._steps[regularize](st, self.batch(i), key)
 
-        return train_loop(step, state, end=min(stop_at or s.steps, s.steps), mesh=self.mesh, workdir=workdir,
-                          meta=meta, checkpoint_every=s.checkpoint_every, model="StyleGAN",
-                          hint="lower train.lr or raise train.r1_gamma", progress=progress, callback=callback)
+        out = run_loop(step, state, end=min(stop_at or s.steps, s.steps), settings=recorded, checkpoint_dir=workdir,
+                       metrics_path=metrics_path, checkpoint_every=s.checkpoint_every, start=int(state.step),
+                       place=lambda st: jax.device_put(st, NamedSharding(self.mesh, P())), callback=callback,
+                       progress=progress, desc="StyleGAN", label="StyleGAN training",
+                       hint="lower train.lr or raise train.r1_gamma")
+        return out.state, out.history
 
     def sample(self, g_params: Any, key: jax.Array, n: int, w_avg: jax.Array | None = None, psi: float = 1.0,
                cutoff: int | None = None, mixing: float = 0.0, lod: float | jax.Array | None = None) -> np.ndarray:
