@@ -11,6 +11,8 @@ Ask/tell, like every strategy (`jaxnas.strategies.base`), with explicit keys and
     state, metrics = neat.tell(state, genomes, fitness)
 
 `ask` breeds the next generation from the last told fitness (nothing to breed on the first call).
+This module holds the settings and ask/tell; the state pytree is in `neat_state`, speciation in
+`neat_speciation`, reproduction in `neat_reproduction`, the per-genome operators in `neat_ops`.
 
 Paper defaults (Sec. 4.1, the XOR and pole-balancing settings) unless noted:
 c1 = c2 = 1.0, c3 = 0.4, delta_t = 3.0; N = 1 when both genomes have fewer than 20 genes; a species that
@@ -57,46 +59,28 @@ Deliberate deviations, each documented where it happens:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from jaxnas.common.errors import check, check_positive, check_range
 from jaxnas.spaces.neat import EMPTY, Genome, NeatSpace
-from jaxnas.strategies import neat_ops as ops
 from jaxnas.strategies.base import sanitize_fitness
+from jaxnas.strategies.neat_reproduction import NeatReproduction
+from jaxnas.strategies.neat_speciation import NeatSpeciation
+from jaxnas.strategies.neat_state import BIG, NeatState
 
-BIG = jnp.iinfo(jnp.int32).max
 COMPATIBILITY = ("paper", "neat-python")
 PERTURBATIONS = ("gaussian", "uniform")
 
 
-@struct.dataclass
-class NeatState:
-    genomes: Genome  # (P, ...) the current generation
-    species: jax.Array  # (P,) int32 species slot of each genome
-    fitness: jax.Array  # (P,) float32 told fitness (-inf before `tell`)
-    told: jax.Array  # () bool: fitness of `genomes` has been told
-    rep: Genome  # (S, ...) each species' representative
-    alive: jax.Array  # (S,) bool
-    sp_order: jax.Array  # (S,) int32 creation number ("first species" = smallest)
-    sp_best: jax.Array  # (S,) float32 best fitness the species ever had
-    sp_since: jax.Array  # (S,) int32 generations since it improved
-    pop_best: jax.Array  # () float32 best fitness ever
-    pop_since: jax.Array  # () int32 generations since it improved
-    best: Genome  # the best genome ever
-    next_node: jax.Array  # () int32 next hidden node id
-    next_innov: jax.Array  # () int32 next innovation number
-    next_species: jax.Array  # () int32
-    generation: jax.Array  # () int32 generations told
-
-
 @dataclasses.dataclass(frozen=True)
-class Neat:
-    """NEAT settings. Structural ones (sizes) are static; the rest are the paper's defaults."""
+class Neat(NeatSpeciation, NeatReproduction):
+    """NEAT settings. Structural ones (sizes) are static; the rest are the paper's defaults.
+
+    Speciation (`distance`, `size_tiers`, ...) lives in `neat_speciation`, reproduction (`offspring`,
+    `mutation_draws`, ...) in `neat_reproduction`; this class holds the settings and the ask/tell interface."""
 
     space: NeatSpace
     population_size: int = 150
@@ -214,238 +198,6 @@ class Neat:
             "innovations": state.next_innov, "failed": jnp.sum(~jnp.isfinite(f)),
         }
         return state, metrics
-
-    # --- speciation ---
-
-    def distance(self, g: Genome, h: Genome) -> jax.Array:
-        """Compatibility distance between two genomes (paper Eq. 1) with this strategy's coefficients."""
-        if self.compatibility == "neat-python":
-            return ops.compatibility_neat_python(g, h, self.disjoint_coefficient, self.weight_coefficient,
-                                                 self.space.num_inputs)
-        return ops.compatibility(g, h, self.excess_coefficient, self.disjoint_coefficient, self.weight_coefficient,
-                                 self.normalize_min_genes)
-
-    def size_tiers(self) -> tuple[tuple[int, int], ...]:
-        """(connection, node) slot counts the population-wide distance computations may be cut to: 8, 16, 32, ...
-        up to the capacities.
-
-        Speciation runs on the smallest tier holding every gene of every genome and live representative (picked
-        at run time with `lax.switch`; genes come first in a genome, so the cut loses none and the distances
-        are unchanged). Alignment compares every slot with every slot, so genomes much smaller than their
-        capacity would otherwise pay mostly for comparing empty slots."""
-        sp, out, k = self.space, [], 8
-        while not out or out[-1] != (sp.max_conns, sp.max_nodes):
-            out.append((min(sp.max_conns, k), min(sp.max_nodes, k)))
-            k *= 2
-        return tuple(out)
-
-    def size_tier(self, genomes: Genome, rep: Genome, alive: jax.Array) -> jax.Array:
-        """Index into `size_tiers` of the smallest tier holding every gene of `genomes` and of the live `rep`s."""
-        most_c = jnp.maximum(jnp.max(jnp.sum(genomes.conn_valid, -1)),
-                             jnp.max(jnp.where(alive, jnp.sum(rep.conn_valid, -1), 0)))
-        most_n = jnp.maximum(jnp.max(jnp.sum(genomes.node_valid, -1)),
-                             jnp.max(jnp.where(alive, jnp.sum(rep.node_valid, -1), 0)))
-        return sum(((c < most_c) | (n < most_n)).astype(jnp.int32) for c, n in self.size_tiers()[:-1])
-
-    def _batch_max(self, x: jax.Array) -> jax.Array:
-        """`x`, or its maximum over the runs batched along `batch_axis`. Under `vmap` a `lax.switch` or `lax.cond`
-        on a per-run value becomes a select that computes every branch; on a value shared by the batch it
-        stays one branch. Taking the larger size tier for every run changes no result (see `size_tiers`)."""
-        return x if self.batch_axis is None else jax.lax.pmax(x, self.batch_axis)
-
-    def _speciate(self, state: NeatState, genomes: Genome) -> tuple[NeatState, jax.Array]:
-        """Each genome joins the first (oldest) species whose representative is within the threshold; the
-        others found new species in population order, exactly as the paper's sequential rule would.
-
-        One loop: the existing species are visited oldest first, each taking every still unassigned genome
-        within the threshold of its representative; then the first unassigned genome founds a new species
-        and takes its compatible unassigned genomes, and so on. A genome therefore joins the first
-        compatible species in creation order, as in the sequential rule (a later leader is never compatible
-        with an earlier one, or it would have joined it). Cost: one pass over the population per species,
-        on the smallest `size_tiers` entry that holds every gene.
-        """
-        s, p = self.max_species, self.population_size
-        branches = [functools.partial(self._assign_species, tier=tier) for tier in self.size_tiers()]
-        if len(branches) == 1:
-            species, alive, rep, order, nxt = branches[0](state, genomes)
-        else:
-            tier = self._batch_max(self.size_tier(genomes, state.rep, state.alive))
-            species, alive, rep, order, nxt = jax.lax.switch(tier, branches, state, genomes)
-        overflow = species < 0  # no free slot was left for them: they join the nearest species (see below)
-        species = jax.lax.cond(self._batch_max(jnp.any(overflow).astype(jnp.int32)) > 0,
-                               lambda: jnp.where(overflow, self._nearest_species(genomes, rep, alive), species),
-                               lambda: species)
-        counts = jnp.bincount(species, length=s)
-        alive = alive & (counts > 0)
-        born = alive & ~state.alive
-        state = state.replace(
-            genomes=genomes, species=species, fitness=jnp.full(p, -jnp.inf, jnp.float32), told=jnp.array(False), rep=rep,
-            alive=alive, sp_order=jnp.where(alive, order, BIG), sp_best=jnp.where(born | ~alive, -jnp.inf, state.sp_best),
-            sp_since=jnp.where(born | ~alive, 0, state.sp_since), next_species=nxt)
-        return state, jnp.sum(overflow)
-
-    def _assign_species(self, state: NeatState, genomes: Genome, tier: tuple[int, int]) -> tuple[jax.Array, ...]:
-        """The loop of `_speciate`, its distances computed on the first `tier` (connection, node) slots.
-        Returns species (-1: left over when every slot is taken), alive, rep, order, next species number."""
-        s, t, p = self.max_species, self.compatibility_threshold, self.population_size
-        cut = lambda g: ops.prefix(g, *tier)  # noqa: E731
-        view = cut(genomes)
-        visit = jnp.argsort(jnp.where(state.alive, state.sp_order, BIG))  # existing species, oldest first
-        n_old = jnp.sum(state.alive)
-
-        def cond(carry):
-            k, species, alive, *_ = carry
-            return jnp.any(species < 0) & ((k < n_old) | ~jnp.all(alive))
-
-        def body(carry):
-            k, species, alive, rep, order, nxt = carry
-            existing = k < n_old
-            i = jnp.argmax(species < 0)
-            slot = jnp.where(existing, visit[jnp.minimum(k, s - 1)], jnp.argmax(~alive))
-            leader = jax.tree.map(lambda r, x: jnp.where(existing, r[slot], x[i]), rep, genomes)
-            d = jax.vmap(self.distance, in_axes=(0, None))(view, cut(leader))  # (P,)
-            join = (species < 0) & ((d < t) | (~existing & (jnp.arange(p) == i)))
-            rep = jax.tree.map(lambda r, x: r.at[slot].set(x), rep, leader)
-            order = order.at[slot].set(jnp.where(existing, order[slot], nxt))
-            return (k + 1, jnp.where(join, slot, species), alive.at[slot].set(True), rep, order,
-                    nxt + jnp.where(existing, 0, 1))
-
-        init = (jnp.array(0), jnp.full(p, -1, jnp.int32), state.alive, state.rep, state.sp_order, state.next_species)
-        _, species, alive, rep, order, nxt = jax.lax.while_loop(cond, body, init)
-        return species, alive, rep, order, nxt
-
-    def _nearest_species(self, genomes: Genome, rep: Genome, alive: jax.Array) -> jax.Array:
-        """(P,) the live species with the nearest representative (a documented deviation, for the genomes that
-        found every species slot taken)."""
-        s, p = self.max_species, self.population_size
-
-        # One species at a time: a (P, S) vmap would hold P x S x C x C alignment temporaries (GBs at 10,000).
-        def one(k, carry):
-            best_d, best = carry
-            d = jax.vmap(self.distance, in_axes=(0, None))(genomes, jax.tree.map(lambda r: r[k], rep))  # (P,)
-            better = alive[k] & (d < best_d)
-            return jnp.where(better, d, best_d), jnp.where(better, k, best)
-
-        return jax.lax.fori_loop(0, s, one, (jnp.full(p, jnp.inf), jnp.zeros(p, jnp.int32)))[1]
-
-    # --- reproduction ---
-
-    def offspring(self, state: NeatState) -> jax.Array:
-        """(S,) offspring per species: proportional to the summed adjusted fitness f_i / |species|."""
-        p, s = self.population_size, self.max_species
-        f = state.fitness
-        finite = jnp.isfinite(f)
-        low = jnp.minimum(jnp.min(jnp.where(finite, f, jnp.inf)), 0.0)
-        f0 = jnp.where(finite, f - low, 0.0)
-        n = jnp.bincount(state.species, length=s)
-        adjusted = jax.ops.segment_sum(f0, state.species, num_segments=s) / jnp.maximum(n, 1)
-        # rank of each live species by its best fitness ever (0 = best; dead slots rank after every live one)
-        # protects the top ones from stagnation
-        rank = jnp.argsort(jnp.lexsort((-state.sp_best, ~state.alive)))
-        live = state.alive & (n > 0)
-        eligible = live & ((state.sp_since < self.max_stagnation) | (rank < self.species_elitism))
-        if self.population_stagnation:  # the paper: only the two best species reproduce, refocusing the search
-            refocus = state.pop_since >= self.population_stagnation
-            eligible = jnp.where(refocus, live & (rank < 2), eligible)
-        eligible = jnp.where(jnp.any(eligible), eligible, live & (rank == 0))  # never let the population die out
-        share = jnp.where(eligible, adjusted, 0.0)
-        share = jnp.where(jnp.sum(share) > 0, share, jnp.where(eligible, n, 0).astype(jnp.float32))
-        quota = p * share / jnp.sum(share)
-        base = jnp.floor(quota).astype(jnp.int32)
-        extra = p - jnp.sum(base)
-        frac_rank = jnp.argsort(jnp.argsort(-jnp.where(eligible, quota - base, -1.0)))
-        return base + (frac_rank < extra).astype(jnp.int32)
-
-    def _next_generation(self, key: jax.Array, state: NeatState) -> NeatState:
-        p, s = self.population_size, self.max_species
-        k_rep, k_par, k_cross, k_mut = jax.random.split(key, 4)
-        offspring = self.offspring(state)  # (S,)
-        if self.population_stagnation:
-            state = state.replace(pop_since=jnp.where(state.pop_since >= self.population_stagnation, 0, state.pop_since))
-        f, species = state.fitness, state.species
-        n = jnp.bincount(species, length=s)
-        order = jnp.lexsort((-f, species))  # members grouped by species, fittest first
-        m_start = jnp.cumsum(n) - n
-        pool = jnp.clip(jnp.ceil(self.survival_threshold * n).astype(jnp.int32), 1, jnp.maximum(n, 1))
-        elites = jnp.where(n >= self.elitism_min_species_size, jnp.minimum(jnp.minimum(self.elitism, n), offspring), 0)
-        ends = jnp.cumsum(offspring)
-        child_sp = jnp.minimum(jnp.searchsorted(ends, jnp.arange(p), side="right", method="compare_all"), s - 1)  # (P,)
-        rank_in = jnp.arange(p) - (ends - offspring)[child_sp]
-        k1, k2, k3, k4 = jax.random.split(k_par, 4)
-        pick1 = jax.random.randint(k1, (p,), 0, BIG) % pool[child_sp]
-        pick2 = jax.random.randint(k2, (p,), 0, BIG) % pool[child_sp]
-        is_elite = rank_in < elites[child_sp]
-        parent1 = order[m_start[child_sp] + jnp.where(is_elite, rank_in, pick1)]
-        parent2 = order[m_start[child_sp] + pick2]
-        if self.interspecies_rate:
-            by_fitness = jnp.argsort(-f)
-            global_pool = max(1, math.ceil(self.survival_threshold * p))
-            other = by_fitness[jax.random.randint(k3, (p,), 0, global_pool)]
-            parent2 = jnp.where(jax.random.bernoulli(k4, self.interspecies_rate, (p,)), other, parent2)
-        do_cross = jax.random.bernoulli(jax.random.fold_in(k_cross, 1), self.crossover_rate, (p,)) & ~is_elite
-        # A child without crossover (or an elite) is its own fitter parent: g1 below is then parent1 itself.
-        parent2 = jnp.where(do_cross, parent2, parent1)
-        swap = f[parent2] > f[parent1]
-        fitter, weaker = jnp.where(swap, parent2, parent1), jnp.where(swap, parent1, parent2)
-        g1 = jax.tree.map(lambda x: x[fitter], state.genomes)
-        g2 = jax.tree.map(lambda x: x[weaker], state.genomes)
-        sp = self.space
-        draws = ops.crossover_draws(k_cross, (p,), sp.max_conns, sp.max_nodes)
-        crossed = jax.vmap(ops.crossover_with, in_axes=(0, 0, 0, None))(draws, g1, g2, self.disabled_gene_rate)
-        children = ops.tree_select(do_cross, crossed, g1)
-        children, proposal = jax.vmap(self._mutate)(self.mutation_draws(k_mut, p), children)
-        no_new = lambda x: jnp.where(is_elite, EMPTY, x)  # noqa: E731  (elites are copied: they propose nothing)
-        proposal = (no_new(proposal[0]), *proposal[1:3], no_new(proposal[3]), no_new(proposal[4]), *proposal[5:])
-        children, next_node, next_innov = ops.assign_innovations(children, proposal, state.next_node, state.next_innov)
-        children = ops.tree_select(is_elite, g1, children)  # elites are copied unchanged
-        # New representatives: a random member of each species of the evaluated generation (paper Sec. 3.3).
-        u = jax.random.uniform(k_rep, (p,))
-        best_u = jax.ops.segment_max(u, species, num_segments=s)
-        member = jnp.argmax((species[None, :] == jnp.arange(s)[:, None]) & (u[None, :] == best_u[:, None]), 1)
-        keep = state.alive & (offspring > 0)
-        rep = jax.tree.map(lambda old, x: jnp.where(keep.reshape((-1,) + (1,) * (x.ndim - 1)), x[member], old),
-                           state.rep, state.genomes)
-        state = state.replace(rep=rep, alive=keep, next_node=next_node, next_innov=next_innov)
-        return self._speciate(state, children)[0]
-
-    def mutation_draws(self, key: jax.Array, p: int) -> dict[str, jax.Array]:
-        """Every random number `_mutate` consumes, for `p` genomes, drawn population-wide (on the CPU one
-        large draw costs several times less than many small ones from split keys)."""
-        sp = self.space
-        k = jax.random.split(key, 9)
-        draws = {"u": jax.random.uniform(k[0], (p, 11)), "z": jax.random.normal(k[1], (p,)),
-                 "u_w": jax.random.uniform(k[2], (p, sp.max_conns)), "z_w": jax.random.normal(k[3], (p, sp.max_conns)),
-                 "u_b": jax.random.uniform(k[4], (p, sp.max_nodes)), "z_b": jax.random.normal(k[5], (p, sp.max_nodes))}
-        if self.enable_mutate_rate:
-            draws["u_e"] = jax.random.uniform(k[6], (p, sp.max_conns))
-        if self.weight_perturbation == "uniform":  # the steps; Gaussian steps reuse z_w / z_b
-            draws["s_w"] = jax.random.uniform(k[7], (p, sp.max_conns), minval=-1.0, maxval=1.0)
-            draws["s_b"] = jax.random.uniform(k[8], (p, sp.max_nodes), minval=-1.0, maxval=1.0)
-        return draws
-
-    def _mutate(self, r: dict[str, jax.Array], g: Genome) -> tuple[Genome, tuple[jax.Array, ...]]:
-        """Weight, bias and enable-bit mutation, optional deletions, then the structural proposals.
-
-        `r`: one genome's slice of `mutation_draws`; `r["u"]` columns: weights on, biases on, delete node
-        on, which node, delete connection on, which connection, then the five of `ops.structural_with`.
-        """
-        u = r["u"]
-        weight = ops.perturb(g.conn_weight, g.conn_valid, u[0], r["u_w"], r["z_w"], self.weight_mutate_rate,
-                             self.weight_replace_rate, self.weight_mutate_power, self.weight_init_std,
-                             self.weight_clamp, self.per_gene_mutation, r.get("s_w"))
-        hidden_or_out = g.node_valid & (jnp.arange(self.space.max_nodes) >= self.space.num_inputs)
-        bias = ops.perturb(g.node_bias, hidden_or_out, u[1], r["u_b"], r["z_b"], self.bias_mutate_rate,
-                           self.bias_replace_rate, self.bias_mutate_power, self.bias_init_std, self.weight_clamp,
-                           self.per_gene_mutation, r.get("s_b"))
-        g = g.replace(conn_weight=weight, node_bias=bias)
-        if self.enable_mutate_rate:
-            g = g.replace(conn_enabled=g.conn_enabled ^ (g.conn_valid & (r["u_e"] < self.enable_mutate_rate)))
-        if self.node_delete_rate or self.conn_delete_rate:
-            g = ops.tree_select(u[2] < self.node_delete_rate, ops.delete_node(u[3], g, self.space), g)
-            g = ops.tree_select(u[4] < self.conn_delete_rate, ops.delete_conn(u[5], g), g)
-            g = ops.compact(g)
-        return ops.structural_with(u[6:], r["z"], g, self.space, self.node_add_rate, self.conn_add_rate,
-                                   self.weight_init_std)
 
 
 __all__ = ["EMPTY", "Genome", "Neat", "NeatSpace", "NeatState"]

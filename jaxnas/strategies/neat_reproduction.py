@@ -1,0 +1,150 @@
+"""NEAT reproduction (paper Sec. 3.3, 4.1): offspring quotas, parent selection, crossover and mutation.
+
+Stanley & Miikkulainen, "Evolving Neural Networks through Augmenting Topologies", Evolutionary
+Computation 10(2):99-127, 2002. Offspring are allotted in proportion to each species' summed adjusted
+fitness (explicit fitness sharing) with largest-remainder rounding; stagnant species get none; the top
+`survival_threshold` of a species may reproduce; species champions are copied unchanged; children come
+from crossover (`neat_ops.crossover_with`) or mutation alone, then weight, bias and structural mutation
+(`neat_ops.perturb`, `neat_ops.structural_with`), with new genes numbered once per generation
+(`neat_ops.assign_innovations`).
+
+Deviations (documented with the others in `jaxnas.strategies.neat`): fitness below 0 is shifted so the worst
+genome has 0; the best species is never removed for stagnation (`species_elitism`); there is no minimum
+species size; the interspecies partner is drawn from the top `survival_threshold` of the whole population;
+optional node/connection deletion (neat-python extensions, off by default).
+
+`NeatReproduction` is a mixin of `jaxnas.strategies.neat.Neat`: its methods read the settings of the `Neat`
+they are called on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxnas.spaces.neat import EMPTY, Genome
+from jaxnas.strategies import neat_ops as ops
+from jaxnas.strategies.neat_state import BIG, NeatState
+
+
+class NeatReproduction:
+    """Reproduction methods of `Neat` (its settings: population size, selection and mutation rates)."""
+
+    def offspring(self, state: NeatState) -> jax.Array:
+        """(S,) offspring per species: proportional to the summed adjusted fitness f_i / |species|."""
+        p, s = self.population_size, self.max_species
+        f = state.fitness
+        finite = jnp.isfinite(f)
+        low = jnp.minimum(jnp.min(jnp.where(finite, f, jnp.inf)), 0.0)
+        f0 = jnp.where(finite, f - low, 0.0)
+        n = jnp.bincount(state.species, length=s)
+        adjusted = jax.ops.segment_sum(f0, state.species, num_segments=s) / jnp.maximum(n, 1)
+        # rank of each live species by its best fitness ever (0 = best; dead slots rank after every live one)
+        # protects the top ones from stagnation
+        rank = jnp.argsort(jnp.lexsort((-state.sp_best, ~state.alive)))
+        live = state.alive & (n > 0)
+        eligible = live & ((state.sp_since < self.max_stagnation) | (rank < self.species_elitism))
+        if self.population_stagnation:  # the paper: only the two best species reproduce, refocusing the search
+            refocus = state.pop_since >= self.population_stagnation
+            eligible = jnp.where(refocus, live & (rank < 2), eligible)
+        eligible = jnp.where(jnp.any(eligible), eligible, live & (rank == 0))  # never let the population die out
+        share = jnp.where(eligible, adjusted, 0.0)
+        share = jnp.where(jnp.sum(share) > 0, share, jnp.where(eligible, n, 0).astype(jnp.float32))
+        quota = p * share / jnp.sum(share)
+        base = jnp.floor(quota).astype(jnp.int32)
+        extra = p - jnp.sum(base)
+        frac_rank = jnp.argsort(jnp.argsort(-jnp.where(eligible, quota - base, -1.0)))
+        return base + (frac_rank < extra).astype(jnp.int32)
+
+    def _next_generation(self, key: jax.Array, state: NeatState) -> NeatState:
+        p, s = self.population_size, self.max_species
+        k_rep, k_par, k_cross, k_mut = jax.random.split(key, 4)
+        offspring = self.offspring(state)  # (S,)
+        if self.population_stagnation:
+            state = state.replace(pop_since=jnp.where(state.pop_since >= self.population_stagnation, 0, state.pop_since))
+        f, species = state.fitness, state.species
+        n = jnp.bincount(species, length=s)
+        order = jnp.lexsort((-f, species))  # members grouped by species, fittest first
+        m_start = jnp.cumsum(n) - n
+        pool = jnp.clip(jnp.ceil(self.survival_threshold * n).astype(jnp.int32), 1, jnp.maximum(n, 1))
+        elites = jnp.where(n >= self.elitism_min_species_size, jnp.minimum(jnp.minimum(self.elitism, n), offspring), 0)
+        ends = jnp.cumsum(offspring)
+        child_sp = jnp.minimum(jnp.searchsorted(ends, jnp.arange(p), side="right", method="compare_all"), s - 1)  # (P,)
+        rank_in = jnp.arange(p) - (ends - offspring)[child_sp]
+        k1, k2, k3, k4 = jax.random.split(k_par, 4)
+        pick1 = jax.random.randint(k1, (p,), 0, BIG) % pool[child_sp]
+        pick2 = jax.random.randint(k2, (p,), 0, BIG) % pool[child_sp]
+        is_elite = rank_in < elites[child_sp]
+        parent1 = order[m_start[child_sp] + jnp.where(is_elite, rank_in, pick1)]
+        parent2 = order[m_start[child_sp] + pick2]
+        if self.interspecies_rate:
+            by_fitness = jnp.argsort(-f)
+            global_pool = max(1, math.ceil(self.survival_threshold * p))
+            other = by_fitness[jax.random.randint(k3, (p,), 0, global_pool)]
+            parent2 = jnp.where(jax.random.bernoulli(k4, self.interspecies_rate, (p,)), other, parent2)
+        do_cross = jax.random.bernoulli(jax.random.fold_in(k_cross, 1), self.crossover_rate, (p,)) & ~is_elite
+        # A child without crossover (or an elite) is its own fitter parent: g1 below is then parent1 itself.
+        parent2 = jnp.where(do_cross, parent2, parent1)
+        swap = f[parent2] > f[parent1]
+        fitter, weaker = jnp.where(swap, parent2, parent1), jnp.where(swap, parent1, parent2)
+        g1 = jax.tree.map(lambda x: x[fitter], state.genomes)
+        g2 = jax.tree.map(lambda x: x[weaker], state.genomes)
+        sp = self.space
+        draws = ops.crossover_draws(k_cross, (p,), sp.max_conns, sp.max_nodes)
+        crossed = jax.vmap(ops.crossover_with, in_axes=(0, 0, 0, None))(draws, g1, g2, self.disabled_gene_rate)
+        children = ops.tree_select(do_cross, crossed, g1)
+        children, proposal = jax.vmap(self._mutate)(self.mutation_draws(k_mut, p), children)
+        no_new = lambda x: jnp.where(is_elite, EMPTY, x)  # noqa: E731  (elites are copied: they propose nothing)
+        proposal = (no_new(proposal[0]), *proposal[1:3], no_new(proposal[3]), no_new(proposal[4]), *proposal[5:])
+        children, next_node, next_innov = ops.assign_innovations(children, proposal, state.next_node, state.next_innov)
+        children = ops.tree_select(is_elite, g1, children)  # elites are copied unchanged
+        # New representatives: a random member of each species of the evaluated generation (paper Sec. 3.3).
+        u = jax.random.uniform(k_rep, (p,))
+        best_u = jax.ops.segment_max(u, species, num_segments=s)
+        member = jnp.argmax((species[None, :] == jnp.arange(s)[:, None]) & (u[None, :] == best_u[:, None]), 1)
+        keep = state.alive & (offspring > 0)
+        rep = jax.tree.map(lambda old, x: jnp.where(keep.reshape((-1,) + (1,) * (x.ndim - 1)), x[member], old),
+                           state.rep, state.genomes)
+        state = state.replace(rep=rep, alive=keep, next_node=next_node, next_innov=next_innov)
+        return self._speciate(state, children)[0]
+
+    def mutation_draws(self, key: jax.Array, p: int) -> dict[str, jax.Array]:
+        """Every random number `_mutate` consumes, for `p` genomes, drawn population-wide (on the CPU one
+        large draw costs several times less than many small ones from split keys)."""
+        sp = self.space
+        k = jax.random.split(key, 9)
+        draws = {"u": jax.random.uniform(k[0], (p, 11)), "z": jax.random.normal(k[1], (p,)),
+                 "u_w": jax.random.uniform(k[2], (p, sp.max_conns)), "z_w": jax.random.normal(k[3], (p, sp.max_conns)),
+                 "u_b": jax.random.uniform(k[4], (p, sp.max_nodes)), "z_b": jax.random.normal(k[5], (p, sp.max_nodes))}
+        if self.enable_mutate_rate:
+            draws["u_e"] = jax.random.uniform(k[6], (p, sp.max_conns))
+        if self.weight_perturbation == "uniform":  # the steps; Gaussian steps reuse z_w / z_b
+            draws["s_w"] = jax.random.uniform(k[7], (p, sp.max_conns), minval=-1.0, maxval=1.0)
+            draws["s_b"] = jax.random.uniform(k[8], (p, sp.max_nodes), minval=-1.0, maxval=1.0)
+        return draws
+
+    def _mutate(self, r: dict[str, jax.Array], g: Genome) -> tuple[Genome, tuple[jax.Array, ...]]:
+        """Weight, bias and enable-bit mutation, optional deletions, then the structural proposals.
+
+        `r`: one genome's slice of `mutation_draws`; `r["u"]` columns: weights on, biases on, delete node
+        on, which node, delete connection on, which connection, then the five of `ops.structural_with`.
+        """
+        u = r["u"]
+        weight = ops.perturb(g.conn_weight, g.conn_valid, u[0], r["u_w"], r["z_w"], self.weight_mutate_rate,
+                             self.weight_replace_rate, self.weight_mutate_power, self.weight_init_std,
+                             self.weight_clamp, self.per_gene_mutation, r.get("s_w"))
+        hidden_or_out = g.node_valid & (jnp.arange(self.space.max_nodes) >= self.space.num_inputs)
+        bias = ops.perturb(g.node_bias, hidden_or_out, u[1], r["u_b"], r["z_b"], self.bias_mutate_rate,
+                           self.bias_replace_rate, self.bias_mutate_power, self.bias_init_std, self.weight_clamp,
+                           self.per_gene_mutation, r.get("s_b"))
+        g = g.replace(conn_weight=weight, node_bias=bias)
+        if self.enable_mutate_rate:
+            g = g.replace(conn_enabled=g.conn_enabled ^ (g.conn_valid & (r["u_e"] < self.enable_mutate_rate)))
+        if self.node_delete_rate or self.conn_delete_rate:
+            g = ops.tree_select(u[2] < self.node_delete_rate, ops.delete_node(u[3], g, self.space), g)
+            g = ops.tree_select(u[4] < self.conn_delete_rate, ops.delete_conn(u[5], g), g)
+            g = ops.compact(g)
+        return ops.structural_with(u[6:], r["z"], g, self.space, self.node_add_rate, self.conn_add_rate,
+                                   self.weight_init_std)
