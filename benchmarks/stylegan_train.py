@@ -31,7 +31,7 @@ import statistics
 import jax
 import numpy as np
 
-from gans.stylegan import StyleGANConfig
+from gans.stylegan_config import StyleGANConfig
 from gans.stylegan_train import GANTrainSettings, StyleGANTrainer
 from gan_timing import time_training  # benchmarks/ (the script's folder is on sys.path)
 from jaxnas.common.metrics import device_summary, write_json

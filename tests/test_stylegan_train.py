@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
-from gans.stylegan import StyleGANConfig
+from gans.stylegan_config import StyleGANConfig
 from gans.stylegan_train import GANTrainSettings, StyleGANTrainer, lod_at, lod_phase_starts
 
 pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
