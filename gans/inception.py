@@ -48,7 +48,9 @@ checked and ignored) or absent; any other missing, extra or mis-shaped key raise
 the key and the expected shape.
 
 Implementation (all pure: a parameter pytree passed to `InceptionV3.apply`, no global state besides
-jit's compilation cache):
+jit's compilation cache). The network is in `gans.inception_net`, the state_dict layout, validation and
+BatchNorm folding in `gans.inception_weights`; this module extracts features, reads weights files and is
+the CLI.
 
 * NHWC layout; torch OIHW conv weights become HWIO at load time.
 * BatchNorm is folded into the convolution at load time (eval mode, running statistics):
@@ -75,189 +77,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import sys
 import zipfile
-import zlib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from gans.torch_checkpoint import read_torch_state_dict  # noqa: F401 (part of this module's interface)
+from gans.inception_net import FEATURE_DIM, INPUT_SIZE, MIN_SIZE, InceptionV3
+from gans.inception_weights import params_from_state_dict, validate_state_dict
+from gans.torch_checkpoint import read_torch_state_dict
 from jaxnas.common.errors import ConfigError, check, check_positive
 
-FEATURE_DIM = 2048
-INPUT_SIZE = 299  # pytorch-fid resizes every input to 299x299
-MIN_SIZE = 75  # smallest input the network accepts (Mixed_7a needs a 3x3 map)
-BN_EPS = 1e-3
-NUM_CLASSES = 1008  # the TF graph's classifier head ('fc.*'), unused for features
 WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 )
 
 _HIGHEST = lax.Precision.HIGHEST
-
-
-# --------------------------------------------------------------------------------------------------
-# The network
-# --------------------------------------------------------------------------------------------------
-
-
-class ConvUnit(nn.Module):
-    """Convolution with BatchNorm folded in (kernel HWIO and per-channel bias), then ReLU.
-
-    Corresponds to one torch `BasicConv2d` (conv without bias -> BatchNorm2d(eps=0.001) -> ReLU).
-    """
-
-    features: int
-    kernel_size: tuple[int, int]
-    stride: int = 1
-    padding: tuple[int, int] = (0, 0)
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:  # x: (B, H, W, Cin)
-        kh, kw = self.kernel_size
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, x.shape[-1], self.features), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        (ph, pw) = self.padding
-        y = lax.conv_general_dilated(
-            x, kernel, window_strides=(self.stride, self.stride), padding=((ph, ph), (pw, pw)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST,
-        )  # (B, H', W', Cout)
-        return nn.relu(y + bias)
-
-
-def _avg_pool_3x3_same(x: jax.Array) -> jax.Array:
-    """3x3 stride-1 average pool, pad 1, the padded zeros left out of each mean (TensorFlow 'SAME')."""
-    return nn.avg_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=False)
-
-
-def _max_pool_3x3_same(x: jax.Array) -> jax.Array:
-    """3x3 stride-1 max pool, pad 1 (padding never wins: reduce_window pads with -inf)."""
-    return nn.max_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)))
-
-
-def _max_pool_3x3_down(x: jax.Array) -> jax.Array:
-    """3x3 stride-2 max pool without padding (floor of the output size)."""
-    return nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
-
-
-class MixedA(nn.Module):
-    """35x35 block (Mixed_5b-5d): 1x1 | 1x1->5x5 | 1x1->3x3->3x3 | avg pool (pad excluded)->1x1."""
-
-    pool_features: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        one = ConvUnit(64, (1, 1), name="branch1x1")(x)
-        five = ConvUnit(48, (1, 1), name="branch5x5_1")(x)
-        five = ConvUnit(64, (5, 5), padding=(2, 2), name="branch5x5_2")(five)
-        dbl = ConvUnit(64, (1, 1), name="branch3x3dbl_1")(x)
-        dbl = ConvUnit(96, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(dbl)
-        dbl = ConvUnit(96, (3, 3), padding=(1, 1), name="branch3x3dbl_3")(dbl)
-        pool = ConvUnit(self.pool_features, (1, 1), name="branch_pool")(_avg_pool_3x3_same(x))
-        return jnp.concatenate([one, five, dbl, pool], axis=-1)
-
-
-class ReductionB(nn.Module):
-    """35 -> 17 reduction (Mixed_6a): 3x3/2 | 1x1->3x3->3x3/2 | max pool 3x3/2."""
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        three = ConvUnit(384, (3, 3), stride=2, name="branch3x3")(x)
-        dbl = ConvUnit(64, (1, 1), name="branch3x3dbl_1")(x)
-        dbl = ConvUnit(96, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(dbl)
-        dbl = ConvUnit(96, (3, 3), stride=2, name="branch3x3dbl_3")(dbl)
-        return jnp.concatenate([three, dbl, _max_pool_3x3_down(x)], axis=-1)
-
-
-class MixedC(nn.Module):
-    """17x17 block with factorised 7x7 convolutions (Mixed_6b-6e); avg pool excludes the padding."""
-
-    channels_7x7: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        c = self.channels_7x7
-        row, col = ((1, 7), (0, 3)), ((7, 1), (3, 0))  # (kernel, padding) of a 1x7 and a 7x1 conv
-        one = ConvUnit(192, (1, 1), name="branch1x1")(x)
-        seven = ConvUnit(c, (1, 1), name="branch7x7_1")(x)
-        seven = ConvUnit(c, row[0], padding=row[1], name="branch7x7_2")(seven)
-        seven = ConvUnit(192, col[0], padding=col[1], name="branch7x7_3")(seven)
-        dbl = ConvUnit(c, (1, 1), name="branch7x7dbl_1")(x)
-        for i, (width, (kernel, pad)) in enumerate(((c, col), (c, row), (c, col), (192, row)), start=2):
-            dbl = ConvUnit(width, kernel, padding=pad, name=f"branch7x7dbl_{i}")(dbl)
-        pool = ConvUnit(192, (1, 1), name="branch_pool")(_avg_pool_3x3_same(x))
-        return jnp.concatenate([one, seven, dbl, pool], axis=-1)
-
-
-class ReductionD(nn.Module):
-    """17 -> 8 reduction (Mixed_7a): 1x1->3x3/2 | 1x1->1x7->7x1->3x3/2 | max pool 3x3/2."""
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        three = ConvUnit(192, (1, 1), name="branch3x3_1")(x)
-        three = ConvUnit(320, (3, 3), stride=2, name="branch3x3_2")(three)
-        seven = ConvUnit(192, (1, 1), name="branch7x7x3_1")(x)
-        seven = ConvUnit(192, (1, 7), padding=(0, 3), name="branch7x7x3_2")(seven)
-        seven = ConvUnit(192, (7, 1), padding=(3, 0), name="branch7x7x3_3")(seven)
-        seven = ConvUnit(192, (3, 3), stride=2, name="branch7x7x3_4")(seven)
-        return jnp.concatenate([three, seven, _max_pool_3x3_down(x)], axis=-1)
-
-
-class MixedE(nn.Module):
-    """8x8 block with split 1x3 / 3x1 outputs (Mixed_7b: avg pool without padding; Mixed_7c: max pool)."""
-
-    pool: str  # "avg" or "max"
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        def split(h, prefix):  # parallel 1x3 and 3x1 convolutions, concatenated
-            a = ConvUnit(384, (1, 3), padding=(0, 1), name=f"{prefix}a")(h)
-            b = ConvUnit(384, (3, 1), padding=(1, 0), name=f"{prefix}b")(h)
-            return jnp.concatenate([a, b], axis=-1)
-
-        one = ConvUnit(320, (1, 1), name="branch1x1")(x)
-        three = split(ConvUnit(384, (1, 1), name="branch3x3_1")(x), "branch3x3_2")
-        dbl = ConvUnit(448, (1, 1), name="branch3x3dbl_1")(x)
-        dbl = split(ConvUnit(384, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(dbl), "branch3x3dbl_3")
-        pooled = _max_pool_3x3_same(x) if self.pool == "max" else _avg_pool_3x3_same(x)
-        pool = ConvUnit(192, (1, 1), name="branch_pool")(pooled)
-        return jnp.concatenate([one, three, dbl, pool], axis=-1)
-
-
-class InceptionV3(nn.Module):
-    """FID Inception-v3 up to pool3: x (B, H, W, 3) in [-1, 1], H, W >= 75 -> (B, 2048).
-
-    Submodule names follow the torch attribute names, so parameter paths mirror the state_dict keys
-    (e.g. params['Mixed_5b']['branch1x1']['kernel'] <- 'Mixed_5b.branch1x1.conv.weight' + '.bn.*').
-    """
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = ConvUnit(32, (3, 3), stride=2, name="Conv2d_1a_3x3")(x)  # 299 -> 149
-        x = ConvUnit(32, (3, 3), name="Conv2d_2a_3x3")(x)  # 147
-        x = ConvUnit(64, (3, 3), padding=(1, 1), name="Conv2d_2b_3x3")(x)  # 147
-        x = _max_pool_3x3_down(x)  # 73
-        x = ConvUnit(80, (1, 1), name="Conv2d_3b_1x1")(x)
-        x = ConvUnit(192, (3, 3), name="Conv2d_4a_3x3")(x)  # 71
-        x = _max_pool_3x3_down(x)  # 35
-        x = MixedA(32, name="Mixed_5b")(x)  # 256 channels
-        x = MixedA(64, name="Mixed_5c")(x)  # 288
-        x = MixedA(64, name="Mixed_5d")(x)  # 288
-        x = ReductionB(name="Mixed_6a")(x)  # 17x17x768
-        for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
-            x = MixedC(c7, name=name)(x)  # 768
-        x = ReductionD(name="Mixed_7a")(x)  # 8x8x1280
-        x = MixedE("avg", name="Mixed_7b")(x)  # 2048
-        x = MixedE("max", name="Mixed_7c")(x)  # 2048
-        return jnp.mean(x, axis=(1, 2))  # (B, 2048): global average pool ("pool3")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,120 +190,8 @@ class InceptionFeatures:
 
 
 # --------------------------------------------------------------------------------------------------
-# Weights: state_dict names and shapes, BatchNorm folding, checkpoint reading
+# Weights files
 # --------------------------------------------------------------------------------------------------
-
-_BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
-
-
-def _conv_unit_shapes() -> dict[str, tuple[int, int, int, int]]:
-    """'Mixed_5b.branch1x1' -> HWIO kernel shape, for every ConvUnit (from an abstract init)."""
-    dummy = jax.ShapeDtypeStruct((1, MIN_SIZE, MIN_SIZE, 3), jnp.float32)
-    variables = jax.eval_shape(InceptionV3().init, jax.random.key(0), dummy)
-    flat = jax.tree_util.tree_flatten_with_path(variables["params"])[0]
-    shapes = {}
-    for path, leaf in flat:
-        names = [p.key for p in path]
-        if names[-1] == "kernel":
-            shapes[".".join(names[:-1])] = tuple(int(d) for d in leaf.shape)
-    return shapes
-
-
-@functools.cache
-def _units() -> dict[str, tuple[int, int, int, int]]:
-    """Memo of `_conv_unit_shapes` (a constant of the architecture); callers must not mutate it."""
-    return _conv_unit_shapes()
-
-
-def expected_state_dict_shapes(*, optional: bool = False) -> dict[str, tuple[int, ...]]:
-    """The state_dict keys (and shapes) of pytorch-fid's FIDInceptionV3 that the features need.
-
-    With `optional`, also the keys a checkpoint may carry that are checked and ignored: each
-    BatchNorm's 'num_batches_tracked' (shape ()) and the classifier head 'fc.weight', 'fc.bias'.
-    """
-    shapes: dict[str, tuple[int, ...]] = {}
-    for unit, (kh, kw, cin, cout) in _units().items():
-        shapes[f"{unit}.conv.weight"] = (cout, cin, kh, kw)
-        for field in _BN_FIELDS:
-            shapes[f"{unit}.bn.{field}"] = (cout,)
-        if optional:
-            shapes[f"{unit}.bn.num_batches_tracked"] = ()
-    if optional:
-        shapes["fc.weight"] = (NUM_CLASSES, FEATURE_DIM)
-        shapes["fc.bias"] = (NUM_CLASSES,)
-    return shapes
-
-
-def validate_state_dict(state: Mapping[str, Any]) -> None:
-    """Raises ConfigError naming the first missing, unexpected or mis-shaped key (with its expected shape)."""
-    required = expected_state_dict_shapes()
-    allowed = expected_state_dict_shapes(optional=True)
-    missing = [k for k in required if k not in state]
-    if missing:
-        more = f" (and {len(missing) - 1} more missing keys)" if len(missing) > 1 else ""
-        raise ConfigError(missing[0], f"missing from the weights; expected shape {required[missing[0]]}{more}")
-    extra = [k for k in state if k not in allowed]
-    if extra:
-        more = f" (and {len(extra) - 1} more unexpected keys)" if len(extra) > 1 else ""
-        hint = " (keys must be FIDInceptionV3 state_dict names such as 'Conv2d_1a_3x3.conv.weight')"
-        raise ConfigError(str(extra[0]), f"unexpected key in the weights{more}{hint}")
-    for key, value in state.items():
-        got = tuple(np.shape(value))
-        if got != allowed[key]:
-            raise ConfigError(key, f"got shape {got}; expected {allowed[key]}")
-        if key in required:
-            check(np.issubdtype(np.asarray(value).dtype, np.floating) and bool(np.isfinite(value).all()),
-                  key, "values must be finite floats")
-        if key.endswith(".bn.running_var"):
-            check(bool(np.all(np.asarray(value) + BN_EPS > 0)), key, f"running variances must be > -{BN_EPS}")
-
-
-def params_from_state_dict(state: Mapping[str, Any]) -> dict:
-    """Validates a FIDInceptionV3 state_dict (numpy arrays) and folds it into `InceptionV3` params.
-
-    kernel (HWIO) = conv.weight.transpose(2, 3, 1, 0) * s and bias = bn.bias - bn.running_mean * s with
-    s = bn.weight / sqrt(bn.running_var + 0.001), computed in float64, stored as float32.
-    """
-    validate_state_dict(state)
-    params: dict = {}
-    for unit in _units():
-        names = ("conv.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var")
-        w, gamma, beta, mean, var = (np.asarray(state[f"{unit}.{k}"], np.float64) for k in names)
-        s = gamma / np.sqrt(var + BN_EPS)  # (Cout,)
-        node = params
-        for name in unit.split("."):
-            node = node.setdefault(name, {})
-        node["kernel"] = (w.transpose(2, 3, 1, 0) * s).astype(np.float32)  # (kh, kw, Cin, Cout)
-        node["bias"] = (beta - mean * s).astype(np.float32)
-    return params
-
-
-def random_state_dict(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
-    """Deterministic stand-in weights for tests (and the parity fixture), one generator per key.
-
-    Each tensor comes from `np.random.default_rng([seed, zlib.crc32(key.encode())])`, so it depends only
-    on the seed and its own key and shape. By key suffix: conv.weight ~ N(0, 2 / fan_in) (He, so ReLU
-    activations stay O(1)); bn.weight ~ U(0.6, 1.4); bn.bias, bn.running_mean ~ N(0, 0.1^2);
-    bn.running_var ~ U(0.6, 1.4); num_batches_tracked = 0 (int64); anything else (fc.*) ~ N(0, 0.01^2).
-    All floats are float32.
-    """
-    out = {}
-    for key, shape in shapes.items():
-        shape = tuple(int(d) for d in shape)
-        rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
-        if key.endswith("num_batches_tracked"):
-            value = np.zeros(shape, np.int64)
-        elif key.endswith("conv.weight"):
-            fan_in = int(np.prod(shape[1:]))
-            value = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
-        elif key.endswith(("bn.weight", "bn.running_var")):
-            value = rng.uniform(0.6, 1.4, shape)
-        elif key.endswith(("bn.bias", "bn.running_mean")):
-            value = 0.1 * rng.standard_normal(shape)
-        else:
-            value = 0.01 * rng.standard_normal(shape)
-        out[key] = value if value.dtype == np.int64 else value.astype(np.float32)
-    return out
 
 
 def _read_weights(path: Path) -> dict[str, np.ndarray]:

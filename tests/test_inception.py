@@ -14,18 +14,10 @@ import jax
 import numpy as np
 import pytest
 
-from gans.inception import (
-    FEATURE_DIM,
-    InceptionFeatures,
-    bilinear_matrix,
-    expected_state_dict_shapes,
-    load_inception,
-    main,
-    params_from_state_dict,
-    random_state_dict,
-    read_torch_state_dict,
-    resize_bilinear,
-)
+from gans.inception import InceptionFeatures, bilinear_matrix, load_inception, main, resize_bilinear
+from gans.inception_net import FEATURE_DIM
+from gans.inception_weights import expected_state_dict_shapes, params_from_state_dict, random_state_dict
+from gans.torch_checkpoint import read_torch_state_dict
 from jaxnas.common.errors import ConfigError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
