@@ -22,14 +22,13 @@ from jaxnas.common.errors import check_choice, check_positive, check_range
 from jaxnas.common.metrics import write_json
 from jaxnas.common.report import Report
 from jaxnas.data import load_images
-from jaxnas.models.nb201 import NB201Network
+from jaxnas.evaluation.capabilities import require
 from jaxnas.evaluation.early_stopping import successive_halving
-from jaxnas.evaluation.incremental import grow_candidates, growable_edges
-from jaxnas.models.nb201 import CONV3
+from jaxnas.evaluation.incremental import grow_candidates
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
-from jaxnas.evaluation.pruning import conv_macs, filter_prune_candidate, make_pruner, prune, pruned_network
+from jaxnas.evaluation.pruning import make_pruner, prune
 from jaxnas.evaluation.weight_sharing import score_inherited, train_supernet
-from jaxnas.spaces import nb201
+from jaxnas.spaces import SPACES
 
 SPEEDUPS = ("weight_sharing", "pruning", "early_stopping", "incremental")
 
@@ -80,7 +79,8 @@ def weight_sharing(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
     steps = config.weight_sharing.supernet_steps
     check_positive("weight_sharing.supernet_steps", steps, integer=True)
     off_path = config.weight_sharing.off_path
-    supernet, losses, train_s = train_supernet(trainer, nb201.SPACE, steps, seed=config.seed, off_path=off_path)
+    space = SPACES.get(config.space, "space")
+    supernet, losses, train_s = train_supernet(trainer, space, steps, seed=config.seed, off_path=off_path)
     start = time.perf_counter()
     inherited = score_inherited(trainer, supernet, archs)
     score_s = time.perf_counter() - start
@@ -112,6 +112,7 @@ def pruning(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: n
     if config.pruning.method == "structured":
         return structured_pruning(config, trainer, archs, workdir, report)
     c = config.pruning
+    require(trainer.model, "macs", "pruning")
     pruner = prefixed("pruning", lambda: make_pruner(c.sparsity, c.mode, trainer.settings.steps))
     pruned_trainer = PopulationTrainer(trainer.model, trainer.data, trainer.settings, chunk_size=trainer.chunk_size,
                                        post_update=pruner)
@@ -120,9 +121,9 @@ def pruning(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: n
     sparse = pruned_trainer.score(archs, seed=config.seed)  # same candidates, same initial weights and batches
     sparse_s = time.perf_counter() - start
     init = jax.jit(lambda a: trainer.model.init(jax.random.key(0), trainer.data.train_x[:1], a, train=True)["params"])
-    hw, cells = trainer.data.train_x.shape[1], config.network.cells_per_stage
-    macs_dense = np.array([conv_macs(init(a), a, hw, cells) for a in archs])
-    macs_sparse = np.array([conv_macs(prune(init(a), c.sparsity), a, hw, cells) for a in archs])
+    hw, model = trainer.data.train_x.shape[1], trainer.model
+    macs_dense = np.array([model.macs(init(a), a, hw) for a in archs])
+    macs_sparse = np.array([model.macs(prune(init(a), c.sparsity), a, hw) for a in archs])
     change = sparse.valid_acc - dense.valid_acc
     out = {"speedup": "pruning", "method": "magnitude", "sparsity": c.sparsity, "mode": c.mode, "candidates": len(archs),
            "nominal_macs_saved_fraction": float(1 - macs_sparse.sum() / macs_dense.sum()),
@@ -153,9 +154,11 @@ def structured_pruning(config: config_dict.ConfigDict, trainer: PopulationTraine
     `repeats` times, after compiling both; medians are reported.
     """
     c, full = config.pruning, trainer.settings.steps
+    for method in ("pruned", "prune_filters", "macs", "widths_summary"):
+        require(trainer.model, method, "structured pruning")
     check_positive("pruning.repeats", c.repeats, integer=True)
     check_range("pruning.prune_at", c.prune_at, 0.0, 1.0)
-    small_model = prefixed("pruning", lambda: pruned_network(trainer.model, c.channel_fraction))
+    small_model = prefixed("pruning", lambda: trainer.model.pruned(c.channel_fraction))
     small = PopulationTrainer(small_model, trainer.data, trainer.settings, chunk_size=trainer.chunk_size)
     n, data, key = len(archs), trainer.data, trainer.data_key(config.seed)
     first = int(round(full * c.prune_at))
@@ -166,7 +169,7 @@ def structured_pruning(config: config_dict.ConfigDict, trainer: PopulationTraine
     start = time.perf_counter()
     states, _ = trainer.run_chunked(advance, (states, archs), (data, key, np.int32(first)))
     first_s = time.perf_counter() - start
-    cut = jax.jit(jax.vmap(lambda s, a: filter_prune_candidate(s, a, trainer.model, c.channel_fraction)))
+    cut = jax.jit(jax.vmap(lambda s, a: trainer.model.prune_filters(s, a, c.channel_fraction)))
     pruned_states = cut(states, archs)
     small.run_chunked(advance_small, (pruned_states, archs), (data, key, np.int32(0)))  # compile
     arms = {"dense": (trainer, advance, states), "pruned": (small, advance_small, pruned_states)}
@@ -180,15 +183,14 @@ def structured_pruning(config: config_dict.ConfigDict, trainer: PopulationTraine
             _, acc[arm] = tr.run_chunked(adv, (st, archs), (data, key, np.int32(full - first)))
             times[arm].append(time.perf_counter() - start)
             cpu[arm].append(time.process_time() - start_cpu)
-    hw, cells = trainer.data.train_x.shape[1], config.network.cells_per_stage
-    macs = {arm: np.array([conv_macs(jax.tree.map(lambda x: x[i], st.params), a, hw, cells) for i, a in enumerate(archs)])
+    hw, models = trainer.data.train_x.shape[1], {"dense": trainer.model, "pruned": small_model}
+    macs = {arm: np.array([models[arm].macs(jax.tree.map(lambda x: x[i], st.params), a, hw) for i, a in enumerate(archs)])
             for arm, (_, _, st) in arms.items()}
     med = {arm: float(np.median(t)) for arm, t in times.items()}
     change = acc["pruned"] - acc["dense"]
     macs_ratio = float(macs["pruned"].sum() / macs["dense"].sum())
     out = {"speedup": "pruning", "method": "structured", "channel_fraction": c.channel_fraction,
-           "widths": list(small_model.widths), "inner_widths": list(small_model.inner_widths),
-           "dense_widths": list(trainer.model.stage_widths()), "candidates": n, "steps_before_pruning": first,
+           **small_model.widths_summary(), "dense_widths": trainer.model.widths_summary()["widths"], "candidates": n, "steps_before_pruning": first,
            "steps_after_pruning": full - first, "repeats": c.repeats,
            "macs_per_image_ratio": macs_ratio, "training_macs_saved_fraction": (1 - first / full) * (1 - macs_ratio),
            "after_pruning_wall_s_dense_median": med["dense"], "after_pruning_wall_s_pruned_median": med["pruned"],
@@ -204,7 +206,7 @@ def structured_pruning(config: config_dict.ConfigDict, trainer: PopulationTraine
            "dense_valid": acc["dense"], "pruned_valid": acc["pruned"], **rank_agreement(acc["dense"], acc["pruned"])}
     report.heading(f"Pruning: filters by L1 norm (Li et al. 2017), {c.channel_fraction:.0%} of the channels after "
                    f"{first} of {full} steps")
-    report.table([{"": arm, "stage widths": str(list(m.stage_widths())), "valid % (mean)": out[f"{arm}_valid_mean"],
+    report.table([{"": arm, "stage widths": str(m.widths_summary()["widths"]), "valid % (mean)": out[f"{arm}_valid_mean"],
                    "MACs per image (mean)": float(macs[arm].mean()), f"wall s, last {full - first} steps + validation (median)": med[arm]}
                   for arm, m in (("dense", trainer.model), ("pruned", small_model))])
     report.text(f"Pruned candidates run {out['after_pruning_wall_ratio']:.2f}x the dense wall time after pruning (median of "
@@ -257,10 +259,12 @@ def early_stopping(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
 
 def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: np.ndarray, workdir: str,
                 report: Report) -> dict[str, Any]:
-    full, pieces = trainer.settings.steps, config.incremental.eval_points
-    archs = np.array([a for a in archs if len(growable_edges(a))])  # parents need a `none` edge to grow into
+    full, pieces, model = trainer.settings.steps, config.incremental.eval_points, trainer.model
+    for method in ("growable", "grow"):
+        require(model, method, "incremental training")
+    archs = np.array([a for a in archs if len(model.growable(a))])  # parents need a position to grow into
     n, data, key = len(archs), trainer.data, trainer.data_key(config.seed)
-    edges = np.array([growable_edges(a)[0] for a in archs])
+    positions = np.array([model.growable(a)[0] for a in archs])
     init, advance = trainer.compiled_init(total_steps=full), trainer.compiled_advance(total_steps=full)
     parents = trainer.run_chunked(init, (trainer.candidate_keys(config.seed, np.arange(n)), archs), (data,))
     parents, parent_acc = trainer.run_chunked(advance, (parents, archs), (data, key, np.int32(full)))
@@ -280,7 +284,7 @@ def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, arch
     # the parent learned (measured: 97.1% -> 91.6% after 25 steps at lr 0.1), so they use a scaled one.
     fine_tune = dataclasses.replace(trainer.settings, learning_rate=trainer.settings.learning_rate * config.incremental.lr_scale)
     child_trainer = PopulationTrainer(trainer.model, trainer.data, fine_tune, chunk_size=trainer.chunk_size)
-    grown, child_archs = grow_candidates(child_trainer, parents, archs, edges, np.full(n, CONV3), child_budget)
+    grown, child_archs = grow_candidates(child_trainer, parents, archs, positions, np.full(n, model.grow_op), child_budget)
     grown_steps, grown_acc = curve(grown, child_archs, child_trainer.compiled_advance(total_steps=child_budget), child_budget)
     scratch = trainer.run_chunked(init, (trainer.candidate_keys(config.seed + 1, np.arange(n)), child_archs), (data,))
     scratch_steps, scratch_acc = curve(scratch, child_archs, advance, full)
@@ -291,7 +295,7 @@ def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, arch
            "grown_curve_steps": grown_steps, "grown_curve_valid": np.nanmean(grown_acc, 0),
            "scratch_curve_steps": scratch_steps, "scratch_curve_valid": np.nanmean(scratch_acc, 0),
            "compute_saved_fraction": 1 - child_budget / full}
-    report.heading(f"Incremental training: children grown from trained parents (nor_conv_3x3 into a `none` edge)")
+    report.heading(f"Incremental training: children grown from trained parents ({model.grow_description})")
     report.text(f"{n} parents trained {full} steps ({out['parent_valid_mean']:.2f}% mean validation). Each child inherits its "
                 f"parent's weights and trains {child_budget} steps: {out['grown_valid_mean']:.2f}%, against "
                 f"{out['scratch_valid_mean']:.2f}% for the same child trained from scratch for {full} steps "
@@ -310,13 +314,16 @@ def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, arch
 
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     check_choice("speedup", config.speedup, SPEEDUPS)
+    # spaces with a candidate network to train (each speed-up also checks the network offers what it needs)
+    check_choice("space", config.space, [s for s in SPACES.names() if SPACES.get(s).network is not None])
     check_choice("pruning.method", config.pruning.method, ("magnitude", "structured"))
     check_positive("candidates", config.candidates, integer=True)
     settings = prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
     data = load_images(config.dataset, size=config.image_size, data_dir=config.data_dir or None, seed=config.seed)
-    trainer = PopulationTrainer(NB201Network(config.network.channels, config.network.cells_per_stage, data.num_classes),
-                                data, settings, chunk_size=config.chunk_size)
-    archs = np.asarray(nb201.SPACE.sample(jax.random.fold_in(jax.random.key(config.seed), 7), (config.candidates,)))
+    space = SPACES.get(config.space, "space")
+    net = prefixed("network", lambda: space.network(num_classes=data.num_classes, **config.network.to_dict()))
+    trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size)
+    archs = np.asarray(space.sample(jax.random.fold_in(jax.random.key(config.seed), 7), (config.candidates,)))
     own = report is None
     report = report or Report(workdir, "Making architecture search affordable")
     speedup = {"weight_sharing": weight_sharing, "pruning": pruning, "early_stopping": early_stopping,

@@ -101,7 +101,7 @@ def test_network_shapes_and_a_population_vmaps():
 
 
 def test_growth_preserves_the_function_exactly():
-    from jaxnas.evaluation.incremental import grow, growable_edges
+    from jaxnas.models.nb201_surgery import grow, growable_edges
 
     net = NB201Network(channels=4, cells_per_stage=2, num_classes=10)
     parent = np.array([3, 0, 1, 0, 4, 2])

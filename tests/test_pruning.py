@@ -9,7 +9,7 @@ import pytest
 from jaxnas.common.errors import ConfigError
 from jaxnas.models.nb201 import CONV1, CONV3, NB201Network, NONE, POOL, SKIP
 from jaxnas.evaluation.population import Candidate, TrainSettings
-from jaxnas.evaluation.pruning import filter_prune_candidate, pruned_network
+from jaxnas.models.nb201_surgery import filter_prune_candidate, pruned_network
 
 ARCH = np.array([CONV3, CONV1, SKIP, POOL, CONV3, NONE], np.int32)
 DENSE = NB201Network(4, 1, 10)

@@ -45,9 +45,27 @@ def test_unknown_speedup_names_the_field(tmp_path):
         speedups.run(c, str(tmp_path))
 
 
+def test_a_space_without_a_network_or_without_a_capability_is_refused_in_one_line(tmp_path):
+    from jaxnas.evaluation.capabilities import require
+    from jaxnas.models.nb201 import NB201Network
+
+    c = speedups_config.get_config("small")
+    c.space = "macro"  # a table-only space: no candidate network to train
+    with pytest.raises(ConfigError, match="^space: got .macro.; allowed: nb201$"):
+        speedups.run(c, str(tmp_path))
+    require(NB201Network(4, 1, 10), "grow", "incremental training")  # offered: no error
+
+    class Plain:  # a network that offers none of the speed-ups' methods
+        pass
+
+    with pytest.raises(ConfigError, match="^space: incremental training needs a network offering `grow`; Plain does not"):
+        require(Plain(), "grow", "incremental training")
+
+
 def test_pruning_reaches_the_requested_sparsity_per_kernel():
     from jaxnas.models.nb201 import NB201Network
-    from jaxnas.evaluation.pruning import conv_macs, prune, scheduled_sparsity
+    from jaxnas.evaluation.pruning import prune, scheduled_sparsity
+    from jaxnas.models.nb201_surgery import conv_macs
 
     arch = np.array([3, 2, 3, 1, 4, 3])
     params = NB201Network(4, 1, 10).init(jax.random.key(0), np.ones((1, 8, 8, 1), np.float32), arch, train=True)["params"]

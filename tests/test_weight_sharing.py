@@ -10,7 +10,8 @@ import pytest
 from jaxnas.common.errors import ConfigError
 from jaxnas.models.nb201 import CONV1, CONV3, NB201Network, NONE, POOL, SKIP
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
-from jaxnas.evaluation.weight_sharing import make_supernet_step, path_mask
+from jaxnas.evaluation.weight_sharing import make_supernet_step
+from jaxnas.models.nb201_surgery import path_mask
 
 ALL_CONV3 = np.full(6, CONV3, np.int32)
 MIXED = np.array([CONV3, CONV1, NONE, SKIP, POOL, CONV1], np.int32)  # edge 2 off; edge 0 keeps only its 3x3

@@ -23,6 +23,7 @@ from ml_collections import config_dict
 def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
     c.speedup = "weight_sharing"
+    c.space = "nb201"  # a space with a candidate network (jaxnas.spaces.SPACES)
     c.dataset = "digits"
     c.data_dir = ""
     c.image_size = 8

@@ -1,7 +1,7 @@
 """Weight sharing: a one-shot supernet trained once, candidates scored with inherited weights.
 
-The NAS-Bench-201 network takes its architecture as an input, so the same parameters serve every
-cell: that *is* the supernet. It is trained with uniform single-path sampling (Guo et al., "Single
+A candidate network here takes its architecture as an input, so the same parameters serve every
+architecture: that *is* the supernet. It is trained with uniform single-path sampling (Guo et al., "Single
 Path One-Shot Neural Architecture Search with Uniform Sampling", ECCV 2020; Bender et al., ICML 2018):
 every SGD step draws one architecture uniformly and updates only the weights on that path. A
 candidate is then scored by running the supernet with its architecture, without training.
@@ -10,14 +10,10 @@ Which weights a step updates: the published implementations are PyTorch, where a
 sampled path did not use has no gradient (`.grad is None`) and the optimiser skips it entirely: no
 weight decay, no momentum step, its momentum buffer untouched. Here every parameter is a leaf of one
 tree and every leaf gets a gradient (zero off the path), so coupled weight decay and momentum would
-move every weight. `path_mask` names the weights the sampled path uses and the step keeps every other
-weight *and its momentum buffer* bit-identical (`off_path="frozen"`, the default; `"decayed"` is the
-plain optimiser step, for comparison). On the path: the stem, the residual reductions, the last BN and
-the classifier (always used); in each cell, edge e's 3x3 kernel if the edge carries nor_conv_3x3, its
-1x1 kernel if it carries nor_conv_1x1, and the edge's BatchNorm if it carries either (this network
-shares one BN per edge between the two conv ops; see `jaxnas.models.nb201`). An op counts as used when the
-path selects it, even where a later `none` edge cuts it off from the output: NB201's `none` op is
-`x.mul(0.)`, so PyTorch gives such weights a zero gradient, not None, and updates them.
+move every weight. The network's `path_mask(params, arch)` names the weights the sampled path uses (for
+NAS-Bench-201: `jaxnas.models.nb201_surgery.path_mask`) and the step keeps every other weight *and its
+momentum buffer* bit-identical (`off_path="frozen"`, the default; `"decayed"` is the plain optimiser step,
+for comparison).
 
 Batch norm: the supernet's running statistics mix many paths, so candidates are evaluated with
 batch statistics of the evaluation data (SPOS recalibrates BN statistics per candidate for the same
@@ -28,7 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -36,33 +31,11 @@ import numpy as np
 import optax
 
 from jaxnas.common.errors import check_choice
-from jaxnas.models.nb201 import CONV1, CONV3
+from jaxnas.evaluation.capabilities import require
 from jaxnas.evaluation.population import Candidate, PopulationTrainer, batch_indices
 from jaxnas.spaces.base import CategoricalSpace
 
 OFF_PATH = ("frozen", "decayed")
-
-
-def path_mask(params: Any, arch: jax.Array) -> Any:
-    """A bool tree shaped like the NB201Network `params`: True where the architecture (6,) uses the weight."""
-    arch = jnp.asarray(arch)
-    conv = (arch == CONV3) | (arch == CONV1)  # (6,) edges whose BN is used
-
-    def leaf(path, w):
-        names = [str(getattr(p, "key", "")) for p in path]
-        if not any(n.startswith("Cell_") for n in names):
-            return jnp.ones(w.shape, bool)  # stem, reductions, last BN, classifier: on every path
-        if names[-1] == "conv3x3":
-            on = arch == CONV3  # (6,) one kernel per edge: (6, 9C, C)
-        elif names[-1] == "conv1x1":
-            on = arch == CONV1  # (6, C, C)
-        elif names[-2].startswith("bn_edge"):
-            on = conv[int(names[-2][len("bn_edge"):])]
-        else:
-            raise ValueError(f"path_mask: unknown cell parameter {'/'.join(names)}")
-        return jnp.broadcast_to(on.reshape(on.shape + (1,) * (w.ndim - on.ndim)), w.shape)
-
-    return jax.tree_util.tree_map_with_path(leaf, params)
 
 
 def make_supernet_step(trainer: PopulationTrainer, total_steps: int, off_path: str = "frozen"
@@ -74,6 +47,8 @@ def make_supernet_step(trainer: PopulationTrainer, total_steps: int, off_path: s
     loss leaves the state as it was (as in `PopulationTrainer`) and only advances the step.
     """
     check_choice("weight_sharing.off_path", off_path, OFF_PATH)
+    if off_path == "frozen":
+        require(trainer.model, "path_mask", "weight sharing with off_path=frozen")
     opt = trainer.settings.optimizer(total_steps)
 
     def loss_fn(params, batch_stats, x, y, arch):
@@ -86,7 +61,7 @@ def make_supernet_step(trainer: PopulationTrainer, total_steps: int, off_path: s
         updates, opt_state = opt.update(grads, c.opt_state, c.params)
         params = optax.apply_updates(c.params, updates)
         if off_path == "frozen":
-            mask = path_mask(c.params, arch)
+            mask = trainer.model.path_mask(c.params, arch)
             # the same mask over every parameter-shaped part of the optimiser state (momentum buffers);
             # the rest (the schedule's step count) is global and always advances
             state_mask = optax.tree_utils.tree_map_params(opt, lambda _, m: m, opt_state, mask,

@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxnas.models import nb201_surgery as surgery
 from jaxnas.models.layers import BatchNorm, Conv, avg_pool3x3, center_tap, conv3x3, he_normal
 from jaxnas.spaces import nb201
 
@@ -94,6 +95,39 @@ class NB201Network(nn.Module):
     def stage_widths(self) -> tuple[int, int, int]:
         """Channels of each stage's cells: `widths`, or C, 2C, 4C."""
         return tuple(self.widths) if self.widths is not None else tuple(self.channels * 2**s for s in range(3))
+
+    # --- what the speed-ups ask of a candidate network (jaxnas.evaluation; implementations in nb201_surgery) ---
+    grow_op = CONV3  # the op incremental training inserts
+    grow_description = "nor_conv_3x3 into a `none` edge"
+
+    def path_mask(self, params, arch):
+        """Weight sharing: a bool tree like `params`, True where the architecture uses the weight."""
+        return surgery.path_mask(params, arch)
+
+    def growable(self, arch):
+        """Incremental training: the positions of `arch` where `grow` can insert an op."""
+        return surgery.growable_edges(arch)
+
+    def grow(self, params, batch_stats, arch, position: int, op: int):
+        """Incremental training: the child (params, batch_stats, arch) computing the parent's function."""
+        return surgery.grow(params, batch_stats, arch, position, op)
+
+    def macs(self, params, arch, image_hw: int) -> float:
+        """Multiply-accumulates per image of the kernels `arch` uses, counting only non-zero weights."""
+        return surgery.conv_macs(params, arch, image_hw, self.cells_per_stage)
+
+    def pruned(self, fraction: float) -> NB201Network:
+        """Filter pruning: this network with `fraction` of every stage's and reduction's channels removed."""
+        return surgery.pruned_network(self, fraction)
+
+    def prune_filters(self, cand, arch, fraction: float):
+        """Filter pruning: a trained candidate of this network at `pruned(fraction)`'s widths."""
+        return surgery.filter_prune_candidate(cand, arch, self, fraction)
+
+    def widths_summary(self) -> dict[str, list[int]]:
+        """The prunable widths, for reports."""
+        inner = self.inner_widths or self.stage_widths()[1:]
+        return {"widths": list(self.stage_widths()), "inner_widths": list(inner)}
 
     @nn.compact
     def __call__(self, x: jax.Array, arch: jax.Array, train: bool = False) -> jax.Array:
