@@ -94,7 +94,10 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         scores = trainer.score(archs, seed=config.seed, first_id=BASELINE_FIRST_ID)
         baseline = {"n": config.baseline_random, "median_valid": float(np.nanmedian(scores.valid_acc)),
                     "median_test": float(np.nanmedian(scores.test_acc)), "max_valid": float(np.nanmax(scores.valid_acc))}
-    with JsonlWriter(os.path.join(workdir, "evaluations.jsonl")) as w:
+    evaluations_path = os.path.join(workdir, "evaluations.jsonl")
+    if os.path.exists(evaluations_path):  # a rerun rewrites it (appending would repeat every evaluation)
+        os.remove(evaluations_path)
+    with JsonlWriter(evaluations_path) as w:
         for i in range(len(hist.valid_acc)):
             w.write({"evaluation": i, "arch_str": space.to_string(hist.archs[i]), "valid_acc": hist.valid_acc[i],
                      "test_acc": hist.test_acc[i], "diverged": hist.diverged[i]})

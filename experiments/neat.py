@@ -3,7 +3,8 @@
     python -m experiments.neat --config experiments/configs/neat.py --config.problem=xor --workdir runs/neat_xor
 
 Writes `results.json` (`solved`, `generations`, `best_fitness`, `evals_per_s`, the winner's `nodes`,
-`hidden_nodes`, `connections`, and its genome), `history.jsonl` (one line per generation), `fitness.png`,
+`hidden_nodes`, `connections`, and its genome), `history.jsonl` (one line per generation), `metrics.jsonl` (one
+line per compiled chunk, written as it runs), `fitness.png`,
 `network.png`, `report.md`, and `checkpoints/`: a killed run restarted with the same workdir resumes and
 ends with the uninterrupted result.
 """
@@ -148,8 +149,10 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     os.makedirs(workdir, exist_ok=True)
     settings = {"problem": config.problem, "neat": config.neat.to_dict(), "max_nodes": space.max_nodes,
                 "max_conns": space.max_conns, "double_pole_steps": config.double_pole_steps}
+    # the runner records the seed, the cap and the whole strategy (activation included); these decide the problem
     out = runner.run(config.seed, config.generations, checkpoint_dir=os.path.join(workdir, "checkpoints"),
-                     progress=config.progress, settings=settings)
+                     progress=config.progress, settings={**settings, "digits_target": config.digits_target},
+                     metrics_path=os.path.join(workdir, "metrics.jsonl"))
     carry, hist = out["carry"], out["history"]
     # a problem solved by testing the champion reports the genome that passed (or the last one tested)
     best = carry.state.best if problem.champion_test is None else carry.champion
@@ -158,7 +161,10 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     solved_at = int(carry.solved_at)
     solved = problem.solved_when(details) if problem.solved_when is not None else solved_at >= 0
     hidden = sum(1 for n in genome["nodes"] if n["id"] >= space.num_io)
-    with JsonlWriter(os.path.join(workdir, "history.jsonl")) as w:
+    history_path = os.path.join(workdir, "history.jsonl")
+    if os.path.exists(history_path):  # a rerun rewrites it (appending would repeat every generation)
+        os.remove(history_path)
+    with JsonlWriter(history_path) as w:
         for i in range(len(hist["generation"])):
             w.write({k: v[i].item() for k, v in hist.items()})
     results = {

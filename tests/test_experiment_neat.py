@@ -9,6 +9,7 @@ import pytest
 from experiments import neat
 from experiments.configs import neat as neat_config
 from jaxnas.common.errors import ConfigError
+from test_loop import truncate_newest
 
 pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny runs: compile-bound (conftest)
 
@@ -75,3 +76,36 @@ def test_every_problem_is_in_the_registry_with_its_own_rules():
     assert digits.solved_when({"train_accuracy": 0.5}) and not digits.solved_when({"train_accuracy": 0.49})
     with pytest.raises(ConfigError, match=r"^problem: unknown problem 'sudoku'; allowed: xor, cartpole"):
         make_problem("sudoku")
+
+
+
+@pytest.mark.slow
+def test_rerun_refuses_other_settings_before_any_restore_and_falls_back_past_a_damaged_checkpoint(
+        tmp_path, monkeypatch, capsys):
+    """Through the one loop: another activation is refused in one line naming it, before any array is read; a
+    truncated newest checkpoint is skipped for the one before it, and the run ends where the first one did."""
+    from jaxnas.common.checkpoint import Checkpointer
+
+    config = neat_config.get_config("small")
+    config.generations, config.chunk = 4, 1  # a checkpoint per generation (the last two kept)
+    first = neat.run(config, str(tmp_path))
+    lines = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [m["generation"] for m in lines] == list(range(1, first["generations"] + 1))
+    other = neat_config.get_config("small")
+    other.generations, other.chunk, other.activation = 4, 1, "tanh"
+    with monkeypatch.context() as m:
+        m.setattr(Checkpointer, "restore", lambda *a, **k: pytest.fail("restored before the settings were checked"))
+        with pytest.raises(ConfigError) as err:
+            neat.run(other, str(tmp_path))
+    assert "strategy.space.activation (saved 'sigmoid', now 'tanh')" in str(err.value)
+    assert "\n" not in str(err.value) and "max_generations" not in str(err.value)
+    left = truncate_newest(tmp_path / "checkpoints")
+    if not left:  # solved in the first generation: nothing to fall back to
+        pytest.skip("one checkpoint only")
+    capsys.readouterr()
+    again = neat.run(config, str(tmp_path))
+    assert f"resuming from step {left[-1]}" in capsys.readouterr().out
+    assert again["resumed_from_generation"] == left[-1]
+    assert again["best_fitness"] == first["best_fitness"] and again["generations"] == first["generations"]
+    lines = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [m["generation"] for m in lines] == list(range(1, first["generations"] + 1))  # no duplicates

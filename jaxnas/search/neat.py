@@ -4,7 +4,8 @@ One generation is `ask` (breed + speciate), the problem's vmapped evaluation, an
 generations run in one `lax.scan`. A run stops at the first generation whose best genome reaches the
 problem's threshold (its state is frozen from then on, so vmapped seeds can finish at different times)
 or after `max_generations`. Generation keys are `fold_in(seed_key, generation)`, independent of the
-chunking, and the host checkpoints between chunks: a killed run resumes to the uninterrupted result.
+chunking, and the host checkpoints between chunks (`jaxnas.common.loop.run_loop`): a killed run resumes to the
+uninterrupted result.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxnas.common.checkpoint import Checkpointer
 from jaxnas.common.errors import check, check_positive
+from jaxnas.common.loop import run_loop
 from jaxnas.problems.neat_tasks import NeatProblem
 from jaxnas.common.tree import tree_where
 from jaxnas.spaces.neat import Genome
@@ -109,47 +110,49 @@ class NeatRunner:
         return jax.lax.scan(lambda c, _: self.generation(key, c, max_generations, neat), carry, None, length=self.chunk)
 
     def run(self, seed: int, max_generations: int, checkpoint_dir: str | None = None, progress: bool = False,
-            settings: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Runs one seed to the threshold or the cap. Returns the final carry, the per-generation metrics
-        (numpy arrays over evaluated generations), and timing."""
+            settings: dict[str, Any] | None = None, metrics_path: str | None = None) -> dict[str, Any]:
+        """Runs one seed to the threshold or the cap through `jaxnas.common.loop.run_loop`, one chunk per call.
+        Returns the final carry, the per-generation metrics (numpy arrays over evaluated generations), and timing.
+
+        The checkpoints record the seed, the cap, the strategy (its space and activation included), the problem's
+        name and `settings` (the caller's: whatever else decides the problem); `metrics_path` receives one JSON line
+        per chunk (the last generation's best fitness, species and genome size).
+        """
         key = jax.random.key(seed)
-        carry, history = self.init(key), []
-        ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
-        meta = {"seed": seed, "max_generations": max_generations, **(settings or {})}
-        resumed = None
-        restored = ckpt.resume(lambda s: {"carry": carry, "history": self._empty_history(s)}, meta) if ckpt else None
-        if restored is not None:
-            step, restored, _ = restored
-            carry, history, resumed = restored["carry"], [restored["history"]], step
-        start, chunks, chunk_fn, compile_s = time.perf_counter(), [], None, 0.0
-        while int(carry.generation) < max_generations and int(carry.solved_at) < 0:
-            if chunk_fn is None:  # compiled ahead of time (once per runner), so throughput never includes it
-                if self._compiled is None:
-                    t0 = time.perf_counter()
-                    self._compiled = self._chunk.lower(key, carry, jnp.int32(max_generations)).compile()
-                    compile_s = time.perf_counter() - t0
-                chunk_fn = self._compiled
+        carry = self.init(key)
+        meta = {"seed": seed, "max_generations": max_generations, "strategy": self.neat,  # opened up to its fields
+                "problem": self.problem.name, **(settings or {})}
+        compiled = {"s": 0.0}
+
+        def chunk(_: int, st: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+            if self._compiled is None:  # compiled ahead of time (once per runner), so throughput never includes it
+                t0 = time.perf_counter()
+                self._compiled = self._chunk.lower(key, st["carry"], jnp.int32(max_generations)).compile()
+                compiled["s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            carry, metrics = chunk_fn(key, carry, jnp.int32(max_generations))
+            carry, metrics = self._compiled(key, st["carry"], jnp.int32(max_generations))
             metrics = jax.tree.map(np.asarray, metrics)
-            chunks.append((int(metrics["active"].sum()), time.perf_counter() - t0))
-            history.append({k: v[metrics["active"]] for k, v in metrics.items()})
-            if ckpt:
-                ckpt.save(int(carry.generation), {"carry": carry, "history": _concat(history)}, meta)
-            if progress:
-                last = history[-1]
-                if last["generation"].size:
-                    print(f"[neat {self.problem.name}] generation {int(last['generation'][-1])}: best "
-                          f"{float(last['best_fitness'][-1]):.4f}, {int(last['species'][-1])} species, "
-                          f"{float(last['mean_nodes'][-1]):.1f} nodes", flush=True)
-        if ckpt:
-            ckpt.close()
-        hist = _concat(history) if history else self._empty_history(0)
-        gens, secs = sum(g for g, _ in chunks), sum(t for _, t in chunks)
+            seconds = time.perf_counter() - t0
+            new = {k: v[metrics["active"]] for k, v in metrics.items()}
+            last = {k: new[k][-1].item() for k in ("best_fitness", "species", "mean_nodes") if new[k].size}
+            return ({"carry": carry, "history": _concat([st["history"], new])},
+                    {"generations": int(metrics["active"].sum()), **last, "seconds": seconds})
+
+        def postfix(r: dict[str, Any]) -> dict[str, str]:
+            return {"best": f"{r['best_fitness']:.4f}", "species": r["species"]} if "best_fitness" in r else {}
+
+        start = time.perf_counter()
+        out = run_loop(chunk, {"carry": carry, "history": self._empty_history(0)}, end=max_generations, settings=meta,
+                       checkpoint_dir=checkpoint_dir, metrics_path=metrics_path,
+                       position=lambda st: int(st["carry"].generation), done=lambda st: int(st["carry"].solved_at) >= 0,
+                       template=lambda s: {"carry": carry, "history": self._empty_history(s)}, postfix=postfix,
+                       progress=progress, desc=f"NEAT {self.problem.name}", unit="generation")
+        carry, hist = out.state["carry"], out.state["history"]
+        chunks = out.new_history
+        gens, secs = sum(r["generations"] for r in chunks), sum(r["seconds"] for r in chunks)
         return {"carry": carry, "history": hist, "wall_s": time.perf_counter() - start,
                 "evals_per_s": gens * self.neat.population_size / secs if secs > 0 else float("nan"),
-                "compile_s": compile_s,
-                "resumed_from_generation": resumed}
+                "compile_s": compiled["s"], "resumed_from_generation": out.resumed_from}
 
     def run_seeds(self, seeds: list[int], max_generations: int) -> dict[str, Any]:
         """Independent runs vmapped over seeds in one program (no checkpoints). Per-seed generations used."""

@@ -2,7 +2,7 @@
 
 Each `ask` yields a batch of architectures (the strategy's `batch_size`, normally the engine's chunk
 size), the engine trains and scores them in one compiled call, and `tell` receives their validation
-accuracy. After every batch the strategy state and the history are checkpointed with orbax, so a
+accuracy. After every batch (`jaxnas.common.loop.run_loop`) the strategy state and the history are checkpointed, so a
 killed search restarted on the same directory resumes and ends with exactly the uninterrupted result
 (keys are `fold_in(seed key, batch number)`; candidate i is initialised from `fold_in(seed key, i)`).
 """
@@ -16,9 +16,9 @@ import jax
 import numpy as np
 from flax import struct
 
-from jaxnas.common.checkpoint import Checkpointer, fingerprint
+from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check, check_positive
-from jaxnas.common.metrics import JsonlWriter
+from jaxnas.common.loop import run_loop
 from jaxnas.evaluation.population import PopulationTrainer
 from jaxnas.strategies.base import Strategy
 
@@ -57,46 +57,31 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
     state = strategy.init(jax.random.fold_in(key, 0))
     hist = _empty(n_batches * batch, strategy.space.num_positions)
-    done, start, resumed = 0, time.perf_counter(), None
-    ckpt = Checkpointer(checkpoint_dir) if checkpoint_dir else None
+    start = time.perf_counter()
     # everything that decides the scores: a rerun with any other strategy, training, network or data is refused
     settings = {"seed": seed, "evaluations": evaluations, "batch": batch, "strategy": repr(strategy),
                 "train": repr(trainer.settings), "model": repr(trainer.model), "objective": repr(trainer.objective),
                 "data": fingerprint(trainer.data)}
-    if ckpt is not None:
-        restored = ckpt.resume((state, hist), settings)
-        if restored is not None:
-            done, (state, hist), _ = restored
-            hist = jax.tree.map(np.array, hist)  # writable host copies
-            resumed = done
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=n_batches, initial=done, desc="search", unit="batch", disable=not progress, leave=False)
-    writer = JsonlWriter(metrics_path) if metrics_path else None
-    calls = 0
-    while done < n_batches and (stop_after_batches is None or calls < stop_after_batches):
+    def one_batch(done: int, st: tuple[Any, History]) -> tuple[tuple[Any, History], dict[str, Any]]:
+        state, hist = st
         archs, state = ask(jax.random.fold_in(jax.random.fold_in(key, 1), done), state)
         scores = trainer.score(np.asarray(archs), seed=seed, first_id=done * batch)
         state, _ = tell(state, archs, scores.valid_acc)
         sl = slice(done * batch, (done + 1) * batch)
         hist.archs[sl], hist.valid_acc[sl], hist.test_acc[sl], hist.diverged[sl] = (
             np.asarray(archs), scores.valid_acc, scores.test_acc, scores.diverged)
-        done += 1
-        calls += 1
-        best = hist.valid_acc[:done * batch]
-        bar.update(1)
-        bar.set_postfix(best=f"{np.nanmax(best):.1f}" if np.isfinite(best).any() else "nan", refresh=False)
-        if writer is not None:
-            writer.write({"batch": done, "evaluations": done * batch, "best_valid": np.nanmax(best),
-                          "batch_valid_mean": np.nanmean(scores.valid_acc), "diverged": int(scores.diverged.sum()),
-                          "wall_s": time.perf_counter() - start})
-        if ckpt is not None:
-            ckpt.save(done, (state, hist), settings)
-    bar.close()
-    if writer is not None:
-        writer.close()
-    if ckpt is not None:
-        ckpt.close()
+        best = hist.valid_acc[:(done + 1) * batch]
+        return (state, hist), {"evaluations": (done + 1) * batch,
+                               "best_valid": float(np.nanmax(best)) if np.isfinite(best).any() else None,
+                               "batch_valid_mean": float(np.nanmean(scores.valid_acc)),
+                               "diverged": int(scores.diverged.sum()), "wall_s": time.perf_counter() - start}
+
+    out = run_loop(one_batch, (state, hist), end=n_batches, settings=settings, checkpoint_dir=checkpoint_dir,
+                   metrics_path=metrics_path, place=lambda st: (st[0], jax.tree.map(np.array, st[1])),  # writable
+                   postfix=lambda r: {"best": "nan" if r["best_valid"] is None else f"{r['best_valid']:.1f}"},
+                   progress=progress, desc="search", unit="batch", stop_after=stop_after_batches)
+    (state, hist), done = out.state, out.position
     n = done * batch
     hist = History(hist.archs[:n], hist.valid_acc[:n], hist.test_acc[:n], hist.diverged[:n])
-    return hist, {"wall_s": time.perf_counter() - start, "resumed_from_batch": resumed, "batches": done}
+    return hist, {"wall_s": time.perf_counter() - start, "resumed_from_batch": out.resumed_from, "batches": done}
