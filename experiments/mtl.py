@@ -132,14 +132,15 @@ def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, 
     run_dir = os.path.join(workdir, "runs", name)
     done = os.path.join(run_dir, "result.json")
     heads_file = os.path.join(run_dir, "first_layers.npz")
-    meta = {k: str(v) for k, v in {
+    recorded = {
         "loss": loss, "freeze": freeze, "seed": seed, "train": dataclasses.asdict(settings),
         "loss_settings": config.loss.to_dict(), "data": config.data.to_dict(), "encoder": config.encoder.to_dict(),
         "head": config.head.to_dict(), "sources": [len(c) for c in sources or setup.train],
         "random_encoder": encoder_params is not None,
         # the texts and labels themselves: a corpus file edited in place is another run, not a cached one
         "content": fingerprint([(c.texts, c.labels) for c in sources or setup.train],
-                               [(c.texts, c.labels) for c in setup.test.values()])}.items()}
+                               [(c.texts, c.labels) for c in setup.test.values()])}
+    meta = {k: str(v) for k, v in recorded.items()}
     if os.path.exists(done):  # finished before an interruption: not repeated
         result = next(read_jsonl(done))
         check_same_settings(result.get("settings", {}), meta)
@@ -155,17 +156,12 @@ def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, 
     params = init_params(setup.model, jax.random.key(seed),
                          setup.encoder_params if encoder_params is None else encoder_params)
     trainer = MultiTaskTrainer(setup.model, params, sources, losses, freeze, setup.tokenizer, settings)
-    every = max(settings.steps // 4, 1)
-
-    def progress(step: int, m: dict[str, float]) -> None:
-        if config.progress and (step % every == 0 or step == settings.steps):
-            print(f"  [{name}] step {step}/{settings.steps} loss {m['loss']:.4f} ({m['seconds']:.3f} s/step)",
-                  flush=True)
-
     start = time.perf_counter()
+    # the checkpoints record every setting of this run (the trainer adds its own training settings and key)
     state, history = trainer.train(jax.random.key(seed), workdir=os.path.join(run_dir, "checkpoints"),
-                                   progress=progress, settings_meta={"loss": loss, "name": name,
-                                                                     "content": meta["content"]})
+                                   progress=config.progress, desc=f"[{name}]",
+                                   metrics_path=os.path.join(run_dir, "metrics.jsonl"),
+                                   settings_meta={"name": name, **{k: v for k, v in recorded.items() if k != "train"}})
     seconds = time.perf_counter() - start
     full = trainer.full_params(state.params)
     logits = {}

@@ -32,9 +32,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxnas.common.checkpoint import Checkpointer
-from jaxnas.common.tree import tree_where
 from jaxnas.common.errors import check, check_positive, check_range
+from jaxnas.common.loop import run_loop
+from jaxnas.common.tree import tree_where
 from mtl import freezing
 from mtl.data import Corpus
 from mtl.sampling import TaskSampler
@@ -309,46 +309,35 @@ class MultiTaskTrainer:
         *,
         workdir: str | None = None,
         stop_at: int | None = None,
-        progress: Callable[[int, dict[str, float]], None] | None = None,
+        progress: bool = False,
         settings_meta: Mapping[str, Any] | None = None,
+        metrics_path: str | None = None,
+        desc: str = "MTL",
     ) -> tuple[TrainState, list[dict[str, float]]]:
         """Runs (or resumes) training to `settings.steps` (or `stop_at`); returns the state and the history.
 
-        With `workdir`, checkpoints every `checkpoint_every` steps and at the end, and resumes from the latest.
+        Through `jaxnas.common.loop.run_loop`: with `workdir`, checkpoints every `checkpoint_every` steps and at
+        the end and resumes from the latest, refusing one made with other settings (the training settings, the
+        freezing, the key and `settings_meta`, e.g. the corpora's content). `progress` shows a bar named `desc`;
+        `metrics_path` receives one JSON line per step.
         """
-        state, history, start = self.init_state(), [], 0
-        ckpt = Checkpointer(workdir) if workdir else None
-        meta = {"settings": dataclasses.asdict(self.settings), "freeze": self.freeze, **(settings_meta or {})}
-        restored = (ckpt.resume({"state": state, "key": key}, jax.tree.map(str, meta), settings_key="settings_meta")
-                    if ckpt is not None else None)
-        if restored is not None:
-            _, payload, saved_meta = restored
-            state, history = payload["state"], list(saved_meta.get("history", []))
-            start = int(state.step)
-        state = jax.device_put(state, NamedSharding(self.mesh, P()))  # replicated (a restore lands on one device)
-        end = min(stop_at or self.settings.steps, self.settings.steps)
-        try:
-            for s in range(start, end):
-                inputs, labels = self.batch(s)
-                t0 = time.perf_counter()
-                state, metrics = self._step(state, inputs, labels, key)
-                metrics = {k: float(v) for k, v in metrics.items()}
-                metrics["seconds"] = time.perf_counter() - t0
-                metrics["step"] = s + 1
-                if not metrics.pop("finite"):
-                    raise FloatingPointError(
-                        f"training diverged at step {s + 1}: loss {metrics['loss']} or a gradient is not finite; "
-                        f"the step was not applied (lower train.lr_encoder / train.lr_heads)")
-                history.append(metrics)
-                if progress is not None:
-                    progress(s + 1, metrics)
-                if ckpt is not None and ((s + 1) % self.settings.checkpoint_every == 0 or s + 1 == end):
-                    ckpt.save(s + 1, {"state": state, "key": key},
-                              {"settings_meta": jax.tree.map(str, meta), "history": history})
-        finally:
-            if ckpt is not None:
-                ckpt.close()
-        return state, history
+        state = self.init_state()
+        meta = {"settings": dataclasses.asdict(self.settings), "freeze": self.freeze,
+                "key": np.asarray(jax.random.key_data(key)).tolist(), **(settings_meta or {})}
+        def step(s: int, st: TrainState) -> tuple[TrainState, dict[str, float]]:
+            inputs, labels = self.batch(s)
+            t0 = time.perf_counter()  # the step alone, as the freezing study's step times have always been
+            st, metrics = self._step(st, inputs, labels, key)
+            metrics = {k: float(v) for k, v in metrics.items()}
+            return st, {**metrics, "seconds": time.perf_counter() - t0}
+
+        out = run_loop(step, state,
+                       end=min(stop_at or self.settings.steps, self.settings.steps), settings=meta,
+                       checkpoint_dir=workdir, metrics_path=metrics_path, checkpoint_every=self.settings.checkpoint_every,
+                       place=lambda st: jax.device_put(st, NamedSharding(self.mesh, P())),  # a restore lands on one device
+                       progress=progress, desc=desc, label="MTL training",
+                       hint="a loss or a gradient is not finite; lower train.lr_encoder / train.lr_heads")
+        return out.state, out.history
 
     def predict(self, params: Any, corpus: Corpus) -> dict[str, np.ndarray]:
         """Logits per task (N, C_t) of the model in evaluation mode."""
