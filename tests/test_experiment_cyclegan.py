@@ -56,3 +56,44 @@ def test_mistakes_name_the_field(tmp_path, section, field, value):
     with pytest.raises(ConfigError) as info:
         cyclegan.run(config, str(tmp_path))
     assert info.value.field.endswith(field)
+
+
+@pytest.mark.slow
+def test_rerun_refuses_other_settings_or_an_edited_npz_and_falls_back_past_a_damaged_checkpoint(
+        tmp_path, monkeypatch, capsys):
+    """Through the one loop: another cycle weight, or domain B's .npz edited in place, is refused in one line
+    naming the key before any array is read; a truncated newest checkpoint is skipped for the one before it, and
+    the run ends with the first run's measurements."""
+    from jaxnas.common.checkpoint import Checkpointer
+    from test_loop import truncate_newest
+
+    rng = np.random.default_rng(0)
+    b = rng.uniform(size=(40, 16, 16)) ** 2
+    np.savez(tmp_path / "a.npz", images=rng.uniform(size=(40, 16, 16)))
+    np.savez(tmp_path / "b.npz", images=b)
+    config = cyclegan_config.get_config("small")
+    config.data.npz_a, config.data.npz_b = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
+    config.train.update({"steps": 2, "checkpoint_every": 1})
+    work = str(tmp_path / "run")
+    cyclegan.run(config, work)
+    first = json.load(open(tmp_path / "run" / "results.json"))
+    assert [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
+    with monkeypatch.context() as m:
+        m.setattr(Checkpointer, "restore", lambda *a, **k: pytest.fail("restored before the settings were checked"))
+        config.train.cycle_lambda = 5.0
+        with pytest.raises(ConfigError) as err:
+            cyclegan.run(config, work)
+        assert "train.cycle_lambda (saved 10.0, now 5.0)" in str(err.value) and "\n" not in str(err.value)
+        config.train.cycle_lambda = 10.0
+        np.savez(tmp_path / "b.npz", images=b[::-1])  # the same file, other contents
+        with pytest.raises(ConfigError) as err:
+            cyclegan.run(config, work)
+        assert "images (saved" in str(err.value) and "train." not in str(err.value) and "\n" not in str(err.value)
+    np.savez(tmp_path / "b.npz", images=b)
+    assert truncate_newest(tmp_path / "run" / "checkpoints") == [1]
+    capsys.readouterr()
+    cyclegan.run(config, work)
+    assert "resuming from step 1" in capsys.readouterr().out
+    again = json.load(open(tmp_path / "run" / "results.json"))
+    assert again["curve"] == first["curve"] and again["losses"] == first["losses"]
+    assert [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
