@@ -1,5 +1,7 @@
 """The population training engine: deterministic, and independent of chunking and of the device count."""
 
+import types
+
 import jax
 import numpy as np
 import pytest
@@ -76,3 +78,23 @@ def test_the_objective_is_injected(digits_8x8, sharded):
     doubled = PopulationTrainer(NET, digits_8x8, SETTINGS, chunk_size=8, objective=Doubled()).score(ARCHS[:2], seed=4)
     np.testing.assert_allclose(doubled.train_loss[:, 0], 2.0 * base.train_loss[:, 0], rtol=1e-5)
     assert not np.allclose(doubled.train_loss[:, -1], 2.0 * base.train_loss[:, -1], rtol=1e-5)  # then it trains otherwise
+
+
+def test_input_shape_per_call_one_compile_per_shape(digits_8x8):
+    """The same trainer scores the same candidates on 8x8 and on 16x16 images (a searched input size):
+    one compiled program per shape, reused for every later call with that shape."""
+    trainer = PopulationTrainer(NET, digits_8x8, SETTINGS, chunk_size=4, devices=jax.local_devices()[:1])
+    up = lambda x: np.repeat(np.repeat(np.asarray(x), 2, axis=1), 2, axis=2)  # noqa: E731 (nearest 2x)
+    big = types.SimpleNamespace(**{f: (up(getattr(digits_8x8, f)) if f.endswith("_x") else getattr(digits_8x8, f))
+                                   for f in ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y")})
+    small_a = trainer.score(ARCHS[:4], seed=1)
+    large = trainer.score(ARCHS[:4], seed=1, data=big)
+    assert trainer.traces == 2
+    small_b = trainer.score(ARCHS[:4], seed=1, data=digits_8x8)
+    assert trainer.traces == 2  # the 8x8 program again, not a third compile
+    np.testing.assert_array_equal(small_a.train_loss, small_b.train_loss)
+    assert not np.array_equal(small_a.train_loss, large.train_loss)  # really trained on the 16x16 images
+    assert np.isfinite(large.valid_acc).all()
+    tiny = types.SimpleNamespace(**{**vars(big), "train_x": big.train_x[:8], "train_y": big.train_y[:8]})
+    with pytest.raises(ConfigError, match="^batch_size: got 32; the training split has only 8 examples"):
+        trainer.score(ARCHS[:4], data=tiny)

@@ -241,17 +241,28 @@ class PopulationTrainer:
             parts.append(jax.tree.map(lambda o: np.asarray(o)[:real], out))
         return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
 
-    def score(self, archs: np.ndarray | jax.Array, seed: int = 0, first_id: int = 0) -> Scores:
-        """Trains every architecture (P, 6) from scratch and scores it; chunked, sharded, one compile.
+    def score(self, archs: np.ndarray | jax.Array, seed: int = 0, first_id: int = 0, data: Any | None = None) -> Scores:
+        """Trains every architecture (P, L) from scratch and scores it; chunked, sharded, one compile per input shape.
 
         `first_id` numbers the candidates (their init keys), so a search can give every evaluation its own
-        initialisation while staying reproducible.
+        initialisation while staying reproducible. `data` (an `ImageDataset`-like object, default the trainer's)
+        lets one trainer score on other inputs, e.g. the same images at another resolution when the input size
+        is searched: the compiled program is reused for every call with the same shapes and compiled once more
+        for each new shape.
         """
         archs = np.asarray(archs, np.int32)
         check(archs.ndim == 2, "archs", f"expected shape (P, num_positions), got {archs.shape}")
         keys = self.candidate_keys(seed, first_id + np.arange(archs.shape[0]))
-        out = self.run_chunked(self._score_chunk, (keys, archs), (self.data, self.data_key(seed)))
+        out = self.run_chunked(self._score_chunk, (keys, archs), (self.device_data(data), self.data_key(seed)))
         return Scores(*out)
+
+    def device_data(self, data: Any | None = None) -> Data:
+        """`data` (default: the trainer's) as replicated device arrays; checked against the batch size."""
+        if data is None:
+            return self.data
+        check(data.train_x.shape[0] >= self.settings.batch_size, "batch_size",
+              f"got {self.settings.batch_size}; the training split has only {data.train_x.shape[0]} examples")
+        return jax.device_put(data if isinstance(data, Data) else Data.from_dataset(data), self._rep)
 
     @staticmethod
     def data_key(seed: int) -> jax.Array:
