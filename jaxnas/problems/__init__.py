@@ -1,6 +1,7 @@
 """Objectives: tabular benchmarks (`BENCHMARKS` maps a name to a `TabularBenchmark`, the table protocol's spaces
 with their tables), the population engine's classification objective (`classification.py`), and NEAT's tasks
-(`neat_tasks.NEAT_PROBLEMS`, with the pole-balancing dynamics in `pole_balancing.py`).
+(`neat_tasks.NEAT_PROBLEMS`; the pole dynamics in `single_pole.py` and `double_pole.py`, their episode runner in
+`pole_balancing.py`).
 
 Adding a tabular benchmark: its space in `jaxnas/spaces/`, its loader here (one file returning a `Table`), one
 `BENCHMARKS.register` line below and its config section in `experiments/configs/nb201.py`.
