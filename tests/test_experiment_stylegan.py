@@ -149,3 +149,44 @@ def test_mixing_verdict_checks():
     assert stylegan.mixing_verdict(sm(0.07, 0.13, 0.67)).startswith("The paper's ordering (coarse")
     nan = float("nan")
     assert stylegan.paper_claim(sm(nan, nan, nan)) == {"ordering": None, "coarse_carry_identity": None}
+
+
+@pytest.mark.slow
+def test_rerun_refuses_other_settings_or_an_edited_npz_and_falls_back_past_a_damaged_checkpoint(
+        tmp_path, monkeypatch, capsys):
+    """Through the one loop: another learning rate, or the .npz edited in place, is refused in one line naming
+    the key before any array is read; a truncated newest checkpoint is skipped for the one before it, and the
+    run ends with the first run's measurements."""
+    from jaxnas.common.checkpoint import Checkpointer
+    from test_loop import truncate_newest
+
+    rng = np.random.default_rng(1)
+    images = rng.uniform(size=(96, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "data.npz", images=images)
+    config = stylegan_config.get_config("small")
+    config.data.npz = str(tmp_path / "data.npz")
+    config.train.update({"steps": 2, "checkpoint_every": 1})
+    config.ablation.no_mapping = False
+    work = str(tmp_path / "run")
+    stylegan.run(config, work)
+    first = json.load(open(tmp_path / "run" / "results.json"))
+    assert [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
+    with monkeypatch.context() as m:
+        m.setattr(Checkpointer, "restore", lambda *a, **k: pytest.fail("restored before the settings were checked"))
+        config.train.lr = 0.001
+        with pytest.raises(ConfigError) as err:
+            stylegan.run(config, work)
+        assert "train.lr (saved 0.002, now 0.001)" in str(err.value) and "\n" not in str(err.value)
+        config.train.lr = 0.002
+        np.savez(tmp_path / "data.npz", images=images[::-1])  # the same file, other contents
+        with pytest.raises(ConfigError) as err:
+            stylegan.run(config, work)
+        assert "images (saved" in str(err.value) and "train." not in str(err.value) and "\n" not in str(err.value)
+    np.savez(tmp_path / "data.npz", images=images)
+    assert truncate_newest(tmp_path / "run" / "checkpoints") == [1]
+    capsys.readouterr()
+    stylegan.run(config, work)
+    assert "resuming from step 1" in capsys.readouterr().out
+    again = json.load(open(tmp_path / "run" / "results.json"))
+    assert again["curve"] == first["curve"] and again["fid"] == first["fid"]
+    assert [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
