@@ -6,7 +6,9 @@ training, parameters and FLOPs. The benchmark holds no validation split, so a se
 accuracy it then reports is optimistic. Here the search's fitness (`valid`) is the accuracy of one training,
 `search_run` (0, 1 or 2), and the reported figure (`test`) is the mean of the other two trainings: what was
 searched on is never what is reported. The table has no training times: every evaluation costs 1, so a budget
-counts evaluations. `extras` holds `mean_acc` (all three trainings), `params` and `flops`.
+counts evaluations. `extras` holds `mean_acc` (all three trainings), `params` and `flops`. Every value read is
+checked at load (`jaxnas.problems.tabular.table_number`): accuracies finite in [0, 100], params and FLOPs finite
+and >= 0; errors name the file, the entry's key and the field.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.common.errors import ConfigError
 from jaxnas.common.paths import resolve_data_file
-from jaxnas.problems.tabular import Table
+from jaxnas.problems.tabular import NONNEGATIVE, PERCENT, Table, table_number
 from jaxnas.spaces import macro
 
 DEFAULT_RELATIVE_PATHS = ("../shared/data/nasbench_macro/nas-bench-macro_cifar10.json",
@@ -38,6 +41,26 @@ def resolve_table_path(path: str | None = None) -> str:
         f"--config.macro.path=PATH or set ${ENV_VAR}.")
 
 
+def _entry(path: str, key: str, entry: Any, weights: np.ndarray) -> tuple[int, list[float], float, float, float]:
+    """(code, three accuracies, mean accuracy, params, flops) of one entry; a bad value raises ConfigError naming
+    the file, the entry's key and the field."""
+    where = f"{path}: entry {key!r}"
+    try:
+        arch = macro.from_string(key)
+    except ConfigError as err:
+        raise ConfigError("macro.path", f"{where}: bad key ({str(err).split(': ', 1)[1]})") from None
+    missing = [k for k in _FIELDS if k not in entry] if isinstance(entry, dict) else list(_FIELDS)
+    runs = entry.get("test_acc") if isinstance(entry, dict) else None
+    if missing or not isinstance(runs, list) or len(runs) != RUNS:
+        raise ConfigError("macro.path", f"{where} lacks {missing or 'three test_acc values'}; each needs "
+                          f"{list(_FIELDS)}, test_acc a list of {RUNS}")
+    cell = functools.partial(table_number, field="macro.path", where=where)
+    accs = [cell(a, PERCENT, column=f"test_acc[{r}]") for r, a in enumerate(runs)]
+    mean = cell(entry["mean_acc"], PERCENT, column="mean_acc")
+    params, flops = (cell(entry[c], NONNEGATIVE, column=c) for c in ("params", "flops"))
+    return int(np.sum(arch * weights)), accs, mean, params, flops
+
+
 @functools.lru_cache(maxsize=4)
 def _read_json(path: str) -> tuple[np.ndarray, ...]:
     """(accuracies (N, 3), mean accuracy, params, flops), rows ordered by `macro.SPACE.encode`."""
@@ -45,22 +68,16 @@ def _read_json(path: str) -> tuple[np.ndarray, ...]:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # ValueError: a JSON or UTF-8 decoding error
         raise ConfigError("macro.path", f"{path}: not a readable JSON file ({err})") from None
     if not isinstance(data, dict):
         raise ConfigError("macro.path", f"{path}: expected one JSON object keyed by architecture")
     acc = np.full((n, RUNS), np.nan, np.float32)
-    mean, params, flops = np.full(n, np.nan, np.float32), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    mean, params, flops = np.full(n, np.nan, np.float32), np.zeros(n, np.float64), np.zeros(n, np.float64)
     weights = macro.SPACE.num_choices ** np.arange(macro.SPACE.num_positions - 1, -1, -1)
     for key, entry in data.items():
-        arch = macro.from_string(key)
-        missing = [k for k in _FIELDS if k not in entry]
-        if missing or len(entry["test_acc"]) != RUNS:
-            raise ConfigError("macro.path", f"{path}: entry {key} lacks {missing or 'three test_acc values'}; "
-                              f"each needs {list(_FIELDS)}")
-        code = int(np.sum(arch * weights))
-        acc[code], mean[code] = entry["test_acc"], entry["mean_acc"]
-        params[code], flops[code] = entry["params"], entry["flops"]
+        code, *values = _entry(path, key, entry, weights)
+        acc[code], mean[code], params[code], flops[code] = values
     if np.isnan(mean).any():
         raise ConfigError("macro.path", f"{path} covers {int((~np.isnan(mean)).sum())} of the {n} networks; all are "
                           "needed")

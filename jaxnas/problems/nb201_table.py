@@ -6,6 +6,8 @@ CSV). The search's fitness is `valid_acc`; `test_acc` is only reported; an evalu
 Deviation from the paper's code: it used the 12-epoch accuracy of one random seed as fitness, which this
 table does not hold; here the fitness is the 200-epoch seed-mean validation accuracy (less noisy), so
 absolute numbers are comparable in ranking, not to the decimal.
+Every cell read is checked at load (`jaxnas.problems.tabular.table_number`): accuracies finite in [0, 100],
+`train_time_s` finite and > 0, `index` an integer in [0, 15624]; errors name the file, the line and the column.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 from jaxnas.common.errors import ConfigError
 from jaxnas.common.paths import resolve_data_file
-from jaxnas.problems.tabular import Evaluation, Table
+from jaxnas.problems.tabular import PERCENT, POSITIVE, Evaluation, Table, table_number
 from jaxnas.spaces import nb201
 
 __all__ = ["Evaluation", "NB201Table", "load_nb201_table", "resolve_table_path", "table_path_exists"]
@@ -43,24 +45,41 @@ def resolve_table_path(path: str | None = None) -> str:
     )
 
 
+def _row(path: str, line: int, row: dict[str, str | None], n: int) -> tuple[int, float, float, float, int]:
+    """(code, valid, test, cost, index) of one CSV row; a bad cell raises ConfigError naming path, line, column."""
+    where = f"{path}: line {line}"
+    arch_str = row["arch_str"] or ""
+    try:
+        arch = nb201.from_string(arch_str)
+    except ConfigError as err:
+        raise ConfigError("table_path", f"{where}, column arch_str: {str(err).split(': ', 1)[1]}") from None
+    where = f"{where} (arch {arch_str})"
+    if "".join(map(str, arch)) != row["ops"]:
+        raise ConfigError("table_path", f"{where}, column ops: got {row['ops']!r}; must spell arch_str's ops "
+                          f"({''.join(map(str, arch))})")
+    cell = functools.partial(table_number, field="table_path", where=where)
+    index = int(cell(row["index"], (0, n - 1), column="index", integer=True))
+    valid, test = (cell(row[c], PERCENT, column=c) for c in ("valid_acc", "test_acc"))
+    cost = cell(row["train_time_s"], POSITIVE, column="train_time_s") * EPOCHS_CHARGED / EPOCHS_TABLE
+    return int(np.sum(arch * nb201.SPACE.num_choices ** np.arange(5, -1, -1))), valid, test, cost, index
+
+
 @functools.lru_cache(maxsize=4)
 def _read_csv(path: str) -> tuple[np.ndarray, ...]:
     n = nb201.SPACE.size
     valid, test, cost = (np.full(n, np.nan, np.float32) for _ in range(3))
     index = np.full(n, -1, np.int32)
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ConfigError("table_path", f"{path} lacks columns {missing}; expected {list(_COLUMNS)}")
-        for row in reader:
-            arch = nb201.from_string(row["arch_str"])
-            if "".join(map(str, arch)) != row["ops"]:
-                raise ConfigError("table_path", f"{path}: row {row['index']} has ops {row['ops']} but arch_str {row['arch_str']}")
-            code = int(np.sum(arch * nb201.SPACE.num_choices ** np.arange(5, -1, -1)))
-            valid[code], test[code] = float(row["valid_acc"]), float(row["test_acc"])
-            cost[code] = float(row["train_time_s"]) * EPOCHS_CHARGED / EPOCHS_TABLE
-            index[code] = int(row["index"])
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ConfigError("table_path", f"{path} lacks columns {missing}; expected {list(_COLUMNS)}")
+            for row in reader:
+                code, *values = _row(path, reader.line_num, row, n)
+                valid[code], test[code], cost[code], index[code] = values
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ConfigError("table_path", f"{path}: not a readable UTF-8 CSV ({err})") from None
     if (index < 0).any():
         raise ConfigError("table_path", f"{path} covers {(index >= 0).sum()} of the {n} cells; all are needed")
     if sorted(index.tolist()) != list(range(n)):

@@ -2,18 +2,54 @@
 
 `Table` is what the budgeted search protocol (`jaxnas.search.BudgetedSearch`) queries; each benchmark's loader
 (`nb201_table.py`, `macro_table.py`) fills one, and `jaxnas.problems.BENCHMARKS` says how to load and print it.
+Loaders read every number through `table_number`, so a user's table with an accuracy of 1000, a NaN, a negative
+time or a word where a number belongs is refused at load in one line naming the file, the row and the column.
+Neither shipped table documents missing values (both are complete), so no cell may be NaN.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxnas.common.errors import ConfigError
 from jaxnas.spaces.base import CategoricalSpace
+
+PERCENT = (0.0, 100.0)  # accuracies
+NONNEGATIVE = (0.0, math.inf)  # parameter counts, FLOPs
+POSITIVE = (0.0, math.inf, True)  # costs: a zero cost would let a budget buy unboundedly many evaluations
+
+
+def table_number(value: Any, bounds: tuple, *, field: str, where: str, column: str, integer: bool = False) -> float:
+    """One table cell as a finite float within `bounds` = (low, high[, low_open]); otherwise a one-line ConfigError.
+
+    `value` may be a number or (CSV) its text. The error reads `FIELD: WHERE, column COLUMN: got VALUE; allowed
+    ...`, where `field` is the setting that named the file and `where` names the file and the row
+    (e.g. `/x/t.csv: line 12 (arch |nor_conv_3x3~0|...)`).
+    """
+    low, high, low_open = (*bounds, False)[:3]
+    number: float | None = None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value.strip() if isinstance(value, str) else value)
+        except (ValueError, OverflowError):  # a word; an integer beyond float range
+            number = math.inf if isinstance(value, int) else None
+    ok = number is not None and math.isfinite(number) and (low < number if low_open else low <= number) \
+        and number <= high and (not integer or number.is_integer())
+    if not ok:
+        if math.isfinite(high):
+            span = f"{'an integer in ' if integer else ''}{'(' if low_open else '['}{low:g}, {high:g}]"
+        else:
+            span = f"{'an integer' if integer else 'a finite number'} {'>' if low_open else '>='} {low:g}"
+        shown = repr(value)[:60] if number is None else repr(number)
+        raise ConfigError(field, f"{where}, column {column}: got {shown}; allowed {span}")
+    return number
 
 
 @struct.dataclass

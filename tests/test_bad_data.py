@@ -1,0 +1,141 @@
+"""Bad values in user data files are refused at load with one line naming the file, the row and the column
+(issue 20): tabular benchmark cells, and class labels of `.npz` images and MTL corpora."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from jaxnas.common.errors import ConfigError
+from jaxnas.problems import macro_table, nb201_table
+
+ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+OPS = "334131"
+NB201_HEADER = "index,arch_str,ops,valid_acc,test_acc,train_loss,valid_loss,train_time_s\n"
+GOOD_ROW = {"index": "1", "arch_str": ARCH, "ops": OPS, "valid_acc": "90.77", "test_acc": "90.51",
+            "train_loss": "0.0018", "valid_loss": "0.44", "train_time_s": "2169.64"}
+MACRO_ENTRY = {"test_acc": [89.47, 88.95, 89.17], "mean_acc": 89.2, "std": 0.2, "params": 890666, "flops": 47327744}
+
+
+def _one_line(err: pytest.ExceptionInfo, *fragments: str) -> str:
+    message = str(err.value)
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    return message
+
+
+# ------------------------------------------------------------------------------------- NAS-Bench-201 CSV
+def _nb201_csv(tmp_path, **bad: str) -> str:
+    """A CSV of two rows (a good one, then one with `bad` cells); the bad row is on line 3."""
+    other = dict(GOOD_ROW, index="0", arch_str=ARCH.replace("avg_pool_3x3~1", "none~1"), ops="330131")
+    rows = [other, dict(GOOD_ROW, **bad)]
+    path = tmp_path / "t.csv"
+    path.write_text(NB201_HEADER + "".join(",".join(r[c] for c in NB201_HEADER.strip().split(",")) + "\n" for r in rows))
+    nb201_table._read_csv.cache_clear()
+    return str(path)
+
+
+@pytest.mark.parametrize("column, value, allowed", [
+    ("valid_acc", "1000", "got 1000.0; allowed [0, 100]"),
+    ("test_acc", "-0.5", "got -0.5; allowed [0, 100]"),
+    ("valid_acc", "nan", "got nan; allowed [0, 100]"),
+    ("valid_acc", "inf", "got inf; allowed [0, 100]"),
+    ("train_time_s", "-3", "got -3.0; allowed a finite number > 0"),
+    ("train_time_s", "0", "got 0.0; allowed a finite number > 0"),
+    ("train_time_s", "NaN", "got nan; allowed a finite number > 0"),
+    ("valid_acc", "ninety", "got 'ninety'; allowed [0, 100]"),
+    ("index", "1.5", "got 1.5; allowed an integer in [0, 15624]"),
+    ("index", "x", "got 'x'; allowed an integer in [0, 15624]"),
+])
+def test_nb201_bad_cell_names_file_row_and_column(tmp_path, column, value, allowed):
+    path = _nb201_csv(tmp_path, **{column: value})
+    with pytest.raises(ConfigError) as err:
+        nb201_table.load_nb201_table(path)
+    assert err.value.field == "table_path"
+    assert _one_line(err, path, f"column {column}", allowed) == (
+        f"table_path: {path}: line 3 (arch {ARCH}), column {column}: {allowed}")
+
+
+def test_nb201_bad_arch_and_short_row_name_the_line(tmp_path):
+    path = _nb201_csv(tmp_path, arch_str="|conv~0|")
+    with pytest.raises(ConfigError) as err:
+        nb201_table.load_nb201_table(path)
+    _one_line(err, "table_path: ", path, "line 3", "column arch_str")
+    short = tmp_path / "short.csv"
+    short.write_text(NB201_HEADER + f"0,{ARCH},{OPS},90.1\n")
+    nb201_table._read_csv.cache_clear()
+    with pytest.raises(ConfigError) as err:
+        nb201_table.load_nb201_table(str(short))
+    _one_line(err, "table_path: ", str(short), "line 2", "column test_acc: got None")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00" * 10)
+    with pytest.raises(ConfigError) as err:
+        nb201_table.load_nb201_table(str(binary))
+    _one_line(err, "table_path: ", str(binary), "not a readable UTF-8 CSV")
+
+
+def test_nb201_good_rows_pass_the_checks_and_fail_only_on_coverage(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        nb201_table.load_nb201_table(_nb201_csv(tmp_path))
+    _one_line(err, "table_path: ", "covers 2 of the 15625 cells")
+
+
+# --------------------------------------------------------------------------------- NAS-Bench-Macro JSON
+def _macro_json(tmp_path, text: str | None = None, **bad) -> str:
+    path = tmp_path / "m.json"
+    path.write_text(text if text is not None else json.dumps({"00000000": MACRO_ENTRY, "02012100": {**MACRO_ENTRY, **bad}}))
+    macro_table._read_json.cache_clear()
+    return str(path)
+
+
+@pytest.mark.parametrize("bad, column, allowed", [
+    ({"test_acc": [89.0, 1000, 88.0]}, "test_acc[1]", "got 1000.0; allowed [0, 100]"),
+    ({"test_acc": [math.nan] * 3}, "test_acc[0]", "got nan; allowed [0, 100]"),
+    ({"mean_acc": -1}, "mean_acc", "got -1.0; allowed [0, 100]"),
+    ({"params": -5}, "params", "got -5.0; allowed a finite number >= 0"),
+    ({"flops": "many"}, "flops", "got 'many'; allowed a finite number >= 0"),
+    ({"flops": None}, "flops", "got None; allowed a finite number >= 0"),
+    ({"params": True}, "params", "got True; allowed a finite number >= 0"),
+    ({"flops": 10 ** 400}, "flops", "got inf; allowed a finite number >= 0"),
+])
+def test_macro_bad_value_names_file_entry_and_field(tmp_path, bad, column, allowed):
+    path = _macro_json(tmp_path, **bad)
+    with pytest.raises(ConfigError) as err:
+        macro_table.load_macro_table(path)
+    assert err.value.field == "macro.path"
+    assert _one_line(err) == f"macro.path: {path}: entry '02012100', column {column}: {allowed}"
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('{"0000000x": {}}', "entry '0000000x': bad key"),
+    ('{"00000000": [1, 2]}', "entry '00000000' lacks"),
+    ('{"00000000": {"test_acc": 5, "mean_acc": 1, "params": 1, "flops": 1}}', "test_acc a list of 3"),
+    ('{"00000000": {"test_acc": [1, 2], "mean_acc": 1, "params": 1, "flops": 1}}', "test_acc a list of 3"),
+    ("[1, 2]", "expected one JSON object"),
+    ("{not json", "not a readable JSON file"),
+])
+def test_macro_malformed_entries_are_one_line(tmp_path, text, fragment):
+    path = _macro_json(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        macro_table.load_macro_table(path)
+    _one_line(err, "macro.path: ", path, fragment)
+
+
+# ------------------------------------------------------------------------------------------ shipped tables
+@pytest.mark.skipif(not nb201_table.table_path_exists(), reason="NAS-Bench-201 CSV not found (../shared/data)")
+def test_shipped_nb201_table_passes_the_checks():
+    table = nb201_table.load_nb201_table()
+    for a in (table.valid, table.test):
+        assert bool(np.all(np.isfinite(a)) and np.all((a >= 0) & (a <= 100)))
+    assert table.min_cost > 0 and table.best_index == 6111
+
+
+@pytest.mark.skipif(not macro_table.table_path_exists(), reason="NAS-Bench-Macro JSON not found (../shared/data)")
+def test_shipped_macro_table_passes_the_checks():
+    table = macro_table.load_macro_table()
+    assert bool(np.all((table.valid >= 0) & (table.valid <= 100)) and np.all(table.extras["flops"] > 0))
+    assert abs(float(table.extras["mean_acc"].max()) - 93.127) < 1e-3
