@@ -331,10 +331,10 @@ class MultiTaskTrainer:
             metrics = {k: float(v) for k, v in metrics.items()}
             return st, {**metrics, "seconds": time.perf_counter() - t0}
 
-        out = run_loop(step, state,
-                       end=min(stop_at or self.settings.steps, self.settings.steps), settings=meta,
-                       checkpoint_dir=workdir, metrics_path=metrics_path, checkpoint_every=self.settings.checkpoint_every,
-                       place=lambda st: jax.device_put(st, NamedSharding(self.mesh, P())),  # a restore lands on one device
+        replicated = NamedSharding(self.mesh, P())  # a restored state lands on one device
+        out = run_loop(step, state, end=min(stop_at or self.settings.steps, self.settings.steps), settings=meta,
+                       checkpoint_dir=workdir, metrics_path=metrics_path,
+                       checkpoint_every=self.settings.checkpoint_every, place=lambda st: jax.device_put(st, replicated),
                        progress=progress, desc=desc, label="MTL training",
                        hint="a loss or a gradient is not finite; lower train.lr_encoder / train.lr_heads")
         return out.state, out.history

@@ -205,7 +205,8 @@ class BudgetedSearch:
 
         # the checkpoint of chunk n holds n * chunk_steps history steps
         out = run_loop(chunk, (carry, self._empty_history(len(keys))), end=n_chunks, settings=settings,
-                       checkpoint_dir=checkpoint_dir, metrics_path=metrics_path, done=lambda st: bool(jnp.all(st[0].done)),
+                       checkpoint_dir=checkpoint_dir, metrics_path=metrics_path,
+                       done=lambda st: bool(jnp.all(st[0].done)),
                        template=lambda n: (carry, self._empty_history(len(keys), n * self.chunk_steps)),
                        place=lambda st: (jax.device_put(st[0], self._run_sharding), jax.tree.map(np.asarray, st[1])),
                        postfix=lambda r: {"runs_done": f"{r['runs_done']}/{runs}"}, progress=progress, desc=desc,

@@ -2,8 +2,8 @@
 
 Each `ask` yields a batch of architectures (the strategy's `batch_size`, normally the engine's chunk
 size), the engine trains and scores them in one compiled call, and `tell` receives their validation
-accuracy. After every batch (`jaxnas.common.loop.run_loop`) the strategy state and the history are checkpointed, so a
-killed search restarted on the same directory resumes and ends with exactly the uninterrupted result
+accuracy. After every batch (`jaxnas.common.loop.run_loop`) the strategy state and the history are
+checkpointed, so a killed search restarted on the same directory resumes and ends with exactly the uninterrupted result
 (keys are `fold_in(seed key, batch number)`; candidate i is initialised from `fold_in(seed key, i)`).
 """
 
