@@ -72,6 +72,7 @@ class UnpairedData:
     test_b_y: np.ndarray | None = None
     truth_ab: Callable[[np.ndarray], np.ndarray] | None = None
     truth_ba: Callable[[np.ndarray], np.ndarray] | None = None
+    class_labels: tuple[int, ...] | None = None  # the files' label of each class (a user's .npz pair), if labeled
 
     @property
     def labeled(self) -> bool:
@@ -129,21 +130,30 @@ def _split_one(ds: ImageDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | N
 
 
 def npz_pair_domains(npz_a: str, npz_b: str, *, size: int | None, channels: int | None, seed: int = 0) -> UnpairedData:
-    """A user's two `.npz` files, one per domain (80/20 train/test split each; labels optional)."""
-    parts = {}
+    """A user's two `.npz` files, one per domain (80/20 train/test split each; labels optional).
+
+    Labels of both files are mapped to the classes present in either file (sorted distinct values -> 0..K-1), so
+    that label `l` is the same class in both domains (one classifier serves both).
+    """
+    parts, class_labels = {}, {}
     for field, path in (("data.npz_a", npz_a), ("data.npz_b", npz_b)):
         try:
             ds = load_images(npz_path=path, size=size, channels=channels, seed=seed, valid_fraction=0.0,
                              test_fraction=0.2, labels_required=False)
         except ConfigError as err:
             raise ConfigError(field, f"{path!r}: {err}") from None
-        parts[field] = _split_one(ds)
+        parts[field], class_labels[field] = _split_one(ds), np.asarray(ds.class_labels, np.int64)
+    joint = np.union1d(*class_labels.values())  # each file's classes -> the classes of either file
+    to_joint = {f: np.searchsorted(joint, class_labels[f]).astype(np.int32) for f in parts}
+    parts = {f: (tr, te, None if tr_y is None else to_joint[f][tr_y], None if te_y is None else to_joint[f][te_y])
+             for f, (tr, te, tr_y, te_y) in parts.items()}
     (tr_a, te_a, tr_a_y, te_a_y), (tr_b, te_b, tr_b_y, te_b_y) = parts["data.npz_a"], parts["data.npz_b"]
     labeled = tr_a_y is not None and tr_b_y is not None
     return UnpairedData(
         name=f"{os.path.basename(npz_a)}|{os.path.basename(npz_b)}", train_a=tr_a, train_b=tr_b, test_a=te_a,
         test_b=te_b, train_a_y=tr_a_y if labeled else None, train_b_y=tr_b_y if labeled else None,
-        test_a_y=te_a_y if labeled else None, test_b_y=te_b_y if labeled else None)
+        test_a_y=te_a_y if labeled else None, test_b_y=te_b_y if labeled else None,
+        class_labels=tuple(int(c) for c in joint) if labeled else None)
 
 
 def tfds_cycle_gan_domains(name: str, *, size: int, data_dir: str | None = None) -> UnpairedData:

@@ -6,7 +6,8 @@ Sources (`load_images(name=...)`):
   builder prepared once into a cache folder (see `jaxnas.data.tfds_source`).
 * `"npz"` (or `npz_path=...`): a user file with `images` (N, H, W) or (N, H, W, C) in [0, 1] and `labels` (N,);
   `labels` may be left out where the caller allows it (`labels_required=False`, e.g. for GAN training):
-  the dataset then has one class and `labeled=False`.
+  the dataset then has one class and `labeled=False`. Labels are mapped to the classes present (sorted distinct
+  values -> 0..K-1, kept in `class_labels`) and their number is bounded (`jaxnas.data.labels`).
 * a TFDS catalogue name (`"mnist"`, `"fashion_mnist"`, `"cifar10"`, ...), used only if already prepared
   on disk in the array_record format; nothing is ever downloaded.
 
@@ -29,6 +30,7 @@ import numpy as np
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive, check_range
 from jaxnas.common.registry import Registry
 from jaxnas.data import tfds_source
+from jaxnas.data.labels import index_labels
 
 NPZ_FORMAT = "arrays 'images' (N,H,W) or (N,H,W,C) floats in [0, 1] and 'labels' (N,) non-negative integers"
 
@@ -43,6 +45,8 @@ class ImageDataset:
       train_x, valid_x, test_x: images, (N, H, W, C) float32 in [0, 1].
       train_y, valid_y, test_y: labels, (N,) int32 (all zero when `labeled` is False).
       labeled: False for an unlabeled `.npz` loaded with `labels_required=False`.
+      class_labels: the source's label of each class: class `i` was label `class_labels[i]` in the file (a
+        `.npz`'s labels are mapped to the classes present); 0..num_classes-1 for digits and catalogue data.
     """
 
     name: str
@@ -54,6 +58,11 @@ class ImageDataset:
     test_x: np.ndarray
     test_y: np.ndarray
     labeled: bool = True
+    class_labels: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.class_labels:
+            object.__setattr__(self, "class_labels", tuple(range(self.num_classes)))
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -77,6 +86,7 @@ class _Loaded:
     test_images: np.ndarray | None = None
     test_labels: np.ndarray | None = None
     labeled: bool = True
+    class_labels: tuple[int, ...] = ()  # empty: 0..num_classes-1
 
 
 Convert = Callable[[np.ndarray], np.ndarray]
@@ -196,18 +206,22 @@ def _load_npz(*, data_dir: str | None, npz_path: str | None, convert: Convert, l
         raise ConfigError("images", f"values must lie in [0, 1] (found {found}); divide uint8 pixels by 255")
     if "labels" not in arrays:
         return _Loaded(1, convert(images), np.zeros(len(images), np.int32), labeled=False)
-    labels = arrays["labels"]
-    check(labels.ndim == 1, "labels", f"got shape {labels.shape}; must be (N,)")
+    labels, where = arrays["labels"], repr(npz_path)
+    check(labels.ndim == 1, "labels", f"{where}: got shape {labels.shape}; must be (N,)")
     check(len(labels) == len(images), "labels",
-          f"got {len(labels)} labels for {len(images)} images; must be one per image")
-    integral = np.issubdtype(labels.dtype, np.integer) or (
-        np.issubdtype(labels.dtype, np.floating) and bool(np.all(np.isfinite(labels) & (labels == np.round(labels))))
-    )
-    check(integral, "labels", f"got dtype {labels.dtype} with non-integer values; must be integers >= 0")
+          f"{where}: got {len(labels)} labels for {len(images)} images; must be one per image")
+    floating = np.issubdtype(labels.dtype, np.floating)
+    whole = np.isfinite(labels) & (labels == np.round(labels)) & (np.abs(labels) < 2.0**62) if floating else None
+    if not (np.issubdtype(labels.dtype, np.integer) or (floating and bool(np.all(whole)))):
+        bad = (labels[np.argmin(whole)] if floating else labels[0]).item()
+        raise ConfigError("labels", f"{where}: got dtype {labels.dtype} with non-integer values (e.g. {bad!r}); "
+                          "must be integers >= 0")
     labels = labels.astype(np.int64)
-    check(bool(np.all(labels >= 0)), "labels", f"got a negative label ({labels.min()}); must be integers >= 0")
-    check(len(np.unique(labels)) >= 2, "labels", f"found {len(np.unique(labels))} distinct class(es); need at least 2")
-    return _Loaded(int(labels.max()) + 1, convert(images), labels.astype(np.int32))
+    check(bool(np.all(labels >= 0)), "labels", f"{where}: got a negative label ({labels.min()}); must be integers >= 0")
+    check(len(np.unique(labels)) >= 2, "labels", f"{where}: found {len(np.unique(labels))} distinct class(es); "
+          "need at least 2")
+    indices, class_labels = index_labels(labels, "labels", f"{where}, array 'labels'")
+    return _Loaded(len(class_labels), convert(images), indices, class_labels=class_labels)
 
 
 def _load_catalogue(name: str, data_dir: str | None, convert: Convert, labels_required: bool = True) -> _Loaded:
@@ -335,4 +349,5 @@ def load_images(
         test_x=test_x,
         test_y=np.asarray(test_y, np.int32),
         labeled=loaded.labeled,
+        class_labels=loaded.class_labels,
     )
