@@ -31,6 +31,7 @@ import numpy as np
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
 from jaxnas.common.locks import file_lock
 from jaxnas.data import tfds_source
+from jaxnas.data.labels import MAX_CLASSES, check_class_count, index_labels
 from mtl.data import Corpus, TextTask
 
 TEXT_DIR_ENV = "JAXNAS_TEXT_DIR"
@@ -200,34 +201,56 @@ def load_vader(path: str | None = None, cache_dir: str | None = None, neutral_lo
 
 
 # ------------------------------------------------------------------------------------ tables and TFDS
-def _as_int(value: Any) -> int | None:
-    """`value` as an integer label (int, integral float, or a string of digits), else None."""
+_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _as_number(value: Any) -> int | float | None:
+    """A label as an int (int, integral float, or the text of one), a float with a fraction (or NaN / inf), or
+    None when it is not a number (a class name, or a bool / list / object)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return int(value) if float(value).is_integer() else None
-    return int(value) if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value) else None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        value = float(value)
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else value
+    return None
 
 
-def _encode_labels(raw: list[Any], class_names: Sequence[str] | None, field: str,
-                   names_field: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Label indices and class names; see `load_table_task` for the rules."""
-    ints = [_as_int(v) for v in raw]
-    if class_names is None and all(i is not None for i in ints):
-        class_names, names_field = [str(i) for i in range(max(max(ints), 0) + 1)], field
-    elif class_names is None:
-        bad = next((v for v in raw if not isinstance(v, str)), None)
-        check(bad is None, field, f"mixed label types (e.g. {bad!r}): use all strings or all ints, or class_names")
+def _encode_labels(raw: list[Any], class_names: Sequence[str] | None, field: str, names_field: str,
+                   where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Label indices and class names; see `load_table_task` for the rules. `where` names the file and column."""
+    nums = [_as_number(v) for v in raw]
+    if class_names is None:
+        named = [isinstance(v, str) and n is None for v, n in zip(raw, nums)]
+        if any(named) and not all(named):
+            row = named.index(False)
+            raise ConfigError(field, f"{where}, row {row + 1}: label {raw[row]!r} is not a class name like the other "
+                              f"labels (e.g. {raw[named.index(True)]!r}); use all integers or all names, or class_names")
+        if not any(named):  # integers: the classes are the values present, in increasing order
+            for row, (v, n) in enumerate(zip(raw, nums), 1):
+                check(isinstance(n, int), field, f"{where}, row {row}: label {v!r} is not an integer; labels must be "
+                      "integers >= 0 or class names")
+                check(0 <= n < 2**62, field, f"{where}, row {row}: label {v!r} is not an integer >= 0 (-1 means "
+                      "unlabelled); labels must be integers >= 0 or class names")
+            check(len(set(nums)) >= 2, field, f"{where}: all labels are {nums[0]!r}; need >= 2 distinct classes")
+            indices, values = index_labels(np.array(nums, np.int64), field, where)
+            return indices, tuple(str(v) for v in values)
         class_names, names_field = sorted(set(raw)), field
+        check_class_count(len(class_names), len(raw), field, where)
     names = tuple(str(c) for c in class_names)
     check(len(names) >= 2 and len(set(names)) == len(names), names_field, f"classes {names}: need >= 2 distinct")
+    check(len(names) <= MAX_CLASSES, names_field, f"got {len(names):,} class names; allowed at most {MAX_CLASSES:,}")
     lookup = {n: i for i, n in enumerate(names)}
     out = np.empty(len(raw), np.int32)
-    for row, (v, i) in enumerate(zip(raw, ints)):
+    for row, (v, i) in enumerate(zip(raw, nums)):
         k = lookup.get(v) if isinstance(v, str) else None
-        k = i if k is None else k
-        check(k is not None and 0 <= k < len(names), field,
-              f"row {row + 1}: label {v!r} is neither one of {list(names)} nor an index in [0, {len(names) - 1}]")
+        k = (i if isinstance(i, int) else None) if k is None else k
+        check(k is not None and 0 <= k < len(names), field, f"{where}, row {row + 1}: label {v!r} is neither one of "
+              f"{list(names)} nor an index in [0, {len(names) - 1}]")
         out[row] = k
     return out, names
 
@@ -253,9 +276,13 @@ def load_table_task(path: str, *, task: str, text_column: str = "text", label_co
                     class_names: Sequence[str] | None = None, field: str = "path") -> Corpus:
     """A one-task corpus from a user's .jsonl / .json / .csv / .tsv file (format chosen by extension).
 
-    Labels: a string equal to a class name maps to its index; otherwise integers (JSON ints or digit
-    strings) are indices and must be in range. Without `class_names`, all-integer labels give classes
-    "0".."max", and string labels their sorted unique values. A missing or empty label is an error.
+    Labels: with `class_names`, a string equal to a class name maps to its index; otherwise integers (JSON ints or
+    digit strings) are indices and must be in range. Without `class_names`, all-integer labels (JSON ints,
+    integral floats, or their text) give the classes present, in increasing order (labels {1, 2} give classes
+    "1", "2"; see `jaxnas.data.labels`), and string labels their sorted unique values; a float with a fraction,
+    a negative integer, or a mix of numbers and names is an error, as is a missing or empty label or more
+    distinct labels than `jaxnas.data.labels.max_classes` allows. `TextTask.class_names` records each class's
+    original label.
 
     Args:
       path: the file. task: the task name. text_column, label_column: the columns (JSON keys) to read.
@@ -272,7 +299,8 @@ def load_table_task(path: str, *, task: str, text_column: str = "text", label_co
         check(row is None, prefix + name, f"{path!r} row {row} has no {column!r} (columns: {sorted(records[0])})")
     texts = [r[text_column] for r in records]
     check(all(isinstance(t, str) for t in texts), prefix + "text_column", f"{text_column!r} values must be strings")
-    labels, names = _encode_labels([r[label_column] for r in records], class_names, field, prefix + "class_names")
+    labels, names = _encode_labels([r[label_column] for r in records], class_names, field, prefix + "class_names",
+                                   f"{path!r}, column {label_column!r}")
     return Corpus(np.array(texts, dtype=object), {task: labels}, (TextTask(task, names),))
 
 

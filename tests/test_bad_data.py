@@ -9,8 +9,11 @@ import math
 import numpy as np
 import pytest
 
+from gans import cyclegan_data
 from jaxnas.common.errors import ConfigError
+from jaxnas.data import labels, load_images
 from jaxnas.problems import macro_table, nb201_table
+from mtl import corpora
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 OPS = "334131"
@@ -139,3 +142,107 @@ def test_shipped_macro_table_passes_the_checks():
     table = macro_table.load_macro_table()
     assert bool(np.all((table.valid >= 0) & (table.valid <= 100)) and np.all(table.extras["flops"] > 0))
     assert abs(float(table.extras["mean_acc"].max()) - 93.127) < 1e-3
+
+
+# ---------------------------------------------------------------------------------- labels of .npz images
+def _npz(tmp_path, labels, name="d.npz") -> str:
+    labels = np.asarray(labels)
+    path = tmp_path / name
+    np.savez(path, images=np.random.default_rng(0).uniform(size=(len(labels), 4, 4)).astype(np.float32), labels=labels)
+    return str(path)
+
+
+def test_max_classes_rule():
+    assert [labels.max_classes(n) for n in (4, 19, 20, 21, 400, 10 ** 6)] == [10, 10, 10, 10, 200, 10_000]
+
+
+@pytest.mark.parametrize("raw, classes", [([1, 2], (1, 2)), ([0, 1_000_000], (0, 1_000_000)),
+                                          ([7.0, 3.0], (3, 7)), ([0, 1, 2], (0, 1, 2))])
+def test_npz_labels_map_to_the_classes_present(tmp_path, raw, classes):
+    y = np.repeat(np.asarray(raw), 6)  # (6K,)
+    ds = load_images(npz_path=_npz(tmp_path, y), size=None)
+    assert ds.num_classes == len(classes) and ds.class_labels == classes
+    for x, t in ((ds.train_x, ds.train_y), (ds.valid_x, ds.valid_y), (ds.test_x, ds.test_y)):
+        assert t.dtype == np.int32 and set(t.tolist()) == set(range(len(classes)))  # every class in every split
+    # Each image keeps its own label: class i is original label classes[i].
+    images = np.load(_npz(tmp_path, y))["images"]
+    lookup = {img.astype(np.float32).tobytes(): int(v) for img, v in zip(images, y)}
+    for x, t in ((ds.train_x, ds.train_y), (ds.test_x, ds.test_y)):
+        assert [lookup[img[..., 0].tobytes()] for img in x] == [classes[i] for i in t]
+
+
+def test_digits_labels_are_the_identity(digits_8x8):
+    assert digits_8x8.class_labels == tuple(range(10)) and digits_8x8.num_classes == 10
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    (np.arange(40), "40 distinct labels among 40 examples; allowed at most 20 classes"),
+    (np.arange(11) * 1000, "11 distinct labels among 11 examples; allowed at most 10 classes"),
+    (np.array([0.0, 1.0, 1.5, 1.0]), "non-integer values (e.g. 1.5)"),
+    (np.array([0.0, 1.0, np.nan, 1.0]), "non-integer values (e.g. nan)"),
+    (np.array(["0", "1", "1", "0"]), "non-integer values (e.g. '0')"),
+])
+def test_npz_bad_labels_refused_in_one_line(tmp_path, raw, fragment):
+    path = _npz(tmp_path, raw)
+    with pytest.raises(ConfigError) as err:
+        load_images(npz_path=path, size=None)
+    assert err.value.field == "labels"
+    _one_line(err, f"labels: {path!r}", fragment)
+
+
+def test_cyclegan_npz_pair_labels_share_one_class_space(tmp_path):
+    a = _npz(tmp_path, np.repeat([0, 5, 9], 5), "a.npz")
+    b = _npz(tmp_path, np.repeat([5, 9], 5), "b.npz")
+    data = cyclegan_data.npz_pair_domains(a, b, size=None, channels=None)
+    assert data.class_labels == (0, 5, 9)
+    assert set(np.concatenate([data.train_a_y, data.test_a_y]).tolist()) == {0, 1, 2}
+    assert set(np.concatenate([data.train_b_y, data.test_b_y]).tolist()) == {1, 2}  # label 5 is class 1 in both
+
+
+# ------------------------------------------------------------------------------- labels of MTL corpora
+def _corpus_file(tmp_path, values, kind="jsonl") -> str:
+    path = tmp_path / f"c.{kind}"
+    if kind == "jsonl":
+        path.write_text("".join(json.dumps({"text": f"t{i}", "label": v}) + "\n" for i, v in enumerate(values)))
+    else:
+        path.write_text("text,label\n" + "".join(f"t{i},{v}\n" for i, v in enumerate(values)))
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+@pytest.mark.parametrize("raw, names, indices", [
+    ([1, 2, 2, 1], ("1", "2"), [0, 1, 1, 0]),
+    ([0, 1_000_000, 0, 1_000_000], ("0", "1000000"), [0, 1, 0, 1]),
+    ([2.0, 10.0, 2.0], ("2", "10"), [0, 1, 0]),  # numeric order, not text order
+])
+def test_corpus_integer_labels_map_to_the_classes_present(tmp_path, kind, raw, names, indices):
+    c = corpora.load_table_task(_corpus_file(tmp_path, raw, kind), task="t", field="data.corpora.t.path")
+    assert c.task("t").class_names == names
+    np.testing.assert_array_equal(c.labels["t"], indices)
+    assert np.bincount(c.labels["t"]).min() > 0  # no empty class
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+@pytest.mark.parametrize("raw, fragment", [
+    (list(range(40)), "40 distinct labels among 40 examples; allowed at most 20 classes"),
+    ([f"w{i}" for i in range(12)], "12 distinct labels among 12 examples; allowed at most 10 classes"),
+    ([0, 1, 1.5, 1], "row 3: label 1.5 is not an integer"),
+    ([0, 1, -3, 1], "row 3: label -3 is not an integer >= 0"),
+    ([0, 1, "pos", 1], "row 1: label 0 is not a class name like the other labels (e.g. 'pos')"),
+])
+def test_corpus_bad_labels_refused_in_one_line(tmp_path, kind, raw, fragment):
+    path = _corpus_file(tmp_path, raw, kind)
+    with pytest.raises(ConfigError) as err:
+        corpora.load_table_task(path, task="t", field="data.corpora.t.path")
+    assert err.value.field == "data.corpora.t.path"
+    shown = fragment.replace("1.5", "'1.5'").replace("-3", "'-3'").replace("label 0 ", "label '0' ") \
+        if kind == "csv" else fragment  # CSV cells are text
+    _one_line(err, f"data.corpora.t.path: {path!r}, column 'label'", shown)
+
+
+def test_corpus_json_only_label_types(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "a", "label": true}\n{"text": "b", "label": 1}\n{"text": "c", "label": 0}\n')
+    with pytest.raises(ConfigError) as err:
+        corpora.load_table_task(str(path), task="t", field="data.corpora.t.path")
+    _one_line(err, "row 1: label True is not an integer")

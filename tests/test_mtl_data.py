@@ -280,8 +280,8 @@ def test_table_round_trips_with_string_and_int_labels(tmp_path, kind):
     np.testing.assert_array_equal(fixed.labels["sent"], [2, 0, 2, 1, 0])
     ints = [{"text": t, "label": y} for t, y in zip(TEXTS, [0, 3, 1, 0, 3])]  # in CSV these become "0", "3", ...
     c = corpora.load_table_task(_write(tmp_path / f"i.{kind}", ints, kind), task="topic")
-    assert c.task("topic").class_names == ("0", "1", "2", "3")
-    np.testing.assert_array_equal(c.labels["topic"], [0, 3, 1, 0, 3])
+    assert c.task("topic").class_names == ("0", "1", "3")  # the classes present (issue 20): no empty class "2"
+    np.testing.assert_array_equal(c.labels["topic"], [0, 2, 1, 0, 2])
     named = corpora.load_table_task(str(tmp_path / f"i.{kind}"), task="topic", class_names=("w", "x", "y", "z"))
     assert named.task("topic").class_names == ("w", "x", "y", "z")
     np.testing.assert_array_equal(named.labels["topic"], [0, 3, 1, 0, 3])
