@@ -228,8 +228,9 @@ def _encode_labels(raw: list[Any], class_names: Sequence[str] | None, field: str
         named = [isinstance(v, str) and n is None for v, n in zip(raw, nums)]
         if any(named) and not all(named):
             row = named.index(False)
+            example = raw[named.index(True)]
             raise ConfigError(field, f"{where}, row {row + 1}: label {raw[row]!r} is not a class name like the other "
-                              f"labels (e.g. {raw[named.index(True)]!r}); use all integers or all names, or class_names")
+                              f"labels (e.g. {example!r}); use all integers or all names, or class_names")
         if not any(named):  # integers: the classes are the values present, in increasing order
             for row, (v, n) in enumerate(zip(raw, nums), 1):
                 check(isinstance(n, int), field, f"{where}, row {row}: label {v!r} is not an integer; labels must be "

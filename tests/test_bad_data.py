@@ -37,7 +37,8 @@ def _nb201_csv(tmp_path, **bad: str) -> str:
     other = dict(GOOD_ROW, index="0", arch_str=ARCH.replace("avg_pool_3x3~1", "none~1"), ops="330131")
     rows = [other, dict(GOOD_ROW, **bad)]
     path = tmp_path / "t.csv"
-    path.write_text(NB201_HEADER + "".join(",".join(r[c] for c in NB201_HEADER.strip().split(",")) + "\n" for r in rows))
+    columns = NB201_HEADER.strip().split(",")
+    path.write_text(NB201_HEADER + "".join(",".join(r[c] for c in columns) + "\n" for r in rows))
     nb201_table._read_csv.cache_clear()
     return str(path)
 
@@ -90,7 +91,8 @@ def test_nb201_good_rows_pass_the_checks_and_fail_only_on_coverage(tmp_path):
 # --------------------------------------------------------------------------------- NAS-Bench-Macro JSON
 def _macro_json(tmp_path, text: str | None = None, **bad) -> str:
     path = tmp_path / "m.json"
-    path.write_text(text if text is not None else json.dumps({"00000000": MACRO_ENTRY, "02012100": {**MACRO_ENTRY, **bad}}))
+    data = {"00000000": MACRO_ENTRY, "02012100": {**MACRO_ENTRY, **bad}}
+    path.write_text(text if text is not None else json.dumps(data))
     macro_table._read_json.cache_clear()
     return str(path)
 
