@@ -1,4 +1,9 @@
-"""Search spaces. `SPACES` maps a name to its `CategoricalSpace`."""
+"""Search spaces. `SPACES` maps a name to its `CategoricalSpace`.
+
+Adding a space: one file here defining a `CategoricalSpace` (options per position, an optional validity rule over
+earlier positions, a printer, and the factory of its candidate network when candidates are trained) and one
+`SPACES.register` line below. Random search, evolution and REINFORCE then search it as they search every other.
+"""
 
 from jaxnas.common.registry import Registry
 from jaxnas.spaces import macro, nb201
