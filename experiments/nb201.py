@@ -25,6 +25,7 @@ from ml_collections import config_dict
 
 from experiments.builders import build_benchmark, build_strategy
 from experiments.cli import launch
+from jaxnas.common.checkpoint import file_fingerprint
 from jaxnas.common.errors import check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.common.report import Report
@@ -56,7 +57,8 @@ def search(config: config_dict.ConfigDict, name: str, bench: TabularBenchmark, t
     strategy = build_strategy(config, name, bench.space)
     searcher = BudgetedSearch(strategy, table, budget, config.chunk_steps)
     result = searcher.run(config.seed, config.runs, checkpoint_dir=os.path.join(workdir, "checkpoints"),
-                          progress=config.progress, desc=name, metrics_path=os.path.join(workdir, "metrics.jsonl"))
+                          progress=config.progress, desc=name, metrics_path=os.path.join(workdir, "metrics.jsonl"),
+                          settings=table_file_settings(config, bench))
     arch_strs = [bench.space.to_string(a) for a in result.best_arch]
     top_arch, top_count = collections.Counter(arch_strs).most_common(1)[0]
     summary = {
@@ -84,6 +86,16 @@ def search(config: config_dict.ConfigDict, name: str, bench: TabularBenchmark, t
                      "elapsed_s": result.elapsed[r]})
     write_json(os.path.join(workdir, "results.json"), summary)
     return summary, result
+
+
+def table_file_settings(config: config_dict.ConfigDict, bench: TabularBenchmark) -> dict[str, Any]:
+    """The content hash of the table file the config names, under the setting that names it (`table_path`,
+    `<benchmark>.path`): that file edited in place is refused by name, even in the process that loaded it before
+    (the loaders cache a parsed table per path). Without a path (the default table) nothing is added: the search
+    records the loaded table's content (`table`) either way."""
+    field, path = ("table_path", config.table_path) if bench.name == "nb201" else (
+        f"{bench.name}.path", config[bench.name].path)
+    return {field: file_fingerprint(path)} if path else {}
 
 
 def _budget_fields(bench: TabularBenchmark, budget: float) -> dict[str, Any]:

@@ -103,8 +103,62 @@ def test_rerun_with_another_strategy_setting_or_table_is_refused_before_any_rest
     exp.run(small_config(strategy="aging_evolution", runs=8), str(tmp_path))
     other = small_config(strategy="aging_evolution", runs=8)
     other.aging_evolution.sample_size = 5  # once silently answered with the sample-size-3 result
-    with pytest.raises(ConfigError, match=r"^workdir: .*: strategy \(saved \.\.\..*sample_size=3.*, now \.\.\..*sample_size=5"):
+    with pytest.raises(ConfigError, match=r"^workdir: .*: strategy\.sample_size \(saved 3, now 5\); use a fresh"):
         exp.run(other, str(tmp_path))
     macro = small_config(strategy="aging_evolution", runs=8, benchmark="macro")  # other shapes: no orbax traceback
     with pytest.raises(ConfigError, match=r"^workdir: .*budget_s \(saved 3000\.0, now 100\.0\).*table \(saved"):
         exp.run(macro, str(tmp_path))
+
+
+def test_edited_table_file_is_refused_and_a_truncated_checkpoint_falls_back(tmp_path, monkeypatch, capsys):
+    """Through the one loop, on a copy of the NAS-Bench-Macro table: a rerun with another sample size, or with the
+    table file edited in place, is refused in one line naming the key before any checkpoint is restored (the edit
+    by its setting, `macro.path`, even though the loader still holds the parse of the unedited file); a truncated
+    newest checkpoint is skipped for the one before it and the search ends with the first run's figures."""
+    from jaxnas.common.checkpoint import Checkpointer
+    from jaxnas.problems.macro_table import resolve_table_path
+    from test_loop import truncate_newest
+
+    table = tmp_path / "macro.json"
+    entries = json.loads(open(resolve_table_path()).read())
+    table.write_text(json.dumps(entries))
+    config = small_config(strategy="aging_evolution", runs=8, benchmark="macro")  # 100 evaluations: 4 chunks of 32
+    config.macro.path = str(table)
+    work = str(tmp_path / "run")
+    first = exp.run(config, work)
+    runs = (tmp_path / "run" / "runs.jsonl").read_text()
+    with monkeypatch.context() as m:
+        m.setattr(Checkpointer, "restore", lambda *a, **k: pytest.fail("restored before the settings were checked"))
+        config.aging_evolution.sample_size = 5
+        with pytest.raises(ConfigError) as err:
+            exp.run(config, work)
+        assert "strategy.sample_size (saved 3, now 5)" in str(err.value) and "\n" not in str(err.value)
+        config.aging_evolution.sample_size = 3
+        key = next(iter(entries))
+        accs = entries[key]["test_acc"]
+        edited = {**entries, key: {**entries[key], "test_acc": [accs[0] - 1.0, *accs[1:]]}}
+        table.write_text(json.dumps(edited))  # the same file, one fitness changed
+        with pytest.raises(ConfigError) as err:
+            exp.run(config, work)
+        assert "macro.path (saved '" in str(err.value) and "strategy." not in str(err.value)
+        assert "\n" not in str(err.value)
+    table.write_text(json.dumps(entries))
+    assert truncate_newest(tmp_path / "run" / "checkpoints") == [3]
+    capsys.readouterr()
+    again = exp.run(config, work)
+    assert "resuming from step 3" in capsys.readouterr().out
+    assert again["resumed_from_chunk"] == 3
+    assert (again["valid_mean"], again["test_mean"]) == (first["valid_mean"], first["test_mean"])
+    assert (tmp_path / "run" / "runs.jsonl").read_text() == runs
+    assert [json.loads(line)["chunk"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3, 4]
+
+
+def test_table_path_records_the_file_content():
+    """The NAS-Bench-201 table names its file by `table_path`; no path (the default table) adds nothing, the
+    search records the loaded table's content either way."""
+    from jaxnas.problems import BENCHMARKS
+
+    assert exp.table_file_settings(small_config(), BENCHMARKS.get("nb201")) == {}
+    path = os.path.join(REPO, "experiments", "configs", "nb201.py")  # any file: only its bytes are hashed
+    recorded = exp.table_file_settings(small_config(table_path=path), BENCHMARKS.get("nb201"))
+    assert list(recorded) == ["table_path"] and len(recorded["table_path"]) == 16

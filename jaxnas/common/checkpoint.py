@@ -33,6 +33,16 @@ def fingerprint(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def file_fingerprint(path: str | os.PathLike[str]) -> str:
+    """A short content hash of a file's bytes: recorded under the setting that names an input file, so the file
+    edited in place is refused by name even where a loader caches what it parsed from that path."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def check_same_settings(meta: dict[str, Any], settings: dict[str, Any]) -> None:
     """Refuses to resume from a checkpoint written with other `settings` (stored as its metadata)."""
     diff = [k for k, v in settings.items() if meta.get(k) != v]

@@ -69,17 +69,27 @@ def _canonical(value: Any) -> Any:
 
 def flat_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Settings as `{dotted key: JSON value}`: nested dicts and dataclasses are opened up, so a refusal names the
-    one setting that differs (`train.lr`), and values compare the same after a JSON round trip."""
+    one setting that differs (`train.lr`), and values compare the same after a JSON round trip. A dataclass field
+    declared `compare=False` (a space's printer or network factory) is not part of its identity and is left out:
+    its repr (a function's address) would differ in every process."""
     out: dict[str, Any] = {}
     for key, value in settings.items():
         name = f"{prefix}{key}"
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+            value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.compare}
         if isinstance(value, Mapping) and value:
             out.update(flat_settings(value, name + "."))
         else:
             out[name] = _canonical(value)
     return out
+
+
+def described(obj: Any) -> dict[str, Any]:
+    """A dataclass (a strategy, a network) as settings: its class under `class` and its compared fields, which
+    `flat_settings` opens up, so a refusal names the one field that differs (`strategy.sample_size`) and two
+    classes with equal fields still differ."""
+    fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare}
+    return {"class": type(obj).__name__, **fields}
 
 
 def _record(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check_positive
-from jaxnas.common.loop import run_loop
+from jaxnas.common.loop import described, run_loop
 from jaxnas.problems.tabular import Table
 from jaxnas.common.tree import tree_where
 from jaxnas.strategies.base import Strategy
@@ -180,19 +180,21 @@ class BudgetedSearch:
 
     def run(self, seed: int, runs: int, checkpoint_dir: str | None = None, progress: bool = True,
             stop_after_chunks: int | None = None, desc: str = "search",
-            metrics_path: str | None = None) -> SearchResult:
+            metrics_path: str | None = None, settings: dict[str, Any] | None = None) -> SearchResult:
         """Runs all searches through `jaxnas.common.loop.run_loop`, one chunk per call; resumes from
         `checkpoint_dir` when it holds a checkpoint of this search (refusing one of another search).
 
-        `stop_after_chunks` ends early after that many chunks in this call (used to test resumption);
-        `metrics_path` receives one JSON line per chunk (runs finished, mean best validation so far).
+        The checkpoints record the seed, the runs, the budget, the chunk, the strategy field by field (a refusal
+        names e.g. `strategy.sample_size`), the table's content and `settings` (the caller's: e.g. the content
+        hash of the table file). `stop_after_chunks` ends early after that many chunks in this call (used to test
+        resumption); `metrics_path` receives one JSON line per chunk (runs finished, mean best validation so far).
         """
         start = time.perf_counter()
         keys = jax.device_put(self.run_keys(seed, runs), self._run_sharding)
         carry = jax.device_put(jax.vmap(self._init_run)(keys), self._run_sharding)
         table = jax.device_put(self.table, self._replicated)
-        settings = {"seed": seed, "runs": runs, "budget_s": self.budget_s, "chunk_steps": self.chunk_steps,
-                    "strategy": repr(self.strategy), "table": fingerprint(self.table)}
+        recorded = {"seed": seed, "runs": runs, "budget_s": self.budget_s, "chunk_steps": self.chunk_steps,
+                    "strategy": described(self.strategy), "table": fingerprint(self.table), **(settings or {})}
         n_chunks = -(-self.max_steps // self.chunk_steps)
 
         def chunk(i: int, state: tuple[RunCarry, StepRecord]) -> tuple[tuple[RunCarry, StepRecord], dict]:
@@ -204,7 +206,7 @@ class BudgetedSearch:
                 "best_valid_mean": float(np.mean(best)) if np.isfinite(best).all() else None}
 
         # the checkpoint of chunk n holds n * chunk_steps history steps
-        out = run_loop(chunk, (carry, self._empty_history(len(keys))), end=n_chunks, settings=settings,
+        out = run_loop(chunk, (carry, self._empty_history(len(keys))), end=n_chunks, settings=recorded,
                        checkpoint_dir=checkpoint_dir, metrics_path=metrics_path,
                        done=lambda st: bool(jnp.all(st[0].done)),
                        template=lambda n: (carry, self._empty_history(len(keys), n * self.chunk_steps)),
