@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Any
@@ -17,8 +18,8 @@ import numpy as np
 from ml_collections import config_dict
 from scipy import stats
 
-from experiments.cli import launch, prefixed
-from jaxnas.common.errors import check_choice, check_positive, check_range
+from experiments.cli import launch, lookup, prefixed
+from jaxnas.common.errors import ConfigError, check, check_choice
 from jaxnas.common.metrics import write_json
 from jaxnas.common.report import Report
 from jaxnas.data import load_images
@@ -40,6 +41,69 @@ def rank_agreement(reference: np.ndarray, proxy: np.ndarray) -> dict[str, float]
     rho = stats.spearmanr(reference[ok], proxy[ok]).statistic
     return {"kendall_tau": float(tau), "spearman_rho": float(rho),
             "proxy_top1_reference_rank": int((reference[ok] > reference[ok][np.argmax(proxy[ok])]).sum()) + 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """An allowed range: integers (never bools) or numbers (NaN and infinity refused), ends included unless open."""
+
+    kind: type
+    low: float
+    high: float
+    open_low: bool = False
+
+    def check(self, field: str, value: Any) -> None:
+        is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        ok = is_int or (self.kind is float and isinstance(value, (float, np.floating)))
+        inside = ok and (self.low < value if self.open_low else self.low <= value) and value <= self.high
+        if not inside:
+            raise ConfigError(field, f"got {value!r}; allowed: {'an integer' if self.kind is int else 'a number'} in "
+                                     f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g}]")
+
+
+# Every numeric setting of experiments/configs/speedups.py, as the user types it; the upper bounds keep a
+# typo from planning an unbounded run (and candidates >= 2: a ranking needs two).
+BOUNDS = {
+    "image_size": Bounds(int, 4, 256), "seed": Bounds(int, 0, 2**31 - 1), "candidates": Bounds(int, 2, 1024),
+    "chunk_size": Bounds(int, 1, 1024), "network.channels": Bounds(int, 1, 512),
+    "network.cells_per_stage": Bounds(int, 1, 16), "train.steps": Bounds(int, 1, 100_000),
+    "train.batch_size": Bounds(int, 1, 4096), "train.learning_rate": Bounds(float, 0.0, 10.0, open_low=True),
+    "train.momentum": Bounds(float, 0.0, 0.999), "train.weight_decay": Bounds(float, 0.0, 1.0),
+    "weight_sharing.supernet_steps": Bounds(int, 1, 1_000_000), "pruning.sparsity": Bounds(float, 0.0, 0.99),
+    "pruning.channel_fraction": Bounds(float, 0.0, 0.95, open_low=True), "pruning.prune_at": Bounds(float, 0.0, 1.0),
+    "pruning.repeats": Bounds(int, 1, 20), "early_stopping.eta": Bounds(int, 2, 100),
+    "early_stopping.min_steps": Bounds(int, 0, 100_000),
+    "incremental.child_fraction": Bounds(float, 0.0, 1.0, open_low=True),
+    "incremental.eval_points": Bounds(int, 1, 100), "incremental.lr_scale": Bounds(float, 0.0, 10.0, open_low=True),
+}
+CHOICES = {"speedup": SPEEDUPS, "pruning.method": ("magnitude", "structured"), "pruning.mode": ("before", "during"),
+           "weight_sharing.off_path": ("frozen", "decayed"), "progress": (True, False),
+           "early_stopping.median_rule": (True, False)}
+STRINGS = ("dataset", "data_dir")  # a dataset name is checked by load_images before anything is read
+
+
+def validate(config: config_dict.ConfigDict) -> None:
+    """Checks every setting before any data is loaded or anything compiled; errors name the field as typed."""
+    get = functools.partial(lookup, config)
+    # spaces with a candidate network to train (each speed-up also checks the network offers what it needs)
+    check_choice("space", config.space, [s for s in SPACES.names() if SPACES.get(s).network is not None])
+    for field, allowed in CHOICES.items():
+        value = get(field)
+        check(isinstance(value, type(allowed[0])) and value in allowed, field,
+              f"got {value!r}; allowed: {', '.join(str(a).lower() if isinstance(a, bool) else a for a in allowed)}")
+    for field in STRINGS:
+        check(isinstance(get(field), str), field, f"got {get(field)!r}; allowed: a string")
+    check(config.dataset != "", "dataset", "got ''; allowed: a dataset name (digits, npz, or a prepared TFDS name)")
+    for field, bounds in BOUNDS.items():
+        bounds.check(field, get(field))
+    check(config.image_size % 4 == 0, "image_size", f"got {config.image_size}; allowed: a multiple of 4 (2 reductions)")
+    steps = config.train.steps
+    check(config.early_stopping.min_steps <= steps, "early_stopping.min_steps",
+          f"got {config.early_stopping.min_steps}; allowed: 0 (= train.steps / eta^2) or at most train.steps ({steps})")
+    child_steps = max(1, round(steps * config.incremental.child_fraction))
+    check(config.incremental.eval_points <= child_steps, "incremental.eval_points",
+          f"got {config.incremental.eval_points}; allowed: at most the child's steps ({child_steps} = train.steps x "
+          f"incremental.child_fraction)")
 
 
 _STANDALONE: dict[tuple, tuple[Any, float]] = {}
@@ -77,7 +141,6 @@ def weight_sharing(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
                    report: Report) -> dict[str, Any]:
     standalone, standalone_s = standalone_scores(config, trainer, archs)
     steps = config.weight_sharing.supernet_steps
-    check_positive("weight_sharing.supernet_steps", steps, integer=True)
     off_path = config.weight_sharing.off_path
     space = SPACES.get(config.space, "space")
     supernet, losses, train_s = train_supernet(trainer, space, steps, seed=config.seed, off_path=off_path)
@@ -156,8 +219,6 @@ def structured_pruning(config: config_dict.ConfigDict, trainer: PopulationTraine
     c, full = config.pruning, trainer.settings.steps
     for method in ("pruned", "prune_filters", "macs", "widths_summary"):
         require(trainer.model, method, "structured pruning")
-    check_positive("pruning.repeats", c.repeats, integer=True)
-    check_range("pruning.prune_at", c.prune_at, 0.0, 1.0)
     small_model = prefixed("pruning", lambda: trainer.model.pruned(c.channel_fraction))
     small = PopulationTrainer(small_model, trainer.data, trainer.settings, chunk_size=trainer.chunk_size)
     n, data, key = len(archs), trainer.data, trainer.data_key(config.seed)
@@ -263,6 +324,8 @@ def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, arch
     for method in ("growable", "grow"):
         require(model, method, "incremental training")
     archs = np.array([a for a in archs if len(model.growable(a))])  # parents need a position to grow into
+    check(len(archs) > 0, "candidates", f"got {config.candidates}; none of the sampled architectures can grow: "
+          "allowed: more candidates (or another seed)")
     n, data, key = len(archs), trainer.data, trainer.data_key(config.seed)
     positions = np.array([model.growable(a)[0] for a in archs])
     init, advance = trainer.compiled_init(total_steps=full), trainer.compiled_advance(total_steps=full)
@@ -313,11 +376,7 @@ def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, arch
 
 
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
-    check_choice("speedup", config.speedup, SPEEDUPS)
-    # spaces with a candidate network to train (each speed-up also checks the network offers what it needs)
-    check_choice("space", config.space, [s for s in SPACES.names() if SPACES.get(s).network is not None])
-    check_choice("pruning.method", config.pruning.method, ("magnitude", "structured"))
-    check_positive("candidates", config.candidates, integer=True)
+    validate(config)
     settings = prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
     data = load_images(config.dataset, size=config.image_size, data_dir=config.data_dir or None, seed=config.seed)
     space = SPACES.get(config.space, "space")
