@@ -14,6 +14,7 @@ Two jobs:
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import re
@@ -179,6 +180,24 @@ def catalogue_names() -> list[str]:
 def in_catalogue(name: str) -> bool:
     """Whether `name` (`name`, `name/config`, `name:version`) refers to a TFDS catalogue builder."""
     return bool(_CATALOGUE_NAME.match(name)) and re.split(r"[/:]", name)[0] in catalogue_names()
+
+
+LIST_CATALOGUE = "python -c \"import tensorflow_datasets as tfds; print(tfds.list_builders())\""
+
+
+def close_names(name: str, local: Sequence[str] = (), n: int = 10) -> list[str]:
+    """At most `n` names like `name` among `local` ones and the TFDS catalogue (difflib), best first."""
+    return difflib.get_close_matches(name, [*local, *catalogue_names()], n=n, cutoff=0.6)
+
+
+def unknown_name_hint(name: str, local: Sequence[str] = ()) -> str:
+    """The end of an unknown-dataset message: up to ten close names and how to list them all (one line).
+
+    Never the whole catalogue (about 250 names on one line hid the message itself).
+    """
+    close = close_names(str(name), local)
+    near = f"did you mean {', '.join(close)}? " if close else ""
+    return f"{near}List the TFDS catalogue with: {LIST_CATALOGUE}"
 
 
 def prepare_hint(name: str, data_dir: str) -> str:
