@@ -32,7 +32,12 @@ USAGE_ERROR = 2  # exit status of every refused input
 
 def launch(run: Callable[[config_dict.ConfigDict, str], dict[str, Any]], default_config: str) -> None:
     """Defines the flags, then runs `run(config, workdir)` under absl and prints its summary."""
-    config_flags.DEFINE_config_file("config", default_config, "Config file (path.py or path.py:variant).")
+    global _DEFAULT_CONFIG
+    _DEFAULT_CONFIG = default_config
+    try:  # without --config on the command line, ml_collections applies the overrides here, at definition
+        config_flags.DEFINE_config_file("config", default_config, "Config file (path.py or path.py:variant).")
+    except Exception as err:  # noqa: BLE001 -- the same mistakes parse_flags explains
+        fail(flag_error_line(err, sys.argv))
     flags.DEFINE_string("workdir", None, "Directory for results, checkpoints and the report.", required=True)
     flags.DEFINE_string("publish", None, "Also write the summary to results/NAME.json with its provenance "
                         "(command, settings, versions, commit, device, wall time): the source of a published figure.")
@@ -149,6 +154,7 @@ def dotted_keys(config: config_dict.ConfigDict, prefix: str = "") -> list[str]:
 
 
 _MISSING = object()
+_DEFAULT_CONFIG: str | None = None  # the entry point's config file, when --config is not given
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
@@ -169,9 +175,7 @@ def _config_spec(argv: list[str]) -> str | None:
             spec = arg.split("=", 1)[1]
         elif arg in ("--config", "-config") and i + 1 < len(argv):
             spec = argv[i + 1]
-    if spec is not None:
-        return spec
-    return FLAGS["config"].default_as_str.strip("'") if "config" in FLAGS else None
+    return spec if spec is not None else _DEFAULT_CONFIG
 
 
 def _overrides(argv: list[str]) -> list[tuple[str, str | None]]:
