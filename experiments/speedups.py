@@ -16,7 +16,6 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
-from scipy import stats
 
 from experiments.cli import launch, lookup, prefixed
 from jaxnas.common.errors import ConfigError, check, check_choice
@@ -36,6 +35,7 @@ SPEEDUPS = ("weight_sharing", "pruning", "early_stopping", "incremental")
 
 def rank_agreement(reference: np.ndarray, proxy: np.ndarray) -> dict[str, float]:
     """Kendall tau and Spearman rho between two score vectors (NaN-safe), and top-1 agreement."""
+    from scipy import stats  # here, not at the top: 0.8 s of start-up a refused setting need not wait for
     ok = np.isfinite(reference) & np.isfinite(proxy)
     tau = stats.kendalltau(reference[ok], proxy[ok]).statistic
     rho = stats.spearmanr(reference[ok], proxy[ok]).statistic
