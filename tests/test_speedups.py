@@ -147,3 +147,18 @@ def test_incremental_report(tmp_path):
     assert saved["grown_curve_valid"][0] > saved["scratch_curve_valid"][0]
     assert out["compute_saved_fraction"] == pytest.approx(1 - 4 / 18) or out["compute_saved_fraction"] == pytest.approx(1 - 5 / 18)
     assert (tmp_path / "work" / "incremental.png").exists()
+
+
+@pytest.mark.parametrize("field, value", [("early_stopping.eta", 1), ("incremental.eval_points", 0),
+                                          ("incremental.lr_scale", -0.1), ("network.channels", 0),
+                                          ("weight_sharing.supernet_steps", 10**9), ("candidates", 1)])
+def test_every_setting_is_checked_before_data_is_loaded(tmp_path, monkeypatch, field, value):
+    """Issue 20: these were refused only after 70-86 s of training (or as config.learning_rate, or by a
+    ZeroDivisionError); now validate() names them before any data is read or anything compiled."""
+    monkeypatch.setattr(speedups, "load_images", lambda *a, **k: pytest.fail("data loaded before validation"))
+    c = speedups_config.get_config("small")
+    section, _, name = field.rpartition(".")
+    (c[section] if section else c)[name] = value
+    with pytest.raises(ConfigError, match=rf"^{field}: got {value!r}; allowed: "):
+        speedups.run(c, str(tmp_path / "work"))
+    assert not (tmp_path / "work").exists()
