@@ -50,7 +50,7 @@ def test_resume_equals_uninterrupted(data_dir, tmp_path):
     # A rerun into that workdir with other training steps, or other data, is refused before anything is restored
     # (both were once answered with the cached result).
     longer = PopulationTrainer(NB201Network(4, 1, 10), data, TrainSettings(steps=10, batch_size=32), chunk_size=8)
-    with pytest.raises(ConfigError, match=r"^workdir: .*: train \(saved"):
+    with pytest.raises(ConfigError, match=r"^workdir: .*: train\.steps \(saved 4, now 10\); use a fresh"):
         run_trained_search(strategy, longer, 24, seed=1, checkpoint_dir=str(tmp_path), progress=False)
     edited = dataclasses.replace(data, train_x=np.concatenate([data.train_x[:1] * 0.5, data.train_x[1:]]))
     other_data = PopulationTrainer(NB201Network(4, 1, 10), edited, TrainSettings(steps=4, batch_size=32), chunk_size=8)
@@ -99,3 +99,42 @@ def test_bad_config_names_the_field(data_dir, tmp_path, field, value):
 def test_a_table_only_space_is_refused_naming_the_trainable_ones(data_dir, tmp_path):
     with pytest.raises(ConfigError, match=r"^space: got 'macro'; allowed: nb201$"):
         nas_search.run(tiny_config(data_dir, space="macro"), str(tmp_path))
+
+
+def test_entry_point_refuses_other_settings_or_an_edited_npz_and_falls_back(data_dir, tmp_path, monkeypatch, capsys):
+    """Through the one loop: a rerun with other training steps, or with its .npz edited in place, is refused in
+    one line naming the key before any checkpoint is restored; a truncated newest checkpoint is skipped for the
+    one before it and the search ends with the first run's evaluations."""
+    from jaxnas.common.checkpoint import Checkpointer
+    from test_loop import truncate_newest
+
+    # the digits as a user's .npz: the same split shapes and network as the test above, so one compiled program
+    # (and the persistent compilation cache) serves both
+    digits = load_images("digits", size=8, data_dir=data_dir)
+    images = np.concatenate([digits.train_x, digits.valid_x, digits.test_x])[..., 0]
+    labels = np.concatenate([digits.train_y, digits.valid_y, digits.test_y])
+    np.savez(tmp_path / "data.npz", images=images, labels=labels)
+    config = tiny_config(data_dir, npz_path=str(tmp_path / "data.npz"), evaluations=16, baseline_random=0)
+    work = str(tmp_path / "run")
+    first = nas_search.run(config, work)  # two batches of 8: checkpoints 1 and 2
+    evaluations = (tmp_path / "run" / "evaluations.jsonl").read_text()
+    with monkeypatch.context() as m:
+        m.setattr(Checkpointer, "restore", lambda *a, **k: pytest.fail("restored before the settings were checked"))
+        config.train.steps = 10
+        with pytest.raises(ConfigError) as err:
+            nas_search.run(config, work)
+        assert "train.steps (saved 4, now 10)" in str(err.value) and "\n" not in str(err.value)
+        config.train.steps = 4
+        np.savez(tmp_path / "data.npz", images=images[::-1], labels=labels[::-1])  # the same file, other order
+        with pytest.raises(ConfigError) as err:
+            nas_search.run(config, work)
+        assert "data (saved '" in str(err.value) and "train." not in str(err.value) and "\n" not in str(err.value)
+    np.savez(tmp_path / "data.npz", images=images, labels=labels)
+    assert truncate_newest(tmp_path / "run" / "checkpoints") == [1]
+    capsys.readouterr()
+    again = nas_search.run(config, work)
+    assert "resuming from step 1" in capsys.readouterr().out and again["resumed_from_batch"] == 1
+    assert (again["best_arch"], again["best_valid"], again["best_test"]) == (
+        first["best_arch"], first["best_valid"], first["best_test"])
+    assert (tmp_path / "run" / "evaluations.jsonl").read_text() == evaluations
+    assert [json.loads(line)["batch"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2]

@@ -9,6 +9,7 @@ checkpointed, so a killed search restarted on the same directory resumes and end
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -18,7 +19,7 @@ from flax import struct
 
 from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check, check_positive
-from jaxnas.common.loop import run_loop
+from jaxnas.common.loop import described, run_loop
 from jaxnas.evaluation.population import PopulationTrainer
 from jaxnas.strategies.base import Strategy
 
@@ -58,9 +59,12 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
     state = strategy.init(jax.random.fold_in(key, 0))
     hist = _empty(n_batches * batch, strategy.space.num_positions)
     start = time.perf_counter()
-    # everything that decides the scores: a rerun with any other strategy, training, network or data is refused
-    settings = {"seed": seed, "evaluations": evaluations, "batch": batch, "strategy": repr(strategy),
-                "train": repr(trainer.settings), "model": repr(trainer.model), "objective": repr(trainer.objective),
+    # everything that decides the scores: a rerun with any other strategy, training, network or data is refused,
+    # naming the field (`strategy.sample_size`, `train.steps`, `model.channels`) or `data` (the arrays' content)
+    objective = trainer.objective
+    settings = {"seed": seed, "evaluations": evaluations, "batch": batch, "strategy": described(strategy),
+                "train": trainer.settings, "model": described(trainer.model),
+                "objective": described(objective) if dataclasses.is_dataclass(objective) else repr(objective),
                 "data": fingerprint(trainer.data)}
 
     def one_batch(done: int, st: tuple[Any, History]) -> tuple[tuple[Any, History], dict[str, Any]]:
