@@ -18,7 +18,8 @@ import pytest
 from experiments import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {"speedups": "experiments/configs/speedups.py:small", "nas_search": "experiments/configs/nas_search.py:small"}
+CONFIGS = {"speedups": "experiments/configs/speedups.py:small", "nas_search": "experiments/configs/nas_search.py:small",
+           **{e: f"experiments/configs/{e}.py" for e in ("nb201", "mtl", "neat", "stylegan", "cyclegan")}}
 SECONDS = 5.0
 
 
@@ -45,6 +46,8 @@ CASES = [
          "did you mean early_stopping.eta?"),
     Case("speedups", ("--config.candidates.n=2",), "config.candidates.n", "unknown field"),
     Case("nas_search", ("--config.stratgy=random",), "config.stratgy", "did you mean strategy?"),
+    *(Case(e, ("--config.sed=1",), "config.sed", "unknown field; did you mean seed?")
+      for e in ("nb201", "mtl", "neat", "stylegan", "cyclegan")),  # the shared CLI: every entry point
     # wrong types (refused while the flags are parsed)
     Case("speedups", ("--config.candidates=abc",), "config.candidates", "got 'abc'; allowed: an integer"),
     Case("speedups", ("--config.early_stopping.eta=1.5",), "config.early_stopping.eta", "allowed: an integer"),
