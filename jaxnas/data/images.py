@@ -260,14 +260,10 @@ def _load_catalogue(name: str, data_dir: str | None, convert: Convert, labels_re
 
 
 def _unknown_name_message(name: str) -> str:
-    import difflib
-
-    catalogue = tfds_source.catalogue_names()
-    close = difflib.get_close_matches(name, [*DATASETS.names(), *catalogue], n=3)
     return (
-        f"unknown dataset {name!r}{f' (did you mean {close}?)' if close else ''}. Allowed: 'digits' (embedded, "
-        f"offline), 'npz' with npz_path=FILE.npz ({NPZ_FORMAT}), or a TFDS catalogue name prepared in data_dir "
-        f"(e.g. mnist, fashion_mnist, cifar10). Catalogue: {', '.join(catalogue)}"
+        f"unknown dataset {name!r}. Allowed: 'digits' (embedded, offline), 'npz' with npz_path=FILE.npz "
+        f"({NPZ_FORMAT}), or a TFDS catalogue name prepared in data_dir (e.g. mnist, fashion_mnist, cifar10); "
+        f"{tfds_source.unknown_name_hint(name, DATASETS.names())}"
     )
 
 
