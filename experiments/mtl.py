@@ -27,6 +27,7 @@ from ml_collections import config_dict
 from experiments.cli import launch, prefixed
 from jaxnas.common.checkpoint import check_same_settings, fingerprint
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
+from jaxnas.common.loop import flat_settings
 from jaxnas.common.metrics import device_summary, read_jsonl, write_json, JsonlWriter
 from jaxnas.common.report import Report
 from jaxnas.data.images import stratified_split
@@ -140,7 +141,7 @@ def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, 
         # the texts and labels themselves: a corpus file edited in place is another run, not a cached one
         "content": fingerprint([(c.texts, c.labels) for c in sources or setup.train],
                                [(c.texts, c.labels) for c in setup.test.values()])}
-    meta = {k: str(v) for k, v in recorded.items()}
+    meta = flat_settings(recorded)  # dotted keys: a refusal names e.g. `train.steps`, not the whole section
     if os.path.exists(done):  # finished before an interruption: not repeated
         result = next(read_jsonl(done))
         check_same_settings(result.get("settings", {}), meta)

@@ -322,7 +322,7 @@ class MultiTaskTrainer:
         `metrics_path` receives one JSON line per step.
         """
         state = self.init_state()
-        meta = {"settings": dataclasses.asdict(self.settings), "freeze": self.freeze,
+        meta = {"train": dataclasses.asdict(self.settings), "freeze": self.freeze,
                 "key": np.asarray(jax.random.key_data(key)).tolist(), **(settings_meta or {})}
         def step(s: int, st: TrainState) -> tuple[TrainState, dict[str, float]]:
             inputs, labels = self.batch(s)

@@ -130,3 +130,82 @@ def test_separate_corpora_mt_dnn_style(tmp_path):
     open(tmp_path / "sentiment.csv", "w").write(text)
     with pytest.raises(ConfigError, match=r"^workdir: .*content \(saved '[0-9a-f]{16}', now '[0-9a-f]{16}'\)"):
         mtl.run(config, str(tmp_path / "work"))
+
+
+def _tiny_corpora(tmp_path):
+    """A topic JSONL and an imbalanced sentiment CSV (as in the MT-DNN-style test), with a config that trains one
+    run of 4 steps on them, a checkpoint after each step."""
+    rng = __import__("numpy").random.default_rng(0)
+    words = {"sport": "goal match team score", "money": "bank price market stock", "tech": "chip code app cloud"}
+    with open(tmp_path / "topic.jsonl", "w") as f:
+        for i in range(150):
+            name = list(words)[i % 3]
+            f.write(json.dumps({"text": " ".join(rng.choice(words[name].split(), 5)), "label": name}) + "\n")
+    with open(tmp_path / "sentiment.csv", "w") as f:
+        f.write("review,stars\n")
+        for i in range(120):
+            good = i % 4 != 0
+            f.write(f"{'great lovely superb' if good else 'awful terrible bad'} item {i},{int(good)}\n")
+    config = mtl_config.get_config("small")
+    config.data.source = "separate"
+    config.data.corpora.topic.path = str(tmp_path / "topic.jsonl")
+    config.data.corpora.sentiment.path = str(tmp_path / "sentiment.csv")
+    config.data.corpora.sentiment.update({"text_column": "review", "label_column": "stars"})
+    config.update({"losses": "weighted", "seeds": 1, "oversample": False, "progress": False})
+    config.freezing.strategies = ""
+    config.sparsity.l1 = ""
+    config.train.update({"steps": 4, "checkpoint_every": 1})
+    return config
+
+
+def test_rerun_refuses_other_settings_or_an_edited_corpus_and_falls_back_past_a_damaged_checkpoint(
+        tmp_path, monkeypatch, capsys):
+    """Through the one loop, on a run killed after step 2: another head learning rate, or a corpus file edited in
+    place, is refused in one line naming the key before any checkpoint is restored; a truncated newest checkpoint
+    is skipped for the one before it and the run ends with the figures of an uninterrupted one. A finished run
+    rerun with other steps is refused naming `train.steps`."""
+    from jaxnas.common.checkpoint import Checkpointer
+    from mtl.train import MultiTaskTrainer
+    from test_loop import truncate_newest
+
+    config = _tiny_corpora(tmp_path)
+    reference = mtl.run(config, str(tmp_path / "uninterrupted"))
+    real_train = MultiTaskTrainer.train
+
+    class Killed(Exception):
+        pass
+
+    def killed_after_two_steps(self, key, **kwargs):
+        real_train(self, key, **{**kwargs, "stop_at": 2})
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(MultiTaskTrainer, "train", killed_after_two_steps)
+        with pytest.raises(Killed):
+            mtl.run(config, str(tmp_path / "work"))
+    checkpoints = tmp_path / "work" / "runs" / "weighted_seed0" / "checkpoints"
+    csv = (tmp_path / "sentiment.csv").read_text()
+    with monkeypatch.context() as m:
+        m.setattr(Checkpointer, "restore", lambda *a, **k: pytest.fail("restored before the settings were checked"))
+        config.train.lr_heads = 0.01
+        with pytest.raises(ConfigError) as err:
+            mtl.run(config, str(tmp_path / "work"))
+        assert "train.lr_heads (saved 0.003, now 0.01)" in str(err.value) and "\n" not in str(err.value)
+        config.train.lr_heads = 0.003
+        flipped = csv.replace(",1\n", ",x\n").replace(",0\n", ",1\n").replace(",x\n", ",0\n")
+        (tmp_path / "sentiment.csv").write_text(flipped)  # the same file, labels flipped, same size
+        with pytest.raises(ConfigError) as err:
+            mtl.run(config, str(tmp_path / "work"))
+        assert "content (saved '" in str(err.value) and "train." not in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "sentiment.csv").write_text(csv)
+    assert truncate_newest(checkpoints) == [1]
+    capsys.readouterr()
+    resumed = mtl.run(config, str(tmp_path / "work"))
+    assert "resuming from step 1" in capsys.readouterr().out
+    assert resumed["losses"] == reference["losses"]
+    curves = [next(mtl.read_jsonl(tmp_path / w / "runs" / "weighted_seed0" / "result.json"))["loss_curve"]
+              for w in ("uninterrupted", "work")]
+    assert curves[0] == curves[1] and len(curves[0]) == 4
+    config.train.steps = 7
+    with pytest.raises(ConfigError, match=r"^workdir: .*train\.steps \(saved 4, now 7\)"):
+        mtl.run(config, str(tmp_path / "uninterrupted"))
