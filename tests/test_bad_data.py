@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from gans import cyclegan_data
 from jaxnas.common.errors import ConfigError
 from jaxnas.data import labels, load_images
 from jaxnas.problems import macro_table, nb201_table
+from jaxnas.spaces import macro
 from mtl import corpora
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -248,3 +250,23 @@ def test_corpus_json_only_label_types(tmp_path):
     with pytest.raises(ConfigError) as err:
         corpora.load_table_task(str(path), task="t", field="data.corpora.t.path")
     _one_line(err, "row 1: label True is not an integer")
+
+
+def test_a_table_edited_in_place_is_read_again_in_the_same_process(tmp_path):
+    """The loaders cache parsed tables per file; the key holds the file's mtime and size, so an edit is seen."""
+    import shutil
+
+    if not macro_table.table_path_exists():
+        pytest.skip("NAS-Bench-Macro table not found")
+    path = tmp_path / "macro.json"
+    shutil.copy(macro_table.resolve_table_path(None), path)
+    before = macro_table.load_macro_table(str(path))
+    data = json.loads(path.read_text())
+    key = next(iter(data))
+    data[key]["test_acc"] = [1.0, 2.0, 3.0]
+    path.write_text(json.dumps(data))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # even on a coarse clock
+    after = macro_table.load_macro_table(str(path))
+    code = int(macro.SPACE.encode(macro.from_string(key)))
+    assert float(before.valid[code]) != 1.0 and float(after.valid[code]) == 1.0
+    assert float(after.test[code]) == 2.5  # the mean of the two runs not searched on

@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxnas.common.errors import ConfigError
 from jaxnas.common.paths import resolve_data_file
-from jaxnas.problems.tabular import NONNEGATIVE, PERCENT, Table, table_number
+from jaxnas.problems.tabular import NONNEGATIVE, PERCENT, Table, file_stamp, table_number
 from jaxnas.spaces import macro
 
 DEFAULT_RELATIVE_PATHS = ("../shared/data/nasbench_macro/nas-bench-macro_cifar10.json",
@@ -62,7 +62,8 @@ def _entry(path: str, key: str, entry: Any, weights: np.ndarray) -> tuple[int, l
 
 
 @functools.lru_cache(maxsize=4)
-def _read_json(path: str) -> tuple[np.ndarray, ...]:
+def _read_json(path: str, stamp: tuple[int, int] | None = None) -> tuple[np.ndarray, ...]:
+    del stamp  # only the cache key: an edited file (other mtime or size) is read again
     """(accuracies (N, 3), mean accuracy, params, flops), rows ordered by `macro.SPACE.encode`."""
     n = macro.SPACE.size
     try:
@@ -88,7 +89,7 @@ def load_macro_table(path: str | None = None, search_run: int = 0) -> Table:
     """The table with training `search_run` as fitness and the mean of the other two as the reported figure."""
     if search_run not in range(RUNS):
         raise ConfigError("macro.search_run", f"got {search_run!r}; allowed: 0, 1 or 2 (one of the {RUNS} trainings)")
-    acc, mean, params, flops = _read_json(resolve_table_path(path))
+    acc, mean, params, flops = _read_json(*_path_and_stamp(path))
     others = [r for r in range(RUNS) if r != search_run]
     codes = np.arange(macro.SPACE.size, dtype=np.int32)
     return Table(valid=jnp.asarray(acc[:, search_run]), test=jnp.asarray(acc[:, others].mean(1)),
@@ -103,3 +104,8 @@ def table_path_exists(path: str | None = None) -> bool:
         return os.path.isfile(resolve_table_path(path))
     except ConfigError:
         return False
+
+
+def _path_and_stamp(path: str | None) -> tuple[str, tuple[int, int] | None]:
+    resolved = resolve_table_path(path)
+    return resolved, file_stamp(resolved)

@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxnas.common.errors import ConfigError
 from jaxnas.common.paths import resolve_data_file
-from jaxnas.problems.tabular import PERCENT, POSITIVE, Evaluation, Table, table_number
+from jaxnas.problems.tabular import PERCENT, POSITIVE, Evaluation, Table, file_stamp, table_number
 from jaxnas.spaces import nb201
 
 __all__ = ["Evaluation", "NB201Table", "load_nb201_table", "resolve_table_path", "table_path_exists"]
@@ -65,7 +65,8 @@ def _row(path: str, line: int, row: dict[str, str | None], n: int) -> tuple[int,
 
 
 @functools.lru_cache(maxsize=4)
-def _read_csv(path: str) -> tuple[np.ndarray, ...]:
+def _read_csv(path: str, stamp: tuple[int, int] | None = None) -> tuple[np.ndarray, ...]:
+    del stamp  # only the cache key: an edited file (other mtime or size) is read again
     n = nb201.SPACE.size
     valid, test, cost = (np.full(n, np.nan, np.float32) for _ in range(3))
     index = np.full(n, -1, np.int32)
@@ -91,7 +92,7 @@ def _read_csv(path: str) -> tuple[np.ndarray, ...]:
 
 def load_nb201_table(path: str | None = None) -> Table:
     """Loads and validates the table (cached per path); a missing or malformed file raises ConfigError."""
-    valid, test, cost, index, code = _read_csv(resolve_table_path(path))
+    valid, test, cost, index, code = _read_csv(*_path_and_stamp(path))
     return Table(*(jnp.asarray(a) for a in (valid, test, cost, index, code)), space=nb201.SPACE)
 
 
@@ -101,3 +102,8 @@ def table_path_exists(path: str | None = None) -> bool:
         return os.path.isfile(resolve_table_path(path))
     except ConfigError:
         return False
+
+
+def _path_and_stamp(path: str | None) -> tuple[str, tuple[int, int] | None]:
+    resolved = resolve_table_path(path)
+    return resolved, file_stamp(resolved)

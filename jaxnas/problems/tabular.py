@@ -9,6 +9,8 @@ Neither shipped table documents missing values (both are complete), so no cell m
 
 from __future__ import annotations
 
+import os
+
 import dataclasses
 import math
 from collections.abc import Callable
@@ -114,3 +116,13 @@ class TabularBenchmark:
     reported: str  # what `test` holds, for reports
     note: str = ""  # caveats printed under the results table
     published: dict[str, tuple[float, float, float, float]] = dataclasses.field(default_factory=dict)
+
+
+def file_stamp(path: str) -> tuple[int, int] | None:
+    """(modification time in ns, size) of a file, None if it cannot be read: part of a table cache's key, so a
+    table file edited in place is read again, also within one process (a notebook)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
