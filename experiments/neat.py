@@ -12,37 +12,79 @@ ends with the uninterrupted result.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
-import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
 
 from experiments.cli import launch, prefixed
-from jaxnas.common.errors import check, check_choice, check_positive
-from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
-from jaxnas.common.report import Report
-from jaxnas.problems import neat_tasks
-from jaxnas.search.neat import NeatRunner
-from jaxnas.spaces.neat import ACTIVATIONS, NeatSpace, to_host
-from jaxnas.strategies.neat import Neat
+from experiments.validation import Bounds, check_bounds, check_choices
+from jaxnas.common.errors import check
+
+# jax, matplotlib and the NEAT modules are imported where they are used: a refused setting exits before them.
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+
+    from jaxnas.common.report import Report
+    from jaxnas.search.neat import NeatRunner
+    from jaxnas.spaces.neat import NeatSpace
+
+
+_RATES = ("crossover_rate", "interspecies_rate", "disabled_gene_rate", "weight_mutate_rate", "weight_replace_rate",
+          "bias_mutate_rate", "bias_replace_rate", "enable_mutate_rate", "node_add_rate", "conn_add_rate",
+          "node_delete_rate", "conn_delete_rate")
+# Every numeric setting of experiments/configs/neat.py as the user types it; the caps (documented there) keep a
+# typo from planning an unbounded run: generations, population, seeds, genome capacity, episode length.
+BOUNDS = {
+    "seed": Bounds(int, 0, 2**31 - 1), "seeds": Bounds(int, 1, 100), "generations": Bounds(int, 1, 100_000),
+    "max_nodes": Bounds(int, 0, 1024), "max_conns": Bounds(int, 0, 16_384), "chunk": Bounds(int, 1, 1000),
+    "eval_batch": Bounds(int, 0, 100_000), "devices": Bounds(int, 0, 4096),
+    "double_pole_steps": Bounds(int, 1, 1_000_000), "digits_target": Bounds(float, 0.0, 1.0, open_low=True),
+    "neat.population_size": Bounds(int, 1, 10_000), "neat.max_species": Bounds(int, 1, 4096),
+    "neat.normalize_min_genes": Bounds(int, 1, 100_000), "neat.survival_threshold": Bounds(float, 0.0, 1.0, True),
+    **{f"neat.{f}": Bounds(int, 0, 1_000_000) for f in ("elitism", "elitism_min_species_size", "max_stagnation",
+                                                         "species_elitism", "population_stagnation")},
+    **{f"neat.{f}": Bounds(float, 0.0, 1e6, True) for f in ("compatibility_threshold", "weight_mutate_power",
+                                                             "weight_init_std", "weight_clamp", "bias_mutate_power",
+                                                             "bias_init_std")},
+    **{f"neat.{f}": Bounds(float, 0.0, 1e6) for f in ("excess_coefficient", "disjoint_coefficient",
+                                                       "weight_coefficient")},
+    **{f"neat.{f}": Bounds(float, 0.0, 1.0) for f in _RATES},
+}
+CHOICES = {"progress": (True, False), "neat.per_gene_mutation": (True, False)}
 
 
 def validate(config: config_dict.ConfigDict) -> None:
-    check_choice("problem", config.problem, list(neat_tasks.NEAT_PROBLEMS))
-    check_choice("activation", config.activation, list(ACTIVATIONS))
-    for field in ("generations", "chunk", "double_pole_steps", "seeds"):
-        check_positive(field, config[field], integer=True)
-    for field in ("max_nodes", "max_conns", "eval_batch", "devices"):
-        check(isinstance(config[field], int) and config[field] >= 0, field,
-              f"got {config[field]!r}; must be an integer >= 0 (0: automatic)")
-    check(0 < config.digits_target <= 1, "digits_target", f"got {config.digits_target}; must be in (0, 1]")
+    """Every setting, before any data is loaded or anything compiled; errors name the field as typed.
+
+    The numbers first (no library imported), then the names the libraries define (problem, activation, the
+    strategy's rules) and the devices there are."""
+    check_bounds(config, BOUNDS)
+    check_choices(config, CHOICES)
+    import jax
+
+    from jaxnas.problems.neat_tasks import NEAT_PROBLEMS
+    from jaxnas.spaces.neat import ACTIVATIONS
+    from jaxnas.strategies.neat import COMPATIBILITY, PERTURBATIONS
+
+    check_choices(config, {"problem": tuple(NEAT_PROBLEMS), "activation": tuple(ACTIVATIONS),
+                           "neat.compatibility": COMPATIBILITY, "neat.weight_perturbation": PERTURBATIONS})
+    have = len(jax.local_devices())
+    check(config.devices <= have, "devices", f"got {config.devices}; this machine has {have} device(s) "
+          f"({jax.default_backend()}); allowed: 0 (all of them) to {have}")
+    used, population = config.devices or have, config.neat.population_size
+    check(population % used == 0, "devices", f"got {config.devices}: {used} device(s) do not divide "
+          f"neat.population_size {population}; allowed: a divisor of it (or change neat.population_size)")
+    check(config.eval_batch <= population, "eval_batch",
+          f"got {config.eval_batch}; allowed: 0 (all at once) to neat.population_size ({population})")
 
 
-def build(config: config_dict.ConfigDict) -> tuple[neat_tasks.NeatProblem, Neat]:
+def build(config: config_dict.ConfigDict) -> tuple[Any, Any]:
     """The problem and the strategy a config describes (validated, errors name the field)."""
     validate(config)
+    from jaxnas.problems import neat_tasks
+    from jaxnas.strategies.neat import Neat
+
     problem = neat_tasks.make_problem(config.problem, double_pole_steps=config.double_pole_steps, seed=config.seed,
                                          digits_target=config.digits_target)
     io = problem.num_inputs + problem.num_outputs
@@ -57,6 +99,8 @@ def draw_network(genome: dict[str, Any], space: NeatSpace, ax: plt.Axes, title: 
     """Nodes in columns by evaluation level (inputs left, outputs right); edges blue > 0, red < 0, width ~ |w|;
     disabled genes dotted grey. Recurrent genomes: columns by distance from the inputs; connections that go
     back (or stay in a column) curve, and a self-loop is a ring around its node."""
+    import matplotlib.pyplot as plt
+
     nodes = {n["id"]: n for n in genome["nodes"]}
     enabled = [c for c in genome["connections"] if c["enabled"]]
     depth = {i: 0 for i in nodes}
@@ -108,6 +152,8 @@ def draw_network(genome: dict[str, Any], space: NeatSpace, ax: plt.Axes, title: 
 
 
 def plot_history(hist: dict[str, np.ndarray], threshold: float) -> plt.Figure:
+    import matplotlib.pyplot as plt
+
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
     g = hist["generation"]
     a.plot(g, hist["best_fitness"], label="best of generation")
@@ -143,6 +189,14 @@ def over_seeds(runner: NeatRunner, config: config_dict.ConfigDict) -> dict[str, 
 
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     problem, neat = build(config)
+    import jax
+    import matplotlib.pyplot as plt
+
+    from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
+    from jaxnas.common.report import Report
+    from jaxnas.search.neat import NeatRunner
+    from jaxnas.spaces.neat import to_host
+
     space = neat.space
     devices = jax.local_devices()[:config.devices or None]
     runner = NeatRunner(neat, problem, chunk=config.chunk, eval_batch=config.eval_batch or None, devices=devices)

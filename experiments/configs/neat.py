@@ -46,19 +46,23 @@ def strategy_defaults() -> dict:
 
 def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
+    # Caps (experiments.neat.BOUNDS) keep a typo from planning an unbounded run; the refusal names the field.
     c.problem = "xor"  # xor | cartpole | double_pole | double_pole_nv | digits
-    c.seed = 0
-    c.seeds = 1  # > 1: also run seeds seed .. seed+seeds-1 vmapped in one program and report the solve rate
-    c.generations = 300  # at most; a run stops at the first generation that reaches the threshold
-    c.max_nodes = 0  # 0: inputs + outputs + 16
-    c.max_conns = 0  # 0: inputs * outputs + 48
-    c.activation = "sigmoid"
-    c.chunk = 10  # generations per compiled call; checkpoints between calls
-    c.eval_batch = 0  # genomes evaluated at once per device (0: all of them)
-    c.devices = 1  # devices the evaluation is sharded over (0: all local devices; must divide the population)
-    c.double_pole_steps = 100_000  # double_pole: the episode; double_pole_nv: the champion's long test
-    c.digits_target = 0.9  # digits counts as solved at this training accuracy
+    c.seed = 0  # 0 .. 2**31 - 1
+    c.seeds = 1  # > 1: also run seeds seed .. seed+seeds-1 vmapped in one program and report the solve rate (<= 100)
+    c.generations = 300  # at most (1 .. 100,000); a run stops at the first generation that reaches the threshold
+    c.max_nodes = 0  # 0: inputs + outputs + 16; else at least inputs + outputs, at most 1,024
+    c.max_conns = 0  # 0: inputs * outputs + 48; else at least inputs * outputs, at most 16,384
+    c.activation = "sigmoid"  # sigmoid | tanh | relu | identity
+    c.chunk = 10  # generations per compiled call (1 .. 1,000); checkpoints between calls
+    c.eval_batch = 0  # genomes evaluated at once per device (0: all of them; at most neat.population_size)
+    c.devices = 1  # devices the evaluation is sharded over (0: all local devices; at most those there are; must
+    # divide the population)
+    c.double_pole_steps = 100_000  # double_pole: the episode; double_pole_nv: the champion's long test (<= 1e6)
+    c.digits_target = 0.9  # digits counts as solved at this training accuracy, in (0, 1]
     c.progress = True
+    # neat.*: population_size 1 .. 10,000, max_species 1 .. 4,096, rates in [0, 1], powers, stds, the clamp and
+    # the threshold in (0, 1e6], coefficients in [0, 1e6], counts (elitism, stagnation) in [0, 1e6]
     c.neat = config_dict.ConfigDict(strategy_defaults())  # the paper's, from jaxnas.strategies.neat.Neat
     if variant == "neat_python":
         c.neat.update(NEAT_PYTHON_XOR)

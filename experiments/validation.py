@@ -1,0 +1,64 @@
+"""Checks of an entry point's settings as the user types them (`train.steps`), before any work (issue 20).
+
+Light on purpose (no jax, no matplotlib): an entry point validates with these before it imports what a run
+needs, so a refused setting exits in about a second. Each error is a `ConfigError` naming the dotted field,
+which the shared CLI prints as `error: config.FIELD: got VALUE; allowed ...`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from ml_collections import config_dict
+
+from experiments.cli import lookup
+from jaxnas.common.errors import ConfigError, check
+
+
+class Bounds(NamedTuple):
+    """An allowed range: integers (never bools) or numbers (NaN and infinity refused), ends included unless open."""
+
+    kind: type
+    low: float
+    high: float
+    open_low: bool = False
+
+    def check(self, field: str, value: Any) -> None:
+        ok = (isinstance(value, int) or (self.kind is float and isinstance(value, float))) and not isinstance(value, bool)
+        if not (ok and (self.low < value if self.open_low else self.low <= value) and value <= self.high):  # NaN: no
+            raise ConfigError(field, f"got {value!r}; allowed: {'an integer' if self.kind is int else 'a number'} in "
+                                     f"{'(' if self.open_low else '['}{_number(self.low)}, {_number(self.high)}]")
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def check_bounds(config: config_dict.ConfigDict, bounds: Mapping[str, Bounds]) -> None:
+    """Each dotted `field` of `bounds` is a number of its kind inside its range."""
+    for field, b in bounds.items():
+        b.check(field, lookup(config, field))
+
+
+def check_choices(config: config_dict.ConfigDict, choices: Mapping[str, Iterable[Any]]) -> None:
+    """Each dotted `field` of `choices` is one of its values, of the same type (`true`, not `1`)."""
+    for field, allowed in choices.items():
+        allowed, value = tuple(allowed), lookup(config, field)
+        check(isinstance(value, type(allowed[0])) and value in allowed, field,
+              f"got {value!r}; allowed: {', '.join(str(a).lower() if isinstance(a, bool) else str(a) for a in allowed)}")
+
+
+def check_strings(config: config_dict.ConfigDict, fields: Iterable[str]) -> None:
+    """Each dotted field is a string."""
+    for field in fields:
+        check(isinstance(lookup(config, field), str), field, f"got {lookup(config, field)!r}; allowed: a string")
+
+
+def as_setting(error: ConfigError, fields: Mapping[str, str], parts: Iterable[str] = ("images", "labels")) -> ConfigError:
+    """A library's `ConfigError` under the setting that gave it its input (`labels` -> `data.npz`), its message
+    kept; for `parts` of an input (an array of the file) the library's name stays in front: `labels: ...`."""
+    field = fields.get(error.field)
+    if field is None:
+        return error
+    return ConfigError(field, str(error) if error.field in parts else str(error).split(": ", 1)[1])
