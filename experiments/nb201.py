@@ -17,33 +17,70 @@ import collections
 import os
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
 
 from experiments.builders import build_benchmark, build_strategy
-from experiments.cli import launch
+from experiments.cli import launch, lookup
+from experiments.validation import Bounds, check_bounds, check_choices, check_strings
 from jaxnas.common.checkpoint import file_fingerprint
-from jaxnas.common.errors import check_choice, check_positive
+from jaxnas.common.errors import check, check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
-from jaxnas.common.report import Report
 from jaxnas.problems import BENCHMARKS, Table, TabularBenchmark
 from jaxnas.search import BudgetedSearch, SearchResult, best_so_far_curve
 from jaxnas.strategies import STRATEGIES
+
+if TYPE_CHECKING:  # matplotlib and the report load where they are used: a refused setting need not wait ~1 s
+    import matplotlib.pyplot as plt
+
+    from jaxnas.common.report import Report
 
 PUBLISHED = BENCHMARKS.get("nb201").published  # Dong & Yang's Table 5: (valid mean, valid std, test mean, test std)
 LABELS = {"random": "random search", "aging_evolution": "aging evolution (REA)",
           "tournament": "tournament, no aging", "reinforce": "REINFORCE (LSTM)"}
 
 
+def check_files(config: config_dict.ConfigDict, fields: tuple[str, ...]) -> None:
+    """Each dotted field is a string: empty (the default file) or an existing file."""
+    check_strings(config, fields)
+    for field in fields:
+        path = lookup(config, field)
+        check(not path or os.path.isfile(path), field, f"file not found: {path!r}" + (
+            "; it is a directory" if os.path.isdir(path) else ""))
+
+
+# Strategy sections shared by the table protocol and the trained search (configs nb201.py, nas_search.py).
+STRATEGY_BOUNDS = {
+    **{f"{s}.{f}": Bounds(int, 1, 100_000) for s in ("aging_evolution", "tournament")
+       for f in ("population_size", "sample_size")},
+    "tournament.sample_fraction": Bounds(float, 0.0, 1.0),
+    "reinforce.learning_rate": Bounds(float, 0.0, 10.0, open_low=True), "reinforce.hidden_size": Bounds(int, 1, 4096),
+    "reinforce.num_layers": Bounds(int, 1, 16), "reinforce.baseline_decay": Bounds(float, 0.0, 1.0),
+    "reinforce.entropy_weight": Bounds(float, 0.0, 10.0), "reinforce.temperature": Bounds(float, 0.0, 100.0),
+    "reinforce.tanh_constant": Bounds(float, 0.0, 100.0),
+}
+# Every other number of configs/nb201.py. The upper bounds keep a typo from planning an unbounded search;
+# BudgetedSearch also bounds the evaluations a budget plans per run (budget / the table's cheapest evaluation).
+BOUNDS = {
+    "runs": Bounds(int, 1, 10_000), "budget_s": Bounds(float, 0.0, 1e6, open_low=True),
+    "seed": Bounds(int, 0, 2**31 - 1), "chunk_steps": Bounds(int, 1, 10_000),
+    "macro.budget": Bounds(float, 0.0, 100_000, open_low=True), "macro.search_run": Bounds(int, 0, 2),
+    **STRATEGY_BOUNDS,
+}
+
+
 def validate(config: config_dict.ConfigDict) -> list[str]:
-    """Checks the config before any JAX work; returns the strategies to run."""
+    """Checks every setting before any table is read or anything compiled; returns the strategies to run."""
     check_choice("benchmark", config.benchmark, BENCHMARKS.names())
     check_choice("strategy", config.strategy, [*STRATEGIES, "all"])
     check_positive("runs", config.runs, integer=True)
     check_positive("chunk_steps", config.chunk_steps, integer=True)
+    check_positive("budget_s", config.budget_s)
+    check_bounds(config, BOUNDS)
+    check_choices(config, {"progress": (True, False)})
+    check_files(config, ("table_path", "macro.path"))
     space = BENCHMARKS.get(config.benchmark).space
     names = STRATEGIES.names() if config.strategy == "all" else [config.strategy]
     for name in names:
@@ -55,7 +92,8 @@ def search(config: config_dict.ConfigDict, name: str, bench: TabularBenchmark, t
            workdir: str, extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], SearchResult]:
     """Runs `config.runs` searches of strategy `name`; writes results.json (with `extra`) and runs.jsonl."""
     strategy = build_strategy(config, name, bench.space)
-    searcher = BudgetedSearch(strategy, table, budget, config.chunk_steps)
+    budget_field = "budget_s" if bench.name == "nb201" else f"{bench.name}.budget"
+    searcher = BudgetedSearch(strategy, table, budget, config.chunk_steps, budget_field=budget_field)
     result = searcher.run(config.seed, config.runs, checkpoint_dir=os.path.join(workdir, "checkpoints"),
                           progress=config.progress, desc=name, metrics_path=os.path.join(workdir, "metrics.jsonl"),
                           settings=table_file_settings(config, bench))
@@ -115,6 +153,8 @@ def plot_curves(results: dict[str, SearchResult], budget: float, bench: TabularB
 
     Budget points at which fewer than 90% of runs have finished an evaluation are left out (a mean over the few
     runs that have would be misleading)."""
+    import matplotlib.pyplot as plt
+
     bench = bench or BENCHMARKS.get("nb201")
     fig, ax = plt.subplots(figsize=(7, 4.2))
     lows, highs = [], []
@@ -177,6 +217,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         print(f"{name:>16}: valid {summary['valid_mean']:.2f} ± {summary['valid_std']:.2f}, test "
               f"{summary['test_mean']:.2f}, {summary['evaluations_mean']:.0f} evaluations, {summary['wall_s']:.1f} s", flush=True)
     own_report = report is None
+    from jaxnas.common.report import Report
+
     report = report or Report(workdir, f"{bench.title} search")
     report.heading(f"{bench.title}: {config.runs} searches per strategy, a budget of {budget:,.0f} {bench.budget_unit}")
     report.table(comparison_rows(summaries))

@@ -24,17 +24,20 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
     c.benchmark = "nb201"  # nb201 | macro (jaxnas.problems.BENCHMARKS)
     c.strategy = "aging_evolution"  # random | aging_evolution | tournament | reinforce | all
-    c.runs = 500  # independent searches, all in one compiled, vmapped call
-    c.budget_s = 12_000.0  # NAS-Bench-201: simulated seconds per search (the paper's budget)
-    c.seed = 0
+    c.runs = 500  # independent searches, all in one compiled, vmapped call (1-10,000)
+    # NAS-Bench-201: simulated seconds per search (the paper's budget); at most 1e6, and at most 100,000
+    # evaluations per run: budget_s / the table's cheapest evaluation (about 32.5 s in NAS-Bench-201)
+    c.budget_s = 12_000.0
+    c.seed = 0  # 0 to 2**31 - 1
     c.table_path = ""  # NAS-Bench-201: empty: $JAXNAS_NB201_CSV, else ../shared/data/nasbench201/nb201_cifar10_valid.csv
     # NAS-Bench-Macro (no training times: the budget counts evaluations). 100 evaluations is what a NAS-Bench-201
     # search makes in 12,000 s on average (93-109 per strategy), fixed before any Macro search was run.
     # search_run: the training (0-2) the search selects on; the other two trainings' mean is reported.
-    c.macro = config_dict.ConfigDict({"path": "", "budget": 100, "search_run": 0})
-    c.chunk_steps = 32  # search steps per compiled call; a checkpoint is written after each
+    c.macro = config_dict.ConfigDict({"path": "", "budget": 100, "search_run": 0})  # budget: at most 100,000
+    c.chunk_steps = 32  # search steps per compiled call (1-10,000); a checkpoint is written after each
     c.progress = True
 
+    # Strategy sections: population and sample sizes 1-100,000 (bounds in experiments/nb201.py, STRATEGY_BOUNDS).
     # Regularized evolution, NAS-Bench-201 settings (R-EA.sh): population 10, tournament of 3.
     c.aging_evolution = config_dict.ConfigDict({"population_size": 10, "sample_size": 3})
     # Plain tournament selection (Liu et al. 2018) with the same P and S, so only aging differs.

@@ -29,11 +29,19 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxnas.common.checkpoint import fingerprint
-from jaxnas.common.errors import check_positive
+from jaxnas.common.errors import check, check_positive
 from jaxnas.common.loop import described, run_loop
 from jaxnas.problems.tabular import Table
 from jaxnas.common.tree import tree_where
 from jaxnas.strategies.base import Strategy
+
+# What a budget, a run count or a chunk may plan (a typo such as budget_s=1e12 once planned ~960 million
+# chunks): evaluations per run (budget / the table's cheapest evaluation), runs, steps per compiled chunk, and
+# the history the host keeps (runs x planned steps, three float32 and a bool each: 1.3 GB at most).
+MAX_EVALUATIONS_PER_RUN = 100_000
+MAX_RUNS = 100_000
+MAX_CHUNK_STEPS = 100_000
+MAX_HISTORY_STEPS = 100_000_000
 
 
 @struct.dataclass
@@ -86,6 +94,7 @@ class BudgetedSearch:
         paper's budget is 12,000), NAS-Bench-Macro 1 per evaluation.
       chunk_steps: search steps per compiled call; checkpoints are written between chunks.
       devices: devices to shard runs over (default: all local devices).
+      budget_field: the setting that holds the budget, for error messages (`budget_s`, `macro.budget`).
       block_runs: runs vmapped together; blocks run one after another (`lax.map`) on each device.
         Small blocks keep per-run state (e.g. 500 REINFORCE controllers and their Adam moments) in
         cache: on the 2-core CPU, 20 made REINFORCE's search loop 3x faster than one 500-wide vmap.
@@ -93,9 +102,19 @@ class BudgetedSearch:
     """
 
     def __init__(self, strategy: Strategy, table: Table, budget_s: float = 12_000.0, chunk_steps: int = 64,
-                 devices: list[jax.Device] | None = None, block_runs: int | None = 20):
-        check_positive("budget_s", budget_s)
+                 devices: list[jax.Device] | None = None, block_runs: int | None = 20, budget_field: str = "budget_s"):
+        check_positive(budget_field, budget_s)
+        check(math.isfinite(budget_s), budget_field, f"got {budget_s!r}; must be a finite number > 0")
         check_positive("chunk_steps", chunk_steps, integer=True)
+        check(chunk_steps <= MAX_CHUNK_STEPS, "chunk_steps", f"got {chunk_steps}; allowed: at most {MAX_CHUNK_STEPS:,}")
+        min_cost = float(table.min_cost)
+        check(math.isfinite(min_cost) and min_cost > 0, "table",
+              f"its cheapest evaluation costs {min_cost!r}; every cost must be a finite number > 0")
+        planned = math.floor(float(budget_s) / min_cost)  # evaluations that fit in the budget at most
+        check(planned <= MAX_EVALUATIONS_PER_RUN, budget_field,
+              f"got {budget_s:g}; that plans up to {planned:,} evaluations per run (the budget / the table's cheapest "
+              f"evaluation, {min_cost:g}); allowed: at most {MAX_EVALUATIONS_PER_RUN:,} evaluations per run, a budget "
+              f"<= {MAX_EVALUATIONS_PER_RUN * min_cost:,g}")
         self.strategy = strategy
         self.table = table
         self.budget_s = float(budget_s)
@@ -105,7 +124,7 @@ class BudgetedSearch:
         self.block_runs = block_runs
         # Every counted evaluation costs at least min_cost, and the first one that does not fit ends the
         # run, so no run takes more than this many steps.
-        self.max_steps = (math.floor(self.budget_s / table.min_cost) + 1) // strategy.batch_size + 1
+        self.max_steps = (planned + 1) // strategy.batch_size + 1
         self.devices = list(devices) if devices is not None else jax.local_devices()
         self._chunk = self._build_chunk()
         self.traces = 0  # how often the chunk function was traced (tests assert it is 1)
@@ -173,6 +192,10 @@ class BudgetedSearch:
     def run_keys(self, seed: int, runs: int) -> jax.Array:
         """One key per run, padded to fill every device's blocks (padding runs are discarded)."""
         check_positive("runs", runs, integer=True)
+        check(runs <= MAX_RUNS, "runs", f"got {runs}; allowed: at most {MAX_RUNS:,}")
+        check(runs * self.max_steps <= MAX_HISTORY_STEPS, "runs",
+              f"got {runs}; with up to {self.max_steps:,} steps per run that plans {runs * self.max_steps:,} search "
+              f"steps; allowed: at most {MAX_HISTORY_STEPS:,} (fewer runs or a smaller budget)")
         per_device = -(-runs // len(self.devices))
         block = min(self.block_runs or per_device, per_device)
         padded = -(-per_device // block) * block * len(self.devices)
