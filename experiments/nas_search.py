@@ -12,28 +12,49 @@ restarted with the same workdir resumes and ends with the uninterrupted result.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
-import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
 
 from experiments.builders import build_strategy
 from experiments.cli import launch, prefixed
-from jaxnas.common.errors import check, check_choice, check_positive
+from experiments.nb201 import STRATEGY_BOUNDS, check_files
+from experiments.validation import Bounds, as_setting, check_bounds, check_choices, check_strings
+from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
-from jaxnas.common.report import Report
 from jaxnas.data import load_images
 from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
 from jaxnas.spaces import SPACES
 from jaxnas.strategies import STRATEGIES
 from jaxnas.search.trained import History, run_trained_search
 
+if TYPE_CHECKING:  # matplotlib and the report load where they are used: a refused setting need not wait ~1 s
+    import matplotlib.pyplot as plt
+
+    from jaxnas.common.report import Report
+
 BASELINE_FIRST_ID = 1_000_000  # candidate ids (init keys) of the random baseline, apart from the search's
 
 
+# Every number of configs/nas_search.py, as the user types it. The upper bounds keep a typo from planning an
+# unbounded amount of training (evaluations x train.steps candidate-steps, each network channels^2 x cells wide).
+BOUNDS = {
+    "image_size": Bounds(int, 4, 256), "seed": Bounds(int, 0, 2**31 - 1), "evaluations": Bounds(int, 1, 10_000),
+    "chunk_size": Bounds(int, 1, 1024), "baseline_random": Bounds(int, 0, 10_000),
+    "network.channels": Bounds(int, 1, 512), "network.cells_per_stage": Bounds(int, 1, 16),
+    "train.steps": Bounds(int, 1, 100_000), "train.batch_size": Bounds(int, 1, 4096),
+    "train.learning_rate": Bounds(float, 0.0, 10.0, open_low=True), "train.momentum": Bounds(float, 0.0, 0.999),
+    "train.weight_decay": Bounds(float, 0.0, 1.0), **STRATEGY_BOUNDS,
+}
+# The image loader's fields, as this config names them: everything about the .npz file is `npz_path`.
+LOADER_FIELDS = {"images": "npz_path", "labels": "npz_path", "npz_path": "npz_path", "size": "image_size",
+                 "seed": "seed", "dataset": "dataset"}
+
+
 def validate(config: config_dict.ConfigDict) -> None:
+    """Checks every setting before any data is loaded or anything compiled; errors name the field as typed."""
     # Spaces with a candidate network to train; the table-only ones (NAS-Bench-Macro) run through
     # `experiments.nb201 --config.benchmark=...` instead.
     check_choice("space", config.space, [s for s in SPACES.names() if SPACES.get(s).network is not None])
@@ -45,6 +66,16 @@ def validate(config: config_dict.ConfigDict) -> None:
           f"got {config.baseline_random}; must be an integer >= 0")
     for field in ("channels", "cells_per_stage"):
         check_positive(f"network.{field}", config.network[field], integer=True)
+    check_bounds(config, BOUNDS)
+    check_choices(config, {"progress": (True, False)})
+    check_strings(config, ("dataset", "data_dir"))
+    check_files(config, ("npz_path",))
+    check(config.dataset != "", "dataset", "got ''; allowed: digits, npz (with npz_path) or a prepared TFDS name")
+    check(not config.npz_path or config.dataset in ("digits", "npz"), "npz_path",
+          f"got {config.npz_path!r} with dataset={config.dataset!r}; an .npz file is its own dataset: set dataset=npz "
+          f"(or leave npz_path empty to use {config.dataset!r})")
+    check(config.dataset != "npz" or bool(config.npz_path), "npz_path",
+          "got ''; dataset=npz needs npz_path, a .npz file with images and labels")
     if config.strategy == "aging_evolution":  # the engine's chunk is the strategy's batch
         pop, n_dev = config.aging_evolution.population_size, jax.local_device_count()
         check_positive("aging_evolution.population_size", pop, integer=True)
@@ -56,7 +87,19 @@ def validate(config: config_dict.ConfigDict) -> None:
               f"or raise aging_evolution.population_size to >= {2 * chunk}")
 
 
+def load_data(config: config_dict.ConfigDict):
+    """The images the config names; the loader's errors name this config's field (`npz_path` for anything
+    wrong in the .npz file: its labels, its images), keeping the loader's message."""
+    try:
+        return load_images(config.dataset if not config.npz_path else "npz", size=config.image_size,
+                           npz_path=config.npz_path or None, data_dir=config.data_dir or None, seed=config.seed)
+    except ConfigError as err:
+        raise as_setting(err, LOADER_FIELDS) from None
+
+
 def plot_search(hist: History, baseline_median: float | None) -> plt.Figure:
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4))
     idx = np.arange(1, len(hist.valid_acc) + 1)
     ax.scatter(idx, hist.valid_acc, s=12, alpha=0.6, label="each trained candidate")
@@ -76,8 +119,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     space = SPACES.get(config.space, "space")
     settings = prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
     strategy = build_strategy(config, config.strategy, space, batch_size=config.chunk_size)
-    data = load_images(config.dataset if not config.npz_path else "npz", size=config.image_size,
-                       npz_path=config.npz_path or None, data_dir=config.data_dir or None, seed=config.seed)
+    data = load_data(config)
     net = prefixed("network", lambda: space.network(num_classes=data.num_classes, **config.network.to_dict()))
     trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size)
     if trainer.chunk_size != config.chunk_size:  # rounded up to a multiple of the devices
@@ -114,6 +156,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         "device": device_summary(),
     }
     write_json(os.path.join(workdir, "results.json"), results)
+    from jaxnas.common.report import Report
+
     own = report is None
     report = report or Report(workdir, "Architecture search with real training")
     report.heading(f"{config.strategy} on {data.name} ({data.image_shape[0]}x{data.image_shape[1]}), "

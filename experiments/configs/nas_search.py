@@ -24,17 +24,18 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.space = "nb201"
     c.strategy = "aging_evolution"  # any name in jaxnas.strategies.STRATEGIES
     c.dataset = "digits"  # digits (embedded, offline) | a prepared TFDS name (mnist, ...) | npz
-    c.npz_path = ""
     c.data_dir = ""  # TFDS data dir; empty: $JAXNAS_DATA_DIR or ~/.cache/jaxnas/tensorflow_datasets
-    c.image_size = 16
-    c.seed = 0
-    c.evaluations = 48  # trained candidates the search may spend
-    c.chunk_size = 8  # candidates trained together in one compiled call (= the strategy's batch; aging: <= P/2)
-    c.baseline_random = 16  # random architectures trained the same way, for the median baseline
+    c.npz_path = ""  # a .npz with 'images' (N,H,W[,C]) in [0, 1] and 'labels' (N,); its errors name npz_path
+    c.image_size = 16  # 4-256, a multiple of 4
+    c.seed = 0  # 0 to 2**31 - 1
+    c.evaluations = 48  # trained candidates the search may spend (1-10,000)
+    c.chunk_size = 8  # candidates trained together in one compiled call (1-1024; = the strategy's batch; aging: <= P/2)
+    c.baseline_random = 16  # random architectures trained the same way, for the median baseline (0-10,000)
     c.progress = True
 
-    c.network = config_dict.ConfigDict({"channels": 8, "cells_per_stage": 1})
-    # NAS-Bench-201's optimiser (SGD, Nesterov 0.9, lr 0.1 cosine, wd 5e-4), a short schedule.
+    c.network = config_dict.ConfigDict({"channels": 8, "cells_per_stage": 1})  # channels 1-512, cells 1-16
+    # NAS-Bench-201's optimiser (SGD, Nesterov 0.9, lr 0.1 cosine, wd 5e-4), a short schedule. Bounds: steps
+    # 1-100,000, batch_size 1-4096, learning_rate in (0, 10], momentum [0, 0.999], weight_decay [0, 1].
     c.train = config_dict.ConfigDict({"steps": 100, "batch_size": 64, "learning_rate": 0.1, "momentum": 0.9,
                                       "weight_decay": 5e-4})
     # Strategy settings, scaled to tens of evaluations (Real et al. used P=100, S=25 for 20,000).

@@ -23,6 +23,8 @@ from jaxnas.common.loop import described, run_loop
 from jaxnas.evaluation.population import PopulationTrainer
 from jaxnas.strategies.base import Strategy
 
+MAX_EVALUATIONS = 1_000_000  # trained candidates one search may plan (a typo must not plan an unbounded search)
+
 
 @struct.dataclass
 class History:
@@ -50,6 +52,7 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
     `stop_after_batches` ends this call early (to test resumption), as a kill would.
     """
     check_positive("evaluations", evaluations, integer=True)
+    check(evaluations <= MAX_EVALUATIONS, "evaluations", f"got {evaluations}; allowed: at most {MAX_EVALUATIONS:,}")
     batch = strategy.batch_size
     check(batch == trainer.chunk_size, "batch_size",
           f"strategy batch ({batch}) must equal the engine's chunk size ({trainer.chunk_size})")
