@@ -16,30 +16,33 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 from ml_collections import config_dict
 
-from experiments.cli import launch, prefixed
+from experiments.cli import launch, lookup, prefixed
+from experiments.validation import Bounds, check_bounds, check_choices, check_strings
 from jaxnas.common.checkpoint import check_same_settings, fingerprint
-from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
+from jaxnas.common.errors import ConfigError, check, check_choice
 from jaxnas.common.loop import flat_settings
 from jaxnas.common.metrics import device_summary, read_jsonl, write_json, JsonlWriter
-from jaxnas.common.report import Report
 from jaxnas.data.images import stratified_split
 from mtl import corpora, sampling
 from mtl import data as mdata
-from mtl.encoder import COMPUTE_DTYPES, BertConfig, Tokenizer, load_pretrained
+from mtl.encoder import COMPUTE_DTYPES, POOLINGS, BertConfig, Tokenizer, load_pretrained
 from mtl.freezing import DESCRIPTIONS, FREEZING
-from mtl.losses import LOSSES, make_loss
+from mtl.losses import FOCAL_ALPHA_SCHEMES, LOSSES, make_loss
 from mtl.metrics import classification_report
 from mtl.model import HeadConfig, MultiTaskModel, init_params, split_params
-from mtl.sparsity import sharing_analysis
 from mtl.train import MultiTaskTrainer, TrainSettings
+
+if TYPE_CHECKING:  # the report (and matplotlib) load for a run: a refused setting need not wait ~1 s
+    from jaxnas.common.report import Report
 
 
 @dataclasses.dataclass
@@ -55,21 +58,84 @@ class Setup:
     encoder_params: Any
 
 
+_UNIT, _COUNT = Bounds(float, 0.0, 1.0), Bounds(int, 0, 10_000_000)  # learning rates, fractions; sizes
+# Every number of configs/mtl.py as the user types it; the upper bounds keep a typo from planning an unbounded run
+# (seeds x losses x train.steps steps of train.batch_size sentences of up to max_length tokens; 512: MiniLM's positions).
+BOUNDS = {
+    "seed": Bounds(int, 0, 2**31 - 1), "seeds": Bounds(int, 1, 100), "loss.gamma": Bounds(float, 0.0, 100.0),
+    "loss.beta": Bounds(float, 0.0, 0.999999), "data.neutral_low": Bounds(float, -4.0, 4.0),
+    "data.neutral_high": Bounds(float, -4.0, 4.0), "data.max_examples": _COUNT,
+    "data.valid_fraction": Bounds(float, 0.0, 0.9), "data.test_fraction": Bounds(float, 0.0, 0.9, open_low=True),
+    "data.split_seed": Bounds(int, 0, 2**31 - 1), "head.hidden": Bounds(int, 0, 4096),
+    "head.dropout": Bounds(float, 0.0, 0.99), "train.steps": Bounds(int, 1, 1_000_000),
+    "train.batch_size": Bounds(int, 1, 4096), "train.max_length": Bounds(int, 2, 512),
+    "train.pad_multiple": Bounds(int, 1, 512), "train.lr_encoder": _UNIT, "train.lr_heads": _UNIT,
+    "train.weight_decay": Bounds(float, 0.0, 1.0), "train.warmup_fraction": _UNIT, "train.l1": Bounds(float, 0, 100),
+    "train.task_alpha": _UNIT, "train.eval_batch_size": Bounds(int, 1, 8192),
+    "train.checkpoint_every": Bounds(int, 1, 1_000_000), "freezing.steps": Bounds(int, 1, 1_000_000),
+    "freezing.batch_size": Bounds(int, 1, 4096), "freezing.max_length": Bounds(int, 2, 512),
+    "freezing.train_examples": _COUNT, "freezing.lr_encoder": _UNIT, "freezing.lr_heads": _UNIT,
+}
+CHOICES = {"freeze": tuple(FREEZING), "data.source": ("vader", "separate"), "encoder.pooling": POOLINGS,
+           "encoder.dtype": tuple(COMPUTE_DTYPES), "freezing.loss": tuple(LOSSES.names()),
+           "sparsity.loss": tuple(LOSSES.names()), "loss.focal_alpha": ("''", *FOCAL_ALPHA_SCHEMES)}
+STRINGS = ("losses", "freezing.strategies", "sparsity.l1", "data.tfds_data_dir", "encoder.path", "data.vader_path")
+FLAGS = ("progress", "encoder.pretrained", "freezing.random_init", "oversample")
+
+
+def validate(config: config_dict.ConfigDict) -> tuple[list[str], list[str], list[float]]:
+    """Checks every setting before any data is read or compiled; returns the losses, freezing rows, L1 strengths."""
+    check_bounds(config, {**BOUNDS, **{f"data.corpora.{n}.max_examples": _COUNT for n in config.data.corpora}})
+    check_choices(config, {field: (True, False) for field in FLAGS})
+    check_strings(config, STRINGS + tuple(f"data.corpora.{n}.{f}" for n in config.data.corpora
+                                          for f in ("path", "tfds", "split", "text_column", "label_column")))
+    for field in ("data.vader_path", *(f"data.corpora.{n}.path" for n in config.data.corpora)):
+        check(not lookup(config, field) or os.path.isfile(lookup(config, field)), field,
+              f"file not found: {lookup(config, field)!r}")
+    for field, allowed in CHOICES.items():
+        check_choice(field, lookup(config, field) or "''", allowed)  # '': no focal alpha
+    d = config.data
+    check(d.neutral_low <= d.neutral_high, "data.neutral_low", f"got {d.neutral_low} > data.neutral_high "
+          f"({d.neutral_high}); allowed: at most data.neutral_high")
+    check(d.valid_fraction + d.test_fraction < 1, "data.test_fraction", f"got {d.test_fraction} with data.valid_"
+          f"fraction {d.valid_fraction}; allowed: the two fractions together below 1")
+    check(not config.encoder.path or os.path.isdir(config.encoder.path), "encoder.path",
+          f"got {config.encoder.path!r}; allowed: '' (the bundled MiniLM) or a folder with a BERT in HF layout")
+    if d.source == "separate":
+        for name, spec in d.corpora.items():
+            check(bool(spec.path) != bool(spec.tfds), f"data.corpora.{name}",
+                  "set .path (JSONL/CSV/TSV) or .tfds (a prepared dataset)" if not spec.path else
+                  f"got both .path ({spec.path!r}) and .tfds ({spec.tfds!r}); allowed: one of them")
+    losses = _names(config.losses, "losses", LOSSES.names())
+    check(bool(losses), "losses", f"got ''; allowed: one or more of {', '.join(LOSSES.names())}, comma-separated")
+    strategies = _names(config.freezing.strategies, "freezing.strategies", FREEZING)
+    for x in (l1s := [x.strip() for x in config.sparsity.l1.split(",") if x.strip()]):
+        check(re.fullmatch(r"\d+(\.\d*)?([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?", x) is not None and float(x) <= 100,
+              "sparsity.l1", f"got {x!r}; allowed: comma-separated numbers in [0, 100] ('' skips the study)")
+    return losses, strategies, [float(x) for x in l1s]
+
+
 def _names(text: str, field: str, allowed) -> list[str]:
     names = [n.strip() for n in str(text).split(",") if n.strip()]
-    for n in names:
-        check_choice(field, n, allowed)
-    return names
+    return [n for n in names if check_choice(field, n, allowed) is None]
 
 
-def _subsample(corpus: mdata.Corpus, n: int, seed: int) -> mdata.Corpus:
+def _subsample(corpus: mdata.Corpus, n: int, seed: int, field: str) -> mdata.Corpus:
+    """A stratified subset of `n` examples (0: all). A class it would leave without an example (a single sentence:
+    two or more keep one) is refused naming `field`: its head output and macro-F1 would have an empty class."""
     if not n or n >= len(corpus):
         return corpus
     code = np.zeros(len(corpus), np.int64)
     for t in corpus.tasks:
         code = code * (len(t.class_names) + 1) + corpus.labels[t.name] + 1
     keep = stratified_split(code, (n / len(corpus),), seed)[1]
-    return corpus.subset(np.sort(keep))
+    subset = corpus.subset(np.sort(keep))
+    for t in corpus.tasks:
+        lost = [c for c, before, after in zip(t.class_names, corpus.counts(t.name), subset.counts(t.name))
+                if before and not after]
+        check(not lost, field, f"got {n}; a subset of {n} of the {len(corpus)} sentences keeps no example of "
+              f"{t.name} class {', '.join(map(repr, lost))}; allowed: 0 (all) or a size that keeps every class")
+    return subset
 
 
 def load_setup(config: config_dict.ConfigDict) -> Setup:
@@ -77,37 +143,51 @@ def load_setup(config: config_dict.ConfigDict) -> Setup:
     check_choice("data.source", d.source, ("vader", "separate"))
     split = dict(valid_fraction=d.valid_fraction, test_fraction=d.test_fraction, seed=d.split_seed)
     if d.source == "vader":
-        corpus = corpora.load_vader(d.vader_path or None, neutral_low=d.neutral_low, neutral_high=d.neutral_high)
-        splits = sampling.split_corpus(_subsample(corpus, d.max_examples, d.split_seed), **split)
+        corpus = _named("data.", VADER_FIELDS, lambda: corpora.load_vader(
+            d.vader_path or None, neutral_low=d.neutral_low, neutral_high=d.neutral_high))
+        splits = _named("data.", {}, lambda: sampling.split_corpus(
+            _subsample(corpus, d.max_examples, d.split_seed, "data.max_examples"), **split))
         train, test, tasks = [splits.train], {t.name: splits.test for t in corpus.tasks}, corpus.tasks
     else:
         train, test, tasks = [], {}, []
         for name, spec in d.corpora.items():
             if spec.tfds:
-                corpus = corpora.load_tfds_task(spec.tfds, task=name, split=spec.split, text_key=spec.text_column or None,
-                                              label_key=spec.label_column or None, data_dir=d.tfds_data_dir or None)
-            elif spec.path:
+                corpus = _named(f"data.corpora.{name}.", TFDS_FIELDS, lambda: corpora.load_tfds_task(
+                    spec.tfds, task=name, split=spec.split, text_key=spec.text_column or None,
+                    label_key=spec.label_column or None, data_dir=d.tfds_data_dir or None))
+            else:  # validate() saw a path or a dataset
                 corpus = corpora.load_table_task(spec.path, task=name, text_column=spec.text_column,
                                                label_column=spec.label_column, field=f"data.corpora.{name}.path")
-            else:
-                raise ConfigError(f"data.corpora.{name}", "set .path (JSONL/CSV/TSV) or .tfds (a prepared dataset)")
-            splits = sampling.split_corpus(_subsample(corpus, spec.max_examples or d.max_examples, d.split_seed), **split)
+            field = f"data.corpora.{name}.max_examples" if spec.max_examples else "data.max_examples"
+            splits = _named("data.", {}, lambda: sampling.split_corpus(
+                _subsample(corpus, spec.max_examples or d.max_examples, d.split_seed, field), **split))
             train.append(splits.train)
             test[name] = splits.test
             tasks.append(corpus.tasks[0])
     e = config.encoder
-    check_choice("encoder.dtype", e.dtype, COMPUTE_DTYPES)
     tokenizer = Tokenizer(e.path or None)
-    if e.pretrained:
-        bert, encoder_params = load_pretrained(e.path or None)
-    else:
-        bert, encoder_params = BertConfig(), None
+    bert, encoder_params = load_pretrained(e.path or None) if e.pretrained else (BertConfig(), None)
     head = prefixed("head", lambda: HeadConfig(**config.head.to_dict()))
     model = MultiTaskModel(bert, tuple((t.name, len(t.class_names)) for t in tasks), head, e.pooling,
                            COMPUTE_DTYPES[e.dtype])
     if encoder_params is None:
         encoder_params = init_params(model, jax.random.key(config.seed))["encoder"]
     return Setup(tuple(tasks), train, test, d.source == "vader", tokenizer, model, encoder_params)
+
+
+# The loaders' fields, as configs/mtl.py names them (after the prefix `data.` or `data.corpora.NAME.`).
+VADER_FIELDS = {"path": "vader_path", "sdist_path": "vader_path", "data": "vader_path", "cache_dir": "vader_path"}
+TFDS_FIELDS = {"dataset": "tfds", "text_key": "text_column", "label_key": "label_column"}
+
+
+def _named(prefix: str, fields: dict[str, str], fn):
+    """Calls `fn()`; a ConfigError from a loader is re-raised under the setting the user typed."""
+    try:
+        return fn()
+    except ConfigError as err:
+        if err.field.startswith(("data.", "encoder.", "train.")):
+            raise
+        raise ConfigError(prefix + fields.get(err.field, err.field), str(err).split(": ", 1)[1]) from None
 
 
 def _settings(config: config_dict.ConfigDict, **overrides) -> TrainSettings:
@@ -207,18 +287,14 @@ def summarise(runs: list[dict[str, Any]], setup: Setup) -> dict[str, Any]:
     return out
 
 
-from experiments.mtl_report import report_all  # noqa: E402  (plots and tables live beside this file)
-
-
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
-    check_positive("seeds", config.seeds, integer=True)
-    check_choice("freeze", config.freeze, FREEZING)
-    losses = _names(config.losses, "losses", LOSSES.names())
-    check(bool(losses), "losses", f"need at least one of {', '.join(LOSSES.names())}")
-    strategies = _names(config.freezing.strategies, "freezing.strategies", FREEZING)
-    l1s = [float(x) for x in str(config.sparsity.l1).split(",") if x.strip()]
+    losses, strategies, l1s = validate(config)
     start = time.perf_counter()
     setup = load_setup(config)
+    for c in setup.train if strategies else ():  # the freezing table's subsets: refused now, not after the losses
+        sub = _subsample(c, config.freezing.train_examples, config.data.split_seed, "freezing.train_examples")
+        check(len(sub) >= config.freezing.batch_size, "freezing.batch_size", f"got {config.freezing.batch_size}; "
+              f"the freezing table trains on {len(sub)} sentences (freezing.train_examples of the training split)")
     print(f"data: {sum(len(c) for c in setup.train)} training sentences, tasks "
           + ", ".join(f"{t.name} {_counts(setup, t.name).tolist()}" for t in setup.tasks), flush=True)
     results: dict[str, Any] = {"device": device_summary(), "freeze": config.freeze, "seeds": config.seeds,
@@ -245,6 +321,9 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     if l1s and len(setup.tasks) >= 2:
         results["sparsity"] = sparsity_study(setup, config, workdir, settings, l1s)
     results["wall_seconds"] = time.perf_counter() - start
+    from experiments.mtl_report import report_all
+    from jaxnas.common.report import Report
+
     own = report is None
     report = report or Report(workdir, "Multi-task learning on imbalanced labels")
     report_all(report, workdir, results, setup, config)
@@ -282,7 +361,7 @@ def freezing_row(setup: Setup, config, workdir: str, strategy: str, random_init:
     f = config.freezing
     settings = _settings(config, steps=f.steps, batch_size=f.batch_size, max_length=f.max_length,
                          lr_encoder=f.lr_encoder, lr_heads=f.lr_heads, checkpoint_every=max(f.steps // 2, 1))
-    sources = [_subsample(c, f.train_examples, config.data.split_seed) for c in setup.train]
+    sources = [_subsample(c, f.train_examples, config.data.split_seed, "freezing.train_examples") for c in setup.train]
     encoder = init_params(setup.model, jax.random.key(config.seed))["encoder"] if random_init else None
     r = train_and_score(setup, config, name=f"freeze_{strategy}" + ("_random_init" if random_init else ""),
                         workdir=workdir, loss=f.loss, freeze=strategy, settings=settings, seed=config.seed,
@@ -299,6 +378,8 @@ def freezing_row(setup: Setup, config, workdir: str, strategy: str, random_init:
 
 
 def sparsity_study(setup: Setup, config, workdir: str, settings: TrainSettings, l1s: list[float]) -> dict[str, Any]:
+    from mtl.sparsity import sharing_analysis  # here: it loads matplotlib (~1 s a refused setting need not wait)
+
     out = {"lambdas": [], "last": None}
     for lam in l1s:
         s = dataclasses.replace(settings, l1=lam)

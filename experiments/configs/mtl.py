@@ -28,7 +28,7 @@ def _corpus(text_column: str = "text", label_column: str = "label") -> config_di
 def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
     c.seed = 0
-    c.seeds = 3
+    c.seeds = 3  # 1-100 (every bound: experiments/mtl.py, BOUNDS; each refused before any data is read)
     c.progress = True
     c.losses = "ce,weighted,class_balanced,focal"
     c.freeze = "encoder"
@@ -40,7 +40,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         "vader_path": "",             # a prepared TSV (default: fetched once into ~/.cache/jaxnas/text)
         "neutral_low": -0.5,          # rating <= low: negative; >= high: positive; between: neutral
         "neutral_high": 0.5,
-        "max_examples": 0,            # 0: all; else a stratified subset of this size
+        "max_examples": 0,            # 0: all; else a stratified subset of this size (refused if it loses a class)
         "valid_fraction": 0.1,
         "test_fraction": 0.2,
         "split_seed": 0,
@@ -53,7 +53,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         "steps": 2000, "batch_size": 64, "max_length": 64, "pad_multiple": 16, "lr_encoder": 5e-5,
         "lr_heads": 3e-3, "weight_decay": 0.01, "warmup_fraction": 0.1, "l1": 0.0, "task_alpha": 1.0,
         "eval_batch_size": 128, "checkpoint_every": 500,
-    })
+    })  # steps 1-1,000,000, batch_size 1-4096, max_length 2-512 (the encoder's positions), learning rates [0, 1]
     # The freezing table: every strategy trained with the same budget (full fine-tuning runs the encoder
     # in every step, so this is the slow part on a CPU) on `train_examples` training sentences.
     c.freezing = config_dict.ConfigDict({
