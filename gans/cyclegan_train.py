@@ -126,6 +126,7 @@ class CycleGANTrainer:
         self.g_tx = optax.adam(lr, b1=settings.beta1, b2=settings.beta2)
         self.d_tx = optax.adam(lr, b1=settings.beta1, b2=settings.beta2)
         self._step = self._build_step()
+        self._compiled = False  # whether this trainer has run (and so compiled) its step
 
     def init_state(self, key: jax.Array) -> CycleState:
         params = init_cyclegan(self.config, key)
@@ -213,12 +214,19 @@ class CycleGANTrainer:
               ) -> tuple[CycleState, list[dict[str, float]]]:
         """Runs (or resumes from the checkpoints in `workdir`) to `settings.steps` (or `stop_at`) through
         `jaxnas.common.loop.run_loop`; as `StyleGANTrainer.train` (the checkpoints record the model, the
-        settings, the key, both domains' content and the caller's `settings`)."""
+        settings, the key, both domains' content and the caller's `settings`); each record says whether its step
+        compiled (`compiles`: the first step of each run), for `gans.stylegan_train.steady_rate`."""
         s = self.settings
         state = state if state is not None else self.init_state(jax.random.fold_in(key, 10**6))
         recorded = {"model": self.config, "train": s, "key": np.asarray(jax.random.key_data(key)).tolist(),
                     "images": fingerprint(*self.domains), **(settings or {})}
-        out = run_loop(lambda i, st: self._step(st, *self.batch(i), key), state, end=min(stop_at or s.steps, s.steps),
+
+        def step(i: int, st: CycleState) -> tuple[CycleState, dict[str, Any]]:
+            compiles, self._compiled = not self._compiled, True  # the first call of each run compiles
+            new, metrics = self._step(st, *self.batch(i), key)
+            return new, {**metrics, "compiles": compiles}
+
+        out = run_loop(step, state, end=min(stop_at or s.steps, s.steps),
                        settings=recorded, checkpoint_dir=workdir, metrics_path=metrics_path,
                        checkpoint_every=s.checkpoint_every, start=int(state.step),
                        place=lambda st: jax.device_put(st, NamedSharding(self.mesh, P())), callback=callback,

@@ -87,6 +87,16 @@ class GANTrainSettings:
               f"got {self.reset_opt_for_new_lod!r}; must be true or false")
 
 
+def steady_rate(history: list[dict[str, Any]]) -> tuple[float, dict[str, Any]]:
+    """Steps per second over the steps that did not compile (`compiles` false in their record), in every run
+    the history spans (a resumed run compiles again), and which steps those were: `{"timed": count,
+    "excluded": [steps that compiled]}`. NaN when every step compiled."""
+    timed = [h["seconds"] for h in history if not h.get("compiles", False)]
+    excluded = [h["step"] for h in history if h.get("compiles", False)]
+    rate = len(timed) / sum(timed) if timed and sum(timed) > 0 else float("nan")
+    return rate, {"timed": len(timed), "excluded": excluded}
+
+
 def lod_at(step: int | jax.Array, settings: GANTrainSettings, config: StyleGANConfig) -> jax.Array:
     """Level of detail at a training step (official ``TrainingSchedule``; 0 = full resolution).
 
@@ -178,6 +188,7 @@ class StyleGANTrainer:
         self.d_tx = optax.adam(d_lr, b1=d_b1, b2=d_b2, eps=1e-8)
         self.ema_beta = 0.5 ** (s.batch_size / (s.ema_kimg * 1000.0)) if s.ema_kimg > 0 else 0.0
         self._steps = {reg: self._build_step(reg) for reg in (False, True)}
+        self._compiled: set[bool] = set()  # step variants this trainer has run (and so compiled)
         self.final_lod = float(self.lod(settings.steps))  # the level of detail training ends at (0 normally)
         if self.final_lod > 0:
             logging.warning("train.steps=%d ends at lod %.2f (below full resolution): lower train.lod_training_kimg"
@@ -272,7 +283,9 @@ class StyleGANTrainer:
         training (e.g. FID every N steps) survive a restart without being recomputed from a later state.
         The checkpoints record the model, the training settings, the key, the training images' content and
         `settings` (the caller's, e.g. how it measures); a rerun with any of them changed is refused.
-        `progress` shows a bar; `metrics_path` receives one JSON line per step.
+        `progress` shows a bar; `metrics_path` receives one JSON line per step. Each record says whether its
+        step compiled (`compiles`: the first call of each step variant in this trainer, i.e. in each run, resumed
+        ones included), so `steady_rate` can leave compilation out of a throughput.
         """
         s = self.settings
         state = state if state is not None else self.init_state(jax.random.fold_in(key, 10**6))
@@ -281,7 +294,10 @@ class StyleGANTrainer:
 
         def step(i: int, st: GANState) -> tuple[GANState, dict[str, Any]]:
             regularize = s.r1_gamma > 0 and i % s.r1_interval == 0
-            return self._steps[regularize](st, self.batch(i), key)
+            compiles = regularize not in self._compiled  # this call's seconds include compiling its variant
+            self._compiled.add(regularize)
+            new, metrics = self._steps[regularize](st, self.batch(i), key)
+            return new, {**metrics, "compiles": compiles}
 
         out = run_loop(step, state, end=min(stop_at or s.steps, s.steps), settings=recorded, checkpoint_dir=workdir,
                        metrics_path=metrics_path, checkpoint_every=s.checkpoint_every, start=int(state.step),
