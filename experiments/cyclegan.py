@@ -15,7 +15,9 @@ Writes `<workdir>/results.json` and `report.md`. With a known transform T (the d
   not enough: label preservation shows that the translation keeps the digit.
 * `fid_a`, `fid_b`: classifier-feature FID of the translations against held-out real images of the target
   domain (comparable only within this project).
-* the same measurements against training steps (`curve`), the losses (`losses`), `steps`, `iterations_per_s`.
+* the same measurements against training steps (`curve`), the losses (`losses`), `steps`, `iterations_per_s`
+  (over the steps that did not compile: `iterations_per_s_steps` counts them and lists the excluded ones, the
+  first step of each run, a resumed one included).
 
 Without a known mapping (a user's pair of `.npz` files, or a TFDS cycle_gan pair) the translation errors are
 null; without labels label preservation is null and the FID features come from a rotation-pretext net.
@@ -26,28 +28,74 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
-import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
 
 from experiments.cli import launch, prefixed
-from experiments.image_grid import grid, show
-from gans import metrics
-from gans.cyclegan import CycleGANConfig
-from gans.cyclegan_data import UnpairedData, load_domains, translation_error
-from gans.cyclegan_train import CycleGANSettings, CycleGANTrainer
-from jaxnas.common.checkpoint import fingerprint
-from jaxnas.common.errors import check
-from jaxnas.common.metrics import device_summary, write_json
-from jaxnas.common.report import Report
+from experiments.configs import cyclegan as cyclegan_config
+from experiments.validation import Bounds, as_setting, check_bounds, check_choices, check_strings
+from jaxnas.common.errors import ConfigError, check
+
+# jax, matplotlib and the GAN modules are imported where they are used: a refused setting exits before them.
+if TYPE_CHECKING:
+    from gans import metrics
+    from gans.cyclegan_data import UnpairedData
+    from gans.cyclegan_train import CycleGANTrainer
+    from jaxnas.common.report import Report
+
+# BOUNDS (every numeric setting and its cap) lives beside the defaults in experiments/configs/cyclegan.py.
+CHOICES = {"progress": (True, False), "data.channels": (0, 1, 3)}
+STRINGS = ("transform", "data.name", "data.npz", "data.npz_a", "data.npz_b", "data.data_dir")
+# What the image loader calls the settings it was given (its own field names), as the user types them.
+LOADER_FIELDS = {"npz_path": "data.npz", "images": "data.npz", "labels": "data.npz", "dataset": "data.name",
+                 "size": "model.resolution", "channels": "data.channels", "seed": "seed"}
+
+
+def validate(config: config_dict.ConfigDict) -> None:
+    """Every setting, before any data is loaded or anything compiled; errors name the field as typed. The
+    numbers and files first (no library imported), then the names the libraries define and the networks."""
+    check_bounds(config, {field: Bounds(*b) for field, b in cyclegan_config.BOUNDS.items()})
+    check_choices(config, CHOICES)
+    check_strings(config, STRINGS)
+    d, t = config.data, config.train
+    check(d.name != "", "data.name", "got ''; allowed: digits, npz, or a prepared TFDS name")
+    check(not (d.npz_a or d.npz_b) or not d.npz, "data.npz",
+          "give either data.npz (known-transform mode) or data.npz_a/npz_b (a pair), not both")
+    check(bool(d.npz_a) == bool(d.npz_b), "data.npz_b" if d.npz_a else "data.npz_a",
+          "give both data.npz_a and data.npz_b (one .npz per domain), or neither")
+    for field in ("data.npz", "data.npz_a", "data.npz_b"):
+        path = d[field.split(".")[1]]
+        check(not path or os.path.isfile(path), field, f"got {path!r}: no such file; allowed: a .npz file with "
+              "images (N,H,W[,C]) in [0, 1] (labels optional)")
+    check(d.name != "npz" or d.npz or d.npz_a, "data.name",
+          "got 'npz' without data.npz; allowed: set data.npz=FILE.npz")
+    check(not d.npz or d.name in ("digits", "npz"), "data.npz",
+          f"given together with data.name={d.name!r}; use data.name=npz")
+    check(config.model.resolution % 4 == 0, "model.resolution",
+          f"got {config.model.resolution}; allowed: a multiple of 4")
+    check(t.steps // t.checkpoint_every <= 10_000, "train.checkpoint_every",
+          f"got {t.checkpoint_every}; {t.steps} steps would write {t.steps // t.checkpoint_every} checkpoints; "
+          "allowed: at least train.steps / 10,000")
+    from gans.cyclegan import CycleGANConfig
+    from gans.cyclegan_data import TRANSFORMS
+    from gans.losses import ADVERSARIAL_LOSSES
+
+    check_choices(config, {"transform": tuple(TRANSFORMS), "train.adversarial_loss": ADVERSARIAL_LOSSES})
+    needs = TRANSFORMS.get(config.transform, "transform").channels
+    known_transform = not d.npz_a and not d.name.startswith("cycle_gan")
+    check(not known_transform or needs is None or d.channels in (0, needs), "data.channels",
+          f"got {d.channels}; transform={config.transform} needs {needs}-channel images; allowed: 0 or {needs}")
+    # the networks at the configured size (the channels, 1 or 3 from the data, do not change what is valid)
+    prefixed("model", CycleGANConfig(channels_a=3, channels_b=3, **config.model.to_dict()).validate_networks)
 
 
 def feature_net(data: UnpairedData, steps: int, seed: int) -> metrics.FeatureNet:
     """One classifier for both domains (trained on the union of their training images), or the rotation
     pretext net when either domain is unlabeled or their shapes differ."""
+    from gans import metrics
+
     same_shape = data.image_shape_a == data.image_shape_b
     if data.labeled and same_shape:
         x = np.concatenate([data.train_a, data.train_b])
@@ -56,8 +104,8 @@ def feature_net(data: UnpairedData, steps: int, seed: int) -> metrics.FeatureNet
         ty = np.concatenate([data.test_a_y, data.test_b_y])
         return metrics.train_feature_net(x, y, tx, ty, num_classes=int(max(y.max(), ty.max())) + 1, steps=steps,
                                          seed=seed)
-    check(same_shape, "data", f"domains A {data.image_shape_a} and B {data.image_shape_b} need the same shape for "
-          "shared FID features; set data.channels")
+    check(same_shape, "data.channels", f"domains A {data.image_shape_a} and B {data.image_shape_b} need the same "
+          "shape for shared FID features; set data.channels")
     return metrics.rotation_feature_net(np.concatenate([data.train_a, data.train_b]),
                                         np.concatenate([data.test_a, data.test_b]), steps=steps, seed=seed)
 
@@ -66,6 +114,8 @@ class Evaluator:
     """The measurements of one (G, F) pair on fixed held-out images of both domains."""
 
     def __init__(self, data: UnpairedData, net: metrics.FeatureNet, n: int):
+        from gans.cyclegan_data import translation_error
+
         self.data, self.net = data, net
         self.a, self.b = data.test_a[:n], data.test_b[:n]
         self.real_feats_a, self.real_feats_b = net.features(data.test_a), net.features(data.test_b)
@@ -82,6 +132,9 @@ class Evaluator:
             self.baseline = {"mean_image_error_ab": None, "mean_image_error_ba": None}
 
     def measure(self, trainer: CycleGANTrainer, params: Any) -> dict[str, float | None]:
+        from gans import metrics
+        from gans.cyclegan_data import translation_error
+
         fake_b, fake_a = trainer.translate(params, self.a, "ab"), trainer.translate(params, self.b, "ba")
         rec_a, rec_b = trainer.translate(params, fake_b, "ba"), trainer.translate(params, fake_a, "ab")
         out: dict[str, float | None] = {
@@ -104,16 +157,27 @@ class Evaluator:
 
 
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
+    validate(config)
+    import jax
+
+    from gans.cyclegan import CycleGANConfig
+    from gans.cyclegan_data import load_domains
+    from gans.cyclegan_train import CycleGANSettings, CycleGANTrainer
+    from gans.stylegan_train import steady_rate
+    from jaxnas.common.checkpoint import fingerprint
+    from jaxnas.common.metrics import device_summary, write_json
+
     d = config.data
-    data = load_domains(name=d.name, transform=config.transform, npz=d.npz, npz_a=d.npz_a, npz_b=d.npz_b,
-                        size=config.model.resolution, channels=d.channels, data_dir=d.data_dir, seed=config.seed)
+    try:
+        data = load_domains(name=d.name, transform=config.transform, npz=d.npz, npz_a=d.npz_a, npz_b=d.npz_b,
+                            size=config.model.resolution, channels=d.channels, data_dir=d.data_dir, seed=config.seed)
+    except ConfigError as err:
+        raise as_setting(err, LOADER_FIELDS) from None
     cfg = prefixed("model", lambda: CycleGANConfig(channels_a=data.image_shape_a[2], channels_b=data.image_shape_b[2],
                                                    **config.model.to_dict()))
     prefixed("model", cfg.validate)
     settings = prefixed("train", lambda: CycleGANSettings(seed=config.seed, **config.train.to_dict()))
     settings.validate()
-    check(isinstance(config.eval.every, int) and config.eval.every > 0, "eval.every",
-          f"got {config.eval.every!r}; must be a positive integer")
     print(f"data: {data!r}", flush=True)
     start = time.perf_counter()
     net = feature_net(data, config.eval.classifier_steps, config.seed)
@@ -143,11 +207,11 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
                                    settings=recorded)
     keys = set(curve[0])
     curve += [{k: v for k, v in h.items() if k in keys} for h in history if "cycle_error" in h]
-    steady = [h["seconds"] for h in history[1:]]  # the first step compiles
+    rate, timed = steady_rate(history)  # without the first (compiling) step of each run, resumed runs' included
     results = {"device": device_summary(), "data": data.name, "transform": config.transform if data.truth_ab else None,
                "steps": settings.steps, "batch_size": settings.batch_size,
                **{k: v for k, v in curve[-1].items() if k != "step"}, **evaluator.baseline,
-               "iterations_per_s": len(steady) / max(sum(steady), 1e-9) if steady else None,
+               "iterations_per_s": rate if np.isfinite(rate) else None, "iterations_per_s_steps": timed,
                "train_step_s": sum(h["seconds"] for h in history),  # restored with the history on a restart
                "classifier_test_accuracy": net.test_accuracy, "classifier_task": net.task,
                "curve": curve,
@@ -165,6 +229,11 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 def write_report(report: Report | None, workdir: str, config: config_dict.ConfigDict, data: UnpairedData,
                  trainer: CycleGANTrainer, state: Any, evaluator: Evaluator, results: dict[str, Any]) -> None:
+    import matplotlib.pyplot as plt
+
+    from experiments.image_grid import grid, show
+    from jaxnas.common.report import Report
+
     own = report is None
     report = report or Report(workdir, "CycleGAN")
     s = trainer.settings

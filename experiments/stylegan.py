@@ -5,6 +5,8 @@
 Writes `<workdir>/results.json` and `report.md`:
 
 * `fid`, `kid`, `fid_init`, `precision`, `recall`, `steps`, `images_per_s`, `classifier_test_accuracy`
+  (`images_per_s` over the steps that did not compile: `images_per_s_steps` counts them and lists the excluded
+  ones, the first call of each step variant in each run, a resumed one included)
   and the FID/KID curve against steps (`curve`), measured on the EMA generator with the features of a
   classifier trained in-project (`gans.metrics`); with `--config.eval.inception=WEIGHTS` also
   `inception_fid` / `inception_kid` of the final generator from standard Inception-v3 pool3 features
@@ -32,33 +34,62 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
-import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
 
-from experiments.cli import launch, prefixed
-from experiments.image_grid import grid, show
-from gans import metrics
-from gans.stylegan_config import StyleGANConfig
-from gans.stylegan_generator import Generator
-from gans.stylegan_styles import broadcast_ws, truncate
-from gans.stylegan_train import GANTrainSettings, StyleGANTrainer
-from jaxnas.common.checkpoint import fingerprint
-from jaxnas.common.errors import check
-from jaxnas.common.metrics import device_summary, write_json
-from jaxnas.common.report import Report
-from jaxnas.data import load_images
+from experiments.cli import launch, lookup, prefixed
+from experiments.configs import stylegan as stylegan_config
+from experiments.stylegan_report import RANGES, layer_ranges, mixing_verdict, paper_claim, write_report  # noqa: F401
+from experiments.validation import Bounds, as_setting, check_bounds, check_choices, check_strings
+from gans.stylegan_config import DISCRIMINATORS, STRUCTURES, StyleGANConfig
+from jaxnas.common.errors import ConfigError, check
 
-RANGES = ("coarse", "middle", "fine")
+# jax, matplotlib and the GAN modules are imported where they are used: a refused setting exits before them.
+if TYPE_CHECKING:
+    import jax
+
+    from gans import metrics
+    from gans.stylegan_train import GANTrainSettings, StyleGANTrainer
+    from jaxnas.common.report import Report
 
 
-def layer_ranges(num_ws: int) -> dict[str, tuple[int, int]]:
-    """Coarse / middle / fine style inputs as thirds of `num_ws` (each range [lo, hi))."""
-    a, b = num_ws // 3, 2 * num_ws // 3
-    return {"coarse": (0, a), "middle": (a, b), "fine": (b, num_ws)}
+# BOUNDS (every numeric setting and its cap) lives beside the defaults in experiments/configs/stylegan.py.
+CHOICES = {"progress": (True, False), "ablation.no_mapping": (True, False), "data.channels": (0, 1, 3),
+           "model.discriminator": DISCRIMINATORS, "model.structure": STRUCTURES}
+STRINGS = ("data.name", "data.npz", "data.data_dir", "eval.inception")
+# What the image loader calls the settings it was given (its own field names), as the user types them.
+LOADER_FIELDS = {"npz_path": "data.npz", "images": "data.npz", "labels": "data.npz", "dataset": "data.name",
+                 "size": "model.resolution", "channels": "data.channels", "seed": "seed"}
+
+
+def validate(config: config_dict.ConfigDict) -> StyleGANConfig:
+    """Every setting, before any data is loaded or anything compiled; errors name the field as typed. Returns
+    the model (channels: the configured ones, or 1 until the data say otherwise)."""
+    check_bounds(config, {field: Bounds(*b) for field, b in stylegan_config.BOUNDS.items()})
+    check_choices(config, CHOICES)
+    check_strings(config, STRINGS)
+    d, t, m = config.data, config.train, config.model
+    check(d.name != "", "data.name", "got ''; allowed: digits, npz, or a prepared TFDS name")
+    if d.npz:
+        check(d.name in ("digits", "npz"), "data.npz", f"given together with data.name={d.name!r}; use data.name=npz")
+        check(os.path.isfile(d.npz), "data.npz", f"got {d.npz!r}: no such file; allowed: a .npz file with images "
+              "(N,H,W[,C]) in [0, 1] (labels optional)")
+    else:
+        check(d.name != "npz", "data.name", "got 'npz' without data.npz; allowed: set data.npz=FILE.npz")
+    for field in ("model.resolution", "train.lod_initial_resolution"):
+        value = lookup(config, field)
+        check(value & (value - 1) == 0, field, f"got {value}; allowed: a power of two")
+    cfg = prefixed("model", lambda: StyleGANConfig(channels=d.channels or 1, **m.to_dict()))
+    prefixed("model", cfg.validate)
+    check(not config.ablation.no_mapping or m.z_dim == m.w_dim, "ablation.no_mapping",
+          f"true needs model.z_dim == model.w_dim (the generator without mapping uses w = z; got {m.z_dim} and "
+          f"{m.w_dim}); allowed: false, or equal dimensions")
+    check(t.steps // t.checkpoint_every <= 10_000, "train.checkpoint_every",
+          f"got {t.checkpoint_every}; {t.steps} steps would write {t.steps // t.checkpoint_every} checkpoints; "
+          "allowed: at least train.steps / 10,000")
+    return cfg
 
 
 def _to01(x: Any) -> np.ndarray:
@@ -69,6 +100,11 @@ class Styles:
     """Renders images from per-layer styles of one trained generator (EMA weights, no noise)."""
 
     def __init__(self, trainer: StyleGANTrainer, g_params: Any):
+        import jax
+
+        from gans.stylegan_generator import Generator
+        from gans.stylegan_styles import broadcast_ws
+
         gen, self.num_ws, self.params = trainer.gen, trainer.config.num_ws, g_params
         self.z_dim = trainer.config.z_dim
         lod = trainer.final_lod
@@ -97,6 +133,8 @@ def mixing_effects(styles: Styles, net: metrics.FeatureNet, key: jax.Array, n: i
     (mean |mix - A| in [0, 1] pixels). The class fields are NaN when the feature net was not trained on
     class labels (unlabeled data). `per_layer` repeats the measurement for each single style input.
     """
+    import jax
+
     k1, k2 = jax.random.split(key)
     ws_a = styles.ws(jax.random.normal(k1, (n, styles.z_dim)))
     ws_b = styles.ws(jax.random.normal(k2, (n, styles.z_dim)))
@@ -120,18 +158,6 @@ def mixing_effects(styles: Styles, net: metrics.FeatureNet, key: jax.Array, n: i
     return out
 
 
-def style_images(styles: Styles, w_avg: jax.Array, key: jax.Array, psi_values: list[float]) -> dict[str, np.ndarray]:
-    """A style-mixing grid (rows: source A; columns A, B, A with B's coarse / middle / fine) and a truncation sweep."""
-    k1, k2 = jax.random.split(key)
-    ws_a = styles.ws(jax.random.normal(k1, (5, styles.z_dim)))
-    ws_b = styles.ws(jax.random.normal(k2, (5, styles.z_dim)))
-    cols = [styles.render(ws_a), styles.render(ws_b)]
-    cols += [styles.mix(ws_a, ws_b, lo, hi) for lo, hi in layer_ranges(styles.num_ws).values()]
-    mixing = np.stack(cols, axis=1).reshape(-1, *cols[0].shape[1:])  # (5 * 5, R, R, C)
-    sweep = [styles.render(truncate(ws_a, w_avg, psi, None)) for psi in psi_values]
-    return {"mixing": mixing, "truncation": np.stack(sweep, axis=1).reshape(-1, *sweep[0].shape[1:])}
-
-
 @dataclasses.dataclass
 class Features:
     """The feature extractors of the evaluation: the in-project classifier, optionally Inception-v3."""
@@ -153,6 +179,8 @@ class Features:
 
     def measure(self, fake: np.ndarray, final: bool = False) -> dict[str, float]:
         """Classifier-feature FID/KID/precision/recall of `fake`; Inception FID/KID too when `final`."""
+        from gans import metrics
+
         feats = self.net.features(fake)
         kid_mean, kid_std = metrics.kid(self.real, feats)
         precision, recall = metrics.precision_recall(self.real, feats)
@@ -168,6 +196,10 @@ class Features:
 def train_and_measure(cfg: StyleGANConfig, settings: GANTrainSettings, images: np.ndarray, feats: Features,
                       config: config_dict.ConfigDict, workdir: str, label: str) -> dict[str, Any]:
     """Trains one generator (resuming from `workdir`), measuring every `eval.every` steps; returns its record."""
+    import jax
+
+    from gans.stylegan_train import StyleGANTrainer, steady_rate
+
     trainer = StyleGANTrainer(cfg, settings, images)
     key = jax.random.key(config.seed)
     eval_key = jax.random.fold_in(key, 99)
@@ -187,42 +219,48 @@ def train_and_measure(cfg: StyleGANConfig, settings: GANTrainSettings, images: n
                                    progress=config.progress, metrics_path=os.path.join(workdir, "metrics.jsonl"),
                                    settings=feats.settings(config))
     curve += [{k: v for k, v in h.items() if k in curve[0] or k.startswith("inception_")} for h in history if "fid" in h]
-    steady = [h["seconds"] for h in history[2:]]  # steps 1 and 2 compile the two step variants
+    rate, timed = steady_rate(history)  # without each run's compiling steps, resumed runs' included
     styles = Styles(trainer, state.g_ema)
     return {"trainer": trainer, "state": state, "styles": styles, "curve": curve,
             "train_step_s": sum(h["seconds"] for h in history),  # restored with the history on a restart
-            "images_per_s": settings.batch_size * len(steady) / max(sum(steady), 1e-9) if steady else float("nan"),
+            "images_per_s": settings.batch_size * rate, "images_per_s_steps": timed,
             "style_mixing": mixing_effects(styles, feats.net, jax.random.fold_in(key, 5), config.eval.mixing_pairs)}
 
 
 def _summary(record: dict[str, Any]) -> dict[str, Any]:
     last, first = record["curve"][-1], record["curve"][0]
     out = {k: v for k, v in last.items() if k != "step"}
-    out.update(fid_init=first["fid"], images_per_s=record["images_per_s"], train_step_s=record["train_step_s"],
+    out.update(fid_init=first["fid"], images_per_s=record["images_per_s"],
+               images_per_s_steps=record["images_per_s_steps"], train_step_s=record["train_step_s"],
                style_mixing=record["style_mixing"], curve=record["curve"])
     return out
 
 
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
-    check(config.data.channels in (0, 1, 3), "data.channels",
-          f"got {config.data.channels!r}; allowed: 0 (the source's), 1 (gray) or 3 (RGB)")
-    m = config.model
-    cfg = prefixed("model", lambda: StyleGANConfig(channels=config.data.channels or 1, **m.to_dict()))
-    cfg.validate()
+    cfg = validate(config)
+    from gans import metrics
+    from gans.stylegan_train import GANTrainSettings
+    from jaxnas.common.checkpoint import fingerprint
+    from jaxnas.common.metrics import device_summary, write_json
+    from jaxnas.data import load_images
+
     settings = prefixed("train", lambda: GANTrainSettings(seed=config.seed, **config.train.to_dict()))
     settings.validate()
-    check(isinstance(config.eval.mixing_pairs, int) and config.eval.mixing_pairs >= 2, "eval.mixing_pairs",
-          f"got {config.eval.mixing_pairs!r}; must be an integer >= 2")
-    check(isinstance(config.ablation.no_mapping, bool), "ablation.no_mapping",
-          f"got {config.ablation.no_mapping!r}; must be true or false")
     inception = None
     if config.eval.inception:
         from gans.inception import load_inception  # only when asked for: the network is large
 
-        inception = prefixed("eval.inception", lambda: load_inception(config.eval.inception))
-    data = load_images(config.data.name, size=cfg.resolution, npz_path=config.data.npz or None,
-                       data_dir=config.data.data_dir or None, seed=config.seed, channels=config.data.channels or None,
-                       labels_required=False)
+        try:  # before any data: its errors (the file, or a key of its weights) under the setting that named it
+            inception = load_inception(config.eval.inception)
+        except ConfigError as err:
+            part = () if err.field == "path" else (err.field,)  # a key of the weights stays in the message
+            raise as_setting(err, {err.field: "eval.inception"}, parts=part) from None
+    try:
+        data = load_images(config.data.name, size=cfg.resolution, npz_path=config.data.npz or None,
+                           data_dir=config.data.data_dir or None, seed=config.seed,
+                           channels=config.data.channels or None, labels_required=False)
+    except ConfigError as err:
+        raise as_setting(err, LOADER_FIELDS) from None
     cfg = dataclasses.replace(cfg, channels=data.image_shape[2])
     start = time.perf_counter()
     net = metrics.feature_net_for(data, steps=config.eval.classifier_steps, seed=config.seed)
@@ -236,8 +274,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
                "classifier_test_accuracy": net.test_accuracy, "classifier_task": net.task}
     ablation = None
     if config.ablation.no_mapping:
-        plain = dataclasses.replace(cfg, use_mapping=False)
-        prefixed("ablation.no_mapping", plain.validate)
+        plain = dataclasses.replace(cfg, use_mapping=False)  # validate() checked it can be built
         ablation = train_and_measure(plain, settings, data.train_x, feats, config, os.path.join(workdir, "no_mapping"),
                                      "no mapping")
         results["no_mapping"] = _summary(ablation)
@@ -245,122 +282,6 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     write_json(os.path.join(workdir, "results.json"), results)
     write_report(report, workdir, config, cfg, settings, results, main, ablation)
     return results  # small: the FID curve has one point per evaluation
-
-
-def _mixing_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for label, res in (("mapping network", results), ("no mapping (w = z)", results.get("no_mapping"))):
-        if res is None:
-            continue
-        for name in RANGES:
-            e = res["style_mixing"][name]
-            rows.append({"generator": label, "styles from B": name, "class changes": e["class_change"],
-                         "class becomes B's": e["takes_b"], "mean |pixel change|": e["pixel_change"]})
-    return rows
-
-
-def paper_claim(style_mixing: dict[str, Any]) -> dict[str, bool | None]:
-    """The paper's Sec. 3.1 claim as two checks (None without class labels).
-
-    `ordering`: B's coarse styles make the mix B's digit more often than B's middle ones, and those more
-    often than B's fine ones, and B's fine styles change the digit at most a quarter of the time.
-    `coarse_carry_identity`: B's coarse styles make the mix B's digit at least half the time.
-    """
-    c, m, f = (style_mixing[k] for k in RANGES)
-    if not np.isfinite(c["takes_b"]) or not np.isfinite(f["class_change"]):
-        return {"ordering": None, "coarse_carry_identity": None}
-    return {"ordering": bool(c["takes_b"] > m["takes_b"] > f["takes_b"] and f["class_change"] <= 0.25),
-            "coarse_carry_identity": bool(c["takes_b"] >= 0.5)}
-
-
-def mixing_verdict(style_mixing: dict[str, Any]) -> str:
-    """One sentence: how far the paper's claim (coarse styles carry the class, fine ones do not) holds."""
-    c, m, f = (style_mixing[k] for k in RANGES)
-    claim = paper_claim(style_mixing)
-    if claim["ordering"] is None:
-        return "No class labels: the identity measurement is not available."
-    if claim["ordering"] and claim["coarse_carry_identity"]:
-        verdict = "As the paper reports, coarse styles carry the digit's identity and fine ones do not"
-    elif claim["ordering"]:
-        verdict = ("The paper's ordering holds (coarse > middle > fine, fine styles rarely change the digit), but "
-                   "coarse styles carry the identity only partly")
-    else:
-        verdict = "The paper's ordering (coarse styles carry identity, fine ones only detail) does not hold here"
-    return (f"{verdict}: with B's coarse / middle / fine styles the mix becomes B's digit {c['takes_b']:.0%} / "
-            f"{m['takes_b']:.0%} / {f['takes_b']:.0%} of the time; B's fine styles change the digit "
-            f"{f['class_change']:.0%} of the time (mean pixel change {f['pixel_change']:.3f}, coarse "
-            f"{c['pixel_change']:.3f}). Checks: ordering coarse > middle > fine with fine changing the digit <= 25%; "
-            "coarse styles make B's digit >= 50%.")
-
-
-def write_report(report: Report | None, workdir: str, config: config_dict.ConfigDict, cfg: StyleGANConfig,
-                 settings: GANTrainSettings, results: dict[str, Any], main: dict[str, Any],
-                 ablation: dict[str, Any] | None) -> None:
-    own = report is None
-    report = report or Report(workdir, "StyleGAN on digits")
-    r = cfg.resolution
-    report.heading(f"StyleGAN, {r}x{r} {config.data.npz or config.data.name}, {settings.steps} steps")
-    what = "classifier" if results["classifier_task"] == "classes" else "rotation-pretext net (unlabeled data)"
-    report.text(f"FID {results['fid_init']:.1f} at initialisation -> {results['fid']:.1f} after {settings.steps} steps "
-                f"(ratio {results['fid'] / results['fid_init']:.3f}; features of an in-project {what}, test accuracy "
-                f"{results['classifier_test_accuracy']:.3f}; comparable only within this project). KID "
-                f"{results['kid']:.2f}, precision {results['precision']:.2f}, recall {results['recall']:.2f}. "
-                f"{results['images_per_s']:.0f} training images/s on {results['device']}.")
-    if "inception_fid" in results:
-        report.text(f"Inception-v3 FID {results['inception_fid']:.2f}, KID {results['inception_kid']:.4f} "
-                    f"(weights: {config.eval.inception}).")
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for label, res in (("mapping network", results), ("no mapping", results.get("no_mapping"))):
-        if res is not None:
-            ax.plot([c["step"] for c in res["curve"]], [c["fid"] for c in res["curve"]], "o-", label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("FID (classifier features)")
-    ax.legend()
-    report.figure(fig, "stylegan_fid.png", "FID against training steps (EMA generator, 1,000 samples).")
-    key = jax.random.key(config.seed)
-    trainer, state, styles = main["trainer"], main["state"], main["styles"]
-    show(report, grid(trainer.sample(state.g_ema, jax.random.fold_in(key, 3), 64), 8), "stylegan_samples.png",
-          "Samples of the EMA generator (no truncation).")
-    psi, cutoff = config.eval.psi, config.eval.cutoff or None
-    show(report, grid(trainer.sample(state.g_ema, jax.random.fold_in(key, 3), 64, state.w_avg, psi, cutoff), 8),
-          "stylegan_samples_truncated.png", f"The same latents with truncation psi {psi}, cutoff {cutoff}.")
-    pics = style_images(styles, state.w_avg, jax.random.fold_in(key, 7), [1.0, 0.7, 0.5, 0.0, -0.5])
-    ranges = layer_ranges(cfg.num_ws)
-    show(report, grid(pics["mixing"], 5), "stylegan_mixing.png",
-          "Style mixing: columns A, B, then A with B's coarse, middle and fine styles (style inputs "
-          + ", ".join(f"{k} {lo}-{hi - 1}" for k, (lo, hi) in ranges.items()) + ").")
-    show(report, grid(pics["truncation"], 5), "stylegan_truncation.png",
-          "Truncation sweep: psi 1, 0.7, 0.5, 0 (the average w), -0.5.")
-    report.heading("What the styles control", level=3)
-    report.text(f"{config.eval.mixing_pairs} pairs of latents (A, B); A re-rendered with B's coarse, middle or fine "
-                "styles, classified by the feature classifier.")
-    report.table(_mixing_rows(results), digits=3)
-    report.text(mixing_verdict(results["style_mixing"]))
-    if results["classifier_task"] == "classes":
-        fig, ax = plt.subplots(figsize=(5, 3))
-        for label, res in (("mapping network", results), ("no mapping", results.get("no_mapping"))):
-            if res is not None:
-                layers = res["style_mixing"]["per_layer"]
-                ax.plot([p["layer"] for p in layers], [p["takes_b"] for p in layers], "o-", label=label)
-        layers = results["style_mixing"]["per_layer"]
-        ax.set_xticks([p["layer"] for p in layers], [f"{p['layer']}\n{p['resolution']}px" for p in layers])
-        ax.set_xlabel("style input taken from B (layer, resolution)")
-        ax.set_ylabel("mix classified as B's digit")
-        ax.legend()
-        report.figure(fig, "stylegan_mixing_layers.png",
-                      "One style input from B at a time: how often the mix becomes B's digit (pairs whose digits differ).")
-    if ablation is not None:
-        nm = results["no_mapping"]
-        report.text(f"Without the mapping network (w = normalised z), same budget and seed: FID {nm['fid']:.1f} "
-                    f"(with: {results['fid']:.1f}), KID {nm['kid']:.2f} (with: {results['kid']:.2f}).")
-        show(report, grid(ablation["trainer"].sample(ablation["state"].g_ema, jax.random.fold_in(key, 3), 64), 8),
-              "stylegan_samples_no_mapping.png", "Samples of the generator trained without the mapping network.")
-        nm_pics = style_images(ablation["styles"], ablation["state"].w_avg, jax.random.fold_in(key, 7), [1.0])
-        show(report, grid(nm_pics["mixing"], 5), "stylegan_mixing_no_mapping.png",
-              "Style mixing without the mapping network (same layout as above).")
-    if own:
-        report.write()
 
 
 if __name__ == "__main__":

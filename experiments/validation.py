@@ -25,7 +25,8 @@ class Bounds(NamedTuple):
     open_low: bool = False
 
     def check(self, field: str, value: Any) -> None:
-        ok = (isinstance(value, int) or (self.kind is float and isinstance(value, float))) and not isinstance(value, bool)
+        number = isinstance(value, int) or (self.kind is float and isinstance(value, float))
+        ok = number and not isinstance(value, bool)
         if not (ok and (self.low < value if self.open_low else self.low <= value) and value <= self.high):  # NaN: no
             raise ConfigError(field, f"got {value!r}; allowed: {'an integer' if self.kind is int else 'a number'} in "
                                      f"{'(' if self.open_low else '['}{_number(self.low)}, {_number(self.high)}]")
@@ -45,8 +46,8 @@ def check_choices(config: config_dict.ConfigDict, choices: Mapping[str, Iterable
     """Each dotted `field` of `choices` is one of its values, of the same type (`true`, not `1`)."""
     for field, allowed in choices.items():
         allowed, value = tuple(allowed), lookup(config, field)
-        check(isinstance(value, type(allowed[0])) and value in allowed, field,
-              f"got {value!r}; allowed: {', '.join(str(a).lower() if isinstance(a, bool) else str(a) for a in allowed)}")
+        names = ", ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in allowed)
+        check(isinstance(value, type(allowed[0])) and value in allowed, field, f"got {value!r}; allowed: {names}")
 
 
 def check_strings(config: config_dict.ConfigDict, fields: Iterable[str]) -> None:
@@ -55,7 +56,8 @@ def check_strings(config: config_dict.ConfigDict, fields: Iterable[str]) -> None
         check(isinstance(lookup(config, field), str), field, f"got {lookup(config, field)!r}; allowed: a string")
 
 
-def as_setting(error: ConfigError, fields: Mapping[str, str], parts: Iterable[str] = ("images", "labels")) -> ConfigError:
+def as_setting(error: ConfigError, fields: Mapping[str, str],
+               parts: Iterable[str] = ("images", "labels")) -> ConfigError:
     """A library's `ConfigError` under the setting that gave it its input (`labels` -> `data.npz`), its message
     kept; for `parts` of an input (an array of the file) the library's name stays in front: `labels: ...`."""
     field = fields.get(error.field)

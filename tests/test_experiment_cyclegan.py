@@ -97,3 +97,39 @@ def test_rerun_refuses_other_settings_or_an_edited_npz_and_falls_back_past_a_dam
     again = json.load(open(tmp_path / "run" / "results.json"))
     assert again["curve"] == first["curve"] and again["losses"] == first["losses"]
     assert [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
+
+
+def test_throughput_leaves_out_the_first_step_of_every_run_resumed_ones_included(tmp_path):
+    """Issue 20: after a resume, `iterations_per_s` counted the resumed run's compilation as steady state (77.9 ->
+    2.77). Each run's trainer marks its first step as compiling; `steady_rate` times only the others."""
+    import jax
+
+    from gans.cyclegan import CycleGANConfig
+    from gans.cyclegan_train import CycleGANSettings, CycleGANTrainer
+    from gans.stylegan_train import steady_rate
+
+    cfg = CycleGANConfig(resolution=16, ngf=2, ndf=2, n_res_blocks=0, disc_layers=1, channels_a=1, channels_b=1)
+    settings = CycleGANSettings(steps=4, checkpoint_every=1, pool_size=2)
+    rng = np.random.default_rng(0)
+    a, b = (rng.uniform(size=(4, 16, 16, 1)).astype(np.float32) for _ in range(2))
+    key, work = jax.random.key(0), str(tmp_path / "checkpoints")
+    CycleGANTrainer(cfg, settings, a, b).train(key, workdir=work, stop_at=2)  # killed after step 2
+    _, history = CycleGANTrainer(cfg, settings, a, b).train(key, workdir=work)  # a new process resumes
+    assert [(h["step"], h["compiles"]) for h in history] == [(1, True), (2, False), (3, True), (4, False)]
+    rate, timed = steady_rate(history)
+    assert timed == {"timed": 2, "excluded": [1, 3]}
+    assert rate == pytest.approx(2 / (history[1]["seconds"] + history[3]["seconds"]))
+
+
+def test_loader_errors_are_named_by_the_setting_that_gave_the_file(tmp_path):
+    images = np.random.default_rng(0).uniform(size=(40, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "neg.npz", images=images, labels=np.arange(40) % 3 - 1)
+    config = cyclegan_config.get_config("small")
+    config.data.npz = str(tmp_path / "neg.npz")
+    with pytest.raises(ConfigError, match=r"^data\.npz: labels: .*negative label"):
+        cyclegan.run(config, str(tmp_path / "run"))
+    config = cyclegan_config.get_config("small")
+    config.data.npz_a = config.data.npz_b = str(tmp_path / "neg.npz")
+    with pytest.raises(ConfigError, match=r"^data\.npz_a: .*negative label"):
+        cyclegan.run(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

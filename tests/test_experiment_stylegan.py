@@ -190,3 +190,50 @@ def test_rerun_refuses_other_settings_or_an_edited_npz_and_falls_back_past_a_dam
     again = json.load(open(tmp_path / "run" / "results.json"))
     assert again["curve"] == first["curve"] and again["fid"] == first["fid"]
     assert [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
+
+
+def test_throughput_leaves_out_the_compiling_steps_of_every_run_resumed_ones_included(tmp_path):
+    """Issue 20: after a resume, `images_per_s` counted the resumed run's compilation as steady state (3,891 ->
+    37 images/s). Each run's trainer marks the first call of each step variant (regularised or not) as
+    compiling; `steady_rate` times only the others and says which steps it left out."""
+    import jax
+
+    from gans.stylegan_config import StyleGANConfig
+    from gans.stylegan_train import GANTrainSettings, StyleGANTrainer, steady_rate
+
+    cfg = StyleGANConfig(resolution=8, channels=1, z_dim=4, w_dim=4, mapping_layers=1, fmap_base=16, fmap_max=4,
+                         structure="fixed")
+    settings = GANTrainSettings(steps=6, batch_size=8, r1_interval=2, checkpoint_every=1, ema_kimg=1.0)
+    images = np.random.default_rng(0).uniform(size=(16, 8, 8, 1)).astype(np.float32)  # batch: the 8 test devices
+    key, work = jax.random.key(0), str(tmp_path / "checkpoints")
+    StyleGANTrainer(cfg, settings, images).train(key, workdir=work, stop_at=3)  # killed after step 3
+    _, history = StyleGANTrainer(cfg, settings, images).train(key, workdir=work)  # a new process resumes
+    assert [h["step"] for h in history] == [1, 2, 3, 4, 5, 6]
+    # run 1: steps 1 (R1) and 2 (plain) compile; run 2 (new trainer): steps 4 (plain) and 5 (R1) compile again
+    assert [h["compiles"] for h in history] == [True, True, False, True, True, False]
+    rate, timed = steady_rate(history)
+    assert timed == {"timed": 2, "excluded": [1, 2, 4, 5]}
+    assert rate == pytest.approx(2 / (history[2]["seconds"] + history[5]["seconds"]))
+    assert math.isnan(steady_rate(history[:2])[0])  # nothing but compilation: no figure rather than a wrong one
+
+
+def test_bad_npz_and_late_settings_name_the_setting_before_any_data(tmp_path, monkeypatch):
+    """The loader's `labels` / `images` errors are re-raised under `data.npz`; `model.structure` is named as typed;
+    the ablation's z_dim == w_dim is refused before the first generator trains (it was checked after)."""
+    import jaxnas.data
+
+    np.savez(tmp_path / "frac.npz", images=np.zeros((40, 8, 8), np.float32), labels=np.linspace(0, 3, 40))
+    config = stylegan_config.get_config("small")
+    config.data.npz = str(tmp_path / "frac.npz")
+    with pytest.raises(ConfigError, match=r"^data\.npz: labels: .*non-integer values"):
+        stylegan.run(config, str(tmp_path / "a"))
+    monkeypatch.setattr(jaxnas.data, "load_images", lambda *a, **k: pytest.fail("data loaded before validation"))
+    for field, value, expected in (("model.structure", "pyramid", "model.structure"),
+                                   ("model.z_dim", 4, "ablation.no_mapping"), ("train.lr", float("nan"), "train.lr")):
+        config = stylegan_config.get_config("small")
+        section, leaf = field.split(".")
+        config[section][leaf] = value
+        with pytest.raises(ConfigError) as err:
+            stylegan.run(config, str(tmp_path / "b"))
+        assert err.value.field == expected
+    assert not (tmp_path / "b").exists()

@@ -26,6 +26,22 @@ training: the paper's losses, optimiser, pool and batch size 1, 5,000 steps (~25
 
 from ml_collections import config_dict
 
+# Every numeric setting as (kind, low, high[, low excluded]), as the user types it. experiments.cyclegan refuses
+# a value outside (NaN and infinity included) in one line naming the field, before any data is loaded; the caps
+# keep a typo from planning an unbounded run. Also: model.resolution a multiple of 4 with room for
+# n_downsampling and disc_layers, at most 10,000 checkpoints (train.steps / train.checkpoint_every), Adam's betas
+# below 1 (at 1 its bias correction divides by zero).
+BOUNDS = {
+    "seed": (int, 0, 2**31 - 1), "model.resolution": (int, 16, 512), "model.ngf": (int, 1, 256),
+    "model.ndf": (int, 1, 256), "model.n_res_blocks": (int, 0, 32), "model.n_downsampling": (int, 0, 6),
+    "model.disc_layers": (int, 1, 8), "model.init_std": (float, 0.0, 10.0, True), "train.steps": (int, 1, 1_000_000),
+    "train.batch_size": (int, 1, 1024), "train.lr": (float, 0.0, 1.0, True), "train.beta1": (float, 0.0, 0.9999),
+    "train.beta2": (float, 0.0, 0.9999), "train.decay_start": (float, 0.0, 1.0),
+    "train.cycle_lambda": (float, 0.0, 1e6), "train.identity": (float, 0.0, 1e6), "train.pool_size": (int, 0, 10_000),
+    "train.checkpoint_every": (int, 1, 1_000_000),
+    "eval.every": (int, 1, 1_000_000), "eval.images": (int, 1, 100_000), "eval.classifier_steps": (int, 1, 100_000),
+}
+
 
 def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()

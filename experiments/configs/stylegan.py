@@ -15,6 +15,23 @@ FID as well: `--config.eval.inception=pt_inception-2015-12-05-6726825d.pth` (see
 
 from ml_collections import config_dict
 
+# Every numeric setting as (kind, low, high[, low excluded]), as the user types it. experiments.stylegan refuses
+# a value outside (NaN and infinity included) in one line naming the field, before any data is loaded; the caps
+# keep a typo from planning an unbounded run. Also: model.resolution and train.lod_initial_resolution powers of
+# two (eval.cutoff beyond the style inputs truncates them all), ablation.no_mapping needs z_dim == w_dim,
+# at most 10,000 checkpoints (train.steps / train.checkpoint_every).
+BOUNDS = {
+    "seed": (int, 0, 2**31 - 1), "model.resolution": (int, 8, 1024), "model.z_dim": (int, 1, 2048),
+    "model.w_dim": (int, 1, 2048), "model.mapping_layers": (int, 1, 32), "model.fmap_base": (int, 1, 65_536),
+    "model.fmap_max": (int, 1, 4096), "train.steps": (int, 1, 1_000_000), "train.batch_size": (int, 1, 4096),
+    "train.lr": (float, 0.0, 1.0, True), "train.r1_gamma": (float, 0.0, 1e6), "train.r1_interval": (int, 1, 1_000_000),
+    "train.style_mixing": (float, 0.0, 1.0), "train.ema_kimg": (float, 0.0, 1e6),
+    "train.lod_initial_resolution": (int, 4, 1024), "train.lod_training_kimg": (float, 0.0, 1e6),
+    "train.lod_transition_kimg": (float, 0.0, 1e6), "train.checkpoint_every": (int, 1, 1_000_000),
+    "eval.every": (int, 1, 1_000_000), "eval.samples": (int, 2, 100_000), "eval.classifier_steps": (int, 1, 100_000),
+    "eval.psi": (float, -2.0, 2.0), "eval.cutoff": (int, 0, 64), "eval.mixing_pairs": (int, 2, 100_000),
+}
+
 
 def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
