@@ -18,6 +18,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from experiments.cli import launch, prefixed
+from experiments.configs import neat as neat_config
 from experiments.validation import Bounds, check_bounds, check_choices
 from jaxnas.common.errors import check
 
@@ -30,27 +31,7 @@ if TYPE_CHECKING:
     from jaxnas.spaces.neat import NeatSpace
 
 
-_RATES = ("crossover_rate", "interspecies_rate", "disabled_gene_rate", "weight_mutate_rate", "weight_replace_rate",
-          "bias_mutate_rate", "bias_replace_rate", "enable_mutate_rate", "node_add_rate", "conn_add_rate",
-          "node_delete_rate", "conn_delete_rate")
-# Every numeric setting of experiments/configs/neat.py as the user types it; the caps (documented there) keep a
-# typo from planning an unbounded run: generations, population, seeds, genome capacity, episode length.
-BOUNDS = {
-    "seed": Bounds(int, 0, 2**31 - 1), "seeds": Bounds(int, 1, 100), "generations": Bounds(int, 1, 100_000),
-    "max_nodes": Bounds(int, 0, 1024), "max_conns": Bounds(int, 0, 16_384), "chunk": Bounds(int, 1, 1000),
-    "eval_batch": Bounds(int, 0, 100_000), "devices": Bounds(int, 0, 4096),
-    "double_pole_steps": Bounds(int, 1, 1_000_000), "digits_target": Bounds(float, 0.0, 1.0, open_low=True),
-    "neat.population_size": Bounds(int, 1, 10_000), "neat.max_species": Bounds(int, 1, 4096),
-    "neat.normalize_min_genes": Bounds(int, 1, 100_000), "neat.survival_threshold": Bounds(float, 0.0, 1.0, True),
-    **{f"neat.{f}": Bounds(int, 0, 1_000_000) for f in ("elitism", "elitism_min_species_size", "max_stagnation",
-                                                         "species_elitism", "population_stagnation")},
-    **{f"neat.{f}": Bounds(float, 0.0, 1e6, True) for f in ("compatibility_threshold", "weight_mutate_power",
-                                                             "weight_init_std", "weight_clamp", "bias_mutate_power",
-                                                             "bias_init_std")},
-    **{f"neat.{f}": Bounds(float, 0.0, 1e6) for f in ("excess_coefficient", "disjoint_coefficient",
-                                                       "weight_coefficient")},
-    **{f"neat.{f}": Bounds(float, 0.0, 1.0) for f in _RATES},
-}
+# BOUNDS (every numeric setting and its cap) lives beside the defaults in experiments/configs/neat.py.
 CHOICES = {"progress": (True, False), "neat.per_gene_mutation": (True, False)}
 
 
@@ -59,22 +40,22 @@ def validate(config: config_dict.ConfigDict) -> None:
 
     The numbers first (no library imported), then the names the libraries define (problem, activation, the
     strategy's rules) and the devices there are."""
-    check_bounds(config, BOUNDS)
+    check_bounds(config, {field: Bounds(*b) for field, b in neat_config.BOUNDS.items()})
     check_choices(config, CHOICES)
     import jax
 
-    from jaxnas.problems.neat_tasks import NEAT_PROBLEMS
-    from jaxnas.spaces.neat import ACTIVATIONS
-    from jaxnas.strategies.neat import COMPATIBILITY, PERTURBATIONS
-
-    check_choices(config, {"problem": tuple(NEAT_PROBLEMS), "activation": tuple(ACTIVATIONS),
-                           "neat.compatibility": COMPATIBILITY, "neat.weight_perturbation": PERTURBATIONS})
     have = len(jax.local_devices())
     check(config.devices <= have, "devices", f"got {config.devices}; this machine has {have} device(s) "
           f"({jax.default_backend()}); allowed: 0 (all of them) to {have}")
     used, population = config.devices or have, config.neat.population_size
     check(population % used == 0, "devices", f"got {config.devices}: {used} device(s) do not divide "
           f"neat.population_size {population}; allowed: a divisor of it (or change neat.population_size)")
+    from jaxnas.problems.neat_tasks import NEAT_PROBLEMS
+    from jaxnas.spaces.neat import ACTIVATIONS
+    from jaxnas.strategies.neat import COMPATIBILITY, PERTURBATIONS
+
+    check_choices(config, {"problem": tuple(NEAT_PROBLEMS), "activation": tuple(ACTIVATIONS),
+                           "neat.compatibility": COMPATIBILITY, "neat.weight_perturbation": PERTURBATIONS})
     check(config.eval_batch <= population, "eval_batch",
           f"got {config.eval_batch}; allowed: 0 (all at once) to neat.population_size ({population})")
 

@@ -109,3 +109,28 @@ def test_rerun_refuses_other_settings_before_any_restore_and_falls_back_past_a_d
     assert again["best_fitness"] == first["best_fitness"] and again["generations"] == first["generations"]
     lines = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [m["generation"] for m in lines] == list(range(1, first["generations"] + 1))  # no duplicates
+
+
+def test_config_reads_the_strategy_defaults_from_the_source_without_importing_jax():
+    """configs/neat.py reads Neat's defaults from its source (loading the config stays free of jax): the same
+    values, types and order as the dataclass fields."""
+    import dataclasses
+
+    from jaxnas.strategies.neat import Neat
+
+    expected = {f.name: f.default for f in dataclasses.fields(Neat) if f.name not in ("space", "batch_axis")}
+    got = neat_config.strategy_defaults()
+    assert list(got) == list(expected) and got == expected
+    assert all(type(got[k]) is type(v) for k, v in expected.items())
+
+
+def test_devices_beyond_the_machine_are_refused_naming_how_many_there_are(tmp_path):
+    """Issue 20: --config.devices=3 on a one-device machine silently ran on one device."""
+    import jax
+
+    config = neat_config.get_config("small")
+    config.devices = len(jax.local_devices()) + 2
+    with pytest.raises(ConfigError, match=rf"^devices: got {config.devices}; this machine has "
+                                          rf"{len(jax.local_devices())} device\(s\)"):
+        neat.run(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

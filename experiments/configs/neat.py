@@ -28,7 +28,8 @@ a good classifier. The double pole without velocities (`:dpnv`, `--config.seed=S
 average; the paper: 33,184), the winners passing 241-294 of the 625 generalization starts (mean 269; the paper: 286).
 """
 
-import dataclasses
+import ast
+import os
 
 from ml_collections import config_dict
 
@@ -37,16 +38,46 @@ from ml_collections import config_dict
 _NOT_SETTINGS = ("space", "batch_axis")
 
 
-def strategy_defaults() -> dict:
-    """`Neat`'s own defaults (the paper's), so the config never restates them."""
-    from jaxnas.strategies.neat import Neat  # imported here: a config module stays cheap to load
+_RATES = ("crossover_rate", "interspecies_rate", "disabled_gene_rate", "weight_mutate_rate", "weight_replace_rate",
+          "bias_mutate_rate", "bias_replace_rate", "enable_mutate_rate", "node_add_rate", "conn_add_rate",
+          "node_delete_rate", "conn_delete_rate")
+# Every numeric setting as (kind, low, high[, low excluded]), as the user types it. experiments.neat refuses a
+# value outside (NaN and infinity included) in one line naming the field, before any data is loaded or anything
+# compiled; the caps keep a typo from planning an unbounded run (generations, population, seeds, genome capacity,
+# episode length). Also: devices at most those there are and dividing the population, eval_batch at most the
+# population, max_nodes / max_conns (when not 0) at least what the problem's inputs and outputs need.
+BOUNDS = {
+    "seed": (int, 0, 2**31 - 1), "seeds": (int, 1, 100), "generations": (int, 1, 100_000), "max_nodes": (int, 0, 1024),
+    "max_conns": (int, 0, 16_384), "chunk": (int, 1, 1000), "eval_batch": (int, 0, 100_000), "devices": (int, 0, 4096),
+    "double_pole_steps": (int, 1, 1_000_000), "digits_target": (float, 0.0, 1.0, True),
+    "neat.population_size": (int, 1, 10_000), "neat.max_species": (int, 1, 4096),
+    "neat.normalize_min_genes": (int, 1, 100_000), "neat.survival_threshold": (float, 0.0, 1.0, True),
+    **{f"neat.{f}": (int, 0, 1_000_000) for f in ("elitism", "elitism_min_species_size", "max_stagnation",
+                                                   "species_elitism", "population_stagnation")},
+    **{f"neat.{f}": (float, 0.0, 1e6, True) for f in ("compatibility_threshold", "weight_mutate_power",
+                                                       "weight_init_std", "weight_clamp", "bias_mutate_power",
+                                                       "bias_init_std")},
+    **{f"neat.{f}": (float, 0.0, 1e6) for f in ("excess_coefficient", "disjoint_coefficient", "weight_coefficient")},
+    **{f"neat.{f}": (float, 0.0, 1.0) for f in _RATES},
+}
+_STRATEGY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "jaxnas", "strategies", "neat.py")
 
-    return {f.name: f.default for f in dataclasses.fields(Neat) if f.name not in _NOT_SETTINGS}
+
+def strategy_defaults() -> dict:
+    """`Neat`'s own defaults (the paper's), so the config never restates them.
+
+    Read from the class's source (its defaults are literals; tests/test_experiment_neat.py checks they equal the
+    dataclass fields), not by importing it: jax takes about 1.7 s to import, and every command, a refused one too,
+    loads this config first."""
+    with open(_STRATEGY, encoding="utf-8") as f:
+        cls = next(n for n in ast.parse(f.read()).body if isinstance(n, ast.ClassDef) and n.name == "Neat")
+    return {n.target.id: ast.literal_eval(n.value) for n in cls.body
+            if isinstance(n, ast.AnnAssign) and n.value is not None and n.target.id not in _NOT_SETTINGS}
 
 
 def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
-    # Caps (experiments.neat.BOUNDS) keep a typo from planning an unbounded run; the refusal names the field.
+    # Caps (BOUNDS above) keep a typo from planning an unbounded run; the refusal names the field.
     c.problem = "xor"  # xor | cartpole | double_pole | double_pole_nv | digits
     c.seed = 0  # 0 .. 2**31 - 1
     c.seeds = 1  # > 1: also run seeds seed .. seed+seeds-1 vmapped in one program and report the solve rate (<= 100)
