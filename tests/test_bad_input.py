@@ -13,6 +13,7 @@ import sys
 import time
 from typing import NamedTuple
 
+import numpy as np
 import pytest
 
 from experiments import cli
@@ -76,6 +77,58 @@ CASES = [
     Case("speedups", ("--config.pruning.mode=sometimes",), "config.pruning.mode", "allowed: before, during"),
     Case("speedups", ("--config.weight_sharing.off_path=random",), "config.weight_sharing.off_path"),
     Case("speedups", ("--config.dataset=no_such_dataset",), "config.dataset", "'no_such_dataset'"),
+    # neat, stylegan, cyclegan (issue 20): every setting checked before any data or compilation, named as typed
+    Case("neat", ("--config.devices=3",), "config.devices", "got 3; this machine has 1 device(s)"),  # ran on one
+    Case("neat", ("--config.seed=-1",), "config.seed", "got -1; allowed: an integer in [0, 2147483647]"),
+    Case("neat", ("--config.generations=1000000000",), "config.generations", "allowed: an integer in [1, 100000]"),
+    Case("neat", ("--config.seeds=100000",), "config.seeds", "got 100000;"),
+    Case("neat", ("--config.neat.population_size=0",), "config.neat.population_size", "got 0;"),
+    Case("neat", ("--config.neat.population_size=100000000",), "config.neat.population_size", "[1, 10000]"),
+    Case("neat", ("--config.neat.compatibility_threshold=nan",), "config.neat.compatibility_threshold", "got nan;"),
+    Case("neat", ("--config.neat.excess_coefficient=inf",), "config.neat.excess_coefficient", "got inf;"),
+    Case("neat", ("--config.neat.conn_add_rate=1.5",), "config.neat.conn_add_rate", "a number in [0, 1]"),
+    Case("neat", ("--config.neat.weight_perturbation=cauchy",), "config.neat.weight_perturbation",
+         "allowed: gaussian, uniform"),
+    Case("neat", ("--config.problem=sudoku",), "config.problem", "allowed: xor, cartpole, double_pole"),
+    Case("neat", ("--config.activation=relu6",), "config.activation", "allowed: sigmoid, tanh"),
+    Case("neat", ("--config.eval_batch=1000",), "config.eval_batch", "neat.population_size (150)"),
+    Case("neat", ("--config.double_pole_steps=0",), "config.double_pole_steps"),
+    Case("neat", ("--config.digits_target=0.0",), "config.digits_target", "(0, 1]"),
+    Case("stylegan", ("--config.model.structure=pyramid",), "config.model.structure",  # was config.structure
+         "allowed: progressive, fixed, skip"),
+    Case("stylegan", ("--config.model.resolution=12",), "config.model.resolution", "a power of two"),
+    Case("stylegan", ("--config.model.resolution=4096",), "config.model.resolution", "[8, 1024]"),
+    Case("stylegan", ("--config.model.fmap_base=4",), "config.model.fmap_base", "need fmap_base >= 8"),
+    Case("stylegan", ("--config.model.discriminator=vgg",), "config.model.discriminator", "allowed: resnet, plain"),
+    Case("stylegan", ("--config.model.z_dim=64",), "config.ablation.no_mapping",  # was after the first training
+         "model.z_dim == model.w_dim"),
+    Case("stylegan", ("--config.train.steps=0",), "config.train.steps"),
+    Case("stylegan", ("--config.train.steps=1000000000",), "config.train.steps", "[1, 1000000]"),
+    Case("stylegan", ("--config.train.lr=nan",), "config.train.lr", "got nan;"),
+    Case("stylegan", ("--config.train.lr=inf",), "config.train.lr", "got inf;"),
+    Case("stylegan", ("--config.train.lod_initial_resolution=6",), "config.train.lod_initial_resolution"),
+    Case("stylegan", ("--config.train.checkpoint_every=1", "--config.train.steps=1000000"),
+         "config.train.checkpoint_every", "1000000 checkpoints"),
+    Case("stylegan", ("--config.eval.psi=nan",), "config.eval.psi", "got nan;"),
+    Case("stylegan", ("--config.eval.samples=1",), "config.eval.samples"),
+    Case("stylegan", ("--config.eval.inception=no_such_weights.pth",), "config.eval.inception", "does not exist"),
+    Case("stylegan", ("--config.data.npz=no_such_file.npz",), "config.data.npz", "no such file"),  # was npz_path
+    Case("stylegan", ("--config.data.name=npz",), "config.data.name", "without data.npz"),
+    Case("stylegan", ("--config.data.channels=2",), "config.data.channels", "allowed: 0, 1, 3"),
+    Case("cyclegan", ("--config.model.ngf=0",), "config.model.ngf"),
+    Case("cyclegan", ("--config.model.resolution=18",), "config.model.resolution", "a multiple of 4"),
+    Case("cyclegan", ("--config.model.n_downsampling=5",), "config.model.n_downsampling"),
+    Case("cyclegan", ("--config.model.init_std=inf",), "config.model.init_std", "got inf;"),
+    Case("cyclegan", ("--config.train.steps=1000000000",), "config.train.steps"),
+    Case("cyclegan", ("--config.train.lr=nan",), "config.train.lr", "got nan;"),
+    Case("cyclegan", ("--config.train.beta1=1.0",), "config.train.beta1"),  # Adam's bias correction divides by 0
+    Case("cyclegan", ("--config.train.pool_size=-1",), "config.train.pool_size"),
+    Case("cyclegan", ("--config.train.adversarial_loss=hinge",), "config.train.adversarial_loss",
+         "allowed: lsgan, minimax, nonsaturating"),
+    Case("cyclegan", ("--config.transform=rotate",), "config.transform", "allowed: invert, tint, invert_tint"),
+    Case("cyclegan", ("--config.eval.images=0",), "config.eval.images"),
+    Case("cyclegan", ("--config.data.npz=no_such_file.npz",), "config.data.npz", "no such file"),
+    Case("cyclegan", ("--config.data.npz_a=no_such_file.npz",), "config.data.npz_b", "give both"),
     # the command line itself
     Case("speedups", ("--wrokdir=x",), "--wrokdir", "unknown flag; did you mean --workdir?"),
     Case("speedups", ("--config=experiments/configs/speedups.py:bogus",), "--config", "allowed: small"),
@@ -124,6 +177,81 @@ def test_bad_input_is_refused_in_one_line_before_any_work(tmp_path, case):
     proc, seconds = run_entry(case.entry, "--config", CONFIGS[case.entry], *case.overrides, "--workdir", str(workdir))
     assert_refused(proc, seconds, case.field, case.says)
     assert snapshot(workdir) == before
+
+
+def _images(n: int = 40) -> np.ndarray:
+    return np.random.default_rng(0).uniform(size=(n, 8, 8)).astype(np.float32)
+
+
+# Small generated .npz files a user might hand over; each refused under the setting that named it.
+BAD_NPZ = {
+    "wrong_keys": lambda: {"pixels": _images()},
+    "nan_images": lambda: {"images": np.where(np.arange(40 * 64).reshape(40, 8, 8) == 7, np.nan, _images())},
+    "uint8_range": lambda: {"images": _images() * 255},
+    "five_dims": lambda: {"images": _images()[..., None, None]},
+    "strings": lambda: {"images": np.array(["a"] * 40)},
+    "fractional_labels": lambda: {"images": _images(), "labels": np.linspace(0, 3, 40)},
+    "negative_labels": lambda: {"images": _images(), "labels": np.arange(40) % 3 - 1},
+    "labels_per_pixel": lambda: {"images": _images(), "labels": np.zeros((40, 2), np.int64)},
+    "fewer_labels": lambda: {"images": _images(), "labels": np.arange(39) % 3},
+}
+
+
+class NpzCase(NamedTuple):
+    entry: str
+    setting: str  # --config.SETTING={npz}
+    npz: str  # a key of BAD_NPZ, or "not_npz" (a text file named .npz)
+    says: str
+
+
+NPZ_CASES = [
+    NpzCase("stylegan", "data.npz", "wrong_keys", "images: missing from"),  # was named config.images
+    NpzCase("stylegan", "data.npz", "nan_images", "images: values must lie in [0, 1] (found NaN)"),
+    NpzCase("stylegan", "data.npz", "uint8_range", "divide uint8 pixels by 255"),
+    NpzCase("stylegan", "data.npz", "five_dims", "images: got shape (40, 8, 8, 1, 1)"),
+    NpzCase("stylegan", "data.npz", "strings", "images: got shape (40,)"),
+    NpzCase("stylegan", "data.npz", "fractional_labels", "labels: "),  # was named config.labels
+    NpzCase("stylegan", "data.npz", "negative_labels", "got a negative label (-1)"),
+    NpzCase("stylegan", "data.npz", "labels_per_pixel", "must be (N,)"),
+    NpzCase("stylegan", "data.npz", "fewer_labels", "got 39 labels for 40 images"),
+    NpzCase("stylegan", "data.npz", "not_npz", "cannot read"),
+    NpzCase("cyclegan", "data.npz", "nan_images", "found NaN"),
+    NpzCase("cyclegan", "data.npz", "fractional_labels", "labels: "),
+    NpzCase("cyclegan", "data.npz", "wrong_keys", "images: missing from"),
+]
+
+
+@pytest.mark.parametrize("case", NPZ_CASES, ids=[f"{c.setting}={c.npz} ({c.entry})" for c in NPZ_CASES])
+def test_a_bad_npz_is_refused_under_the_setting_that_named_it(tmp_path, case):
+    npz = tmp_path / f"{case.npz}.npz"
+    if case.npz == "not_npz":
+        npz.write_text("not an archive")
+    else:
+        np.savez(npz, **BAD_NPZ[case.npz]())
+    workdir = tmp_path / "work"
+    proc, seconds = run_entry(case.entry, "--config", CONFIGS[case.entry], f"--config.{case.setting}={npz}",
+                              "--workdir", str(workdir))
+    assert_refused(proc, seconds, f"config.{case.setting}", case.says)
+    assert not workdir.exists()
+
+
+def test_every_setting_of_neat_stylegan_cyclegan_has_a_rule():
+    """Each field of their configs is bounded, a choice or a string in the entry point's validate (issue 20)."""
+    from experiments import cyclegan, neat, stylegan
+    from experiments.configs import cyclegan as cyclegan_config, neat as neat_config, stylegan as stylegan_config
+
+    named_by_libraries = {"problem", "activation", "neat.compatibility", "neat.weight_perturbation", "transform",
+                          "train.adversarial_loss"}  # choices the libraries' registries define
+    variants = {neat: ("small", "demo", "dpnv", "neat_python"), stylegan: ("small", "demo"),
+                cyclegan: ("small", "demo")}
+    for entry, config_module in ((neat, neat_config), (stylegan, stylegan_config), (cyclegan, cyclegan_config)):
+        config = config_module.get_config()
+        leaves = {k for k in cli.dotted_keys(config) if not isinstance(cli.lookup(config, k), type(config))}
+        ruled = set(config_module.BOUNDS) | set(entry.CHOICES) | set(getattr(entry, "STRINGS", ()))
+        assert leaves - ruled <= named_by_libraries, (entry.__name__, leaves - ruled)
+        assert ruled <= leaves, (entry.__name__, ruled - leaves)  # no rule for a field that does not exist
+        for variant in (None, *variants[entry]):  # the shipped settings pass
+            entry.validate(config_module.get_config(variant))
 
 
 def test_a_refused_run_creates_no_workdir(tmp_path):
