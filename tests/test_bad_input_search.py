@@ -61,6 +61,9 @@ CASES = [
     Case("mtl", ("--config.encoder.path={dir}/no_encoder",), "config.encoder.path"),
     Case("mtl", (*SEPARATE, "--config.data.max_examples=10"), "config.data.max_examples",
          "keeps no example of topic class 'c'"),
+    Case("mtl", ("--config.data.source=separate", "--config.data.corpora.topic.path={dir}/sentiment.tsv",
+                 "--config.data.corpora.sentiment.path={dir}/three_classes.tsv", "--config.freezing.train_examples=10"),
+         "config.freezing.train_examples", "keeps no example of sentiment class 'neu'"),  # after loading, before training
     Case("mtl", (*SEPARATE[:2], "--config.data.corpora.sentiment.path={dir}/one_class.tsv"),
          "config.data.corpora.sentiment.path"),
 ]
@@ -97,6 +100,7 @@ FILES = {
     "topic.tsv": lambda p: _tsv(p, ["a"] * 20 + ["b"] * 19 + ["c"]),  # class c: a single sentence
     "sentiment.tsv": lambda p: _tsv(p, ["pos", "neg"] * 20),
     "one_class.tsv": lambda p: _tsv(p, ["pos"] * 10),
+    "three_classes.tsv": lambda p: _tsv(p, ["pos"] * 20 + ["neg"] * 17 + ["neu"] * 3),  # one 'neu' left to train on
 }
 
 
