@@ -246,6 +246,10 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
 
     settings = prefixed("train", lambda: GANTrainSettings(seed=config.seed, **config.train.to_dict()))
     settings.validate()
+    import jax  # the trainer shards each batch over every device: refused here, not after the feature net trains
+
+    check(settings.batch_size % jax.device_count() == 0, "train.batch_size", f"got {settings.batch_size}; allowed: a "
+          f"multiple of the {jax.device_count()} devices ({jax.default_backend()}) the batch is split over")
     inception = None
     if config.eval.inception:
         from gans.inception import load_inception  # only when asked for: the network is large

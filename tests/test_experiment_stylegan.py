@@ -237,3 +237,19 @@ def test_bad_npz_and_late_settings_name_the_setting_before_any_data(tmp_path, mo
             stylegan.run(config, str(tmp_path / "b"))
         assert err.value.field == expected
     assert not (tmp_path / "b").exists()
+
+
+def test_a_batch_the_devices_cannot_split_is_refused_before_any_data(tmp_path, monkeypatch):
+    """The trainer shards each batch over every device; it refused a batch of 12 on 8 devices only after the data
+    were loaded and the feature net trained."""
+    import jax
+
+    import jaxnas.data
+
+    if jax.device_count() == 1:
+        pytest.skip("one device splits any batch")
+    monkeypatch.setattr(jaxnas.data, "load_images", lambda *a, **k: pytest.fail("data loaded before validation"))
+    config = stylegan_config.get_config("small")
+    config.train.batch_size = jax.device_count() + 1
+    with pytest.raises(ConfigError, match=rf"^train\.batch_size: got {jax.device_count() + 1}; allowed: a multiple"):
+        stylegan.run(config, str(tmp_path / "run"))
