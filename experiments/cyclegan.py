@@ -163,7 +163,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     from gans.cyclegan import CycleGANConfig
     from gans.cyclegan_data import load_domains
     from gans.cyclegan_train import CycleGANSettings, CycleGANTrainer
-    from gans.stylegan_train import steady_rate
+    from jaxnas.common.loop import steady_rate
     from jaxnas.common.checkpoint import fingerprint
     from jaxnas.common.metrics import device_summary, write_json
 

@@ -198,7 +198,8 @@ def train_and_measure(cfg: StyleGANConfig, settings: GANTrainSettings, images: n
     """Trains one generator (resuming from `workdir`), measuring every `eval.every` steps; returns its record."""
     import jax
 
-    from gans.stylegan_train import StyleGANTrainer, steady_rate
+    from gans.stylegan_train import StyleGANTrainer
+    from jaxnas.common.loop import steady_rate
 
     trainer = StyleGANTrainer(cfg, settings, images)
     key = jax.random.key(config.seed)

@@ -215,7 +215,7 @@ class CycleGANTrainer:
         """Runs (or resumes from the checkpoints in `workdir`) to `settings.steps` (or `stop_at`) through
         `jaxnas.common.loop.run_loop`; as `StyleGANTrainer.train` (the checkpoints record the model, the
         settings, the key, both domains' content and the caller's `settings`); each record says whether its step
-        compiled (`compiles`: the first step of each run), for `gans.stylegan_train.steady_rate`."""
+        compiled (`compiles`: the first step of each run), for `jaxnas.common.loop.steady_rate`."""
         s = self.settings
         state = state if state is not None else self.init_state(jax.random.fold_in(key, 10**6))
         recorded = {"model": self.config, "train": s, "key": np.asarray(jax.random.key_data(key)).tolist(),

@@ -87,16 +87,6 @@ class GANTrainSettings:
               f"got {self.reset_opt_for_new_lod!r}; must be true or false")
 
 
-def steady_rate(history: list[dict[str, Any]]) -> tuple[float, dict[str, Any]]:
-    """Steps per second over the steps that did not compile (`compiles` false in their record), in every run
-    the history spans (a resumed run compiles again), and which steps those were: `{"timed": count,
-    "excluded": [steps that compiled]}`. NaN when every step compiled."""
-    timed = [h["seconds"] for h in history if not h.get("compiles", False)]
-    excluded = [h["step"] for h in history if h.get("compiles", False)]
-    rate = len(timed) / sum(timed) if timed and sum(timed) > 0 else float("nan")
-    return rate, {"timed": len(timed), "excluded": excluded}
-
-
 def lod_at(step: int | jax.Array, settings: GANTrainSettings, config: StyleGANConfig) -> jax.Array:
     """Level of detail at a training step (official ``TrainingSchedule``; 0 = full resolution).
 

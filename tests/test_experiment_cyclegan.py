@@ -106,7 +106,7 @@ def test_throughput_leaves_out_the_first_step_of_every_run_resumed_ones_included
 
     from gans.cyclegan import CycleGANConfig
     from gans.cyclegan_train import CycleGANSettings, CycleGANTrainer
-    from gans.stylegan_train import steady_rate
+    from jaxnas.common.loop import steady_rate
 
     cfg = CycleGANConfig(resolution=16, ngf=2, ndf=2, n_res_blocks=0, disc_layers=1, channels_a=1, channels_b=1)
     settings = CycleGANSettings(steps=4, checkpoint_every=1, pool_size=2)

@@ -199,7 +199,8 @@ def test_throughput_leaves_out_the_compiling_steps_of_every_run_resumed_ones_inc
     import jax
 
     from gans.stylegan_config import StyleGANConfig
-    from gans.stylegan_train import GANTrainSettings, StyleGANTrainer, steady_rate
+    from gans.stylegan_train import GANTrainSettings, StyleGANTrainer
+    from jaxnas.common.loop import steady_rate
 
     cfg = StyleGANConfig(resolution=8, channels=1, z_dim=4, w_dim=4, mapping_layers=1, fmap_base=16, fmap_max=4,
                          structure="fixed")

@@ -19,6 +19,9 @@ Around the step the loop does, the same way for every job:
   starts, so after a resume it holds no duplicate or stale lines past the resumed position;
 * checkpoints every `checkpoint_every` units, at `end`, and when `done(state)` says the job has finished early;
 * a tqdm bar over the units (rate and time left) unless `progress` is false.
+
+`steady_rate(history)` turns the records into a throughput that leaves out the steps that compiled (a job marks
+them `compiles`), in every run the history spans, so a resumed run's compilation never counts as steady state.
 """
 
 from __future__ import annotations
@@ -224,3 +227,13 @@ def run_loop(step: Step, state: Any, *, end: int, settings: Mapping[str, Any], c
 def all_finite(*trees: Any) -> jax.Array:
     """True when every leaf of every tree (losses, gradients) is finite: the condition for applying a step."""
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(trees)]))
+
+
+def steady_rate(history: list[dict[str, Any]]) -> tuple[float, dict[str, Any]]:
+    """Steps per second over the steps that did not compile (`compiles` false in their record), in every run
+    the history spans (a resumed run compiles again), and which steps those were: `{"timed": count,
+    "excluded": [steps that compiled]}`. NaN when every step compiled."""
+    timed = [h["seconds"] for h in history if not h.get("compiles", False)]
+    excluded = [h["step"] for h in history if h.get("compiles", False)]
+    rate = len(timed) / sum(timed) if timed and sum(timed) > 0 else float("nan")
+    return rate, {"timed": len(timed), "excluded": excluded}
