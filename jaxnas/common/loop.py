@@ -104,10 +104,15 @@ def _record(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _bar(enabled: bool, total: int, initial: int, desc: str, unit: str):
+    import sys
+
     from tqdm.auto import tqdm
 
+    # In a terminal or a notebook the bar redraws in place; in a log file (a scripted run, CI) every redraw is
+    # appended, so it redraws at most every 30 s there.
+    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled, leave=False,
-                dynamic_ncols=True)
+                dynamic_ncols=True, mininterval=0.1 if interactive else 30.0)
 
 
 class _Metrics:
