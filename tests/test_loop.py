@@ -47,6 +47,18 @@ def truncate_newest(checkpoints) -> list[int]:
     return steps[:-1]
 
 
+def refused_before_restore(monkeypatch, call) -> str:
+    """The one-line ConfigError message of `call()`, run with `Checkpointer.restore` failing the test: the refusal
+    must come from the settings check, before any checkpoint is read (the entry points' tests use it too)."""
+    with monkeypatch.context() as m:
+        m.setattr(Checkpointer, "restore", lambda *a, **k: pytest.fail("restored before the settings were checked"))
+        with pytest.raises(ConfigError) as err:
+            call()
+    message = str(err.value)
+    assert "\n" not in message, message
+    return message
+
+
 def lines(tmp_path):
     return [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
 
