@@ -1,15 +1,7 @@
 """The FID Inception-v3 network (pool3, 2048-d features) in Flax, with a loader for user-supplied weights.
 
-Implements
-
-* Inception-v3: Szegedy et al. 2016, "Rethinking the Inception Architecture for Computer Vision" (CVPR).
-* The feature extractor of FID: Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge
-  to a Local Nash Equilibrium" -- the 2048-d pool3 activations of the TensorFlow Inception graph of
-  2015-12-05, here in the PyTorch port of pytorch-fid (`pytorch_fid.inception.fid_inception_v3`). That
-  port differs from torchvision's Inception-v3 in four block types, reproduced here: the average pools of
-  Mixed_5b-5d, Mixed_6b-6e and Mixed_7b exclude the zero padding from the mean (TensorFlow semantics,
-  `count_include_pad=False`), and Mixed_7c's pooling branch uses a 3x3 *max* pool (stride 1, pad 1).
-  Every convolution is followed by BatchNorm (eps 0.001) and ReLU.
+The network, its citations (Szegedy et al. 2016; Heusel et al. 2017's FID features in pytorch-fid's port) and the
+four block types where that port differs from torchvision are described in `gans/inception_net.py`.
 
 The features match pytorch-fid's `InceptionV3([3], resize_input=True, normalize_input=True)` (the
 default used by `pytorch_fid.fid_score`): inputs (N, H, W, C) in [0, 1] are resized bilinearly to
