@@ -26,7 +26,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from experiments.cli import launch, lookup, prefixed
-from experiments.validation import Bounds, check_bounds, check_choices, check_strings
+from experiments.validation import Bounds, check_bounds, check_choices, check_files, check_strings
 from jaxnas.common.checkpoint import check_same_settings, fingerprint
 from jaxnas.common.errors import ConfigError, check, check_choice
 from jaxnas.common.loop import flat_settings
@@ -89,9 +89,7 @@ def validate(config: config_dict.ConfigDict) -> tuple[list[str], list[str], list
     check_choices(config, {field: (True, False) for field in FLAGS})
     check_strings(config, STRINGS + tuple(f"data.corpora.{n}.{f}" for n in config.data.corpora
                                           for f in ("path", "tfds", "split", "text_column", "label_column")))
-    for field in ("data.vader_path", *(f"data.corpora.{n}.path" for n in config.data.corpora)):
-        check(not lookup(config, field) or os.path.isfile(lookup(config, field)), field,
-              f"file not found: {lookup(config, field)!r}")
+    check_files(config, ("data.vader_path", *(f"data.corpora.{n}.path" for n in config.data.corpora)))
     for field, allowed in CHOICES.items():
         check_choice(field, lookup(config, field) or "''", allowed)  # '': no focal alpha
     d = config.data

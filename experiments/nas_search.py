@@ -20,8 +20,8 @@ from ml_collections import config_dict
 
 from experiments.builders import build_strategy
 from experiments.cli import launch, prefixed
-from experiments.nb201 import STRATEGY_BOUNDS, check_files
-from experiments.validation import Bounds, as_setting, check_bounds, check_choices, check_strings
+from experiments.validation import (STRATEGY_BOUNDS, Bounds, as_setting, check_bounds, check_choices, check_files,
+                                    check_strings)
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.data import load_images

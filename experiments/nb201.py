@@ -23,10 +23,10 @@ import numpy as np
 from ml_collections import config_dict
 
 from experiments.builders import build_benchmark, build_strategy
-from experiments.cli import launch, lookup
-from experiments.validation import Bounds, check_bounds, check_choices, check_strings
+from experiments.cli import launch
+from experiments.validation import STRATEGY_BOUNDS, Bounds, check_bounds, check_choices, check_files
 from jaxnas.common.checkpoint import file_fingerprint
-from jaxnas.common.errors import check, check_choice, check_positive
+from jaxnas.common.errors import check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.problems import BENCHMARKS, Table, TabularBenchmark
 from jaxnas.search import BudgetedSearch, SearchResult, best_so_far_curve
@@ -42,25 +42,6 @@ LABELS = {"random": "random search", "aging_evolution": "aging evolution (REA)",
           "tournament": "tournament, no aging", "reinforce": "REINFORCE (LSTM)"}
 
 
-def check_files(config: config_dict.ConfigDict, fields: tuple[str, ...]) -> None:
-    """Each dotted field is a string: empty (the default file) or an existing file."""
-    check_strings(config, fields)
-    for field in fields:
-        path = lookup(config, field)
-        check(not path or os.path.isfile(path), field, f"file not found: {path!r}" + (
-            "; it is a directory" if os.path.isdir(path) else ""))
-
-
-# Strategy sections shared by the table protocol and the trained search (configs nb201.py, nas_search.py).
-STRATEGY_BOUNDS = {
-    **{f"{s}.{f}": Bounds(int, 1, 100_000) for s in ("aging_evolution", "tournament")
-       for f in ("population_size", "sample_size")},
-    "tournament.sample_fraction": Bounds(float, 0.0, 1.0),
-    "reinforce.learning_rate": Bounds(float, 0.0, 10.0, open_low=True), "reinforce.hidden_size": Bounds(int, 1, 4096),
-    "reinforce.num_layers": Bounds(int, 1, 16), "reinforce.baseline_decay": Bounds(float, 0.0, 1.0),
-    "reinforce.entropy_weight": Bounds(float, 0.0, 10.0), "reinforce.temperature": Bounds(float, 0.0, 100.0),
-    "reinforce.tanh_constant": Bounds(float, 0.0, 100.0),
-}
 # Every other number of configs/nb201.py. The upper bounds keep a typo from planning an unbounded search;
 # BudgetedSearch also bounds the evaluations a budget plans per run (budget / the table's cheapest evaluation).
 BOUNDS = {

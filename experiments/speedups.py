@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
 from typing import Any
@@ -17,8 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from ml_collections import config_dict
 
-from experiments.cli import launch, lookup, prefixed
-from jaxnas.common.errors import ConfigError, check, check_choice
+from experiments.cli import launch, prefixed
+from experiments.validation import Bounds, check_bounds, check_choices, check_strings
+from jaxnas.common.errors import check, check_choice
 from jaxnas.common.metrics import write_json
 from jaxnas.common.report import Report
 from jaxnas.data import load_images
@@ -41,24 +41,6 @@ def rank_agreement(reference: np.ndarray, proxy: np.ndarray) -> dict[str, float]
     rho = stats.spearmanr(reference[ok], proxy[ok]).statistic
     return {"kendall_tau": float(tau), "spearman_rho": float(rho),
             "proxy_top1_reference_rank": int((reference[ok] > reference[ok][np.argmax(proxy[ok])]).sum()) + 1}
-
-
-@dataclasses.dataclass(frozen=True)
-class Bounds:
-    """An allowed range: integers (never bools) or numbers (NaN and infinity refused), ends included unless open."""
-
-    kind: type
-    low: float
-    high: float
-    open_low: bool = False
-
-    def check(self, field: str, value: Any) -> None:
-        is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-        ok = is_int or (self.kind is float and isinstance(value, (float, np.floating)))
-        inside = ok and (self.low < value if self.open_low else self.low <= value) and value <= self.high
-        if not inside:
-            raise ConfigError(field, f"got {value!r}; allowed: {'an integer' if self.kind is int else 'a number'} in "
-                                     f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g}]")
 
 
 # Every numeric setting of experiments/configs/speedups.py, as the user types it; the upper bounds keep a
@@ -84,18 +66,12 @@ STRINGS = ("dataset", "data_dir")  # a dataset name is checked by load_images be
 
 def validate(config: config_dict.ConfigDict) -> None:
     """Checks every setting before any data is loaded or anything compiled; errors name the field as typed."""
-    get = functools.partial(lookup, config)
     # spaces with a candidate network to train (each speed-up also checks the network offers what it needs)
     check_choice("space", config.space, [s for s in SPACES.names() if SPACES.get(s).network is not None])
-    for field, allowed in CHOICES.items():
-        value = get(field)
-        check(isinstance(value, type(allowed[0])) and value in allowed, field,
-              f"got {value!r}; allowed: {', '.join(str(a).lower() if isinstance(a, bool) else a for a in allowed)}")
-    for field in STRINGS:
-        check(isinstance(get(field), str), field, f"got {get(field)!r}; allowed: a string")
+    check_choices(config, CHOICES)
+    check_strings(config, STRINGS)
     check(config.dataset != "", "dataset", "got ''; allowed: a dataset name (digits, npz, or a prepared TFDS name)")
-    for field, bounds in BOUNDS.items():
-        bounds.check(field, get(field))
+    check_bounds(config, BOUNDS)
     check(config.image_size % 4 == 0, "image_size", f"got {config.image_size}; allowed: a multiple of 4 (2 reductions)")
     steps = config.train.steps
     check(config.early_stopping.min_steps <= steps, "early_stopping.min_steps",

@@ -7,6 +7,7 @@ which the shared CLI prints as `error: config.FIELD: got VALUE; allowed ...`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -56,6 +57,25 @@ def check_strings(config: config_dict.ConfigDict, fields: Iterable[str]) -> None
         check(isinstance(lookup(config, field), str), field, f"got {lookup(config, field)!r}; allowed: a string")
 
 
+def check_files(config: config_dict.ConfigDict, fields: tuple[str, ...]) -> None:
+    """Each dotted field is a string: empty (the default file) or an existing file."""
+    check_strings(config, fields)
+    for field in fields:
+        path = lookup(config, field)
+        check(not path or os.path.isfile(path), field, f"file not found: {path!r}" + (
+            "; it is a directory" if os.path.isdir(path) else ""))
+
+
+# Strategy sections shared by the table protocol and the trained search (configs nb201.py, nas_search.py).
+STRATEGY_BOUNDS = {
+    **{f"{s}.{f}": Bounds(int, 1, 100_000) for s in ("aging_evolution", "tournament")
+       for f in ("population_size", "sample_size")},
+    "tournament.sample_fraction": Bounds(float, 0.0, 1.0),
+    "reinforce.learning_rate": Bounds(float, 0.0, 10.0, open_low=True), "reinforce.hidden_size": Bounds(int, 1, 4096),
+    "reinforce.num_layers": Bounds(int, 1, 16), "reinforce.baseline_decay": Bounds(float, 0.0, 1.0),
+    "reinforce.entropy_weight": Bounds(float, 0.0, 10.0), "reinforce.temperature": Bounds(float, 0.0, 100.0),
+    "reinforce.tanh_constant": Bounds(float, 0.0, 100.0),
+}
 def as_setting(error: ConfigError, fields: Mapping[str, str],
                parts: Iterable[str] = ("images", "labels")) -> ConfigError:
     """A library's `ConfigError` under the setting that gave it its input (`labels` -> `data.npz`), its message
