@@ -20,7 +20,7 @@ def build_strategy(config: config_dict.ConfigDict, name: str, space: Categorical
     if name == "aging_evolution":
         return prefixed(name, lambda: factory(space, c.population_size, c.sample_size, batch_size=batch_size))
     if name == "tournament":
-        check(0 <= c.sample_fraction <= 1, "tournament.sample_fraction", f"got {c.sample_fraction}; must be in [0, 1]")
+        check(0 <= c.sample_fraction <= 1, "tournament.sample_fraction", f"got {c.sample_fraction}; allowed: in [0, 1]")
         return prefixed(name, lambda: factory(space, c.population_size, c.sample_size,
                                               sample_fraction=c.sample_fraction or None, batch_size=batch_size))
     return prefixed(name, lambda: factory(

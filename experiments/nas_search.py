@@ -61,9 +61,9 @@ def validate(config: config_dict.ConfigDict) -> None:
     check_choice("strategy", config.strategy, STRATEGIES.names())
     for field in ("evaluations", "chunk_size", "image_size"):
         check_positive(field, config[field], integer=True)
-    check(config.image_size % 4 == 0, "image_size", f"got {config.image_size}; must be divisible by 4 (two reductions)")
+    check(config.image_size % 4 == 0, "image_size", f"got {config.image_size}; allowed: divisible by 4 (two reductions)")
     check(isinstance(config.baseline_random, int) and config.baseline_random >= 0, "baseline_random",
-          f"got {config.baseline_random}; must be an integer >= 0")
+          f"got {config.baseline_random}; allowed: an integer >= 0")
     for field in ("channels", "cells_per_stage"):
         check_positive(f"network.{field}", config.network[field], integer=True)
     check_bounds(config, BOUNDS)

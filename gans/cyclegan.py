@@ -114,7 +114,7 @@ class CycleGANConfig:
         """Checks only the fields the networks use (what `ResnetGenerator` / `PatchDiscriminator` call)."""
         r = self.resolution
         check_positive("resolution", r, integer=True)
-        check(r >= 16 and r % 4 == 0, "resolution", f"got {r!r}; must be a multiple of 4 and >= 16")
+        check(r >= 16 and r % 4 == 0, "resolution", f"got {r!r}; allowed: a multiple of 4 and >= 16")
         check_choice("channels_a", self.channels_a, CHANNELS)
         check_choice("channels_b", self.channels_b, CHANNELS)
         for name in ("ngf", "ndf", "disc_layers"):

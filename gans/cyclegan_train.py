@@ -74,7 +74,7 @@ class CycleGANSettings:
         check_range("train.cycle_lambda", self.cycle_lambda, 0.0, 1e6)
         check_range("train.identity", self.identity, 0.0, 1e6)
         check(isinstance(self.pool_size, int) and self.pool_size >= 0, "train.pool_size",
-              f"got {self.pool_size!r}; must be an integer >= 0 (0: no pool)")
+              f"got {self.pool_size!r}; allowed: an integer >= 0 (0: no pool)")
 
     def learning_rate(self) -> optax.Schedule:
         """Constant for `decay_start * steps` steps, then linear to 0 (reached one step after the last)."""
@@ -116,7 +116,7 @@ class CycleGANTrainer:
         # Default: as many devices as divide the batch (the paper's batch of 1 runs on one device).
         self.devices = list(devices or jax.devices()[:math.gcd(settings.batch_size, len(jax.devices()))])
         check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
-              f"got {settings.batch_size}; must be a multiple of the number of devices ({len(self.devices)})")
+              f"got {settings.batch_size}; allowed: a multiple of the number of devices ({len(self.devices)})")
         self.mesh = Mesh(np.array(self.devices), ("data",))
         self.g_ab = ResnetGenerator(config, config.channels_a, config.channels_b)
         self.g_ba = ResnetGenerator(config, config.channels_b, config.channels_a)

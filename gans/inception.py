@@ -155,9 +155,9 @@ class InceptionFeatures:
         """
         images = np.asarray(images)
         check(images.ndim == 4 and images.shape[-1] in (1, 3), "images",
-              f"got shape {images.shape}; must be (N, H, W, C) with C = 1 or 3")
+              f"got shape {images.shape}; allowed: (N, H, W, C) with C = 1 or 3")
         check(np.issubdtype(images.dtype, np.floating), "images",
-              f"got dtype {images.dtype}; must be floats in [0, 1] (divide uint8 images by 255)")
+              f"got dtype {images.dtype}; allowed: floats in [0, 1] (divide uint8 images by 255)")
         check(bool(np.isfinite(images).all()) and images.min(initial=0) >= -1e-6 and images.max(initial=0) <= 1 + 1e-6,
               "images", "values must be finite and lie in [0, 1]")
         check_positive("batch_size", batch_size, integer=True)

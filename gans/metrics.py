@@ -90,7 +90,7 @@ class FeatureNet:
     def _run(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         images = np.asarray(images, np.float32)
         check(images.ndim == 4 and tuple(images.shape[1:]) == tuple(self.image_shape), "images",
-              f"got shape {images.shape}; must be (N, {', '.join(map(str, self.image_shape))}) like the training images")
+              f"got shape {images.shape}; allowed: (N, {', '.join(map(str, self.image_shape))}) like the training images")
         check(bool(np.isfinite(images).all()) and images.min(initial=0) >= -1e-6 and images.max(initial=0) <= 1 + 1e-6,
               "images", "values must be finite and lie in [0, 1]")
         check_positive("batch_size", batch_size, integer=True)
@@ -141,12 +141,12 @@ def train_feature_net(
     """
     train_x, test_x = np.asarray(train_x, np.float32), np.asarray(test_x, np.float32)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
-    check(train_x.ndim == 4, "train_x", f"got shape {train_x.shape}; must be (N, H, W, C)")
+    check(train_x.ndim == 4, "train_x", f"got shape {train_x.shape}; allowed: (N, H, W, C)")
     check(len(train_y) == len(train_x) and train_y.ndim == 1, "train_y",
-          f"got shape {train_y.shape}; must be ({len(train_x)},)")
+          f"got shape {train_y.shape}; allowed: ({len(train_x)},)")
     check(test_x.ndim == 4 and test_x.shape[1:] == train_x.shape[1:], "test_x",
-          f"got shape {test_x.shape}; must be (N, {', '.join(map(str, train_x.shape[1:]))})")
-    check(len(test_y) == len(test_x) and test_y.ndim == 1, "test_y", f"got shape {test_y.shape}; must be ({len(test_x)},)")
+          f"got shape {test_x.shape}; allowed: (N, {', '.join(map(str, train_x.shape[1:]))})")
+    check(len(test_y) == len(test_x) and test_y.ndim == 1, "test_y", f"got shape {test_y.shape}; allowed: ({len(test_x)},)")
     check_positive("num_classes", num_classes, integer=True)
     for name, labels in (("train_y", train_y), ("test_y", test_y)):
         check(np.issubdtype(labels.dtype, np.integer) and labels.min(initial=0) >= 0
@@ -154,7 +154,7 @@ def train_feature_net(
     for name, value in (("steps", steps), ("batch_size", batch_size), ("width", width)):
         check_positive(name, value, integer=True)
     check_positive("learning_rate", learning_rate)
-    check(isinstance(seed, (int, np.integer)) and seed >= 0, "seed", f"got {seed!r}; must be an integer >= 0")
+    check(isinstance(seed, (int, np.integer)) and seed >= 0, "seed", f"got {seed!r}; allowed: an integer >= 0")
 
     start = time.perf_counter()
     module = _ClassifierCNN(num_classes, width)
@@ -218,7 +218,7 @@ def rotation_feature_net(train_x: np.ndarray, test_x: np.ndarray, **kwargs) -> F
 
 def _feats(field: str, x: np.ndarray, min_rows: int = 2) -> np.ndarray:
     x = np.asarray(x, np.float64)
-    check(x.ndim == 2, field, f"got shape {x.shape}; must be a feature array (N, F)")
+    check(x.ndim == 2, field, f"got shape {x.shape}; allowed: a feature array (N, F)")
     check(x.shape[0] >= min_rows, field, f"got {x.shape[0]} samples; need at least {min_rows}")
     check(bool(np.isfinite(x).all()), field, "contains NaN or inf")
     return x
@@ -246,10 +246,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     d = mu1.shape[0]
-    check(mu1.ndim == 1, "mu1", f"got shape {mu1.shape}; must be (F,)")
-    check(mu2.shape == (d,), "mu2", f"got shape {mu2.shape}; must be ({d},) like mu1")
+    check(mu1.ndim == 1, "mu1", f"got shape {mu1.shape}; allowed: (F,)")
+    check(mu2.shape == (d,), "mu2", f"got shape {mu2.shape}; allowed: ({d},) like mu1")
     for name, s in (("sigma1", sigma1), ("sigma2", sigma2)):
-        check(s.shape == (d, d), name, f"got shape {s.shape}; must be ({d}, {d})")
+        check(s.shape == (d, d), name, f"got shape {s.shape}; allowed: ({d}, {d})")
         check(bool(np.isfinite(s).all()), name, "contains NaN or inf")
     root1 = _sqrt_psd(sigma1)
     middle = root1 @ sigma2 @ root1
@@ -299,7 +299,7 @@ def kid(feats_a: np.ndarray, feats_b: np.ndarray, *, num_subsets: int = 50, subs
     limit = min(len(feats_a), len(feats_b))
     size = min(1000, limit) if subset_size is None else subset_size
     check(isinstance(size, (int, np.integer)) and 2 <= size <= limit, "subset_size",
-          f"got {subset_size!r}; must be an integer in [2, {limit}] (the smaller set size)")
+          f"got {subset_size!r}; allowed: an integer in [2, {limit}] (the smaller set size)")
     rng = np.random.default_rng(seed)
     values = np.array([
         mmd2_unbiased(feats_a[rng.choice(len(feats_a), size, replace=False)],

@@ -25,7 +25,7 @@ class PoolState:
 def pool_init(size: int, image_shape: tuple[int, int, int], dtype=jnp.float32) -> PoolState:
     """An empty pool of ``size`` images of shape ``image_shape`` (H, W, C). size 0 disables the pool."""
     check_nonnegative_int("pool_size", size)
-    check(len(tuple(image_shape)) == 3, "image_shape", f"got {image_shape!r}; must be (H, W, C)")
+    check(len(tuple(image_shape)) == 3, "image_shape", f"got {image_shape!r}; allowed: (H, W, C)")
     return PoolState(images=jnp.zeros((size, *image_shape), dtype), count=jnp.zeros((), jnp.int32))
 
 

@@ -46,12 +46,12 @@ class StyleGANConfig:
         """Raises `ConfigError` naming the first invalid field."""
         check_positive("resolution", self.resolution, integer=True)
         r = self.resolution
-        check(r >= 8 and (r & (r - 1)) == 0, "resolution", f"got {r!r}; must be a power of two >= 8")
+        check(r >= 8 and (r & (r - 1)) == 0, "resolution", f"got {r!r}; allowed: a power of two >= 8")
         for name in ("channels", "z_dim", "w_dim", "mapping_layers", "fmap_base", "fmap_max", "mbstd_group"):
             check_positive(name, getattr(self, name), integer=True)
         check_positive("mapping_lr_mul", self.mapping_lr_mul)
         check_choice("discriminator", self.discriminator, DISCRIMINATORS)
-        check(isinstance(self.use_mapping, bool), "use_mapping", f"got {self.use_mapping!r}; must be a bool")
+        check(isinstance(self.use_mapping, bool), "use_mapping", f"got {self.use_mapping!r}; allowed: a bool")
         check_choice("structure", self.structure, STRUCTURES)
         if not self.use_mapping:
             check(self.z_dim == self.w_dim, "use_mapping",

@@ -78,13 +78,13 @@ class GANTrainSettings:
         check_range("train.w_avg_decay", self.w_avg_decay, 0.0, 1.0)
         r = self.lod_initial_resolution
         check(isinstance(r, int) and r >= 4 and (r & (r - 1)) == 0, "train.lod_initial_resolution",
-              f"got {r!r}; must be a power of two >= 4")
+              f"got {r!r}; allowed: a power of two >= 4")
         check_range("train.lod_training_kimg", self.lod_training_kimg, 0.0, 1e9)
         check_range("train.lod_transition_kimg", self.lod_transition_kimg, 0.0, 1e9)
         check(round(self.lod_training_kimg * 1000) + round(self.lod_transition_kimg * 1000) > 0,
               "train.lod_training_kimg", "lod_training_kimg + lod_transition_kimg must be at least one image")
         check(isinstance(self.reset_opt_for_new_lod, bool), "train.reset_opt_for_new_lod",
-              f"got {self.reset_opt_for_new_lod!r}; must be true or false")
+              f"got {self.reset_opt_for_new_lod!r}; allowed: true or false")
 
 
 def lod_at(step: int | jax.Array, settings: GANTrainSettings, config: StyleGANConfig) -> jax.Array:
@@ -169,7 +169,7 @@ class StyleGANTrainer:
         self.images = np.ascontiguousarray(images * 2.0 - 1.0, np.float32)
         self.devices = list(devices or jax.devices())
         check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
-              f"got {settings.batch_size}; must be a multiple of the number of devices ({len(self.devices)})")
+              f"got {settings.batch_size}; allowed: a multiple of the number of devices ({len(self.devices)})")
         self.mesh = Mesh(np.array(self.devices), ("data",))
         self.gen, self.disc = Generator(config), Discriminator(config)
         s = settings

@@ -73,7 +73,7 @@ def class_balanced_weights(counts: ArrayLike | Sequence[float], beta: float = 0.
     check(
         isinstance(beta, (int, float)) and not isinstance(beta, bool) and 0.0 <= beta < 1.0,
         "beta",
-        f"got {beta!r}; must be a number in [0, 1)",
+        f"got {beta!r}; allowed: a number in [0, 1)",
     )
     present = n > 0
     if beta == 0.0:

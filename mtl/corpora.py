@@ -183,7 +183,7 @@ def load_vader(path: str | None = None, cache_dir: str | None = None, neutral_lo
     """
     for name, value in (("neutral_low", neutral_low), ("neutral_high", neutral_high)):
         check(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), name,
-              f"got {value!r}; must be a finite number (ratings lie in [-4, 4])")
+              f"got {value!r}; allowed: a finite number (ratings lie in [-4, 4])")
     check(neutral_low <= neutral_high, "neutral_low", f"got {neutral_low} > neutral_high={neutral_high}; need <=")
     path = path or fetch_vader(cache_dir, sdist_path=sdist_path)
     check(os.path.isfile(path), "path", f"file not found: {path!r}; expected a TSV with columns {TSV_HEADER}")

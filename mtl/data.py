@@ -21,7 +21,7 @@ class TextTask:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
-        check(isinstance(self.name, str) and bool(self.name), "task", f"got {self.name!r}; must be a non-empty name")
+        check(isinstance(self.name, str) and bool(self.name), "task", f"got {self.name!r}; allowed: a non-empty name")
         check(len(self.class_names) >= 2 and len(set(self.class_names)) == len(self.class_names),
               f"{self.name}.class_names", f"got {self.class_names}; need at least 2 distinct names")
 
@@ -41,7 +41,7 @@ class Corpus:
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "tasks", tuple(self.tasks))
         names = [t.name for t in self.tasks]
-        check(texts.ndim == 1, "texts", f"got shape {texts.shape}; must be (N,)")
+        check(texts.ndim == 1, "texts", f"got shape {texts.shape}; allowed: (N,)")
         check(bool(names) and len(set(names)) == len(names) and set(names) == set(labels), "labels",
               f"label keys {sorted(labels)} must match the distinct task names {names}")
         for t in self.tasks:

@@ -326,7 +326,7 @@ class Tokenizer:
         and padded with [PAD]=0 to `pad_to` (default: the longest text in the call, at most `max_length`).
         """
         if max_length < 2:
-            raise ConfigError("max_length", f"got {max_length}; must be >= 2 ([CLS] and [SEP])")
+            raise ConfigError("max_length", f"got {max_length}; allowed: >= 2 ([CLS] and [SEP])")
         self._tok.enable_truncation(max_length)
         try:
             encs = self._tok.encode_batch([str(t) for t in texts])

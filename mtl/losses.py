@@ -193,12 +193,12 @@ def _modulating_factor(log_p: jax.Array, gamma: float | jax.Array) -> jax.Array:
 def _check_gamma(gamma: float | jax.Array) -> None:
     """A Python/numpy number must be >= 0; a (possibly traced) scalar array is accepted unchecked."""
     if isinstance(gamma, (numbers.Real, np.number)) and not isinstance(gamma, (bool, np.bool_)):
-        check(bool(gamma >= 0), "gamma", f"got {gamma!r}; must be a number >= 0")
+        check(bool(gamma >= 0), "gamma", f"got {gamma!r}; allowed: a number >= 0")
     else:
         check(
             isinstance(gamma, jax.Array) and jnp.ndim(gamma) == 0,
             "gamma",
-            f"got {gamma!r}; must be a number >= 0 (or a scalar array)",
+            f"got {gamma!r}; allowed: a number >= 0 (or a scalar array)",
         )
 
 

@@ -74,7 +74,7 @@ def confusion_matrix(labels: Any, preds: Any, num_classes: int) -> np.ndarray:
     check(
         isinstance(num_classes, (int, np.integer)) and not isinstance(num_classes, bool) and num_classes > 0,
         "num_classes",
-        f"got {num_classes!r}; must be an integer > 0",
+        f"got {num_classes!r}; allowed: an integer > 0",
     )
     labels = _as_int_vector("labels", labels)  # (N,)
     preds = _as_int_vector("preds", preds)  # (N,)

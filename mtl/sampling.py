@@ -30,7 +30,7 @@ def split_corpus(corpus: Corpus, *, valid_fraction: float = 0.1, test_fraction: 
     check_range("valid_fraction", valid_fraction, 0.0, 1.0)
     check_range("test_fraction", test_fraction, 0.0, 1.0)
     check(valid_fraction + test_fraction < 1, "test_fraction",
-          f"valid_fraction + test_fraction = {valid_fraction + test_fraction}; must be < 1")
+          f"valid_fraction + test_fraction = {valid_fraction + test_fraction}; allowed: < 1")
     names = [t.name for t in corpus.tasks] if stratify is None else [stratify] if isinstance(stratify, str) \
         else list(stratify)
     code = np.zeros(len(corpus), np.int64)  # (N,) joint class code

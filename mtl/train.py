@@ -63,7 +63,7 @@ class TrainSettings:
     def validate(self) -> None:
         for name in ("steps", "batch_size", "max_length", "pad_multiple", "eval_batch_size", "checkpoint_every"):
             check_positive(f"train.{name}", getattr(self, name), integer=True)
-        check(self.max_length >= 2, "train.max_length", f"got {self.max_length}; must be >= 2")
+        check(self.max_length >= 2, "train.max_length", f"got {self.max_length}; allowed: >= 2")
         for name in ("lr_encoder", "lr_heads"):
             check_range(f"train.{name}", getattr(self, name), 0.0, 1.0)
         check_range("train.warmup_fraction", self.warmup_fraction, 0.0, 1.0)
@@ -228,7 +228,7 @@ class MultiTaskTrainer:
         self.sources = list(sources)
         self.devices = list(devices or jax.devices())
         check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
-              f"got {settings.batch_size}; must be a multiple of the number of devices ({len(self.devices)})")
+              f"got {settings.batch_size}; allowed: a multiple of the number of devices ({len(self.devices)})")
         self.mesh = Mesh(np.array(self.devices), ("data",))
         self.features_mode = freeze == "encoder" and cache_features
         self.frozen_encoder = freeze == "encoder"

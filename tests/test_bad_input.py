@@ -218,7 +218,7 @@ NPZ_CASES = [
     NpzCase("stylegan", "data.npz", "strings", "images: got shape (40,)"),
     NpzCase("stylegan", "data.npz", "fractional_labels", "labels: "),  # was named config.labels
     NpzCase("stylegan", "data.npz", "negative_labels", "got a negative label (-1)"),
-    NpzCase("stylegan", "data.npz", "labels_per_pixel", "must be (N,)"),
+    NpzCase("stylegan", "data.npz", "labels_per_pixel", "allowed: (N,)"),
     NpzCase("stylegan", "data.npz", "fewer_labels", "got 39 labels for 40 images"),
     NpzCase("stylegan", "data.npz", "not_npz", "cannot read"),
     NpzCase("cyclegan", "data.npz", "nan_images", "found NaN"),

@@ -163,5 +163,5 @@ def test_a_budget_planning_too_many_evaluations_names_its_setting():
     assert BudgetedSearch(strategy, table, MAX_EVALUATIONS_PER_RUN, 8).max_steps == MAX_EVALUATIONS_PER_RUN + 2
     with pytest.raises(ConfigError, match=r"^macro.budget: got 100001; that plans up to 100,001 evaluations per run"):
         BudgetedSearch(strategy, table, MAX_EVALUATIONS_PER_RUN + 1, 8, budget_field="macro.budget")
-    with pytest.raises(ConfigError, match=r"^budget_s: got inf; must be a finite number > 0$"):
+    with pytest.raises(ConfigError, match=r"^budget_s: got inf; allowed: a finite number > 0$"):
         BudgetedSearch(strategy, table, float("inf"), 8)

@@ -29,7 +29,7 @@ def test_registry_lists_choices_in_errors():
 
 
 def test_checks_name_the_field():
-    with pytest.raises(ConfigError, match=r"^runs: got 0; must be an integer > 0$"):
+    with pytest.raises(ConfigError, match=r"^runs: got 0; allowed: an integer > 0$"):
         check_positive("runs", 0, integer=True)
     with pytest.raises(ConfigError, match="^runs:"):
         check_positive("runs", 2.5, integer=True)

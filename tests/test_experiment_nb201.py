@@ -25,7 +25,7 @@ def small_config(**overrides):
 
 @pytest.mark.parametrize("field, value, pattern", [
     ("strategy", "bayesopt", r"^strategy: got 'bayesopt'; allowed: random, aging_evolution, tournament, reinforce, all$"),
-    ("budget_s", 0.0, r"^budget_s: got 0.0; must be a number > 0$"),
+    ("budget_s", 0.0, r"^budget_s: got 0.0; allowed: a number > 0$"),
     ("budget_s", -5.0, r"^budget_s:"),
     ("runs", 0, r"^runs:"),
     ("table_path", "/nonexistent/table.csv", r"^table_path: file not found"),
@@ -39,7 +39,7 @@ def test_bad_config_fails_at_once_naming_the_field(tmp_path, field, value, patte
 def test_sample_size_larger_than_population_names_the_nested_field(tmp_path):
     c = small_config()
     c.aging_evolution.sample_size = 11
-    with pytest.raises(ConfigError, match=r"^aging_evolution.sample_size: got 11; must be <= population_size \(10\)$"):
+    with pytest.raises(ConfigError, match=r"^aging_evolution.sample_size: got 11; allowed: <= population_size \(10\)$"):
         exp.run(c, str(tmp_path))
 
 

@@ -282,7 +282,7 @@ def test_registry_losses_jit_and_have_finite_gradients(name):
 def test_config_errors_name_the_field():
     with pytest.raises(ConfigError, match=r"^loss: got 'dice'; allowed: ce, weighted, class_balanced, focal$"):
         make_loss("dice", COUNTS)
-    with pytest.raises(ConfigError, match=r"^beta: got 1\.0; must be a number in \[0, 1\)$"):
+    with pytest.raises(ConfigError, match=r"^beta: got 1\.0; allowed: a number in \[0, 1\)$"):
         class_balanced_weights(COUNTS, 1.0)
     with pytest.raises(ConfigError, match="^beta:"):
         make_loss("class_balanced", COUNTS, beta=-0.1)
@@ -295,7 +295,7 @@ def test_config_errors_name_the_field():
         make_loss("focal", COUNTS, focal_alpha="balanced")
     with pytest.raises(ConfigError, match="^focal_alpha:"):
         make_loss("focal", COUNTS, focal_alpha=[0.5, -1.0, 0.5])
-    with pytest.raises(ConfigError, match=r"^gamma: got -1\.0; must be a number >= 0$"):
+    with pytest.raises(ConfigError, match=r"^gamma: got -1\.0; allowed: a number >= 0$"):
         make_loss("focal", COUNTS, gamma=-1.0)
     logits = jnp.zeros((4, 3))
     with pytest.raises(ConfigError, match="^labels: must have shape"):

@@ -32,16 +32,16 @@ def check_positive(field: str, value: Any, *, integer: bool = False) -> None:
     kind = "an integer" if integer else "a number"
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok or not value > 0:
-        raise ConfigError(field, f"got {value!r}; must be {kind} > 0")
+        raise ConfigError(field, f"got {value!r}; allowed: {kind} > 0")
 
 
 def check_nonnegative_int(field: str, value: Any) -> None:
     """Checks that `value` is an integer >= 0 (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(field, f"got {value!r}; must be an integer >= 0")
+        raise ConfigError(field, f"got {value!r}; allowed: an integer >= 0")
 
 
 def check_range(field: str, value: Any, low: float, high: float) -> None:
     """Checks `low <= value <= high`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ConfigError(field, f"got {value!r}; must be a number in [{low}, {high}]")
+        raise ConfigError(field, f"got {value!r}; allowed: a number in [{low}, {high}]")

@@ -199,7 +199,7 @@ def _load_npz(*, data_dir: str | None, npz_path: str | None, convert: Convert, l
     check(images.ndim in (3, 4), "images", f"got shape {images.shape}; allowed: (N,H,W) or (N,H,W,C)")
     check(images.shape[0] > 0 and all(d > 0 for d in images.shape), "images", f"got empty shape {images.shape}")
     real = np.issubdtype(images.dtype, np.number) and not np.iscomplexobj(images)
-    check(real, "images", f"got dtype {images.dtype}; must be real numbers in [0, 1]")
+    check(real, "images", f"got dtype {images.dtype}; allowed: real numbers in [0, 1]")
     images = images.astype(np.float32)
     if not np.all((images >= 0) & (images <= 1)):
         found = "NaN" if np.isnan(images).any() else f"min {images.min():.4g}, max {images.max():.4g}"
@@ -207,9 +207,9 @@ def _load_npz(*, data_dir: str | None, npz_path: str | None, convert: Convert, l
     if "labels" not in arrays:
         return _Loaded(1, convert(images), np.zeros(len(images), np.int32), labeled=False)
     labels, where = arrays["labels"], repr(npz_path)
-    check(labels.ndim == 1, "labels", f"{where}: got shape {labels.shape}; must be (N,)")
+    check(labels.ndim == 1, "labels", f"{where}: got shape {labels.shape}; allowed: (N,)")
     check(len(labels) == len(images), "labels",
-          f"{where}: got {len(labels)} labels for {len(images)} images; must be one per image")
+          f"{where}: got {len(labels)} labels for {len(images)} images; allowed: one per image")
     floating = np.issubdtype(labels.dtype, np.floating)
     whole = np.isfinite(labels) & (labels == np.round(labels)) & (np.abs(labels) < 2.0**62) if floating else None
     if not (np.issubdtype(labels.dtype, np.integer) or (floating and bool(np.all(whole)))):
@@ -217,7 +217,7 @@ def _load_npz(*, data_dir: str | None, npz_path: str | None, convert: Convert, l
         raise ConfigError("labels", f"{where}: got dtype {labels.dtype} with non-integer values (e.g. {bad!r}); "
                           "must be integers >= 0")
     labels = labels.astype(np.int64)
-    check(bool(np.all(labels >= 0)), "labels", f"{where}: got a negative label ({labels.min()}); must be integers >= 0")
+    check(bool(np.all(labels >= 0)), "labels", f"{where}: got a negative label ({labels.min()}); allowed: integers >= 0")
     check(len(np.unique(labels)) >= 2, "labels", f"{where}: found {len(np.unique(labels))} distinct class(es); "
           "need at least 2")
     indices, class_labels = index_labels(labels, "labels", f"{where}, array 'labels'")
@@ -304,15 +304,15 @@ def load_images(
       ConfigError: on an invalid setting, a bad npz file, an unknown name, or a catalogue dataset that is
         not prepared (raised at once; nothing is downloaded).
     """
-    check(isinstance(name, str) and name != "", "dataset", f"got {name!r}; must be a dataset name string")
+    check(isinstance(name, str) and name != "", "dataset", f"got {name!r}; allowed: a dataset name string")
     if size is not None:
         check_positive("size", size, integer=True)
     check_range("valid_fraction", valid_fraction, 0.0, 1.0)
     check_range("test_fraction", test_fraction, 0.0, 1.0)
     check(valid_fraction + test_fraction < 1, "valid_fraction",
-          f"valid_fraction + test_fraction = {valid_fraction + test_fraction:g}; must be < 1 to leave training data")
+          f"valid_fraction + test_fraction = {valid_fraction + test_fraction:g}; allowed: < 1 to leave training data")
     integer_seed = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
-    check(integer_seed and seed >= 0, "seed", f"got {seed!r}; must be an integer >= 0")
+    check(integer_seed and seed >= 0, "seed", f"got {seed!r}; allowed: an integer >= 0")
     if channels is not None:
         check_choice("channels", channels, [1, 3])
     if npz_path is not None:

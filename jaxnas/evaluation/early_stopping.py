@@ -48,8 +48,8 @@ class HalvingResult:
 def rung_budgets(full_steps: int, min_steps: int, eta: int) -> tuple[int, ...]:
     """Budgets R / eta^k, ..., R / eta, R (rounded), none below `min_steps`."""
     check_positive("min_steps", min_steps, integer=True)
-    check(isinstance(eta, int) and eta >= 2, "eta", f"got {eta}; must be an integer >= 2")
-    check(min_steps <= full_steps, "min_steps", f"got {min_steps}; must be <= the full budget ({full_steps})")
+    check(isinstance(eta, int) and eta >= 2, "eta", f"got {eta}; allowed: an integer >= 2")
+    check(min_steps <= full_steps, "min_steps", f"got {min_steps}; allowed: <= the full budget ({full_steps})")
     k = int(math.floor(math.log(full_steps / min_steps, eta) + 1e-9))
     return tuple(int(round(full_steps / eta**i)) for i in range(k, -1, -1))
 

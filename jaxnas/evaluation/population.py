@@ -47,8 +47,8 @@ class TrainSettings:
         check_positive("steps", self.steps, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
         check_positive("learning_rate", self.learning_rate)
-        check(0 <= self.momentum < 1, "momentum", f"got {self.momentum}; must be in [0, 1)")
-        check(self.weight_decay >= 0, "weight_decay", f"got {self.weight_decay}; must be >= 0")
+        check(0 <= self.momentum < 1, "momentum", f"got {self.momentum}; allowed: in [0, 1)")
+        check(self.weight_decay >= 0, "weight_decay", f"got {self.weight_decay}; allowed: >= 0")
 
     def optimizer(self, total_steps: int | None = None) -> optax.GradientTransformation:
         schedule = optax.cosine_decay_schedule(self.learning_rate, total_steps or self.steps)

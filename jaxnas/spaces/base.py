@@ -54,13 +54,13 @@ class CategoricalSpace:
     network: Callable[..., Any] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        check(self.num_positions >= 1, f"space {self.name}: num_positions", f"got {self.num_positions}; must be >= 1")
+        check(self.num_positions >= 1, f"space {self.name}: num_positions", f"got {self.num_positions}; allowed: >= 1")
         if self.choices is not None:
             check(len(self.choices) == self.num_positions, f"space {self.name}: choices",
                   f"got {len(self.choices)} counts for {self.num_positions} positions")
             check(all(1 <= c <= self.num_choices for c in self.choices), f"space {self.name}: choices",
                   f"got {self.choices}; every count must be in [1, num_choices={self.num_choices}]")
-        check(self.num_choices >= 2, f"space {self.name}: num_choices", f"got {self.num_choices}; must be >= 2")
+        check(self.num_choices >= 2, f"space {self.name}: num_choices", f"got {self.num_choices}; allowed: >= 2")
 
     # --- shape of the space -----------------------------------------------------------------------------------
     @property

@@ -101,11 +101,11 @@ class NeatSpace:
         for field in ("num_inputs", "num_outputs", "max_nodes", "max_conns"):
             check_positive(field, getattr(self, field), integer=True)
         check(self.max_nodes >= self.num_inputs + self.num_outputs, "max_nodes",
-              f"got {self.max_nodes}; must be >= num_inputs + num_outputs ({self.num_inputs + self.num_outputs})")
+              f"got {self.max_nodes}; allowed: >= num_inputs + num_outputs ({self.num_inputs + self.num_outputs})")
         check(self.max_conns >= self.num_inputs * self.num_outputs, "max_conns",
-              f"got {self.max_conns}; must be >= num_inputs * num_outputs ({self.num_inputs * self.num_outputs}) "
+              f"got {self.max_conns}; allowed: >= num_inputs * num_outputs ({self.num_inputs * self.num_outputs}) "
               "for the fully connected initial genome")
-        check(isinstance(self.recurrent, bool), "recurrent", f"got {self.recurrent!r}; must be True or False")
+        check(isinstance(self.recurrent, bool), "recurrent", f"got {self.recurrent!r}; allowed: True or False")
         for field in ("activation", "output_activation"):
             value = getattr(self, field)
             if value is not None:

@@ -63,9 +63,9 @@ class Evolution:
         check_positive("sample_size", self.sample_size, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
         check(self.sample_size <= self.population_size, "sample_size",
-              f"got {self.sample_size}; must be <= population_size ({self.population_size})")
+              f"got {self.sample_size}; allowed: <= population_size ({self.population_size})")
         if self.sample_fraction is not None:
-            check(0 < self.sample_fraction <= 1, "sample_fraction", f"got {self.sample_fraction}; must be in (0, 1]")
+            check(0 < self.sample_fraction <= 1, "sample_fraction", f"got {self.sample_fraction}; allowed: in (0, 1]")
         if self.aging:
             check(2 * self.batch_size <= self.population_size, "batch_size",
                   f"got {self.batch_size}; aging evolution needs batch_size <= population_size / 2 "
@@ -73,7 +73,7 @@ class Evolution:
                   "replaces most of the population (generational replacement, not aging)")
         else:
             check(self.slots >= self.population_size, "capacity",
-                  f"got {self.capacity}; must be >= population_size ({self.population_size})")
+                  f"got {self.capacity}; allowed: >= population_size ({self.population_size})")
 
     @property
     def slots(self) -> int:

@@ -125,7 +125,7 @@ class Neat(NeatSpeciation, NeatReproduction):
 
     def __post_init__(self):
         check(self.batch_axis is None or isinstance(self.batch_axis, str), "batch_axis",
-              f"got {self.batch_axis!r}; must be None or a vmap axis name")
+              f"got {self.batch_axis!r}; allowed: None or a vmap axis name")
         check(self.compatibility in COMPATIBILITY, "compatibility",
               f"got {self.compatibility!r}; allowed: {', '.join(COMPATIBILITY)}")
         check(self.weight_perturbation in PERTURBATIONS, "weight_perturbation",
@@ -136,14 +136,14 @@ class Neat(NeatSpeciation, NeatReproduction):
                       "population_stagnation"):
             value = getattr(self, field)
             check(isinstance(value, int) and not isinstance(value, bool) and value >= 0, field,
-                  f"got {value!r}; must be an integer >= 0")
+                  f"got {value!r}; allowed: an integer >= 0")
         for field in ("compatibility_threshold", "weight_mutate_power", "weight_init_std", "weight_clamp",
                       "bias_mutate_power", "bias_init_std"):
             check_positive(field, getattr(self, field))
         for field in ("excess_coefficient", "disjoint_coefficient", "weight_coefficient"):
             check_range(field, getattr(self, field), 0.0, math.inf)
         check(0 < self.survival_threshold <= 1, "survival_threshold",
-              f"got {self.survival_threshold}; must be in (0, 1]")
+              f"got {self.survival_threshold}; allowed: in (0, 1]")
         for field in ("crossover_rate", "interspecies_rate", "disabled_gene_rate", "weight_mutate_rate",
                       "weight_replace_rate", "bias_mutate_rate", "bias_replace_rate", "enable_mutate_rate",
                       "node_add_rate", "conn_add_rate", "node_delete_rate", "conn_delete_rate"):

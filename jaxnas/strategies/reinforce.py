@@ -152,7 +152,7 @@ class Reinforce:
         check_positive("num_layers", self.num_layers, integer=True)
         check_positive("batch_size", self.batch_size, integer=True)
         check_range("baseline_decay", self.baseline_decay, 0.0, 1.0)
-        check(self.entropy_weight >= 0, "entropy_weight", f"got {self.entropy_weight}; must be >= 0")
+        check(self.entropy_weight >= 0, "entropy_weight", f"got {self.entropy_weight}; allowed: >= 0")
         if self.temperature is not None:
             check_positive("temperature", self.temperature)
         if self.tanh_constant is not None:
