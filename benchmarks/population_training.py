@@ -9,8 +9,10 @@ The reference (`torch_nb201_loop.py`, read-only, outside this repository) trains
 mini-batches of `--batch` drawn from 512 synthetic images, then one evaluation pass over 64 validation images.
 This script gives the engine exactly that work and measures, in one process tree:
 
-- `engine-seq`: our engine, one candidate per compiled call (chunk size 1), the candidates one after another;
-- `engine-pP`: our engine, P candidates in one compiled call (vmapped), for each P of `--pops`;
+- `engine-EXEC-seq`: our engine, one candidate per compiled call (chunk size 1), the candidates one after another;
+- `engine-EXEC-pP`: our engine, P candidates in one compiled call, for each P of `--pops`;
+  for each execution EXEC of `--executions`: `map` (candidates one after another inside the program, each
+  computing only its architecture's ops) and `vmap` (all at once, NB201's folded kernels);
 - `torch-MODE`: the reference as a subprocess of `--ref-python`, for each mode of `--torch-modes`
   (`eager`; `compile`: torch.compile per architecture, compile counted; `compile-warm`: compile excluded).
 
@@ -148,11 +150,13 @@ def torch_state(params: dict, stats: dict, arch: np.ndarray, cells: int) -> dict
     return {k: np.asarray(v, np.float32) for k, v in out.items()}
 
 
-def check_same_work(args: argparse.Namespace, data: SimpleNamespace, arch: np.ndarray) -> dict:
-    """Trains `arch` for `--check-steps` steps on both sides from the same weights and batches; compares."""
+def check_same_work(args: argparse.Namespace, data: SimpleNamespace, arch: np.ndarray, execution: str) -> dict:
+    """Trains `arch` for `--check-steps` steps on both sides from the same weights and batches; compares.
+
+    The engine's network is the one `execution` runs (its dispatch: only the chosen ops, or the folded kernels)."""
     settings = TrainSettings(steps=args.check_steps, batch_size=args.batch, learning_rate=args.lr)
     trainer = PopulationTrainer(NB201Network(args.channels, args.cells, 10), data, settings, chunk_size=1,
-                                devices=jax.local_devices()[:1])
+                                devices=jax.local_devices()[:1], execution=execution)
     key, data_key = jax.random.key(0), PopulationTrainer.data_key(0)
 
     @jax.jit
@@ -178,7 +182,7 @@ def check_same_work(args: argparse.Namespace, data: SimpleNamespace, arch: np.nd
     ref = json.loads(proc.stdout.strip().splitlines()[-1])
     ours = np.asarray(losses)  # (steps,)
     rel = np.abs(ours - np.asarray(ref["losses"])) / np.abs(ours)
-    result = {"arch": nb201.to_string(arch), "steps": settings.steps, "param_count_engine": int(n_params),
+    result = {"execution": execution, "dispatch": trainer.model.dispatch, "arch": nb201.to_string(arch), "steps": settings.steps, "param_count_engine": int(n_params),
               "param_count_torch": ref["param_count"], "state_dict_missing": ref["missing"],
               "state_dict_unexpected": ref["unexpected"], "losses_engine": ours.tolist(), "losses_torch": ref["losses"],
               "max_rel_loss_diff": float(rel.max()), "valid_acc_engine": float(acc), "valid_acc_torch": ref["valid_acc"]}
@@ -221,6 +225,8 @@ def main() -> None:
     ap.add_argument("--torch-archs", type=int, default=4, help="architectures timed per torch call")
     ap.add_argument("--warmup", type=int, default=1, help="untimed architectures the reference trains first")
     ap.add_argument("--pops", default="4", help="engine population sizes P (one compiled call each)")
+    ap.add_argument("--executions", default="map,vmap", help="engine executions timed (PopulationTrainer's "
+                    "`execution`: map = one candidate after another, only the chosen ops; vmap = all at once)")
     ap.add_argument("--no-seq", action="store_true", help="skip the engine's one-candidate-at-a-time loop")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64)
@@ -249,28 +255,30 @@ def main() -> None:
     data = synthetic(args.hw)
     dev = jax.devices()[0]
     device = f"{dev.platform}:{dev.device_kind}"
-    check = check_same_work(args, data, np.array([CONV3, CONV1, 4, 1, 0, CONV3], np.int32)) if args.check_steps else None
+    executions = [e for e in args.executions.split(",") if e]
+    check_arch = np.array([CONV3, CONV1, 4, 1, 0, CONV3], np.int32)
+    check = {e: check_same_work(args, data, check_arch, e) for e in executions} if args.check_steps else None
     if check is not None:
         print(json.dumps({"check": check}), flush=True)
-        if not check["passed"] and args.on_check_failure == "abort":
+        if not all(c["passed"] for c in check.values()) and args.on_check_failure == "abort":
             raise SystemExit("the engine and the reference do not do the same work (see the check above)")
 
     settings = TrainSettings(steps=args.steps, batch_size=args.batch, learning_rate=args.lr)
     net, one = NB201Network(args.channels, args.cells, 10), jax.local_devices()[:1]
     archs_torch = reference_archs(args.torch_archs, args.warmup)  # (A, 6)
     engines, compile_s = {}, {}
-    plan = ([] if args.no_seq else [("engine-seq", 1, archs_torch)]) + [
-        (f"engine-p{p}", p, reference_archs(p, args.warmup)) for p in pops]
-    for name, chunk, archs in plan:
-        trainer = PopulationTrainer(net, data, settings, chunk_size=chunk, devices=one)
+    plan = [(f"engine-{e}-seq", e, 1, archs_torch) for e in executions if not args.no_seq] + [
+        (f"engine-{e}-p{p}", e, p, reference_archs(p, args.warmup)) for e in executions for p in pops]
+    for name, execution, chunk, archs in plan:
+        trainer = PopulationTrainer(net, data, settings, chunk_size=chunk, devices=one, execution=execution)
         compile_s[name] = time_engine(trainer, archs[:chunk])  # first call: compile + one chunk of work
         engines[name] = (trainer, archs)
-    impls = [n for n, _, _ in plan] + [f"torch-{m}" for m in modes]
+    impls = [n for n, _, _, _ in plan] + [f"torch-{m}" for m in modes]
     runs: dict[str, list[float]] = {k: [] for k in impls}
     loads: dict[str, list[float]] = {k: [] for k in impls}
     torch_rows: dict[str, list[dict]] = {f"torch-{m}": [] for m in modes}
     settings_rec = {**vars(args), "device": device, "engine_archs": {n: [nb201.to_string(a) for a in archs[:8]]
-                    for n, _, archs in plan}, "torch_archs": [nb201.to_string(a) for a in archs_torch]}
+                    for n, _, _, archs in plan}, "torch_archs": [nb201.to_string(a) for a in archs_torch]}
     def publish(repeats_done: int) -> None:
         rows = torch_rows[f"torch-{modes[0]}"] if modes else []
         figures = {**summarise(runs, pops), "device": device, "torch_device": rows[-1]["device"] if rows else None,

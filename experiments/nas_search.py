@@ -25,7 +25,7 @@ from experiments.validation import (STRATEGY_BOUNDS, Bounds, as_setting, check_b
 from jaxnas.common.errors import ConfigError, check, check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.data import load_images
-from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
+from jaxnas.evaluation.population import EXECUTIONS, PopulationTrainer, TrainSettings
 from jaxnas.spaces import SPACES
 from jaxnas.strategies import STRATEGIES
 from jaxnas.search.trained import History, run_trained_search
@@ -67,7 +67,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     for field in ("channels", "cells_per_stage"):
         check_positive(f"network.{field}", config.network[field], integer=True)
     check_bounds(config, BOUNDS)
-    check_choices(config, {"progress": (True, False)})
+    check_choices(config, {"progress": (True, False), "execution": EXECUTIONS})
     check_strings(config, ("dataset", "data_dir"))
     check_files(config, ("npz_path",))
     check(config.dataset != "", "dataset", "got ''; allowed: digits, npz (with npz_path) or a prepared TFDS name")
@@ -121,7 +121,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     strategy = build_strategy(config, config.strategy, space, batch_size=config.chunk_size)
     data = load_data(config)
     net = prefixed("network", lambda: space.network(num_classes=data.num_classes, **config.network.to_dict()))
-    trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size)
+    trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size, execution=config.execution)
     if trainer.chunk_size != config.chunk_size:  # rounded up to a multiple of the devices
         strategy = build_strategy(config, config.strategy, space, batch_size=trainer.chunk_size)
     os.makedirs(workdir, exist_ok=True)
@@ -152,7 +152,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         "beats_random_median": None if baseline is None else bool(hist.valid_acc[b] > baseline["median_valid"]),
         # this call's throughput: a resumed run times only the batches it trained (None if none were left)
         "candidate_steps_per_s": (trained * settings.steps / info["wall_s"]) if trained else None,
-        "settings": {"network": config.network.to_dict(), "train": config.train.to_dict(), "chunk_size": trainer.chunk_size},
+        "settings": {"network": config.network.to_dict(), "train": config.train.to_dict(), "chunk_size": trainer.chunk_size,
+                     "execution": trainer.execution},
         "device": device_summary(),
     }
     write_json(os.path.join(workdir, "results.json"), results)

@@ -25,7 +25,7 @@ from jaxnas.data import load_images
 from jaxnas.evaluation.capabilities import require
 from jaxnas.evaluation.early_stopping import successive_halving
 from jaxnas.evaluation.incremental import grow_candidates
-from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
+from jaxnas.evaluation.population import EXECUTIONS, PopulationTrainer, TrainSettings
 from jaxnas.evaluation.pruning import make_pruner, prune
 from jaxnas.evaluation.weight_sharing import score_inherited, train_supernet
 from jaxnas.spaces import SPACES
@@ -58,7 +58,8 @@ BOUNDS = {
     "incremental.child_fraction": Bounds(float, 0.0, 1.0, open_low=True),
     "incremental.eval_points": Bounds(int, 1, 100), "incremental.lr_scale": Bounds(float, 0.0, 10.0, open_low=True),
 }
-CHOICES = {"speedup": SPEEDUPS, "pruning.method": ("magnitude", "structured"), "pruning.mode": ("before", "during"),
+CHOICES = {"speedup": SPEEDUPS, "execution": EXECUTIONS,
+           "pruning.method": ("magnitude", "structured"), "pruning.mode": ("before", "during"),
            "weight_sharing.off_path": ("frozen", "decayed"), "progress": (True, False),
            "early_stopping.median_rule": (True, False)}
 STRINGS = ("dataset", "data_dir")  # a dataset name is checked by load_images before anything is read
@@ -154,6 +155,7 @@ def pruning(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: n
     require(trainer.model, "macs", "pruning")
     pruner = prefixed("pruning", lambda: make_pruner(c.sparsity, c.mode, trainer.settings.steps))
     pruned_trainer = PopulationTrainer(trainer.model, trainer.data, trainer.settings, chunk_size=trainer.chunk_size,
+                                       execution=trainer.execution,
                                        post_update=pruner)
     dense, dense_s = standalone_scores(config, trainer, archs)
     start = time.perf_counter()
@@ -196,7 +198,8 @@ def structured_pruning(config: config_dict.ConfigDict, trainer: PopulationTraine
     for method in ("pruned", "prune_filters", "macs", "widths_summary"):
         require(trainer.model, method, "structured pruning")
     small_model = prefixed("pruning", lambda: trainer.model.pruned(c.channel_fraction))
-    small = PopulationTrainer(small_model, trainer.data, trainer.settings, chunk_size=trainer.chunk_size)
+    small = PopulationTrainer(small_model, trainer.data, trainer.settings, chunk_size=trainer.chunk_size,
+                              execution=trainer.execution)
     n, data, key = len(archs), trainer.data, trainer.data_key(config.seed)
     first = int(round(full * c.prune_at))
     init, advance = trainer.compiled_init(total_steps=full), trainer.compiled_advance(total_steps=full)
@@ -322,7 +325,8 @@ def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, arch
     # Children fine-tune a trained network: restarting at the full initial learning rate undoes much of what
     # the parent learned (measured: 97.1% -> 91.6% after 25 steps at lr 0.1), so they use a scaled one.
     fine_tune = dataclasses.replace(trainer.settings, learning_rate=trainer.settings.learning_rate * config.incremental.lr_scale)
-    child_trainer = PopulationTrainer(trainer.model, trainer.data, fine_tune, chunk_size=trainer.chunk_size)
+    child_trainer = PopulationTrainer(trainer.model, trainer.data, fine_tune, chunk_size=trainer.chunk_size,
+                                      execution=trainer.execution)
     grown, child_archs = grow_candidates(child_trainer, parents, archs, positions, np.full(n, model.grow_op), child_budget)
     grown_steps, grown_acc = curve(grown, child_archs, child_trainer.compiled_advance(total_steps=child_budget), child_budget)
     scratch = trainer.run_chunked(init, (trainer.candidate_keys(config.seed + 1, np.arange(n)), child_archs), (data,))
@@ -357,7 +361,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     data = load_images(config.dataset, size=config.image_size, data_dir=config.data_dir or None, seed=config.seed)
     space = SPACES.get(config.space, "space")
     net = prefixed("network", lambda: space.network(num_classes=data.num_classes, **config.network.to_dict()))
-    trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size)
+    trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size, execution=config.execution)
     archs = np.asarray(space.sample(jax.random.fold_in(jax.random.key(config.seed), 7), (config.candidates,)))
     own = report is None
     report = report or Report(workdir, "Making architecture search affordable")

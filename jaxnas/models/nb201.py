@@ -27,23 +27,43 @@ import jax
 import jax.numpy as jnp
 
 from jaxnas.models import nb201_surgery as surgery
-from jaxnas.models.layers import BatchNorm, Conv, avg_pool3x3, center_tap, conv3x3, he_normal
+from jaxnas.models.dispatch import choose
+from jaxnas.models.layers import (BatchNorm, BatchNormState, Conv, avg_pool3x3, batch_norm, center_tap, conv3x3,
+                                  conv3x3_direct, he_normal)
 from jaxnas.spaces import nb201
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
 assert nb201.OPS == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
+def _op_table(train: bool):
+    """NB201's ops on (h, 3x3 kernel (9C, C), 1x1 kernel (C, C), the edge's BN variables) -> (y, BN statistics).
+
+    The conv ops are ReLU-conv-BN; the others leave the edge's BN statistics as they are."""
+    def conv_bn(z, bn):
+        return batch_norm(z, *bn, train)
+
+    return (lambda h, w3, w1, bn: (jnp.zeros_like(h), bn[2], bn[3]),               # none
+            lambda h, w3, w1, bn: (h, bn[2], bn[3]),                               # skip_connect
+            lambda h, w3, w1, bn: conv_bn(jax.nn.relu(h) @ w1, bn),                # nor_conv_1x1
+            lambda h, w3, w1, bn: conv_bn(conv3x3_direct(jax.nn.relu(h), w3), bn),  # nor_conv_3x3
+            lambda h, w3, w1, bn: (avg_pool3x3(h), bn[2], bn[3]))                 # avg_pool_3x3
+
+
 class Cell(nn.Module):
-    """One NAS-Bench-201 cell with C input and output channels."""
+    """One NAS-Bench-201 cell with C input and output channels; `dispatch` as in `jaxnas.models.dispatch`."""
+
+    dispatch: str = "select"
 
     @nn.compact
     def __call__(self, x: jax.Array, arch: jax.Array, train: bool) -> jax.Array:
         c = x.shape[-1]
         n_edges = len(nb201.EDGES)
-        op = jax.nn.one_hot(arch, len(nb201.OPS), dtype=x.dtype)  # (6, 5)
         w3 = self.param("conv3x3", he_normal, (n_edges, 9 * c, c))
         w1 = self.param("conv1x1", he_normal, (n_edges, c, c))
+        if self.dispatch == "switch":
+            return self._switched(x, arch, train, w3, w1)
+        op = jax.nn.one_hot(arch, len(nb201.OPS), dtype=x.dtype)  # (6, 5)
         kernels = op[:, CONV3, None, None] * w3 + op[:, CONV1, None, None] * jax.vmap(center_tap)(w1)  # (6, 9C, C)
         is_conv = op[:, CONV3] + op[:, CONV1]  # (6,)
         norms = [BatchNorm(name=f"bn_edge{e}") for e in range(n_edges)]
@@ -61,6 +81,22 @@ class Cell(nn.Module):
                 conv = norms[e](fused[..., k * c:(k + 1) * c], train, active=is_conv[e] > 0)
                 incoming[nb201.EDGES[e][1]].append(is_conv[e] * conv + op[e, SKIP] * h + op[e, POOL] * pooled)
         return sum(incoming[nb201.NUM_NODES - 1])
+
+    def _switched(self, x, arch, train, w3, w1):
+        """Only each edge's chosen op runs (`lax.switch`), its BatchNorm inside the conv branches."""
+        table, c = _op_table(train), x.shape[-1]
+        nodes = [x]
+        for j in range(1, nb201.NUM_NODES):
+            total = None
+            for e, (src, dst) in enumerate(nb201.EDGES):
+                if dst != j:
+                    continue
+                norm = BatchNormState(name=f"bn_edge{e}")
+                y, mean, var = choose(arch[e], table, nodes[src], w3[e], w1[e], norm(c), mode="switch")
+                norm.store(mean, var)
+                total = y if total is None else total + y
+            nodes.append(total)
+        return nodes[-1]
 
 
 class ResidualReduction(nn.Module):
@@ -91,6 +127,7 @@ class NB201Network(nn.Module):
     num_classes: int = 10
     widths: tuple[int, int, int] | None = None
     inner_widths: tuple[int, int] | None = None
+    dispatch: str = "select"  # "switch": only each edge's chosen op runs (`jaxnas.models.dispatch`; set by the engine)
 
     def stage_widths(self) -> tuple[int, int, int]:
         """Channels of each stage's cells: `widths`, or C, 2C, 4C."""
@@ -139,6 +176,6 @@ class NB201Network(nn.Module):
                 inner = self.inner_widths[stage - 1] if self.inner_widths is not None else None
                 h = ResidualReduction(widths[stage], inner)(h, train)
             for _ in range(self.cells_per_stage):
-                h = Cell()(h, arch, train)
+                h = Cell(self.dispatch)(h, arch, train)
         h = jax.nn.relu(BatchNorm()(h, train))
         return nn.Dense(self.num_classes)(h.mean(axis=(1, 2)))

@@ -1,0 +1,58 @@
+"""Running the op an architecture chose: real branches where candidates run one at a time, one vectorisable
+program where they are vmapped. Every space's network uses this, so the engine, not the network, decides.
+
+A candidate network takes its architecture as an *input* (an int array), so one compiled program serves every
+architecture. At each edge or layer it must apply the op that the architecture names. Two ways:
+
+* ``"switch"``: `jax.lax.switch(op_id, op_table, ...)` runs only the chosen op. Outside `vmap` this is a real
+  branch on every backend, so a candidate costs what its architecture costs (a cell of skips and pools is
+  cheap). Under `vmap` JAX turns a switch into computing every branch and selecting, which wastes most of the
+  work: so this mode is for candidates run one after another (`lax.map`), the engine's CPU execution.
+* ``"select"``: the network's vectorisable form, for vmapped populations (accelerators): every candidate in a
+  batch runs the same instructions. The generic form computes every op and keeps one with a one-hot
+  (`select`); a network may do better (NAS-Bench-201 folds its conv ops into one kernel per edge,
+  `jaxnas.models.nb201`).
+
+The engine (`jaxnas.evaluation.population.PopulationTrainer`, `execution=`) picks the mode and sets it on the
+network with `with_dispatch`; both modes compute the same function (tested per network to float tolerance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxnas.common.errors import check_choice
+
+DISPATCH_MODES = ("switch", "select")
+
+# execution of a population -> the dispatch its networks need
+DISPATCH_FOR_EXECUTION = {"map": "switch", "vmap": "select"}
+
+
+def choose(op_id: jax.Array, table: Sequence[Callable[..., Any]], *operands: Any, mode: str) -> Any:
+    """`table[op_id](*operands)`: a real branch (`"switch"`) or every op then a one-hot selection (`"select"`).
+
+    Every entry of `table` must return the same shapes and dtypes. A concrete `op_id` (a Python or numpy
+    int, an architecture known when tracing) calls its op directly in either mode: the plain network of that
+    one architecture, what a per-model loop builds.
+    """
+    check_choice("dispatch", mode, DISPATCH_MODES)
+    if isinstance(op_id, (int, np.integer)):
+        return table[int(op_id)](*operands)
+    if mode == "switch":
+        return jax.lax.switch(op_id, list(table), *operands)
+    outs = [f(*operands) for f in table]
+    hot = jax.nn.one_hot(op_id, len(table))
+    return jax.tree.map(lambda *ys: sum(w.astype(y.dtype) * y for w, y in zip(hot, ys)), *outs)
+
+
+def with_dispatch(model: Any, mode: str) -> Any:
+    """`model` with its `dispatch` field set to `mode`, when the network has one (others are returned as they are)."""
+    check_choice("dispatch", mode, DISPATCH_MODES)
+    if getattr(model, "dispatch", mode) == mode or not hasattr(model, "clone"):
+        return model
+    return model.clone(dispatch=mode)
