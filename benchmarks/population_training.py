@@ -155,8 +155,8 @@ def check_same_work(args: argparse.Namespace, data: SimpleNamespace, arch: np.nd
 
     The engine's network is the one `execution` runs (its dispatch: only the chosen ops, or the folded kernels)."""
     settings = TrainSettings(steps=args.check_steps, batch_size=args.batch, learning_rate=args.lr)
-    trainer = PopulationTrainer(NB201Network(args.channels, args.cells, 10), data, settings, chunk_size=1,
-                                devices=jax.local_devices()[:1], execution=execution)
+    trainer = PopulationTrainer(NB201Network(args.channels, args.cells, 10, dtype=jnp.dtype(args.dtype)), data, settings,
+                                chunk_size=1, devices=jax.local_devices()[:1], execution=execution)
     key, data_key = jax.random.key(0), PopulationTrainer.data_key(0)
 
     @jax.jit
@@ -227,6 +227,8 @@ def main() -> None:
     ap.add_argument("--pops", default="4", help="engine population sizes P (one compiled call each)")
     ap.add_argument("--executions", default="map,vmap", help="engine executions timed (PopulationTrainer's "
                     "`execution`: map = one candidate after another, only the chosen ops; vmap = all at once)")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                    help="the engine's convolution inputs (bfloat16: float32 accumulation; torch stays float32)")
     ap.add_argument("--no-seq", action="store_true", help="skip the engine's one-candidate-at-a-time loop")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64)
@@ -264,7 +266,7 @@ def main() -> None:
             raise SystemExit("the engine and the reference do not do the same work (see the check above)")
 
     settings = TrainSettings(steps=args.steps, batch_size=args.batch, learning_rate=args.lr)
-    net, one = NB201Network(args.channels, args.cells, 10), jax.local_devices()[:1]
+    net, one = NB201Network(args.channels, args.cells, 10, dtype=jnp.dtype(args.dtype)), jax.local_devices()[:1]
     archs_torch = reference_archs(args.torch_archs, args.warmup)  # (A, 6)
     engines, compile_s = {}, {}
     plan = [(f"engine-{e}-seq", e, 1, archs_torch) for e in executions if not args.no_seq] + [

@@ -139,3 +139,22 @@ def test_auto_execution_follows_the_backend_and_bad_values_are_refused(digits_8x
     assert trainer.execution == ("map" if jax.default_backend() == "cpu" else "vmap")
     with pytest.raises(ConfigError, match="^execution: got 'loop'; allowed: auto, map, vmap$"):
         PopulationTrainer(NET, digits_8x8, settings, execution="loop")
+
+
+def test_bfloat16_products_train_like_float32(digits_8x8):
+    """bf16 convolution inputs with float32 accumulation (`NB201Network.dtype`): the same candidates reach the
+    same early losses within bf16 rounding, and bf16 moves a candidate's accuracy less than a new seed does."""
+    settings = TrainSettings(steps=30, batch_size=32, learning_rate=0.1)
+    archs, seeds = EVERY_OP[[0, 3]], (2, 3, 4)
+    trainers = {dt: PopulationTrainer(NB201Network(4, 1, 10, dtype=dt), digits_8x8, settings, chunk_size=2,
+                                      devices=jax.local_devices()[:1]) for dt in (jnp.float32, jnp.bfloat16)}
+    scores = {(dt, seed): t.score(archs, seed=seed) for dt, t in trainers.items() for seed in seeds}
+    for seed in seeds:
+        f32, bf16 = scores[jnp.float32, seed], scores[jnp.bfloat16, seed]
+        assert f32.train_loss[:, -1].max() < 0.8 * f32.train_loss[:, 0].min()  # it learned: the comparison means something
+        np.testing.assert_allclose(bf16.train_loss[:, :5], f32.train_loss[:, :5], rtol=2e-2)
+    acc = {dt: np.stack([scores[dt, seed].valid_acc for seed in seeds]) for dt in trainers}  # (seeds, archs)
+    by_dtype = np.abs(acc[jnp.bfloat16] - acc[jnp.float32]).mean()
+    by_seed = np.mean([np.abs(acc[jnp.float32][i] - acc[jnp.float32][j]).mean()
+                       for i in range(len(seeds)) for j in range(i + 1, len(seeds))])
+    assert by_dtype <= by_seed, (by_dtype, by_seed)

@@ -25,7 +25,7 @@ if [ "$Q" = 1 ]; then
   step 300 $PY benchmarks/stylegan_train.py --configs cpu16 --steps 2 --rounds 1 --out $OUT/stylegan_train_gpu.json
   step 300 $PY benchmarks/neat_vs_neat_python.py --seeds 2 --max-generations 10 --pops 150 --timing-generations 2 --skip-neat-python --out $OUT/neat_vs_neat_python_gpu.json
   step 300 $PY benchmarks/cyclegan_train.py --configs cpu --batches 1 --steps 2 --rounds 1 --out $OUT/cyclegan_train_gpu.json
-  step 600 $PY benchmarks/population_training.py --ref-python $REFPY --reference device_carry/torch_nb201_loop.py --steps 3 --torch-archs 1 --pops 2 --repeats 1 --torch-modes eager --check-steps 2 --publish population_training_gpu --out-dir $OUT
+  step 600 $PY benchmarks/population_training.py --ref-python $REFPY --reference device_carry/torch_nb201_loop.py --steps 3 --torch-archs 1 --executions vmap --pops 2 --repeats 1 --torch-modes eager --check-steps 2 --publish population_training_gpu --out-dir $OUT
   step 300 $PY benchmarks/nb201_search_speed.py --runs 20 --repeats 1 --strategies random --out $OUT/nb201_search_speed_gpu.json
 else
   # one step per StyleGAN config: a compile that outruns its timeout loses only its own figure
@@ -36,7 +36,9 @@ else
   # ratios): engine-seq is P=1 on the torch architectures; our compile is excluded and recorded as engine_compile_s;
   # the JSON is rewritten after the compiles and after every repeat, so a timeout keeps what was done. The same-work
   # check runs the engine on the GPU (TF32 matmuls possible) against torch on the CPU: recorded, not fatal.
-  step 420 $PY benchmarks/population_training.py --ref-python $REFPY --reference device_carry/torch_nb201_loop.py --torch-device cuda --torch-modes eager,compile-warm --torch-archs 4 --pops 8,32,128,256,1024 --repeats 3 --threads 0 --check-rtol 0.02 --on-check-failure record --publish population_training_gpu --out-dir $OUT
+  # vmap only on a GPU (map runs candidates one after another: a CPU execution); then bf16 inputs (f32 accumulation).
+  step 420 $PY benchmarks/population_training.py --ref-python $REFPY --reference device_carry/torch_nb201_loop.py --torch-device cuda --torch-modes eager,compile-warm --torch-archs 4 --executions vmap --pops 8,32,128,256,1024 --repeats 3 --threads 0 --check-rtol 0.02 --on-check-failure record --publish population_training_gpu --out-dir $OUT
+  step 240 $PY benchmarks/population_training.py --ref-python $REFPY --reference device_carry/torch_nb201_loop.py --torch-device cuda --torch-modes eager --torch-archs 4 --executions vmap --dtype bfloat16 --no-seq --pops 32,256,1024 --repeats 2 --threads 0 --check-rtol 0.05 --on-check-failure record --publish population_training_gpu_bf16 --out-dir $OUT
   step 60 $PY benchmarks/cyclegan_train.py --configs cpu,paper --batches 1,16 --out $OUT/cyclegan_train_gpu.json
   step 60 $PY benchmarks/nb201_search_speed.py --repeats 1 --strategies random,aging_evolution,reinforce --out $OUT/nb201_search_speed_gpu.json
 fi

@@ -10,6 +10,8 @@ patches of one input can be shared by every convolution that reads it (see `jaxn
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -59,27 +61,34 @@ def _avg_pool_bwd(_, g):
 avg_pool3x3.defvjp(_avg_pool_fwd, _avg_pool_bwd)
 
 
+def matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """`a @ b` accumulated and returned in float32 whatever the inputs' dtype (bfloat16 inputs: AMX / tensor cores)."""
+    return jnp.matmul(a, b, preferred_element_type=jnp.float32)
+
+
 @jax.custom_vjp
 def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Stride-1, padding-1 3x3 convolution: x (B, H, W, C), kernel (9C, C_out) in patch layout."""
-    return patches3x3(x) @ kernel
+    """Stride-1, padding-1 3x3 convolution: x (B, H, W, C), kernel (9C, C_out) in patch layout; float32 result.
+
+    x and kernel share a dtype (float32, or bfloat16 for bf16 compute); products accumulate in float32."""
+    return matmul(patches3x3(x), kernel)
 
 
 def _conv3x3_fwd(x, kernel):
     p = patches3x3(x)
-    return p @ kernel, (p, kernel)
+    return matmul(p, kernel), (p, kernel)
 
 
 def _conv3x3_bwd(res, g):
     p, kernel = res
-    g = jax.lax.optimization_barrier(g)
-    dp = jax.lax.optimization_barrier(g @ kernel.T)  # (B, H, W, 9C)
+    g = jax.lax.optimization_barrier(g.astype(kernel.dtype))
+    dp = jax.lax.optimization_barrier(matmul(g, kernel.T))  # (B, H, W, 9C)
     c, h, w = kernel.shape[0] // 9, g.shape[1], g.shape[2]
     dpp = jnp.pad(dp, ((0, 0), (1, 1), (1, 1), (0, 0)))
     # tap (dy, dx) read x[y + dy - 1, x + dx - 1], so x[y, x] collects dp[y - dy + 1, x - dx + 1, tap]
     dx = sum(dpp[:, 2 - dy:2 - dy + h, 2 - dx_:2 - dx_ + w, t * c:(t + 1) * c]
              for t, (dy, dx_) in enumerate((a, b) for a in range(3) for b in range(3)))
-    return dx, jnp.einsum("BHWI,BHWO->IO", p, g)
+    return dx.astype(p.dtype), jnp.einsum("BHWI,BHWO->IO", p, g, preferred_element_type=jnp.float32).astype(kernel.dtype)
 
 
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
@@ -87,7 +96,8 @@ conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 def _lax_conv3x3(x: jax.Array, kernel_hwio: jax.Array) -> jax.Array:
     return jax.lax.conv_general_dilated(x, kernel_hwio, (1, 1), ((1, 1), (1, 1)),
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        preferred_element_type=jnp.float32)
 
 
 @jax.custom_vjp
@@ -110,9 +120,10 @@ def _conv3x3_direct_fwd(x, kernel):
 
 def _conv3x3_direct_bwd(res, g):
     x, kernel = res
-    k = kernel.reshape(3, 3, x.shape[-1], kernel.shape[-1])
+    k, g = kernel.reshape(3, 3, x.shape[-1], kernel.shape[-1]), g.astype(kernel.dtype)
     dx = _lax_conv3x3(g, jnp.flip(k, (0, 1)).transpose(0, 1, 3, 2))
-    return dx, jnp.einsum("BHWI,BHWO->IO", patches3x3(x), g)
+    dk = jnp.einsum("BHWI,BHWO->IO", patches3x3(x), g, preferred_element_type=jnp.float32)
+    return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 
 conv3x3_direct.defvjp(_conv3x3_direct_fwd, _conv3x3_direct_bwd)
@@ -130,21 +141,25 @@ def he_normal(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.
 
 
 class Conv(nn.Module):
-    """3x3 (padding 1) or 1x1 convolution without bias, as patches @ kernel."""
+    """3x3 (padding 1) or 1x1 convolution without bias, as patches @ kernel.
+
+    `dtype`: the products' input dtype (None: float32; bfloat16 for bf16 compute); results are float32."""
 
     features: int
     size: int = 3
     stride: int = 1
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         c_in = x.shape[-1]
         kernel = self.param("kernel", he_normal, (self.size**2 * c_in, self.features))
+        x, kernel = x.astype(self.dtype or x.dtype), kernel.astype(self.dtype or kernel.dtype)
         if self.size == 1:
-            return x[:, :: self.stride, :: self.stride, :] @ kernel
+            return matmul(x[:, :: self.stride, :: self.stride, :], kernel)
         if self.stride == 1:
             return conv3x3(x, kernel)
-        return patches3x3(x, self.stride) @ kernel
+        return matmul(patches3x3(x, self.stride), kernel)
 
 
 def batch_norm(x: jax.Array, scale: jax.Array | None, bias: jax.Array | None, ra_mean: jax.Array, ra_var: jax.Array,

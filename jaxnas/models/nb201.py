@@ -22,6 +22,8 @@ when the edge carries a conv).
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -29,14 +31,14 @@ import jax.numpy as jnp
 from jaxnas.models import nb201_surgery as surgery
 from jaxnas.models.dispatch import choose
 from jaxnas.models.layers import (BatchNorm, BatchNormState, Conv, avg_pool3x3, batch_norm, center_tap, conv3x3,
-                                  conv3x3_direct, he_normal)
+                                  conv3x3_direct, he_normal, matmul)
 from jaxnas.spaces import nb201
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
 assert nb201.OPS == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
-def _op_table(train: bool):
+def _op_table(train: bool, dtype):
     """NB201's ops on (h, 3x3 kernel (9C, C), 1x1 kernel (C, C), the edge's BN variables) -> (y, BN statistics).
 
     The conv ops are ReLU-conv-BN; the others leave the edge's BN statistics as they are."""
@@ -45,15 +47,21 @@ def _op_table(train: bool):
 
     return (lambda h, w3, w1, bn: (jnp.zeros_like(h), bn[2], bn[3]),               # none
             lambda h, w3, w1, bn: (h, bn[2], bn[3]),                               # skip_connect
-            lambda h, w3, w1, bn: conv_bn(jax.nn.relu(h) @ w1, bn),                # nor_conv_1x1
-            lambda h, w3, w1, bn: conv_bn(conv3x3_direct(jax.nn.relu(h), w3), bn),  # nor_conv_3x3
+            lambda h, w3, w1, bn: conv_bn(matmul(relu_as(h, dtype), w1.astype(dtype)), bn),               # 1x1
+            lambda h, w3, w1, bn: conv_bn(conv3x3_direct(relu_as(h, dtype), w3.astype(dtype)), bn),       # 3x3
             lambda h, w3, w1, bn: (avg_pool3x3(h), bn[2], bn[3]))                 # avg_pool_3x3
+
+
+def relu_as(h: jax.Array, dtype: Any) -> jax.Array:
+    """ReLU, cast to the products' input dtype."""
+    return jax.nn.relu(h).astype(dtype)
 
 
 class Cell(nn.Module):
     """One NAS-Bench-201 cell with C input and output channels; `dispatch` as in `jaxnas.models.dispatch`."""
 
     dispatch: str = "select"
+    dtype: Any = jnp.float32  # the products' input dtype (bfloat16: bf16 compute, float32 accumulation)
 
     @nn.compact
     def __call__(self, x: jax.Array, arch: jax.Array, train: bool) -> jax.Array:
@@ -75,7 +83,8 @@ class Cell(nn.Module):
                 nodes.append(sum(incoming[src]))
             h = nodes[src]
             out_edges = [e for e, (s, _) in enumerate(nb201.EDGES) if s == src]
-            fused = conv3x3(jax.nn.relu(h), jnp.concatenate([kernels[e] for e in out_edges], axis=-1))  # (B,H,W,kC)
+            fused = conv3x3(relu_as(h, self.dtype),
+                            jnp.concatenate([kernels[e] for e in out_edges], axis=-1).astype(self.dtype))  # (B,H,W,kC)
             pooled = avg_pool3x3(h)
             for k, e in enumerate(out_edges):
                 conv = norms[e](fused[..., k * c:(k + 1) * c], train, active=is_conv[e] > 0)
@@ -84,7 +93,7 @@ class Cell(nn.Module):
 
     def _switched(self, x, arch, train, w3, w1):
         """Only each edge's chosen op runs (`lax.switch`), its BatchNorm inside the conv branches."""
-        table, c = _op_table(train), x.shape[-1]
+        table, c = _op_table(train, self.dtype), x.shape[-1]
         nodes = [x]
         for j in range(1, nb201.NUM_NODES):
             total = None
@@ -104,14 +113,15 @@ class ResidualReduction(nn.Module):
 
     features: int
     inner: int | None = None  # width of the first conv's output (default `features`; smaller when pruned)
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        a = BatchNorm()(Conv(self.inner or self.features, 3, stride=2)(jax.nn.relu(x)), train)
-        b = BatchNorm()(Conv(self.features, 3)(jax.nn.relu(a)), train)
+        a = BatchNorm()(Conv(self.inner or self.features, 3, stride=2, dtype=self.dtype)(jax.nn.relu(x)), train)
+        b = BatchNorm()(Conv(self.features, 3, dtype=self.dtype)(jax.nn.relu(a)), train)
         b_, h, w, c = x.shape
         pooled = x.reshape(b_, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))  # avg pool 2x2, stride 2
-        return Conv(self.features, 1)(pooled) + b
+        return Conv(self.features, 1, dtype=self.dtype)(pooled) + b
 
 
 class NB201Network(nn.Module):
@@ -128,6 +138,7 @@ class NB201Network(nn.Module):
     widths: tuple[int, int, int] | None = None
     inner_widths: tuple[int, int] | None = None
     dispatch: str = "select"  # "switch": only each edge's chosen op runs (`jaxnas.models.dispatch`; set by the engine)
+    dtype: Any = jnp.float32  # the convolutions' input dtype: bfloat16 computes in bf16, accumulating in float32
 
     def stage_widths(self) -> tuple[int, int, int]:
         """Channels of each stage's cells: `widths`, or C, 2C, 4C."""
@@ -170,12 +181,12 @@ class NB201Network(nn.Module):
     def __call__(self, x: jax.Array, arch: jax.Array, train: bool = False) -> jax.Array:
         """x (B, H, W, C_in) with H, W divisible by 4; arch (6,) op ids -> logits (B, num_classes)."""
         widths = self.stage_widths()
-        h = BatchNorm()(Conv(widths[0], 3)(x), train)
+        h = BatchNorm()(Conv(widths[0], 3, dtype=self.dtype)(x), train)
         for stage in range(3):
             if stage > 0:
                 inner = self.inner_widths[stage - 1] if self.inner_widths is not None else None
-                h = ResidualReduction(widths[stage], inner)(h, train)
+                h = ResidualReduction(widths[stage], inner, self.dtype)(h, train)
             for _ in range(self.cells_per_stage):
-                h = Cell(self.dispatch)(h, arch, train)
+                h = Cell(self.dispatch, self.dtype)(h, arch, train)
         h = jax.nn.relu(BatchNorm()(h, train))
-        return nn.Dense(self.num_classes)(h.mean(axis=(1, 2)))
+        return nn.Dense(self.num_classes)(h.mean(axis=(1, 2)))  # the head stays float32
