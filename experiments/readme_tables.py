@@ -122,13 +122,28 @@ def _nas_search_demo(results: dict[str, dict[str, Any]]) -> str:
 
 # --- population training against PyTorch ---------------------------------------------------------------------------
 
+_EXECUTION_LABEL = {"map": "one after another in one program, only the chosen ops",
+                    "vmap": "all at once (vmap), folded kernels"}
+
+
 def _impl_label(name: str, settings: dict[str, Any]) -> str:
-    if name == "engine-seq":
-        return "ours, one candidate per compiled call"
-    if name.startswith("engine-p"):
-        return f"ours, {name[len('engine-p'):]} candidates in one program"
+    """engine-[EXECUTION-](seq|pP) or torch-MODE -> a row label."""
+    if name.startswith("engine-"):
+        parts = name.split("-")
+        execution = parts[1] if len(parts) == 3 else None
+        how = (f" ({_EXECUTION_LABEL.get(execution, execution)}"
+               + (f", {settings['dtype']}" if settings.get("dtype", "float32") != "float32" else "") + ")"
+               if execution else "")
+        if parts[-1] == "seq":
+            return f"ours{how}, one candidate per compiled call"
+        return f"ours{how}, {parts[-1][1:]} candidates per compiled call"
     mode = name.removeprefix("torch-")
     return f"PyTorch {mode}" + (f" ({settings['threads']} threads)" if settings.get("torch_device") == "cpu" else "")
+
+
+def _check_line(c: dict[str, Any]) -> str:
+    return (f"both sides have {c['param_count_engine']:,} / {c['param_count_torch']:,} parameters and their "
+            f"{c['steps']} training losses agree to {c['max_rel_loss_diff']:.1e} (relative)")
 
 
 def _population_training(results: dict[str, dict[str, Any]]) -> str:
@@ -141,16 +156,17 @@ def _population_training(results: dict[str, dict[str, Any]]) -> str:
         ratios = "; ".join(f"{_impl_label(a, s)} / {_impl_label(b, s)}: **{v:.2f}x**"
                            for a, b, v in ((*k.split("/"), v) for k, v in f["ratio_engine_over_torch"].items()))
         c = f["check"]
+        checks = {None: c} if "steps" in c else c  # one check, or one per execution
         cores = r["provenance"]["device"].get("cores") or 1
         loads = [v for vs in load.values() for v in vs]
         text = (f"{s['channels']} channels, {s['cells']} cell per stage, {s['hw']}x{s['hw']}, batch {s['batch']}, "
-                f"{s['steps']} steps per candidate, {len(s['torch_archs'])} architecture(s) on both sides; "
+                f"{s['steps']} steps per candidate, {len(s['torch_archs'])} architecture(s) on both sides (P candidates per "
+                f"call: the first P of the same draw); "
                 f"median of {f['repeats_done']} alternating repeats, compilation excluded; torch {f['torch_version']} "
                 f"on {f['torch_device']}.\n\n" + markdown_table(
                     ["implementation", "candidate-steps/s (median)", "each repeat", "load average at each run"], rows)
                 + f"\nRatio, same run: {ratios}. Same work checked first: from the same initial weights and batches "
-                f"both sides have {c['param_count_engine']:,} / {c['param_count_torch']:,} parameters and their "
-                f"{c['steps']} training losses agree to {c['max_rel_loss_diff']:.1e} (relative).\n")
+                + "; ".join((f"{e}: " if e else "") + _check_line(v) for e, v in checks.items()) + ".\n")
         for mode, why in f.get("failed", {}).items():
             timeout = re.search(r"timed out after (\d+) seconds", why)
             text += (f"\nNot measured: {_impl_label(mode, s)}, "

@@ -1,10 +1,15 @@
 """The population training engine: train and score many candidate architectures in one compiled call.
 
-A chunk of candidates is one `jax.jit` program: candidates are vmapped, the candidate axis is split
-over all devices with `shard_map` (candidates are independent, so no collective is needed), and each
-candidate runs its whole training as a `lax.scan` of SGD steps followed by evaluation. Populations
-larger than a chunk go through the same compiled program chunk after chunk, so peak memory is bounded
-by the chunk size whatever the population size.
+A chunk of candidates is one `jax.jit` program: the candidate axis is split over all devices with
+`shard_map` (candidates are independent, so no collective is needed), and each candidate runs its whole
+training as a `lax.scan` of SGD steps followed by evaluation. Populations larger than a chunk go through
+the same compiled program chunk after chunk, so peak memory is bounded by the chunk size whatever the
+population size.
+
+How a device runs its candidates (`execution`): on a CPU one after another (`lax.map`), each network
+computing only the ops its architecture chose (`jaxnas.models.dispatch`, real `lax.switch` branches), since
+one candidate's batch already fills the cores; on accelerators all at once (`vmap`), the network in its
+vectorisable form. Both give the same candidate to float tolerance (tests/test_dispatch.py).
 
 Every candidate sees the same sequence of mini-batches (epoch permutations from one data key), and its
 initial weights come from `fold_in(seed key, candidate id)`, so a candidate's result does not depend
