@@ -74,6 +74,8 @@ CASES = [
     # choices
     Case("speedups", ("--config.speedup=distillation",), "config.speedup", "allowed: weight_sharing, pruning,"),
     Case("speedups", ("--config.space=macro",), "config.space", "allowed: nb201"),
+    Case("speedups", ("--config.execution=loop",), "config.execution", "allowed: auto, map, vmap"),
+    Case("nas_search", ("--config.execution=pmap",), "config.execution", "allowed: auto, map, vmap"),
     Case("speedups", ("--config.pruning.mode=sometimes",), "config.pruning.mode", "allowed: before, during"),
     Case("speedups", ("--config.weight_sharing.off_path=random",), "config.weight_sharing.off_path"),
     Case("speedups", ("--config.dataset=no_such_dataset",), "config.dataset", "'no_such_dataset'"),
