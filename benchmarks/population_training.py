@@ -10,7 +10,8 @@ mini-batches of `--batch` drawn from 512 synthetic images, then one evaluation p
 This script gives the engine exactly that work and measures, in one process tree:
 
 - `engine-EXEC-seq`: our engine, one candidate per compiled call (chunk size 1), the candidates one after another;
-- `engine-EXEC-pP`: our engine, P candidates in one compiled call, for each P of `--pops`;
+- `engine-EXEC-pP`: our engine, P candidates in one compiled call, for each P of `--pops` (split over
+  `--host-devices` XLA host devices on a CPU);
   for each execution EXEC of `--executions`: `map` (candidates one after another inside the program, each
   computing only its architecture's ops) and `vmap` (all at once, NB201's folded kernels);
 - `torch-MODE`: the reference as a subprocess of `--ref-python`, for each mode of `--torch-modes`
@@ -47,9 +48,22 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+
+def _host_devices_flag() -> None:
+    """`--host-devices N` (N > 1, CPU): N XLA host devices, one candidate stream per core. XLA reads the flag when
+    JAX starts, so it is set here, before `import jax`."""
+    argv = sys.argv[1:]
+    n = next((a.split("=", 1)[1] for a in argv if a.startswith("--host-devices=")), None)
+    if n is None and "--host-devices" in argv and argv.index("--host-devices") + 1 < len(argv):
+        n = argv[argv.index("--host-devices") + 1]
+    if n is not None and n.isdigit() and int(n) > 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}").strip()
+
+
+_host_devices_flag()
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -229,6 +243,8 @@ def main() -> None:
                     "`execution`: map = one candidate after another, only the chosen ops; vmap = all at once)")
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                     help="the engine's convolution inputs (bfloat16: float32 accumulation; torch stays float32)")
+    ap.add_argument("--host-devices", type=int, default=1, help="CPU: XLA host devices the P > 1 rows split their "
+                    "candidates over (one per core lets two candidates run at once; set before JAX starts)")
     ap.add_argument("--no-seq", action="store_true", help="skip the engine's one-candidate-at-a-time loop")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64)
@@ -267,12 +283,14 @@ def main() -> None:
 
     settings = TrainSettings(steps=args.steps, batch_size=args.batch, learning_rate=args.lr)
     net, one = NB201Network(args.channels, args.cells, 10, dtype=jnp.dtype(args.dtype)), jax.local_devices()[:1]
+    spread = jax.local_devices()[: args.host_devices]  # P > 1: candidates split over the host devices
     archs_torch = reference_archs(args.torch_archs, args.warmup)  # (A, 6)
     engines, compile_s = {}, {}
     plan = [(f"engine-{e}-seq", e, 1, archs_torch) for e in executions if not args.no_seq] + [
         (f"engine-{e}-p{p}", e, p, reference_archs(p, args.warmup)) for e in executions for p in pops]
     for name, execution, chunk, archs in plan:
-        trainer = PopulationTrainer(net, data, settings, chunk_size=chunk, devices=one, execution=execution)
+        trainer = PopulationTrainer(net, data, settings, chunk_size=chunk, devices=one if chunk == 1 else spread,
+                                    execution=execution)
         compile_s[name] = time_engine(trainer, archs[:chunk])  # first call: compile + one chunk of work
         engines[name] = (trainer, archs)
     impls = [n for n, _, _, _ in plan] + [f"torch-{m}" for m in modes]

@@ -136,7 +136,9 @@ def _impl_label(name: str, settings: dict[str, Any]) -> str:
                if execution else "")
         if parts[-1] == "seq":
             return f"ours{how}, one candidate per compiled call"
-        return f"ours{how}, {parts[-1][1:]} candidates per compiled call"
+        spread = settings.get("host_devices", 1)
+        return f"ours{how}, {parts[-1][1:]} candidates per compiled call" + (
+            f" over {spread} host devices" if spread > 1 else "")
     mode = name.removeprefix("torch-")
     return f"PyTorch {mode}" + (f" ({settings['threads']} threads)" if settings.get("torch_device") == "cpu" else "")
 
