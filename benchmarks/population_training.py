@@ -51,12 +51,11 @@ from types import SimpleNamespace
 
 def _host_devices_flag() -> None:
     """`--host-devices N` (N > 1, CPU): N XLA host devices, one candidate stream per core. XLA reads the flag when
-    JAX starts, so it is set here, before `import jax`."""
-    argv = sys.argv[1:]
-    n = next((a.split("=", 1)[1] for a in argv if a.startswith("--host-devices=")), None)
-    if n is None and "--host-devices" in argv and argv.index("--host-devices") + 1 < len(argv):
-        n = argv[argv.index("--host-devices") + 1]
-    if n is not None and n.isdigit() and int(n) > 1:
+    JAX starts, so it is read here, before `import jax` (main's parser defines and documents it)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--host-devices", type=int, default=1)
+    n = pre.parse_known_args()[0].host_devices
+    if n > 1:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}").strip()
 
 
@@ -196,7 +195,8 @@ def check_same_work(args: argparse.Namespace, data: SimpleNamespace, arch: np.nd
     ref = json.loads(proc.stdout.strip().splitlines()[-1])
     ours = np.asarray(losses)  # (steps,)
     rel = np.abs(ours - np.asarray(ref["losses"])) / np.abs(ours)
-    result = {"execution": execution, "dispatch": trainer.model.dispatch, "arch": nb201.to_string(arch), "steps": settings.steps, "param_count_engine": int(n_params),
+    result = {"execution": execution, "dispatch": trainer.model.dispatch, "arch": nb201.to_string(arch),
+              "steps": settings.steps, "param_count_engine": int(n_params),
               "param_count_torch": ref["param_count"], "state_dict_missing": ref["missing"],
               "state_dict_unexpected": ref["unexpected"], "losses_engine": ours.tolist(), "losses_torch": ref["losses"],
               "max_rel_loss_diff": float(rel.max()), "valid_acc_engine": float(acc), "valid_acc_torch": ref["valid_acc"]}

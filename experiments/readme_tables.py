@@ -127,18 +127,15 @@ _EXECUTION_LABEL = {"map": "one after another in one program, only the chosen op
 
 
 def _impl_label(name: str, settings: dict[str, Any]) -> str:
-    """engine-[EXECUTION-](seq|pP) or torch-MODE -> a row label."""
+    """engine-EXECUTION-(seq|pP) or torch-MODE -> a row label."""
     if name.startswith("engine-"):
-        parts = name.split("-")
-        execution = parts[1] if len(parts) == 3 else None
-        how = (f" ({_EXECUTION_LABEL.get(execution, execution)}"
-               + (f", {settings['dtype']}" if settings.get("dtype", "float32") != "float32" else "") + ")"
-               if execution else "")
-        if parts[-1] == "seq":
+        _, execution, size = name.split("-")
+        dtype = f", {settings['dtype']}" if settings["dtype"] != "float32" else ""
+        how = f" ({_EXECUTION_LABEL.get(execution, execution)}{dtype})"
+        if size == "seq":
             return f"ours{how}, one candidate per compiled call"
-        spread = settings.get("host_devices", 1)
-        return f"ours{how}, {parts[-1][1:]} candidates per compiled call" + (
-            f" over {spread} host devices" if spread > 1 else "")
+        spread = settings["host_devices"]
+        return f"ours{how}, {size[1:]} candidates per compiled call" + (f" over {spread} host devices" if spread > 1 else "")
     mode = name.removeprefix("torch-")
     return f"PyTorch {mode}" + (f" ({settings['threads']} threads)" if settings.get("torch_device") == "cpu" else "")
 
@@ -157,8 +154,7 @@ def _population_training(results: dict[str, dict[str, Any]]) -> str:
                  " / ".join(f"{v:g}" for v in load[k])] for k in med]
         ratios = "; ".join(f"{_impl_label(a, s)} / {_impl_label(b, s)}: **{v:.2f}x**"
                            for a, b, v in ((*k.split("/"), v) for k, v in f["ratio_engine_over_torch"].items()))
-        c = f["check"]
-        checks = {None: c} if "steps" in c else c  # one check, or one per execution
+        checks = f["check"]  # one per execution
         cores = r["provenance"]["device"].get("cores") or 1
         loads = [v for vs in load.values() for v in vs]
         text = (f"{s['channels']} channels, {s['cells']} cell per stage, {s['hw']}x{s['hw']}, batch {s['batch']}, "
@@ -168,7 +164,7 @@ def _population_training(results: dict[str, dict[str, Any]]) -> str:
                 f"on {f['torch_device']}.\n\n" + markdown_table(
                     ["implementation", "candidate-steps/s (median)", "each repeat", "load average at each run"], rows)
                 + f"\nRatio, same run: {ratios}. Same work checked first: from the same initial weights and batches "
-                + "; ".join((f"{e}: " if e else "") + _check_line(v) for e, v in checks.items()) + ".\n")
+                + "; ".join(f"{e}: {_check_line(v)}" for e, v in checks.items()) + ".\n")
         for mode, why in f.get("failed", {}).items():
             timeout = re.search(r"timed out after (\d+) seconds", why)
             text += (f"\nNot measured: {_impl_label(mode, s)}, "

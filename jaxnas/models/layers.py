@@ -88,10 +88,20 @@ def _conv3x3_bwd(res, g):
     # tap (dy, dx) read x[y + dy - 1, x + dx - 1], so x[y, x] collects dp[y - dy + 1, x - dx + 1, tap]
     dx = sum(dpp[:, 2 - dy:2 - dy + h, 2 - dx_:2 - dx_ + w, t * c:(t + 1) * c]
              for t, (dy, dx_) in enumerate((a, b) for a in range(3) for b in range(3)))
-    return dx.astype(p.dtype), jnp.einsum("BHWI,BHWO->IO", p, g, preferred_element_type=jnp.float32).astype(kernel.dtype)
+    return dx.astype(p.dtype), _kernel_grad(p, g, kernel.dtype)
 
 
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
+
+
+def _kernel_grad(patches: jax.Array, g: jax.Array, dtype: Any) -> jax.Array:
+    """A 3x3 kernel's gradient in patch layout (9C, C_out): one matmul of the patches with the output cotangent."""
+    return jnp.einsum("BHWI,BHWO->IO", patches, g, preferred_element_type=jnp.float32).astype(dtype)
+
+
+def _hwio(kernel: jax.Array) -> jax.Array:
+    """A 3x3 kernel from patch layout (9C, C_out) to XLA's (3, 3, C, C_out)."""
+    return kernel.reshape(3, 3, kernel.shape[0] // 9, kernel.shape[-1])
 
 
 def _lax_conv3x3(x: jax.Array, kernel_hwio: jax.Array) -> jax.Array:
@@ -111,7 +121,7 @@ def conv3x3_direct(x: jax.Array, kernel: jax.Array) -> jax.Array:
     kernel gradient is one matmul over the patches and the input gradient an ordinary convolution with the
     flipped, transposed kernel.
     """
-    return _lax_conv3x3(x, kernel.reshape(3, 3, x.shape[-1], kernel.shape[-1]))
+    return _lax_conv3x3(x, _hwio(kernel))
 
 
 def _conv3x3_direct_fwd(x, kernel):
@@ -120,10 +130,9 @@ def _conv3x3_direct_fwd(x, kernel):
 
 def _conv3x3_direct_bwd(res, g):
     x, kernel = res
-    k, g = kernel.reshape(3, 3, x.shape[-1], kernel.shape[-1]), g.astype(kernel.dtype)
-    dx = _lax_conv3x3(g, jnp.flip(k, (0, 1)).transpose(0, 1, 3, 2))
-    dk = jnp.einsum("BHWI,BHWO->IO", patches3x3(x), g, preferred_element_type=jnp.float32)
-    return dx.astype(x.dtype), dk.astype(kernel.dtype)
+    g = g.astype(kernel.dtype)
+    dx = _lax_conv3x3(g, jnp.flip(_hwio(kernel), (0, 1)).transpose(0, 1, 3, 2))
+    return dx.astype(x.dtype), _kernel_grad(patches3x3(x), g, kernel.dtype)
 
 
 conv3x3_direct.defvjp(_conv3x3_direct_fwd, _conv3x3_direct_bwd)
@@ -183,6 +192,15 @@ def batch_norm(x: jax.Array, scale: jax.Array | None, bias: jax.Array | None, ra
     return y, new_mean, new_var
 
 
+def _bn_variables(module: nn.Module, c: int, affine: bool = True) -> tuple[Any, Any, Any, Any]:
+    """A batch norm's variables, declared in `module`: (scale, bias or None, running-mean and -variance Variables)."""
+    ra_mean = module.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+    ra_var = module.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+    scale = module.param("scale", nn.initializers.ones, (c,)) if affine else None
+    bias = module.param("bias", nn.initializers.zeros, (c,)) if affine else None
+    return scale, bias, ra_mean, ra_var
+
+
 class BatchNormState(nn.Module):
     """The variables of a `BatchNorm` (same names), for an op that normalises inside a `lax.switch` branch.
 
@@ -192,10 +210,7 @@ class BatchNormState(nn.Module):
 
     @nn.compact
     def __call__(self, c: int) -> tuple[jax.Array, ...]:
-        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
-        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
-        scale = self.param("scale", nn.initializers.ones, (c,))
-        bias = self.param("bias", nn.initializers.zeros, (c,))
+        scale, bias, ra_mean, ra_var = _bn_variables(self, c)
         return scale, bias, ra_mean.value, ra_var.value
 
     def store(self, mean: jax.Array, var: jax.Array) -> None:
@@ -217,11 +232,7 @@ class BatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, active: jax.Array | bool = True) -> jax.Array:
-        c = x.shape[-1]
-        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
-        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
-        scale = self.param("scale", nn.initializers.ones, (c,)) if self.affine else None
-        bias = self.param("bias", nn.initializers.zeros, (c,)) if self.affine else None
+        scale, bias, ra_mean, ra_var = _bn_variables(self, x.shape[-1], self.affine)
         y, mean, var = batch_norm(x, scale, bias, ra_mean.value, ra_var.value, train, self.momentum, self.eps)
         if train and not self.is_initializing():
             ra_mean.value = jnp.where(active, mean, ra_mean.value)
