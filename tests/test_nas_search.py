@@ -120,6 +120,11 @@ def test_entry_point_refuses_other_settings_or_an_edited_npz_and_falls_back(data
     config.train.steps = 10
     assert "train.steps (saved 4, now 10)" in refused_before_restore(monkeypatch, lambda: nas_search.run(config, work))
     config.train.steps = 4
+    ran, other = first["settings"]["execution"], {"map": "vmap", "vmap": "map"}[first["settings"]["execution"]]
+    config.execution = other  # the first run's auto picked `ran` for this backend
+    assert f"execution (saved '{ran}', now '{other}')" in refused_before_restore(monkeypatch,
+                                                                               lambda: nas_search.run(config, work))
+    config.execution = "auto"
     np.savez(tmp_path / "data.npz", images=images[::-1], labels=labels[::-1])  # the same file, other order
     message = refused_before_restore(monkeypatch, lambda: nas_search.run(config, work))
     assert "data (saved '" in message and "train." not in message

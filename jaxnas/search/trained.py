@@ -63,10 +63,10 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
     hist = _empty(n_batches * batch, strategy.space.num_positions)
     start = time.perf_counter()
     # everything that decides the scores: a rerun with any other strategy, training, network or data is refused,
-    # naming the field (`strategy.sample_size`, `train.steps`, `model.channels`) or `data` (the arrays' content)
+    # naming the field (`strategy.sample_size`, `train.steps`, `execution`, `model.channels`) or `data` (the arrays' content)
     objective = trainer.objective
     settings = {"seed": seed, "evaluations": evaluations, "batch": batch, "strategy": described(strategy),
-                "train": trainer.settings, "model": described(trainer.model),
+                "train": trainer.settings, "execution": trainer.execution, "model": described(trainer.model),
                 "objective": described(objective) if dataclasses.is_dataclass(objective) else repr(objective),
                 "data": fingerprint(trainer.data)}
 
