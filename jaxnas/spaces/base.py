@@ -32,6 +32,23 @@ from jaxnas.common.errors import check
 # at least one id after every valid prefix. Written with jnp so that it runs under jit and vmap.
 Rule = Callable[[jax.Array, int], jax.Array]
 
+MAX_PREFIX_STATES = 1_000_000  # tabular agents: the prefix-tree default refuses spaces with more states than this
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentStates:
+    """How a tabular agent (MetaQNN's Q-learning) sees a partly built architecture.
+
+    `index(arch, position)` -> (...) int32 in [0, num_states): the state the agent is in before choosing
+    `position`, read from `arch[..., :position]` only. `decisions(arch)` -> (...) int32: how many positions of
+    `arch` are decisions; the rest are forced padding after a terminating choice (None: every position).
+    Two positions may share a state (MetaQNN's states are (depth, layer, representation-size bin), not prefixes).
+    """
+
+    num_states: int
+    index: Callable[[jax.Array, int], jax.Array]
+    decisions: Callable[[jax.Array], jax.Array] | None = None
+
 
 @dataclasses.dataclass(frozen=True)
 class CategoricalSpace:
@@ -52,6 +69,8 @@ class CategoricalSpace:
     # module applied as `model.apply(variables, images, arch, train=...)` (None: a table-only space).
     printer: Callable[[Any], str] | None = dataclasses.field(default=None, compare=False, repr=False)
     network: Callable[..., Any] | None = dataclasses.field(default=None, compare=False, repr=False)
+    # The states of a tabular agent (None: the prefix tree, `prefix_states`, where it has at most MAX_PREFIX_STATES).
+    agent_states: AgentStates | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         check(self.num_positions >= 1, f"space {self.name}: num_positions", f"got {self.num_positions}; allowed: >= 1")
@@ -147,6 +166,10 @@ class CategoricalSpace:
                 arch = arch.at[..., p].set(jnp.where(ok, arch[..., p], _uniform_among(k, mask)))
         return arch.astype(jnp.int32)
 
+    def states(self) -> AgentStates:
+        """The tabular agent's view of this space: its own `agent_states`, else the prefix tree."""
+        return self.agent_states if self.agent_states is not None else prefix_states(self)
+
     # --- numbering --------------------------------------------------------------------------------------------
     def _radix(self) -> jax.Array:
         """Place value of each position: the first position is the most significant digit."""
@@ -168,6 +191,28 @@ class CategoricalSpace:
             weights = self.num_choices ** jnp.arange(self.num_positions - 1, -1, -1)
             return ((code[..., None] // weights) % self.num_choices).astype(jnp.int32)
         return ((code[..., None] // self._radix()) % jnp.asarray(self.counts, jnp.int32)).astype(jnp.int32)
+
+
+def prefix_states(space: CategoricalSpace) -> AgentStates:
+    """The prefix tree as agent states: before position p the state is the choices made so far, numbered as
+    `offset[p] + mixed-radix code of arch[:p]` (the root, then every 1-prefix, ...). Exact for any space: on
+    NAS-Bench-201 the state before edge e is (e, the ops of edges 0..e-1), 3,906 states in all."""
+    counts = space.counts
+    sizes = [math.prod(counts[:p]) for p in range(space.num_positions)]
+    total = sum(sizes)
+    check(total <= MAX_PREFIX_STATES, f"space {space.name}: agent_states",
+          f"got a prefix tree of {total:,} states; allowed: at most {MAX_PREFIX_STATES:,} (give the space its own "
+          f"AgentStates, as MetaQNN's does)")
+    offsets = np.cumsum([0] + sizes[:-1]).tolist()
+
+    def index(arch: jax.Array, position: int) -> jax.Array:
+        arch = jnp.asarray(arch, jnp.int32)
+        code = jnp.zeros(arch.shape[:-1], jnp.int32)
+        for p in range(position):
+            code = code * counts[p] + arch[..., p]
+        return (offsets[position] + code).astype(jnp.int32)
+
+    return AgentStates(num_states=total, index=index)
 
 
 def _uniform_among(key: jax.Array, mask: jax.Array) -> jax.Array:
