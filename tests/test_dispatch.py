@@ -94,7 +94,7 @@ def _hand_loop(arch, digits, settings, key, data_key):
     x, y = jnp.asarray(digits.train_x), jnp.asarray(digits.train_y)
     variables = net.init(key, x[:1], arch, train=True)
     params, stats = variables["params"], variables["batch_stats"]
-    opt = settings.optimizer()
+    opt = settings.make_optimizer()
     opt_state = opt.init(params)
 
     @jax.jit

@@ -43,7 +43,7 @@ def test_filter_pruned_candidate_equals_the_dense_network_without_those_channels
     stats = {"mean": lambda w: rng.normal(size=w.shape), "var": lambda w: rng.uniform(0.5, 2.0, w.shape)}
     batch_stats = jax.tree_util.tree_map_with_path(lambda p, w: stats[p[-1].key](w).astype(np.float32),
                                                    variables["batch_stats"])
-    opt = TrainSettings().optimizer(10)
+    opt = TrainSettings().make_optimizer(10)
     cand = Candidate(params=params, batch_stats=batch_stats, opt_state=opt.init(params), step=np.int32(3))
     cand = cand.replace(opt_state=optax.tree_utils.tree_map_params(opt, lambda _, w: w, cand.opt_state, params))
     small_model = pruned_network(DENSE, 0.5)

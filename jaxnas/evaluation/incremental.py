@@ -28,7 +28,7 @@ def grow_candidates(trainer: PopulationTrainer, parents: Candidate, archs: np.nd
     for i in range(len(archs)):
         one = jax.tree.map(lambda a: a[i], parents)
         params, stats, arch = trainer.model.grow(one.params, one.batch_stats, archs[i], int(positions[i]), int(ops[i]))
-        opt_state = trainer.settings.optimizer(total_steps).init(params)
+        opt_state = trainer.settings.make_optimizer(total_steps).init(params)
         children.append(Candidate(params=params, batch_stats=stats, opt_state=opt_state, step=jnp.zeros((), jnp.int32)))
         child_archs.append(arch)
     return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *children), np.stack(child_archs)

@@ -42,15 +42,37 @@ from jaxnas.problems.classification import Classification
 EXECUTIONS = ("auto", "map", "vmap")
 
 
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("cosine", "step")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
-    """How each candidate is trained (defaults: NAS-Bench-201's optimiser, a short schedule)."""
+    """How each candidate is trained (defaults: NAS-Bench-201's optimiser, a short schedule).
+
+    `optimizer`: "sgd" (Nesterov momentum, NAS-Bench-201) or "adam" (MetaQNN; `momentum` is then unused); weight
+    decay is coupled (added to the gradient, as PyTorch's SGD and Caffe do). `schedule`: "cosine" annealing to 0
+    over the training, or "step": the rate times `decay_factor` every `decay_steps` steps (MetaQNN: 0.2 every 5
+    epochs). `restarts` > 0: MetaQNN's restarts (Baker et al. 2017, Sec. 4.2; published `INITIAL_LEARNING_RATES`,
+    `ACC_THRESHOLD`): after `restart_check_steps` steps a candidate whose validation metric is not above
+    `restart_threshold` (in the objective's units: percent for classification) is trained again from a new
+    initialisation with the learning rate times `restart_factor`, at most `restarts` times; the last attempt is
+    kept whatever its score.
+    """
 
     steps: int = 200
     batch_size: int = 64
     learning_rate: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    schedule: str = "cosine"
+    decay_steps: int = 0
+    decay_factor: float = 0.2
+    restarts: int = 0
+    restart_factor: float = 0.4
+    restart_check_steps: int = 0
+    restart_threshold: float = 0.0
 
     def __post_init__(self):
         check_positive("steps", self.steps, integer=True)
@@ -58,9 +80,25 @@ class TrainSettings:
         check_positive("learning_rate", self.learning_rate)
         check(0 <= self.momentum < 1, "momentum", f"got {self.momentum}; allowed: in [0, 1)")
         check(self.weight_decay >= 0, "weight_decay", f"got {self.weight_decay}; allowed: >= 0")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check(self.schedule != "step" or (isinstance(self.decay_steps, int) and self.decay_steps >= 1), "decay_steps",
+              f"got {self.decay_steps!r}; allowed: an integer >= 1 with schedule='step'")
+        check(0 < self.decay_factor <= 1, "decay_factor", f"got {self.decay_factor}; allowed: in (0, 1]")
+        check(isinstance(self.restarts, int) and self.restarts >= 0, "restarts",
+              f"got {self.restarts!r}; allowed: an integer >= 0")
+        check(0 < self.restart_factor <= 1, "restart_factor", f"got {self.restart_factor}; allowed: in (0, 1]")
+        check(self.restarts == 0 or (isinstance(self.restart_check_steps, int) and 1 <= self.restart_check_steps < self.steps),
+              "restart_check_steps", f"got {self.restart_check_steps!r}; allowed: an integer in [1, steps={self.steps}) "
+              f"when restarts > 0")
 
-    def optimizer(self, total_steps: int | None = None) -> optax.GradientTransformation:
-        schedule = optax.cosine_decay_schedule(self.learning_rate, total_steps or self.steps)
+    def make_optimizer(self, total_steps: int | None = None) -> optax.GradientTransformation:
+        if self.schedule == "step":
+            schedule = optax.exponential_decay(self.learning_rate, self.decay_steps, self.decay_factor, staircase=True)
+        else:
+            schedule = optax.cosine_decay_schedule(self.learning_rate, total_steps or self.steps)
+        if self.optimizer == "adam":
+            return optax.chain(optax.add_decayed_weights(self.weight_decay), optax.adam(schedule))
         return optax.chain(optax.add_decayed_weights(self.weight_decay),
                            optax.sgd(schedule, momentum=self.momentum, nesterov=True))
 
@@ -100,6 +138,7 @@ class Scores:
     valid_loss: np.ndarray  # (P,)
     train_loss: np.ndarray  # (P, steps): the learning curve
     diverged: np.ndarray  # (P,) bool: a non-finite loss appeared; such a candidate's accuracy is NaN
+    restarts: np.ndarray  # (P,) int32: restarts used (TrainSettings.restarts; 0 without)
 
 
 def batch_indices(data_key: jax.Array, step: jax.Array, n: int, batch_size: int) -> jax.Array:
@@ -156,17 +195,20 @@ class PopulationTrainer:
         variables = self.model.init(key, data.train_x[:1], arch, train=True)
         params = variables["params"]
         return Candidate(params=params, batch_stats=variables.get("batch_stats", {}),
-                         opt_state=self.settings.optimizer(total_steps).init(params), step=jnp.zeros((), jnp.int32))
+                         opt_state=self.settings.make_optimizer(total_steps).init(params), step=jnp.zeros((), jnp.int32))
 
     def train_candidate(self, cand: Candidate, arch: jax.Array | Callable[[jax.Array], jax.Array], data: Data,
-                        data_key: jax.Array, steps: int, total_steps: int | None = None) -> tuple[Candidate, jax.Array]:
+                        data_key: jax.Array, steps: int, total_steps: int | None = None,
+                        lr_scale: jax.Array | float = 1.0) -> tuple[Candidate, jax.Array]:
         """`steps` SGD steps; returns the new state and the per-step training loss (steps,).
+
+        `lr_scale` multiplies every update (the learning rate of a restarted attempt; a traced value is fine).
 
         `arch` is an architecture, or a function of the step number giving one (a one-shot supernet
         samples a new path every step). The trainer's `post_update`, if any, maps the parameters after
         every update (e.g. magnitude pruning).
         """
-        opt = self.settings.optimizer(total_steps)
+        opt = self.settings.make_optimizer(total_steps)
         n, bs = data.train_x.shape[0], self.settings.batch_size
 
         def loss_fn(params, batch_stats, x, y, arch):
@@ -180,6 +222,8 @@ class PopulationTrainer:
             (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(c.params, c.batch_stats,
                                                                              data.train_x[idx], data.train_y[idx], a)
             updates, opt_state = opt.update(grads, c.opt_state, c.params)
+            if not (isinstance(lr_scale, float) and lr_scale == 1.0):
+                updates = jax.tree.map(lambda u: u * lr_scale, updates)
             params = optax.apply_updates(c.params, updates)
             if self.post_update is not None:
                 params = self.post_update(params, c.step)
@@ -195,18 +239,46 @@ class PopulationTrainer:
         logits = self.model.apply({"params": cand.params, "batch_stats": cand.batch_stats}, x, arch, train=False)
         return self.objective.metric(logits, y), self.objective.loss(logits, y)
 
+    def _train_from_scratch(self, key: jax.Array, arch: jax.Array, data: Data, data_key: jax.Array):
+        """A new candidate trained for `settings.steps` steps -> (candidate, losses (steps,), restarts used).
+
+        With `settings.restarts`, attempt a (0, 1, ...) starts from `fold_in(key, a)` at the learning rate times
+        `restart_factor**a`; an attempt continues past `restart_check_steps` once its validation metric is above
+        `restart_threshold`, or when it is the last one allowed. The losses are those of the kept attempt."""
+        st = self.settings
+        if st.restarts == 0:
+            cand = self.init_candidate(key, arch, data)
+            cand, losses = self.train_candidate(cand, arch, data, data_key, st.steps)
+            return cand, losses, jnp.zeros((), jnp.int32)
+
+        def attempt(a):
+            cand = self.init_candidate(jax.random.fold_in(key, a), arch, data)
+            scale = jnp.float32(st.restart_factor) ** a
+            cand, head = self.train_candidate(cand, arch, data, data_key, st.restart_check_steps, lr_scale=scale)
+            score, _ = self.evaluate_candidate(cand, arch, data.valid_x, data.valid_y)
+            return cand, head, score > st.restart_threshold
+
+        def retry(carry):
+            a = carry[0] + 1
+            return (a, *attempt(a))
+
+        first = (jnp.zeros((), jnp.int32), *attempt(jnp.zeros((), jnp.int32)))
+        a, cand, head, _ = jax.lax.while_loop(lambda c: ~c[3] & (c[0] < st.restarts), retry, first)
+        cand, tail = self.train_candidate(cand, arch, data, data_key, st.steps - st.restart_check_steps,
+                                          lr_scale=jnp.float32(st.restart_factor) ** a)
+        return cand, jnp.concatenate([head, tail]), a
+
     def _train_and_score(self, keys: jax.Array, archs: jax.Array, data: Data, data_key: jax.Array):
         self.traces += 1
 
         def one(key, arch):
-            cand = self.init_candidate(key, arch, data)
-            cand, losses = self.train_candidate(cand, arch, data, data_key, self.settings.steps)
+            cand, losses, restarts = self._train_from_scratch(key, arch, data, data_key)
             valid_acc, valid_loss = self.evaluate_candidate(cand, arch, data.valid_x, data.valid_y)
             test_acc, _ = self.evaluate_candidate(cand, arch, data.test_x, data.test_y)
             diverged = ~jnp.all(jnp.isfinite(losses))
             nan = jnp.float32(jnp.nan)
             return (jnp.where(diverged, nan, valid_acc), jnp.where(diverged, nan, test_acc),
-                    jnp.where(diverged, nan, valid_loss), losses, diverged)
+                    jnp.where(diverged, nan, valid_loss), losses, diverged, restarts)
 
         return self.over_population(one, keys, archs)
 

@@ -49,7 +49,7 @@ def make_supernet_step(trainer: PopulationTrainer, total_steps: int, off_path: s
     check_choice("weight_sharing.off_path", off_path, OFF_PATH)
     if off_path == "frozen":
         require(trainer.model, "path_mask", "weight sharing with off_path=frozen")
-    opt = trainer.settings.optimizer(total_steps)
+    opt = trainer.settings.make_optimizer(total_steps)
 
     def loss_fn(params, batch_stats, x, y, arch):
         logits, updates = trainer.model.apply({"params": params, "batch_stats": batch_stats}, x, arch, train=True,
