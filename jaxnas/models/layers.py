@@ -238,3 +238,39 @@ class BatchNorm(nn.Module):
             ra_mean.value = jnp.where(active, mean, ra_mean.value)
             ra_var.value = jnp.where(active, var, ra_var.value)
         return y
+
+
+def _lax_conv_same(x: jax.Array, kernel_hwio: jax.Array) -> jax.Array:
+    k = kernel_hwio.shape[0]
+    return jax.lax.conv_general_dilated(x, kernel_hwio, (1, 1), ((k // 2, k // 2),) * 2,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        preferred_element_type=jnp.float32)
+
+
+@jax.custom_vjp
+def conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Stride-1 SAME convolution with an odd k x k kernel in XLA's layout (k, k, C_in, C_out), no bias.
+
+    As `conv3x3_direct`, the backward pass is written by hand because autodiff's convolution gradients are slow
+    inside loops on XLA:CPU: the input gradient is a convolution with the flipped, transposed kernel, and the
+    kernel gradient one (C_in, C_out) product per tap over the shifted input (no k*k-times-larger patch tensor).
+    """
+    return _lax_conv_same(x, kernel)
+
+
+def _conv_same_fwd(x, kernel):
+    return conv_same(x, kernel), (x, kernel)
+
+
+def _conv_same_bwd(res, g):
+    x, kernel = res
+    k, h, w = kernel.shape[0], x.shape[1], x.shape[2]
+    g = g.astype(kernel.dtype)
+    dx = _lax_conv_same(g, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+    xp = jnp.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
+    taps = [jnp.einsum("bhwc,bhwf->cf", xp[:, i:i + h, j:j + w, :], g, preferred_element_type=jnp.float32)
+            for i in range(k) for j in range(k)]
+    return dx.astype(x.dtype), jnp.stack(taps).reshape(kernel.shape).astype(kernel.dtype)
+
+
+conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)

@@ -6,11 +6,12 @@ earlier positions, a printer, and the factory of its candidate network when cand
 """
 
 from jaxnas.common.registry import Registry
-from jaxnas.spaces import macro, nb201
+from jaxnas.spaces import macro, metaqnn, nb201
 from jaxnas.spaces.base import CategoricalSpace
 
 SPACES: Registry[CategoricalSpace] = Registry("space")
 SPACES.register("nb201")(nb201.SPACE)
 SPACES.register("macro")(macro.SPACE)
+SPACES.register("metaqnn")(metaqnn.SPACE)
 
-__all__ = ["SPACES", "CategoricalSpace", "macro", "nb201"]
+__all__ = ["SPACES", "CategoricalSpace", "macro", "metaqnn", "nb201"]

@@ -71,6 +71,9 @@ class CategoricalSpace:
     network: Callable[..., Any] | None = dataclasses.field(default=None, compare=False, repr=False)
     # The states of a tabular agent (None: the prefix tree, `prefix_states`, where it has at most MAX_PREFIX_STATES).
     agent_states: AgentStates | None = dataclasses.field(default=None, compare=False, repr=False)
+    # Builds this space for other settings (`factory(image_size=..., **options)`: MetaQNN's rules depend on the
+    # input size); None: the space has no settings.
+    factory: Callable[..., CategoricalSpace] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         check(self.num_positions >= 1, f"space {self.name}: num_positions", f"got {self.num_positions}; allowed: >= 1")
