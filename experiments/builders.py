@@ -5,6 +5,7 @@ from __future__ import annotations
 from ml_collections import config_dict
 
 from experiments.cli import prefixed
+from experiments.validation import parse_epsilon_schedule
 from jaxnas.common.errors import check, check_positive
 from jaxnas.problems import BENCHMARKS, Table, TabularBenchmark
 from jaxnas.spaces.base import CategoricalSpace
@@ -23,6 +24,13 @@ def build_strategy(config: config_dict.ConfigDict, name: str, space: Categorical
         check(0 <= c.sample_fraction <= 1, "tournament.sample_fraction", f"got {c.sample_fraction}; allowed: in [0, 1]")
         return prefixed(name, lambda: factory(space, c.population_size, c.sample_size,
                                               sample_fraction=c.sample_fraction or None, batch_size=batch_size))
+    if name == "qlearning":
+        # the table protocol sets total_models; a trained search (configs/nas_search.py) spans its evaluations
+        total = c.total_models if "total_models" in c else config.evaluations
+        return prefixed(name, lambda: factory(
+            space, total_models=total, batch_size=batch_size,
+            epsilon_schedule=parse_epsilon_schedule(c.epsilon_schedule), learning_rate=c.learning_rate,
+            discount=c.discount, initial_q=c.initial_q, replay_samples=c.replay_samples, max_resamples=c.max_resamples))
     return prefixed(name, lambda: factory(
         space, learning_rate=c.learning_rate, hidden_size=c.hidden_size, num_layers=c.num_layers,
         baseline_decay=c.baseline_decay, entropy_weight=c.entropy_weight,

@@ -1,5 +1,6 @@
-"""Tabular NAS benchmarks: random, aging evolution, tournament and REINFORCE under NAS-Bench-201's protocol
-(Dong & Yang, ICLR 2020, Sec. 5), on NAS-Bench-201 or any other table in `jaxnas.problems.BENCHMARKS`.
+"""Tabular NAS benchmarks: random, aging evolution, tournament, REINFORCE and Q-learning (MetaQNN) under
+NAS-Bench-201's protocol (Dong & Yang, ICLR 2020, Sec. 5), on NAS-Bench-201 or any other table in
+`jaxnas.problems.BENCHMARKS`.
 
     python -m experiments.nb201 --config experiments/configs/nb201.py --config.strategy=aging_evolution \
         --config.runs=500 --config.budget_s=12000 --workdir runs/nb201_rea
@@ -39,7 +40,7 @@ if TYPE_CHECKING:  # matplotlib and the report load where they are used: a refus
 
 PUBLISHED = BENCHMARKS.get("nb201").published  # Dong & Yang's Table 5: (valid mean, valid std, test mean, test std)
 LABELS = {"random": "random search", "aging_evolution": "aging evolution (REA)",
-          "tournament": "tournament, no aging", "reinforce": "REINFORCE (LSTM)"}
+          "tournament": "tournament, no aging", "reinforce": "REINFORCE (LSTM)", "qlearning": "Q-learning (MetaQNN)"}
 
 
 # Every other number of configs/nb201.py. The upper bounds keep a typo from planning an unbounded search;
@@ -48,6 +49,7 @@ BOUNDS = {
     "runs": Bounds(int, 1, 10_000), "budget_s": Bounds(float, 0.0, 1e6, open_low=True),
     "seed": Bounds(int, 0, 2**31 - 1), "chunk_steps": Bounds(int, 1, 10_000),
     "macro.budget": Bounds(float, 0.0, 100_000, open_low=True), "macro.search_run": Bounds(int, 0, 2),
+    "qlearning.total_models": Bounds(int, 1, 100_000),
     **STRATEGY_BOUNDS,
 }
 

@@ -66,6 +66,36 @@ def check_files(config: config_dict.ConfigDict, fields: tuple[str, ...]) -> None
             "; it is a directory" if os.path.isdir(path) else ""))
 
 
+_EPSILON_TABLE = ("'' (the paper's schedule scaled to total_models) or comma-separated EPSILON:COUNT pairs, epsilon in "
+                  "[0, 1], count an integer >= 0, e.g. '1.0:60,0.5:20,0.1:20'")
+
+
+def parse_epsilon_schedule(text: Any, field: str = "epsilon_schedule") -> tuple[tuple[float, int], ...] | None:
+    """Q-learning's epsilon table as typed: '1.0:55,0.9:4' -> ((1.0, 55), (0.9, 4)); '' -> None (the paper's
+    schedule, scaled). Whether the counts sum to total_models is the strategy's check (it knows the total)."""
+    check(isinstance(text, str), field, f"got {text!r}; allowed: {_EPSILON_TABLE}")
+    if not text.strip():
+        return None
+    pairs = []
+    for part in text.split(","):
+        eps, sep, count = part.partition(":")
+        try:
+            pair = (float(eps), int(count))
+        except ValueError:
+            pair = None
+        check(bool(sep) and pair is not None and 0 <= pair[0] <= 1 and pair[1] >= 0, field,
+              f"got {text!r} (entry {part.strip()!r}); allowed: {_EPSILON_TABLE}")
+        pairs.append(pair)
+    return tuple(pairs)
+
+
+class EpsilonTable:
+    """The rule of a Q-learning epsilon table typed as text (`parse_epsilon_schedule`)."""
+
+    def check(self, field: str, value: Any) -> None:
+        parse_epsilon_schedule(value, field)
+
+
 # Strategy sections shared by the table protocol and the trained search (configs nb201.py, nas_search.py).
 STRATEGY_BOUNDS = {
     **{f"{s}.{f}": Bounds(int, 1, 100_000) for s in ("aging_evolution", "tournament")
@@ -75,7 +105,12 @@ STRATEGY_BOUNDS = {
     "reinforce.num_layers": Bounds(int, 1, 16), "reinforce.baseline_decay": Bounds(float, 0.0, 1.0),
     "reinforce.entropy_weight": Bounds(float, 0.0, 10.0), "reinforce.temperature": Bounds(float, 0.0, 100.0),
     "reinforce.tanh_constant": Bounds(float, 0.0, 100.0),
+    "qlearning.learning_rate": Bounds(float, 0.0, 1.0, open_low=True), "qlearning.discount": Bounds(float, 0.0, 1.0),
+    "qlearning.initial_q": Bounds(float, -100.0, 100.0), "qlearning.replay_samples": Bounds(int, 0, 100_000),
+    "qlearning.max_resamples": Bounds(int, 0, 100_000), "qlearning.epsilon_schedule": EpsilonTable(),
 }
+
+
 def as_setting(error: ConfigError, fields: Mapping[str, str],
                parts: Iterable[str] = ("images", "labels")) -> ConfigError:
     """A library's `ConfigError` under the setting that gave it its input (`labels` -> `data.npz`), its message

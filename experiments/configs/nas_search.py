@@ -47,6 +47,10 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.reinforce = config_dict.ConfigDict({"learning_rate": 0.01, "hidden_size": 35, "num_layers": 2,
                                           "baseline_decay": 0.9, "entropy_weight": 1e-4, "temperature": 0.0,
                                           "tanh_constant": 0.0})
+    # Q-learning (MetaQNN): its epsilon schedule spans `evaluations` models (the builder passes them); the
+    # settings and their bounds are configs/nb201.py's (epsilon_schedule '': the paper's, scaled to evaluations).
+    c.qlearning = config_dict.ConfigDict({"epsilon_schedule": "", "learning_rate": 0.01, "discount": 1.0,
+                                          "initial_q": 0.5, "replay_samples": 128, "max_resamples": 100})
     if variant == "small":
         c.image_size = 8
         c.evaluations = 16

@@ -1,9 +1,9 @@
 """NAS-Bench-201 search with the paper's protocol on the tabular benchmark (Dong & Yang, ICLR 2020).
 
-Command (one strategy; STRATEGY is random, aging_evolution, tournament or reinforce):
+Command (one strategy; STRATEGY is random, aging_evolution, tournament, reinforce or qlearning):
   python -m experiments.nb201 --config experiments/configs/nb201.py --config.strategy=STRATEGY \
       --config.runs=500 --config.budget_s=12000 --workdir runs/nb201_STRATEGY
-All four side by side (one table, one plot):
+All five side by side (one table, one plot):
   python -m experiments.nb201 --config experiments/configs/nb201.py --config.strategy=all --workdir runs/nb201
 Small variant for notebooks and CI: `--config experiments/configs/nb201.py:small` (20 runs, 3,000 s).
 NAS-Bench-Macro instead of NAS-Bench-201 (same strategies, same protocol, a budget of evaluations):
@@ -23,7 +23,7 @@ from ml_collections import config_dict
 def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
     c.benchmark = "nb201"  # nb201 | macro (jaxnas.problems.BENCHMARKS)
-    c.strategy = "aging_evolution"  # random | aging_evolution | tournament | reinforce | all
+    c.strategy = "aging_evolution"  # random | aging_evolution | tournament | reinforce | qlearning | all
     c.runs = 500  # independent searches, all in one compiled, vmapped call (1-10,000)
     # NAS-Bench-201: simulated seconds per search (the paper's budget); at most 1e6, and at most 100,000
     # evaluations per run: budget_s / the table's cheapest evaluation (about 32.5 s in NAS-Bench-201)
@@ -47,6 +47,18 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.reinforce = config_dict.ConfigDict({
         "learning_rate": 0.003, "hidden_size": 35, "num_layers": 2, "baseline_decay": 0.9,
         "entropy_weight": 1e-4, "temperature": 0.0, "tanh_constant": 0.0,  # 0 = off
+    })
+    # Q-learning (MetaQNN, Baker et al. 2017); see jaxnas/strategies/qlearning.py for each default and deviation.
+    # total_models (1-100,000): the models the epsilon schedule spans; 100 is what a 12,000 s NAS-Bench-201 search
+    # trains on average and NAS-Bench-Macro's budget. epsilon_schedule: '' = the paper's (1.0 for 1,500 models,
+    # 0.9/0.8/0.7 for 100 each, 0.6 ... 0.1 for 150 each) scaled to total_models (100: 56 at 1.0, 4 each at 0.9-0.7,
+    # 6 at 0.6 and 0.5, 5 each at 0.4-0.1); or EPSILON:COUNT pairs, epsilon in [0, 1], counts >= 0 summing to
+    # total_models, e.g. '1.0:60,0.5:20,0.1:20'; past the end the last epsilon is kept. learning_rate (alpha) in
+    # (0, 1], discount (gamma) in [0, 1], initial_q in [-100, 100], replay_samples 0-100,000 trajectories per model
+    # (published code 128, the paper's text 100), max_resamples 0-100,000 (already trained models resampled per ask).
+    c.qlearning = config_dict.ConfigDict({
+        "total_models": 100, "epsilon_schedule": "", "learning_rate": 0.01, "discount": 1.0, "initial_q": 0.5,
+        "replay_samples": 128, "max_resamples": 100,
     })
     if variant == "small":
         c.runs = 20
