@@ -50,6 +50,7 @@ from jaxnas.spaces.base import AgentStates, CategoricalSpace
 
 END = 0
 KINDS = ("end", "conv", "pool", "fc", "gap")
+LAYER_TYPES = KINDS[1:]
 BINS = 3  # representation-size bins (inf, 8], (7, 4], (3, 1]
 
 
@@ -65,8 +66,12 @@ class Layers:
     fc_widths: tuple[int, ...] = (128, 64, 32)
     max_fc: int = 2
     fc_max_size: int = 4
+    layer_types: tuple[str, ...] = ("conv", "pool", "fc", "gap")  # the kinds offered (END is always there)
 
     def __post_init__(self):
+        check(len(self.layer_types) >= 1 and all(t in LAYER_TYPES for t in self.layer_types)
+              and len(set(self.layer_types)) == len(self.layer_types), "layer_types",
+              f"got {self.layer_types!r}; allowed: distinct names among {', '.join(LAYER_TYPES)}")
         check_positive("image_size", self.image_size, integer=True)
         check(isinstance(self.layer_limit, int) and self.layer_limit >= 1, "layer_limit",
               f"got {self.layer_limit!r}; allowed: an integer >= 1")
@@ -84,10 +89,11 @@ class Layers:
     def table(self) -> list[tuple[str, tuple[int, ...]]]:
         """(kind, parameters) of every id: END, the convolutions, the pools, the fully connected layers, GAP."""
         rows: list[tuple[str, tuple[int, ...]]] = [("end", ())]
-        rows += [("conv", (f, k)) for f in self.conv_filters for k in self.conv_sizes]
-        rows += [("pool", tuple(p)) for p in self.pools]
-        rows += [("fc", (w,)) for w in self.fc_widths]
-        rows += [("gap", ())]
+        offered = {"conv": [(f, k) for f in self.conv_filters for k in self.conv_sizes], "pool": [tuple(p) for p in self.pools],
+                   "fc": [(w,) for w in self.fc_widths], "gap": [()]}
+        for kind in LAYER_TYPES:
+            if kind in self.layer_types:
+                rows += [(kind, params) for params in offered[kind]]
         return rows
 
     @property
@@ -221,10 +227,11 @@ def _space(layers: Layers) -> CategoricalSpace:
 
 def space(image_size: int = 16, layer_limit: int = 8, conv_filters: Sequence[int] = (8, 16, 32, 64),
           conv_sizes: Sequence[int] = (1, 3, 5), pools: Sequence[Sequence[int]] = ((5, 3), (3, 2), (2, 2)),
-          fc_widths: Sequence[int] = (128, 64, 32), max_fc: int = 2, fc_max_size: int = 4) -> CategoricalSpace:
+          fc_widths: Sequence[int] = (128, 64, 32), max_fc: int = 2, fc_max_size: int = 4,
+          layer_types: Sequence[str] = ("conv", "pool", "fc", "gap")) -> CategoricalSpace:
     """The MetaQNN space for `image_size` x `image_size` inputs (the same settings give the same object)."""
     layers = Layers(image_size, layer_limit, tuple(conv_filters), tuple(conv_sizes),
-                    tuple(tuple(p) for p in pools), tuple(fc_widths), max_fc, fc_max_size)
+                    tuple(tuple(p) for p in pools), tuple(fc_widths), max_fc, fc_max_size, tuple(layer_types))
     return _space(layers)
 
 
