@@ -47,7 +47,19 @@ BOUNDS = {
     "train.steps": Bounds(int, 1, 100_000), "train.batch_size": Bounds(int, 1, 4096),
     "train.learning_rate": Bounds(float, 0.0, 10.0, open_low=True), "train.momentum": Bounds(float, 0.0, 0.999),
     "train.weight_decay": Bounds(float, 0.0, 1.0), **STRATEGY_BOUNDS,
+    "metaqnn.layer_limit": Bounds(int, 1, 32), "metaqnn.max_fc": Bounds(int, 0, 8),
+    "metaqnn.fc_max_size": Bounds(int, 1, 256), "metaqnn.train.epochs": Bounds(int, 1, 10_000),
+    "metaqnn.train.batch_size": Bounds(int, 1, 4096), "metaqnn.train.learning_rate": Bounds(float, 0.0, 10.0, open_low=True),
+    "metaqnn.train.weight_decay": Bounds(float, 0.0, 1.0), "metaqnn.train.decay_epochs": Bounds(int, 1, 10_000),
+    "metaqnn.train.decay_factor": Bounds(float, 0.0, 1.0, open_low=True), "metaqnn.train.restarts": Bounds(int, 0, 20),
+    "metaqnn.train.restart_factor": Bounds(float, 0.0, 1.0, open_low=True),
+    "metaqnn.train.restart_check_epochs": Bounds(int, 1, 10_000),
+    "metaqnn.train.restart_threshold_x_chance": Bounds(float, 0.0, 100.0),
 }
+# Spaces whose config section holds their own settings and training recipe (replacing `network` and `train`).
+OWN_SECTION = ("metaqnn",)
+# The space settings its factory checks (`validate` builds the space), each error naming `metaqnn.<field>`.
+SPACE_SETTINGS = {f"metaqnn.{f}" for f in ("conv_filters", "conv_sizes", "pools", "fc_widths", "layer_types")}
 # The image loader's fields, as this config names them: everything about the .npz file is `npz_path`.
 LOADER_FIELDS = {"images": "npz_path", "labels": "npz_path", "npz_path": "npz_path", "size": "image_size",
                  "seed": "seed", "dataset": "dataset"}
@@ -61,12 +73,15 @@ def validate(config: config_dict.ConfigDict) -> None:
     check_choice("strategy", config.strategy, STRATEGIES.names())
     for field in ("evaluations", "chunk_size", "image_size"):
         check_positive(field, config[field], integer=True)
-    check(config.image_size % 4 == 0, "image_size", f"got {config.image_size}; allowed: divisible by 4 (two reductions)")
+    check(config.space != "nb201" or config.image_size % 4 == 0, "image_size",
+          f"got {config.image_size}; allowed: divisible by 4 (NAS-Bench-201's two reductions)")
     check(isinstance(config.baseline_random, int) and config.baseline_random >= 0, "baseline_random",
           f"got {config.baseline_random}; allowed: an integer >= 0")
     for field in ("channels", "cells_per_stage"):
         check_positive(f"network.{field}", config.network[field], integer=True)
     check_bounds(config, BOUNDS)
+    for name in OWN_SECTION:  # the space's own settings, checked by building it (cheap: no compilation)
+        build_space(config, name)
     check_choices(config, {"progress": (True, False), "execution": EXECUTIONS})
     check_strings(config, ("dataset", "data_dir"))
     check_files(config, ("npz_path",))
@@ -87,6 +102,34 @@ def validate(config: config_dict.ConfigDict) -> None:
               f"or raise aging_evolution.population_size to >= {2 * chunk}")
 
 
+def build_space(config: config_dict.ConfigDict, name: str | None = None):
+    """The space `name` (default `config.space`), built for the config's image size and its section's settings
+    where it has them."""
+    name = name or config.space
+    space = SPACES.get(name, "space")
+    if name not in OWN_SECTION:
+        return space
+    section = {k: v for k, v in config[name].items() if k != "train"}
+    return prefixed(name, lambda: space.factory(image_size=config.image_size, **section))
+
+
+def train_settings(config: config_dict.ConfigDict, n_train: int | None = None, num_classes: int = 10) -> TrainSettings:
+    """The training recipe: `train`, or the space's own section (epochs -> steps of the training split; before the
+    data is loaded, `n_train=None` checks the recipe with one step per epoch)."""
+    if config.space not in OWN_SECTION:
+        return prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
+    t = config[config.space].train
+    check(t.restarts == 0 or t.restart_check_epochs < t.epochs, f"{config.space}.train.restart_check_epochs",
+          f"got {t.restart_check_epochs} with epochs={t.epochs}; allowed: fewer than epochs (or restarts=0)")
+    per_epoch = max(1, (n_train or t.batch_size) // t.batch_size)
+    return prefixed(f"{config.space}.train", lambda: TrainSettings(
+        steps=t.epochs * per_epoch, batch_size=t.batch_size,
+        learning_rate=t.learning_rate, weight_decay=t.weight_decay, optimizer="adam", schedule="step",
+        decay_steps=t.decay_epochs * per_epoch, decay_factor=t.decay_factor, restarts=t.restarts,
+        restart_factor=t.restart_factor, restart_check_steps=t.restart_check_epochs * per_epoch,
+        restart_threshold=t.restart_threshold_x_chance * 100.0 / num_classes))
+
+
 def load_data(config: config_dict.ConfigDict):
     """The images the config names; the loader's errors name this config's field (`npz_path` for anything
     wrong in the .npz file: its labels, its images), keeping the loader's message."""
@@ -97,10 +140,21 @@ def load_data(config: config_dict.ConfigDict):
         raise as_setting(err, LOADER_FIELDS) from None
 
 
-def plot_search(hist: History, baseline_median: float | None) -> plt.Figure:
+def plot_search(hist: History, baseline_median: float | None,
+                phases: tuple[tuple[float, int], ...] | None = None) -> plt.Figure:
+    """Every candidate's validation accuracy, the best so far, the random median; `phases` (epsilon, models) shades
+    Q-learning's epsilon schedule as the paper's Fig. 3 does."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    start, total = 0, sum(c for _, c in phases or ())
+    for i, (eps, count) in enumerate(phases or ()):
+        if count:
+            ax.axvspan(start + 0.5, start + count + 0.5, color="0.5", alpha=0.06 + 0.1 * (i % 2), lw=0)
+            if count >= 0.08 * total:  # label the phases wide enough to hold one
+                ax.text(start + count / 2 + 0.5, 0.97, f"\u03b5={eps:g}", transform=ax.get_xaxis_transform(),
+                        ha="center", va="top", fontsize=7, color="0.3")
+        start += count
     idx = np.arange(1, len(hist.valid_acc) + 1)
     ax.scatter(idx, hist.valid_acc, s=12, alpha=0.6, label="each trained candidate")
     best = np.fmax.accumulate(np.where(np.isnan(hist.valid_acc), -np.inf, hist.valid_acc))
@@ -116,11 +170,13 @@ def plot_search(hist: History, baseline_median: float | None) -> plt.Figure:
 
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     validate(config)
-    space = SPACES.get(config.space, "space")
-    settings = prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
+    space = build_space(config)
+    settings = train_settings(config)  # the recipe's errors before any data is loaded
     strategy = build_strategy(config, config.strategy, space, batch_size=config.chunk_size)
     data = load_data(config)
-    net = prefixed("network", lambda: space.network(num_classes=data.num_classes, **config.network.to_dict()))
+    settings = train_settings(config, data.train_x.shape[0], data.num_classes)
+    options = {} if config.space in OWN_SECTION else config.network.to_dict()
+    net = prefixed("network", lambda: space.network(num_classes=data.num_classes, **options))
     trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size, execution=config.execution)
     if trainer.chunk_size != config.chunk_size:  # rounded up to a multiple of the devices
         strategy = build_strategy(config, config.strategy, space, batch_size=trainer.chunk_size)
@@ -134,8 +190,11 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     if config.baseline_random:
         archs = np.asarray(space.sample(jax.random.fold_in(jax.random.key(config.seed), 99), (config.baseline_random,)))
         scores = trainer.score(archs, seed=config.seed, first_id=BASELINE_FIRST_ID)
+        q = np.nanpercentile(scores.valid_acc, [0, 25, 50, 75, 100])
         baseline = {"n": config.baseline_random, "median_valid": float(np.nanmedian(scores.valid_acc)),
-                    "median_test": float(np.nanmedian(scores.test_acc)), "max_valid": float(np.nanmax(scores.valid_acc))}
+                    "median_test": float(np.nanmedian(scores.test_acc)), "max_valid": float(np.nanmax(scores.valid_acc)),
+                    "valid_quartiles": [float(v) for v in q], "valid_std": float(np.nanstd(scores.valid_acc)),
+                    "valid_acc": [float(v) for v in scores.valid_acc]}
     evaluations_path = os.path.join(workdir, "evaluations.jsonl")
     if os.path.exists(evaluations_path):  # a rerun rewrites it (appending would repeat every evaluation)
         os.remove(evaluations_path)
@@ -152,8 +211,10 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         "beats_random_median": None if baseline is None else bool(hist.valid_acc[b] > baseline["median_valid"]),
         # this call's throughput: a resumed run times only the batches it trained (None if none were left)
         "candidate_steps_per_s": (trained * settings.steps / info["wall_s"]) if trained else None,
-        "settings": {"network": config.network.to_dict(), "train": config.train.to_dict(), "chunk_size": trainer.chunk_size,
-                     "execution": trainer.execution},
+        "settings": {**({config.space: config[config.space].to_dict()} if config.space in OWN_SECTION else
+                        {"network": config.network.to_dict(), "train": config.train.to_dict()}),
+                     "steps": settings.steps, "chunk_size": trainer.chunk_size, "execution": trainer.execution,
+                     "strategy": {config.strategy: config[config.strategy].to_dict()} if config.strategy in config else {}},
         "device": device_summary(),
     }
     write_json(os.path.join(workdir, "results.json"), results)
@@ -167,14 +228,23 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     if baseline:
         rows.append({"": f"median of {baseline['n']} random architectures", "valid %": baseline["median_valid"],
                      "test %": baseline["median_test"]})
+        lo, q1, _, q3, hi = baseline["valid_quartiles"]
+        rows.append({"": "random architectures: min / quartiles / max (valid %)",
+                     "valid %": f"{lo:.1f} / {q1:.1f} / {q3:.1f} / {hi:.1f}", "test %": ""})
     report.table(rows)
     speed = (f"{results['candidate_steps_per_s']:.1f} candidate-steps/s" if trained
              else f"resumed after batch {info['resumed_from_batch']}: nothing left to train")
     report.text(f"Best architecture: `{results['best_arch']}`. Wall time {results['wall_s']:.0f} s "
                 f"({speed}, {results['device']}).")
-    report.figure(plot_search(hist, baseline and baseline["median_valid"]),
+    phases = getattr(strategy, "schedule", None)
+    report.figure(plot_search(hist, baseline and baseline["median_valid"], phases),
                   os.path.relpath(os.path.join(workdir, "search.png"), report.workdir),
-                  "Validation accuracy of every trained candidate, the best so far, and the random median.")
+                  "Validation accuracy of every trained candidate, the best so far, and the random median"
+                  + (" (shaded: the epsilon phases)." if phases else "."))
+    if config.space == "metaqnn" or phases:
+        from experiments.metaqnn_report import add_metaqnn_report
+
+        add_metaqnn_report(report, workdir, space, hist, strategy, info["strategy_state"])
     if own:
         report.write()
     return results

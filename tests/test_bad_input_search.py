@@ -48,6 +48,16 @@ CASES = [
     Case("nas_search", ("--config.npz_path={dir}/edited.npz",), "config.npz_path", "images: values must lie in [0, 1]"),
     Case("nas_search", ("--config.npz_path={dir}/not_npz.npz",), "config.npz_path", "cannot read"),
     Case("nas_search", ("--config.npz_path={dir}/missing.npz",), "config.npz_path", "file not found"),
+    # MetaQNN's space and its training recipe (issue 22)
+    Case("nas_search", ("--config.space=metaqnn", "--config.metaqnn.layer_types=('conv','dense')"),
+         "config.metaqnn.layer_types", "allowed: distinct names among conv, pool, fc, gap"),
+    Case("nas_search", ("--config.space=metaqnn", "--config.metaqnn.layer_limit=0"), "config.metaqnn.layer_limit",
+         "allowed: an integer in [1, 32]"),
+    Case("nas_search", ("--config.metaqnn.conv_sizes=(2,)",), "config.metaqnn.conv_sizes", "odd receptive fields"),
+    Case("nas_search", ("--config.space=metaqnn", "--config.metaqnn.train.restart_check_epochs=10"),
+         "config.metaqnn.train.restart_check_epochs", "fewer than epochs"),
+    Case("nas_search", ("--config.space=metaqnn", "--config.strategy=qlearning", "--config.evaluations=48",
+                        "--config.qlearning.epsilon_schedule=1.0:40,0.5:4"), "config.qlearning.epsilon_schedule", "48"),
     Case("nas_search", ("--config.dataset=npz",), "config.npz_path", "dataset=npz needs npz_path"),
     # mtl: every setting named as typed, sizes that plan work capped, a subset that loses a class refused
     Case("mtl", ("--config.seeds=1000",), "config.seeds", "[1, 100]"),
@@ -135,7 +145,8 @@ def test_every_setting_of_the_three_configs_has_a_rule():
 
     ruled = set(nb201.BOUNDS) | {"benchmark", "strategy", "progress", "table_path", "macro.path"}
     assert _leaves(nb201_config.get_config()) == ruled
-    ruled = set(nas_search.BOUNDS) | {"space", "strategy", "progress", "execution", "dataset", "data_dir", "npz_path"}
+    ruled = (set(nas_search.BOUNDS) | nas_search.SPACE_SETTINGS
+             | {"space", "strategy", "progress", "execution", "dataset", "data_dir", "npz_path"})
     assert _leaves(nas_config.get_config()) == ruled
     config = mtl_config.get_config()
     corpora = {f"data.corpora.{n}.{f}" for n in config.data.corpora
@@ -146,6 +157,8 @@ def test_every_setting_of_the_three_configs_has_a_rule():
         assert nb201.validate(nb201_config.get_config(variant))
         nas_search.validate(nas_config.get_config(variant))
         assert mtl.validate(mtl_config.get_config(variant))[0] == ["ce", "weighted", "class_balanced", "focal"]
+    for variant in ("demo", "metaqnn"):  # nas_search's other variants
+        nas_search.validate(nas_config.get_config(variant))
 
 
 def test_a_budget_planning_too_many_evaluations_names_its_setting():

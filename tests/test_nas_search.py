@@ -137,3 +137,33 @@ def test_entry_point_refuses_other_settings_or_an_edited_npz_and_falls_back(data
         first["best_arch"], first["best_valid"], first["best_test"])
     assert (tmp_path / "run" / "evaluations.jsonl").read_text() == evaluations
     assert [json.loads(line)["batch"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
+
+
+def test_metaqnn_qlearning_end_to_end_and_resume(data_dir, tmp_path):
+    """MetaQNN's space searched by Q-learning through the entry point (report with the top-5 table, the drawn
+    networks and the Q heat map), then a killed search resumes to the uninterrupted result."""
+    c = tiny_config(data_dir, space="metaqnn", strategy="qlearning")
+    c.metaqnn.train.epochs = 2
+    out = nas_search.run(c, str(tmp_path / "run"))
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["best_arch"] == out["best_arch"] and saved["best_arch"].endswith("SM]")
+    assert saved["evaluations"] == 8 and saved["settings"]["metaqnn"]["train"]["epochs"] == 2
+    assert len(saved["random_baseline"]["valid_quartiles"]) == 5
+    report = (tmp_path / "run" / "report.md").read_text()
+    for figure in ("search.png", "best_networks.png", "q_values.png"):
+        assert figure in report and (tmp_path / "run" / figure).exists()
+
+    space = nas_search.build_space(c)
+    data = load_images("digits", size=8, data_dir=data_dir)
+    trainer = PopulationTrainer(space.network(num_classes=10), data, nas_search.train_settings(c, data.train_x.shape[0]),
+                                chunk_size=8)
+    strategy = STRATEGIES.get("qlearning")(space, total_models=24, batch_size=8)
+    full, full_info = run_trained_search(strategy, trainer, 24, seed=2, progress=False)
+    assert len({tuple(a) for a in full.archs}) == 24  # a trained model is never trained again
+    ckpt = str(tmp_path / "ckpt")
+    run_trained_search(strategy, trainer, 24, seed=2, checkpoint_dir=ckpt, progress=False, stop_after_batches=1)
+    resumed, info = run_trained_search(strategy, trainer, 24, seed=2, checkpoint_dir=ckpt, progress=False)
+    assert info["resumed_from_batch"] == 1
+    np.testing.assert_array_equal(resumed.archs, full.archs)
+    np.testing.assert_allclose(resumed.valid_acc, full.valid_acc, atol=1e-4)
+    np.testing.assert_allclose(info["strategy_state"].q, full_info["strategy_state"].q, atol=1e-6)  # the agent too

@@ -91,4 +91,5 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
     (state, hist), done = out.state, out.position
     n = done * batch
     hist = History(hist.archs[:n], hist.valid_acc[:n], hist.test_acc[:n], hist.diverged[:n])
-    return hist, {"wall_s": time.perf_counter() - start, "resumed_from_batch": out.resumed_from, "batches": done}
+    return hist, {"wall_s": time.perf_counter() - start, "resumed_from_batch": out.resumed_from, "batches": done,
+                  "strategy_state": state}
