@@ -50,6 +50,12 @@ def nas_search_section(workdir: str, report: Report) -> dict:
     return nas_search.run(config, os.path.join(workdir, "nas_search"), report=report)
 
 
+def metaqnn_section(workdir: str, report: Report) -> dict:
+    """MetaQNN: Q-learning designs CNNs layer by layer on the digits (32 trained models), against random chains."""
+    config = nas_search_config.get_config("metaqnn")
+    return nas_search.run(config, os.path.join(workdir, "metaqnn"), report=report)
+
+
 def speedup_section(speedup: str) -> Callable[[str, Report], dict]:
     """One speed-up (`experiments.speedups`) with its default config, measured against full training."""
     def section(workdir: str, report: Report) -> dict:
@@ -93,6 +99,7 @@ SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("nb201", nb201_section),
     ("macro", macro_section),
     ("nas_search", nas_search_section),
+    ("metaqnn", metaqnn_section),
     *((name, speedup_section(name)) for name in speedups.SPEEDUPS),
     ("mtl", mtl_section),
     ("stylegan", stylegan_section),
