@@ -77,3 +77,11 @@ def test_neat_notebook_runs(tmp_path, monkeypatch):
     assert "without velocities: {'solved'" in outputs
     for path in ("xor/results.json", "xor/network.png", "double_pole/results.json", "double_pole_nv/network.png"):
         assert (tmp_path / "work" / path).exists(), path
+
+
+@pytest.mark.slow
+def test_metaqnn_notebook_runs(tmp_path, monkeypatch):
+    outputs = _run_notebook("metaqnn.ipynb", tmp_path, monkeypatch,
+                            {"METAQNN_VARIANT": "small", "METAQNN_WORKDIR": str(tmp_path / "work")})
+    assert "best: [" in outputs and "model 60  epsilon" in outputs
+    assert (tmp_path / "work" / "q_values.png").exists()
