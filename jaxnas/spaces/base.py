@@ -74,6 +74,10 @@ class CategoricalSpace:
     # Builds this space for other settings (`factory(image_size=..., **options)`: MetaQNN's rules depend on the
     # input size); None: the space has no settings.
     factory: Callable[..., CategoricalSpace] | None = dataclasses.field(default=None, compare=False, repr=False)
+    # The space's own mutation, `mutation(key, arch (..., L)) -> arch`, used by `mutate` (AmoebaNet's hidden-state /
+    # op / identity mutations, hierarchical NAS's level-wise edge mutation); None: the generic one-position mutation.
+    mutation: Callable[[jax.Array, jax.Array], jax.Array] | None = dataclasses.field(default=None, compare=False,
+                                                                                      repr=False)
 
     def __post_init__(self):
         check(self.num_positions >= 1, f"space {self.name}: num_positions", f"got {self.num_positions}; allowed: >= 1")
@@ -140,8 +144,8 @@ class CategoricalSpace:
         return arch
 
     def mutate(self, key: jax.Array, arch: jax.Array) -> jax.Array:
-        """Changes one position, chosen uniformly among those with another allowed id, to another allowed id
-        chosen uniformly; later positions that the change makes invalid are redrawn uniformly among their
+        """The space's own `mutation` where it has one; otherwise: changes one position, chosen uniformly among
+        those with another allowed id, to another allowed id chosen uniformly; later positions that the change makes invalid are redrawn uniformly among their
         allowed ids (only a `rule` can make them so).
 
         The uniform case is the mutation of regularized evolution on NAS-Bench-201 (Dong & Yang 2020,
@@ -149,6 +153,8 @@ class CategoricalSpace:
         in [1, num_choices) modulo num_choices is uniform over the other choices.
         """
         arch = jnp.asarray(arch, jnp.int32)
+        if self.mutation is not None:
+            return self.mutation(key, arch).astype(jnp.int32)
         if self.uniform:
             k_pos, k_off = jax.random.split(key)
             pos = jax.random.randint(k_pos, arch.shape[:-1], 0, self.num_positions)  # (...)
