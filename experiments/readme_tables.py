@@ -40,7 +40,23 @@ def _nb201_label(name: str, settings: dict[str, Any]) -> str:
         title = "aging evolution (REA" if name == "aging_evolution" else "tournament without aging ("
         sep = ", " if name == "aging_evolution" else ""
         return f"{title}{sep}P={e['population_size']}, S={e['sample_size']})"
-    return {"random": "random search", "reinforce": "REINFORCE, LSTM controller"}.get(name, name)
+    return {"random": "random search", "reinforce": "REINFORCE, LSTM controller",
+            "qlearning": "Q-learning (MetaQNN)"}.get(name, name)
+
+
+def _against_random(runs: list[dict[str, Any]], name: str, label: str, what: str) -> str:
+    """`name` minus random search per seed, with two standard errors of the difference (each mean's standard
+    error: the std over runs / sqrt(runs - 1), the files' std being over all runs)."""
+    cells, above, below = [], 0, 0
+    for r in runs:
+        f = r["figures"]
+        a, b = f["strategies"][name], f["strategies"]["random"]
+        diff = a["valid_mean"] - b["valid_mean"]
+        two_se = 2 * ((a["valid_std"] ** 2 + b["valid_std"] ** 2) / (f["runs"] - 1)) ** 0.5
+        above, below = above + (diff > two_se), below + (diff < -two_se)
+        cells.append(f"seed {f['seed']}: {diff:+.3f} (2 SE {two_se:.3f})")
+    return (f" {label} minus random search, {what}: " + "; ".join(cells) + f"; more than two standard errors above "
+            f"random on {above} of {len(runs)} seeds, below on {below}.")
 
 
 def _table_protocol(results: dict[str, dict[str, Any]]) -> str:
@@ -73,12 +89,15 @@ def _table_protocol(results: dict[str, dict[str, Any]]) -> str:
         header = ["strategy", *[f"valid, seed {s}" for s in seeds], "valid, paper", "test, ours (mean of seeds)",
                   "evaluations per search"]
         caption = f"{f0['runs']} runs per strategy and seed, budget {f0['budget_s']:,.0f} s; mean ± std over runs.\n\n"
-    short = {"random": "random", "aging_evolution": "REA", "tournament": "tournament", "reinforce": "REINFORCE"}
+    short = {"random": "random", "aging_evolution": "REA", "tournament": "tournament", "reinforce": "REINFORCE",
+             "qlearning": "Q-learning"}
     orders = [" > ".join(short.get(k, k) for k in sorted(strategies, key=lambda k: -r["figures"]["strategies"][k]["valid_mean"]))
               for r in runs]
     what = "mean accuracy on the searched training" if macro else "mean validation accuracy"
     ranking = (f"Ranking by {what}, the same on every seed: {orders[0]}." if len(set(orders)) == 1
                else f"Ranking by {what} per seed: " + "; ".join(f"seed {s}: {o}" for s, o in zip(seeds, orders)) + ".")
+    if "qlearning" in strategies and "random" in strategies:
+        ranking += _against_random(runs, "qlearning", "Q-learning", what)
     if macro:
         ranking += (f" A perfect search (the table's best on the searched training) would score {f0['table_best_valid']:.2f}, "
                     f"reported {f0['table_best_test']:.2f}; the best reported figure of any network is "

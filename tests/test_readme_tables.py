@@ -89,3 +89,17 @@ def test_cli_publish_writes_the_summary_with_its_command(tmp_path):
     assert doc["figures"]["valid_mean"] == summary["valid_mean"]
     assert doc["command"].startswith("python -m experiments.nb201 --config ") and "--publish nb201_tiny" in doc["command"]
     assert doc["settings"]["runs"] == 4 and doc["seeds"] == [0] and doc["wall_s"] > 0
+
+
+def test_qlearning_against_random_states_the_difference_and_two_standard_errors():
+    """500 runs, random 91.00 (std 0.28), Q-learning (std 0.30) 91.10, 91.02 and 90.95 on seeds 3-5:
+    2 SE = 2 sqrt((0.30^2 + 0.28^2) / 499) = 0.0367, so +0.100 is above it, +0.020 within, -0.050 below."""
+    def run(seed, q_mean):
+        return {"figures": {"seed": seed, "runs": 500, "strategies": {
+            "random": {"valid_mean": 91.00, "valid_std": 0.28}, "qlearning": {"valid_mean": q_mean, "valid_std": 0.30}}}}
+
+    runs = [run(3, 91.10), run(4, 91.02), run(5, 90.95)]
+    line = rt._against_random(runs, "qlearning", "Q-learning", "mean validation accuracy")
+    assert line == (" Q-learning minus random search, mean validation accuracy: seed 3: +0.100 (2 SE 0.037); "
+                    "seed 4: +0.020 (2 SE 0.037); seed 5: -0.050 (2 SE 0.037); more than two standard errors above "
+                    "random on 1 of 3 seeds, below on 1.")
