@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments import gan_tables, mtl_tables
+from experiments import gan_tables, mtl_tables, search_tables
 from experiments.table_format import Table, load_note, markdown_table, sources_line
 from jaxnas.common.provenance import REPO_ROOT, RESULTS_DIR, load_result
 
@@ -329,6 +329,7 @@ TABLES: dict[str, Table] = {
     "population_training": Table(("population_training_cpu",), _population_training),
     "nb201_reinforce_lr": Table(("nb201_reinforce_lr",), _reinforce_lr),
     "nas_search_demo": Table(("nas_search_demo",), _nas_search_demo),
+    "metaqnn_vs_random": Table(("metaqnn_vs_random",), search_tables.metaqnn_vs_random),
     "mtl_losses": Table(("mtl",), mtl_tables.losses),
     "mtl_demo_losses": Table(("mtl_demo",), mtl_tables.losses),
     "mtl_oversampling": Table(("mtl",), mtl_tables.oversampling),
