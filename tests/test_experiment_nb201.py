@@ -24,7 +24,7 @@ def small_config(**overrides):
 
 
 @pytest.mark.parametrize("field, value, pattern", [
-    ("strategy", "bayesopt", r"^strategy: got 'bayesopt'; allowed: random, aging_evolution, tournament, reinforce, all$"),
+    ("strategy", "bayesopt", r"^strategy: got 'bayesopt'; allowed: random, aging_evolution, tournament, reinforce, qlearning, all$"),
     ("budget_s", 0.0, r"^budget_s: got 0.0; allowed: a number > 0$"),
     ("budget_s", -5.0, r"^budget_s:"),
     ("runs", 0, r"^runs:"),
