@@ -56,7 +56,8 @@ BOUNDS = {
     "metaqnn.train.restart_check_epochs": Bounds(int, 1, 10_000),
     "metaqnn.train.restart_threshold_x_chance": Bounds(float, 0.0, 100.0),
 }
-# Spaces whose config section holds their own settings and training recipe (replacing `network` and `train`).
+# Spaces whose config section holds their own settings: the space's (passed to its factory), `network` (its
+# network's options, replacing the top-level `network`) and, for MetaQNN, `train` (its recipe, replacing `train`).
 OWN_SECTION = ("metaqnn",)
 # The space settings its factory checks (`validate` builds the space), each error naming `metaqnn.<field>`.
 SPACE_SETTINGS = {f"metaqnn.{f}" for f in ("conv_filters", "conv_sizes", "pools", "fc_widths", "layer_types")}
@@ -109,14 +110,14 @@ def build_space(config: config_dict.ConfigDict, name: str | None = None):
     space = SPACES.get(name, "space")
     if name not in OWN_SECTION:
         return space
-    section = {k: v for k, v in config[name].items() if k != "train"}
+    section = {k: v for k, v in config[name].items() if k not in ("train", "network")}
     return prefixed(name, lambda: space.factory(image_size=config.image_size, **section))
 
 
 def train_settings(config: config_dict.ConfigDict, n_train: int | None = None, num_classes: int = 10) -> TrainSettings:
     """The training recipe: `train`, or the space's own section (epochs -> steps of the training split; before the
     data is loaded, `n_train=None` checks the recipe with one step per epoch)."""
-    if config.space not in OWN_SECTION:
+    if config.space not in OWN_SECTION or "train" not in config[config.space]:
         return prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
     t = config[config.space].train
     check(t.restarts == 0 or t.restart_check_epochs < t.epochs, f"{config.space}.train.restart_check_epochs",
@@ -175,8 +176,10 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     strategy = build_strategy(config, config.strategy, space, batch_size=config.chunk_size)
     data = load_data(config)
     settings = train_settings(config, data.train_x.shape[0], data.num_classes)
-    options = {} if config.space in OWN_SECTION else config.network.to_dict()
-    net = prefixed("network", lambda: space.network(num_classes=data.num_classes, **options))
+    own = config[config.space] if config.space in OWN_SECTION else {"network": config.network}
+    options = own["network"].to_dict() if "network" in own else {}
+    field = f"{config.space}.network" if config.space in OWN_SECTION else "network"
+    net = prefixed(field, lambda: space.network(num_classes=data.num_classes, **options))
     trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size, execution=config.execution)
     if trainer.chunk_size != config.chunk_size:  # rounded up to a multiple of the devices
         strategy = build_strategy(config, config.strategy, space, batch_size=trainer.chunk_size)
@@ -212,7 +215,9 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         # this call's throughput: a resumed run times only the batches it trained (None if none were left)
         "candidate_steps_per_s": (trained * settings.steps / info["wall_s"]) if trained else None,
         "settings": {**({config.space: config[config.space].to_dict()} if config.space in OWN_SECTION else
-                        {"network": config.network.to_dict(), "train": config.train.to_dict()}),
+                        {"network": config.network.to_dict()}),
+                     **({} if config.space in OWN_SECTION and "train" in config[config.space] else
+                        {"train": config.train.to_dict()}),
                      "steps": settings.steps, "chunk_size": trainer.chunk_size, "execution": trainer.execution,
                      "strategy": {config.strategy: config[config.strategy].to_dict()} if config.strategy in config else {}},
         "device": device_summary(),
