@@ -1,0 +1,251 @@
+"""The ops of the NASNet / AmoebaNet cells as pure functions of (input, parameters, BatchNorm statistics).
+
+Real, Aggarwal, Huang & Le, "Regularized Evolution for Image Classifier Architecture Search" (AAAI 2019), Methods
+Details: "none (identity); 3x3, 5x5 and 7x7 separable convs; 3x3 avg pool; 3x3 max pool; 3x3 dilated sep. conv;
+1x7 then 7x1 conv", on the NASNet search space (Zoph et al., CVPR 2018). How each op is built follows NASNet's
+Appendix and the published AmoebaNet code (tensorflow/tpu models/official/amoeba_net/network_utils.py):
+
+* every convolution is ReLU-conv-BN, without bias; a separable convolution is a depthwise k x k convolution then a
+  pointwise 1x1 convolution (no BN or ReLU between them), and the whole ReLU-separable-BN is applied twice, the
+  stride only in the first (`_stacked_separable_conv`, NASNet's "separable ops applied twice");
+* the dilated separable convolution is the same with dilation 2 in both depthwise convolutions (the published
+  code names it `dil_2_separable_..._2`, two layers; its parser drops the rate, so this is our reading);
+* 1x7 then 7x1: ReLU-conv1x7-BN-ReLU-conv7x1-BN, the stride on the width in the first and on the height in the
+  second (the published code's branch without its F/4 bottleneck: deviation, the paper names no bottleneck);
+* identity: the input itself; with stride 2 (a reduction cell reading a cell input) ReLU-conv1x1/2-BN (the published
+  'none' with a stride);
+* 3x3 average pooling (padding not counted, TF's SAME) and 3x3 max pooling, stride 1 or 2, no parameters (every
+  hidden state already has F channels, so the published 1x1 after a pooling is never needed).
+
+Stride 2 takes the windows centred on even rows and columns (padding k // 2 on every side, PyTorch's and DARTS'
+convention); TensorFlow's SAME stride-2 windows are centred one pixel later on even sizes (deviation). Convolutions
+are written as shifted slices and matmuls (no `lax.conv`): their gradients stay cheap inside the engine's
+`lax.map` on XLA:CPU and batch as matmuls under `vmap` (../shared/NOTES.md). BatchNorm: `layers.batch_norm`
+(the project's PyTorch convention: momentum 0.1, eps 1e-5; the published code uses decay 0.9997, eps 1e-3).
+Kernels are He-normal (fan-in) initialised, as elsewhere in the project (the published code: fan-out scaling).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnas.models.layers import batch_norm, matmul
+
+SEPARABLE = {"sep_conv_3x3": (3, 1), "sep_conv_5x5": (5, 1), "sep_conv_7x7": (7, 1), "dil_sep_conv_3x3": (3, 2)}
+POOLS = ("avg_pool_3x3", "max_pool_3x3")
+
+Tree = dict[str, Any]
+
+
+# --- primitives ----------------------------------------------------------------------------------------------------
+def _he(key: jax.Array, shape: tuple[int, ...], fan_in: int) -> jax.Array:
+    return jax.random.normal(key, shape, jnp.float32) * np.sqrt(2.0 / fan_in)
+
+
+def _taps(x: jax.Array, k: int, stride: int, dilation: int, fill: float = 0.0) -> list[jax.Array]:
+    """The k x k shifted views of x (B, H, W, C) for a SAME window, strided: k*k arrays (B, H/s, W/s, C), row-major."""
+    h, w = x.shape[1], x.shape[2]
+    pad = dilation * (k // 2)
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=fill)
+    return [xp[:, i * dilation:i * dilation + h:stride, j * dilation:j * dilation + w:stride, :]
+            for i in range(k) for j in range(k)]
+
+
+KMAX, PMAX = 7, 3  # the largest depthwise kernel and the largest SAME padding (7x7; the dilated 3x3 pads 2)
+
+
+def pad_kernel(kernel: jax.Array) -> jax.Array:
+    """A (k, k, C) depthwise kernel centred in a (7, 7, C) one (zeros around): every separable op's kernel has the
+    same shape inside the dispatch."""
+    o = (KMAX - kernel.shape[0]) // 2
+    return jnp.pad(kernel, ((o, o), (o, o), (0, 0)))
+
+
+def _tap_loop(x: jax.Array, kernel7: jax.Array, k: jax.Array, d: jax.Array, stride: int) -> jax.Array:
+    """sum over the k*k centre taps t = (i, j) of kernel7 of kernel7[t] * x shifted by d * (t - k // 2), SAME;
+    a `fori_loop` whose trip count k*k may be traced (one compiled body for every kernel size)."""
+    b, h, w, c = x.shape
+    xp = jnp.pad(x, ((0, 0), (PMAX, PMAX), (PMAX, PMAX), (0, 0)))
+    o = KMAX // 2 - k // 2
+
+    def body(t, acc):
+        i, j = t // k, t % k
+        view = jax.lax.dynamic_slice(xp, (0, PMAX + (i - k // 2) * d, PMAX + (j - k // 2) * d, 0), (b, h, w, c))
+        weight = jax.lax.dynamic_slice(kernel7, (o + i, o + j, 0), (1, 1, c))[0, 0]
+        return acc + view[:, ::stride, ::stride, :] * weight
+
+    return jax.lax.fori_loop(0, k * k, body, jnp.zeros((b, -(-h // stride), -(-w // stride), c), x.dtype))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def depthwise(x: jax.Array, kernel7: jax.Array, k: jax.Array, d: jax.Array, stride: int = 1) -> jax.Array:
+    """Depthwise k x k convolution with dilation d, SAME, stride `stride`: one filter per channel, the centre k x k
+    of kernel7 (7, 7, C) (`pad_kernel`); k and d may be traced, so one compiled loop serves every separable op.
+
+    Written as a loop over taps of shifted views with a hand-written backward pass (the input gradient is the same
+    loop over the cotangent with the flipped kernel, scattered back to the input grid when strided; the kernel
+    gradient one reduction per tap). On the 2-core CPU, six 7x7 layers trained in a `lax.map`: XLA's grouped
+    convolution 2,540 ms per step, unrolled taps with autodiff 179 ms (6.5 s to compile), this loop 113 ms (0.65 s)."""
+    return _tap_loop(x, kernel7, k, d, stride)
+
+
+def _depthwise_fwd(x, kernel7, k, d, stride):
+    return _tap_loop(x, kernel7, k, d, stride), (x, kernel7, k, d)
+
+
+def _depthwise_bwd(stride, res, g):
+    x, kernel7, k, d = res
+    b, h, w, c = x.shape
+    up = g if stride == 1 else jnp.zeros(x.shape, g.dtype).at[:, ::stride, ::stride, :].set(g)
+    dx = _tap_loop(up, kernel7[::-1, ::-1], k, d, 1)
+    xp = jnp.pad(x, ((0, 0), (PMAX, PMAX), (PMAX, PMAX), (0, 0)))
+    o = KMAX // 2 - k // 2
+
+    def body(t, dk):
+        i, j = t // k, t % k
+        view = jax.lax.dynamic_slice(xp, (0, PMAX + (i - k // 2) * d, PMAX + (j - k // 2) * d, 0), (b, h, w, c))
+        tap = jnp.sum(view[:, ::stride, ::stride, :] * g, axis=(0, 1, 2))
+        return jax.lax.dynamic_update_slice(dk, tap[None, None], (o + i, o + j, 0))
+
+    return dx, jax.lax.fori_loop(0, k * k, body, jnp.zeros_like(kernel7)), None, None
+
+
+depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
+
+
+def separable(x: jax.Array, p: Tree, s: Tree, k: Any, d: Any, stride: int, train: bool) -> tuple[jax.Array, Tree]:
+    """(ReLU, depthwise k x k (dilation d), pointwise, BN) twice, the stride in the first; p's depthwise kernels
+    `dw1`, `dw2` padded to 7x7. k and d may be traced (the four separable ops share this code)."""
+    k, d = jnp.asarray(k, jnp.int32), jnp.asarray(d, jnp.int32)
+    y = matmul(depthwise(jax.nn.relu(x), p["dw1"], k, d, stride), p["pw1"])
+    y, s1 = bn(y, p["bn1"], s["bn1"], train)
+    y = matmul(depthwise(jax.nn.relu(y), p["dw2"], k, d, 1), p["pw2"])
+    y, s2 = bn(y, p["bn2"], s["bn2"], train)
+    return y, {"bn1": s1, "bn2": s2}
+
+
+def padded(p: Tree) -> Tree:
+    """A separable op's parameters with its depthwise kernels padded to 7x7."""
+    return {**p, "dw1": pad_kernel(p["dw1"]), "dw2": pad_kernel(p["dw2"])}
+
+
+def line_conv(x: jax.Array, kernel: jax.Array, stride: int, axis: int) -> jax.Array:
+    """A 1 x k (axis 2, width) or k x 1 (axis 1, height) SAME convolution, kernel (k, C_in, C_out), strided along
+    `axis` only: the k shifted copies stacked along channels times the kernel, one matmul."""
+    k, c_in, c_out = kernel.shape
+    n = x.shape[axis]
+    pad = [(0, 0)] * 4
+    pad[axis] = (k // 2, k // 2)
+    xp = jnp.pad(x, pad)
+    views = []
+    for t in range(k):
+        idx = [slice(None)] * 4
+        idx[axis] = slice(t, t + n, stride)
+        views.append(xp[tuple(idx)])
+    return matmul(jnp.concatenate(views, axis=-1), kernel.reshape(k * c_in, c_out))
+
+
+def avg_pool(x: jax.Array, stride: int) -> jax.Array:
+    """3x3 average pooling, SAME, the padded zeros not counted (TensorFlow's SAME average pooling)."""
+    total = sum(_taps(x, 3, stride, 1))
+    ones = jnp.ones((1,) + x.shape[1:3] + (1,), x.dtype)
+    return total / sum(_taps(ones, 3, stride, 1))
+
+
+def max_pool(x: jax.Array, stride: int) -> jax.Array:
+    """3x3 max pooling, SAME (padding never wins)."""
+    views = _taps(x, 3, stride, 1, fill=-jnp.inf)
+    out = views[0]
+    for v in views[1:]:
+        out = jnp.maximum(out, v)
+    return out
+
+
+def bn(x: jax.Array, p: Tree, s: Tree, train: bool) -> tuple[jax.Array, Tree]:
+    """BatchNorm with parameters p = {scale, bias} and statistics s = {mean, var}: (y, new statistics)."""
+    y, mean, var = batch_norm(x, p["scale"], p["bias"], s["mean"], s["var"], train)
+    return y, {"mean": mean, "var": var}
+
+
+def _bn_params(c: int) -> Tree:
+    return {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}
+
+
+def _bn_stats(c: int) -> Tree:
+    return {"mean": jnp.zeros((c,), jnp.float32), "var": jnp.ones((c,), jnp.float32)}
+
+
+# --- the cell ops ----------------------------------------------------------------------------------------------------
+def has_params(name: str, reduction: bool) -> bool:
+    """Whether op `name` owns parameters in a normal (False) or reduction (True) cell."""
+    return name not in POOLS and (name != "identity" or reduction)
+
+
+def init_params(name: str, key: jax.Array, f: int) -> Tree:
+    """The parameters of op `name` on F = f channels (call only where `has_params`)."""
+    if name in SEPARABLE:
+        k = SEPARABLE[name][0]
+        ks = jax.random.split(key, 4)
+        return {"dw1": _he(ks[0], (k, k, f), k * k), "pw1": _he(ks[1], (f, f), f), "bn1": _bn_params(f),
+                "dw2": _he(ks[2], (k, k, f), k * k), "pw2": _he(ks[3], (f, f), f), "bn2": _bn_params(f)}
+    if name == "conv_1x7_7x1":
+        k1, k2 = jax.random.split(key)
+        return {"k1": _he(k1, (7, f, f), 7 * f), "bn1": _bn_params(f), "k2": _he(k2, (7, f, f), 7 * f),
+                "bn2": _bn_params(f)}
+    if name == "identity":  # its strided form in a reduction cell
+        return {"kernel": _he(key, (f, f), f), "bn": _bn_params(f)}
+    raise ValueError(f"op {name!r} has no parameters")
+
+
+def init_stats(name: str, f: int) -> Tree:
+    """The BatchNorm statistics of op `name` (call only where `has_params`)."""
+    if name in SEPARABLE or name == "conv_1x7_7x1":
+        return {"bn1": _bn_stats(f), "bn2": _bn_stats(f)}
+    return {"bn": _bn_stats(f)}
+
+
+def apply(name: str, x: jax.Array, p: Tree, s: Tree, stride: int, train: bool) -> tuple[jax.Array, Tree]:
+    """Op `name` on x (B, H, W, F) with its parameters p and statistics s -> (y (B, H/stride, W/stride, F), new s)."""
+    if name in SEPARABLE:
+        return separable(x, padded(p), s, *SEPARABLE[name], stride, train)
+    if name == "conv_1x7_7x1":
+        y, s1 = bn(line_conv(jax.nn.relu(x), p["k1"], stride, axis=2), p["bn1"], s["bn1"], train)
+        y, s2 = bn(line_conv(jax.nn.relu(y), p["k2"], stride, axis=1), p["bn2"], s["bn2"], train)
+        return y, {"bn1": s1, "bn2": s2}
+    if name == "identity":
+        if stride == 1:
+            return x, s
+        y, sb = bn(matmul(jax.nn.relu(x)[:, ::stride, ::stride, :], p["kernel"]), p["bn"], s["bn"], train)
+        return y, {"bn": sb}
+    if name == "avg_pool_3x3":
+        return avg_pool(x, stride), s
+    if name == "max_pool_3x3":
+        return max_pool(x, stride), s
+    raise ValueError(f"unknown op {name!r}")
+
+
+# --- cell input preprocessing ------------------------------------------------------------------------------------------
+def init_preprocess(key: jax.Array, c_in: int, f: int, factorized: bool) -> Tree:
+    """ReLU-conv1x1-BN (kernel (c_in, f)) or, for an input of twice the size, the factorized reduction (two
+    half-width 1x1 paths)."""
+    if factorized:
+        k1, k2 = jax.random.split(key)
+        return {"path1": _he(k1, (c_in, f // 2), c_in), "path2": _he(k2, (c_in, f // 2), c_in), "bn": _bn_params(f)}
+    return {"kernel": _he(key, (c_in, f), c_in), "bn": _bn_params(f)}
+
+
+def preprocess(x: jax.Array, p: Tree, s: Tree, train: bool) -> tuple[jax.Array, Tree]:
+    """A cell input to F channels at the cell's size: ReLU, then a 1x1 convolution or NASNet's factorized reduction
+    (`factorized_reduction`: the 1x1 convolutions of the even and of the odd pixels, concatenated), then BN."""
+    x = jax.nn.relu(x)
+    if "path1" in p:
+        y = jnp.concatenate([matmul(x[:, ::2, ::2, :], p["path1"]), matmul(x[:, 1::2, 1::2, :], p["path2"])], -1)
+    else:
+        y = matmul(x, p["kernel"])
+    y, sb = bn(y, p["bn"], s["bn"], train)
+    return y, {"bn": sb}
