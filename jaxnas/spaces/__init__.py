@@ -14,5 +14,6 @@ SPACES.register("nb201")(nb201.SPACE)
 SPACES.register("macro")(macro.SPACE)
 SPACES.register("metaqnn")(metaqnn.SPACE)
 SPACES.register("nasnet")(__import__("jaxnas.spaces.nasnet", fromlist=["SPACE"]).SPACE)
+SPACES.register("hierarchical")(__import__("jaxnas.spaces.hierarchical", fromlist=["SPACE"]).SPACE)
 
 __all__ = ["SPACES", "CategoricalSpace", "macro", "metaqnn", "nb201"]
