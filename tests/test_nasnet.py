@@ -77,35 +77,27 @@ def test_mutation_changes_exactly_what_it_claims_at_the_published_rates():
     changed = children != parents
     assert changed.sum(-1).max() == 1  # a mutation touches one position at most
     hit = changed.any(-1)
-    kinds = {"identity": 0, "hidden": 0, "op": 0}
-    cells, combos, elems = np.zeros(2), np.zeros(3), np.zeros(2)
-    for i in np.flatnonzero(hit):
-        p = int(np.argmax(changed[i]))
-        cell, comb, elem, what = _decode(p, 3)
-        old, new = parents[i, p], children[i, p]
-        assert new != old
-        if what == 0:  # hidden state: another state of the same cell made before this combination
-            assert 0 <= new < 2 + comb
-            kinds["hidden"] += 1
-        else:
-            assert 0 <= new < N_OPS
-            kinds["op"] += 1
-        cells[cell] += 1
-        combos[comb] += 1
-        elems[elem] += 1
-    kinds["identity"] = n - hit.sum()
+    rows = np.flatnonzero(hit)
+    pos = np.argmax(changed[rows], -1)
+    cell, comb, elem, what = (np.array(v) for v in zip(*(_decode(int(p), 3) for p in pos)))
+    old, new = parents[rows, pos], children[rows, pos]
+    assert (new != old).all()
+    hidden = what == 0
+    assert ((new >= 0) & (new < 2 + comb))[hidden].all()  # another state of the cell made before the combination
+    assert ((new >= 0) & (new < N_OPS))[~hidden].all()
     # AmoebaNet: identity with probability 0.05 (Methods Details), the other two "uniform"; 3-sigma bounds
-    assert abs(kinds["identity"] / n - 0.05) < 3 * np.sqrt(0.05 * 0.95 / n)
-    for kind in ("hidden", "op"):
-        assert abs(kinds[kind] / n - 0.475) < 3 * np.sqrt(0.475 * 0.525 / n)
-    m = hit.sum()
-    assert np.abs(cells / m - 1 / 2).max() < 0.02 and np.abs(elems / m - 1 / 2).max() < 0.02
-    assert np.abs(combos / m - 1 / 3).max() < 0.02
+    assert abs(1 - hit.mean() - 0.05) < 3 * np.sqrt(0.05 * 0.95 / n)
+    for count in (hidden.sum(), (~hidden).sum()):
+        assert abs(count / n - 0.475) < 3 * np.sqrt(0.475 * 0.525 / n)
+    for values, k in ((cell, 2), (elem, 2), (comb, 3)):  # cell, combination and element uniform
+        assert np.abs(np.bincount(values, minlength=k) / len(rows) - 1 / k).max() < 0.02
     # the new op is uniform among the 7 others: from op 0 every other op appears about equally often
-    from_zero = [children[i, p] for i in np.flatnonzero(hit) for p in [int(np.argmax(changed[i]))]
-                 if p % 2 == 1 and parents[i, p] == 0]
+    from_zero = new[~hidden & (old == 0)]
     freq = np.bincount(from_zero, minlength=N_OPS)[1:] / len(from_zero)
     assert np.abs(freq - 1 / 7).max() < 0.04
+    # a new input is uniform among the others: combination 2 from input 0 goes to 1, 2, 3 about equally often
+    moved = new[hidden & (comb == 2) & (old == 0)]
+    assert np.abs(np.bincount(moved, minlength=4)[1:] / len(moved) - 1 / 3).max() < 0.05
     # identity only: nothing changes; never identity: every child differs; leading batch axes; determinism
     always = nasnet.space(B=3, identity_prob=1.0)
     never = nasnet.space(B=3, identity_prob=0.0)
@@ -141,7 +133,7 @@ def test_bad_settings_name_the_field():
 
 X = jax.random.normal(jax.random.key(11), (4, 8, 8, 2))
 Y = jnp.array([0, 3, 1, 4])
-SIZE = {"channels": 4, "cells_per_stage": 1}
+SIZE = {"channels": 4, "cells_per_stage": 1, "stages": 2}  # normal, reduction, normal: every mechanism, 3 cells
 
 
 def _loss(logits):
@@ -152,7 +144,17 @@ def _loss(logits):
 def setup():
     """Variables shared by both dispatch modes (with running statistics moved off their initial values, so
     evaluation mode is checked too), and a few architectures that together use every op in both cells."""
-    archs = np.asarray(SMALL.sample(jax.random.key(8), (3,)))
+    # three hand-made architectures that together use every op in each cell, and in the reduction cell every op at
+    # stride 2 (reading a cell input) and at stride 1 (reading a combination); then one drawn at random
+    o = nasnet.OPS
+    hand = [nasnet.encode_genotype(CELLS, normal, reduction) for normal, reduction in [
+        ([(0, o[0], 1, o[1]), (2, o[2], 0, o[3]), (1, o[4], 3, o[5])],
+         [(0, o[0], 1, o[1]), (2, o[2], 0, o[3]), (3, o[4], 2, o[5])]),
+        ([(1, o[6], 0, o[7]), (0, o[3], 2, o[1]), (2, o[0], 2, o[5])],
+         [(1, o[2], 0, o[4]), (2, o[6], 2, o[7]), (0, o[5], 1, o[6])]),
+        ([(1, o[5], 1, o[2]), (0, o[7], 2, o[6]), (3, o[4], 0, o[0])],
+         [(0, o[7], 1, o[3]), (2, o[0], 1, o[2]), (2, o[1], 3, o[3])])]]
+    archs = np.stack(hand + [np.asarray(SMALL.sample(jax.random.key(8), ()))])
     net = network(CELLS, num_classes=5, **SIZE)
     init = jax.jit(lambda a: net.init(jax.random.key(0), X, a, train=True))
     variables = init(archs[0])
@@ -161,11 +163,11 @@ def setup():
     noise = jax.random.uniform(jax.random.key(3), (), minval=0.5, maxval=1.5)
     variables = {"params": variables["params"],
                  "batch_stats": jax.tree.map(lambda a: a * noise + 0.1, variables["batch_stats"])}
-    genes = nasnet.as_cells(archs, 3)  # (A, 2, B, 2, 2)
+    genes = nasnet.as_cells(archs[:3], 3)  # (A, 2, B, 2, 2)
     for cell in range(2):
-        assert set(genes[:, cell, :, :, 1].ravel()) == set(range(N_OPS))  # every op in each cell
-    reduction_strides = genes[:, 1, :, :, 0] < 2
-    assert reduction_strides.any() and (~reduction_strides).any()  # reduction ops at stride 2 and at stride 1
+        assert set(genes[:, cell, :, :, 1].ravel()) == set(range(N_OPS))
+    for stride_two in (True, False):
+        assert set(genes[:, 1][(genes[:, 1, :, :, 0] < 2) == stride_two][:, 1]) == set(range(N_OPS))
     refs = []
     for a in archs:
         def plain(v, a=a, train=True):
@@ -196,15 +198,17 @@ def test_network_equals_the_plain_network_of_the_architecture(setup, dispatch):
         for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
             np.testing.assert_allclose(g, flat_ref[path], atol=3e-5, rtol=1e-3,
                                        err_msg=f"{SMALL.to_string(a)} {jax.tree_util.keystr(path)}")
-        # running statistics move only for the op each element chose (one row of the stacked statistics)
+        # running statistics move only for the op each element chose (its row of the stacked statistics), and not
+        # for an identity that reads a combination (only the strided identity has a BatchNorm)
         genes = nasnet.as_cells(a, 3)
-        for i, cell in enumerate(net.layout()):
+        for i, (reduction, _) in enumerate(net.layout()):
             old, new = variables["batch_stats"][f"cell{i}"]["ops"], stats[f"cell{i}"]["ops"]
             for name in old:
                 for el in range(6):
-                    chosen = CELLS.ops[genes[int(cell[0]), el // 2, el % 2, 1]] == name
+                    inp, op = genes[int(reduction), el // 2, el % 2]
+                    moved = CELLS.ops[op] == name and (name != "identity" or inp < 2)
                     same = jax.tree.map(lambda o, n: bool(jnp.all(o[el] == n[el])), old[name], new[name])
-                    assert all(jax.tree.leaves(same)) != chosen, (i, name, el)
+                    assert all(jax.tree.leaves(same)) != moved, (i, name, el)
     # the concrete path (a numpy architecture: the plain network traced directly) agrees as well
     concrete = net.apply(variables, X, archs[0], train=False)
     np.testing.assert_allclose(concrete, refs[0][1], atol=3e-5, rtol=1e-4)
@@ -212,8 +216,9 @@ def test_network_equals_the_plain_network_of_the_architecture(setup, dispatch):
 
 def test_map_and_vmap_train_the_same_candidates(digits_8x8):
     """A few SGD steps of two candidates through the engine, one after another (switch) and vmapped (select)."""
-    archs = np.asarray(SMALL.sample(jax.random.key(21), (2,)))
-    net = SMALL.network(num_classes=digits_8x8.num_classes, **SIZE)
+    space = nasnet.space(B=2, ops=("identity", "sep_conv_3x3"))  # a small program to compile
+    archs = np.asarray(space.sample(jax.random.key(21), (2,)))
+    net = space.network(num_classes=digits_8x8.num_classes, **SIZE)
     st = TrainSettings(steps=3, batch_size=16, learning_rate=0.05)
     one = jax.local_devices()[:1]
     a = PopulationTrainer(net, digits_8x8, st, chunk_size=2, devices=one, execution="map").score(archs)

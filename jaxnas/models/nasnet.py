@@ -50,7 +50,7 @@ from jaxnas.spaces.nasnet import Cells, as_cells, unused
 
 CPU_OPTIONS = {"channels": 8, "cells_per_stage": 1}  # the paper's CPU scale (Discussion: "F=8, N=1")
 GPU_OPTIONS = {"channels": 24, "cells_per_stage": 3}  # the paper's search phase (Methods Details: "N=3/F=24")
-STAGES = 3
+STAGES = 3  # NASNet's CIFAR layout: three stacks of N normal cells, two reduction cells
 
 
 def _is_concrete(a: Any) -> bool:
@@ -199,20 +199,22 @@ class Cell(nn.Module):
 
 
 class NASNetNetwork(nn.Module):
-    """`apply(variables, images (B, H, W, C), arch (8B,), train)` -> logits (B, num_classes); H, W divisible by 4."""
+    """`apply(variables, images (B, H, W, C), arch (8B,), train)` -> logits (B, num_classes); H and W divisible by
+    2**(stages - 1) (4 in the NASNet layout)."""
 
     cells: Cells
     num_classes: int = 10
     channels: int = CPU_OPTIONS["channels"]
     cells_per_stage: int = CPU_OPTIONS["cells_per_stage"]
     stem_multiplier: int = 3
+    stages: int = STAGES
     image_size: int | None = None
     dispatch: str = "switch"  # "select" for vmapped populations (`jaxnas.models.dispatch`; set by the engine)
 
     def layout(self) -> list[tuple[bool, int]]:
         """(is a reduction cell, filters) of every cell, input first: N normal, reduction, N normal, reduction, ..."""
         out = []
-        for stage in range(STAGES):
+        for stage in range(self.stages):
             f = self.channels * 2**stage
             if stage > 0:
                 out.append((True, f))
@@ -221,8 +223,9 @@ class NASNetNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, arch: Any, train: bool = False) -> jax.Array:
-        check(x.ndim == 4 and x.shape[1] % 4 == 0 and x.shape[2] % 4 == 0, "image_size",
-              f"got images of shape {tuple(x.shape[1:])}; allowed: (H, W, C) with H and W divisible by 4")
+        div = 2 ** (self.stages - 1)
+        check(x.ndim == 4 and x.shape[1] % div == 0 and x.shape[2] % div == 0, "image_size",
+              f"got images of shape {tuple(x.shape[1:])}; allowed: (H, W, C) with H and W divisible by {div}")
         if self.image_size is not None:
             check(x.shape[1] == x.shape[2] == self.image_size, "image_size",
                   f"got images of shape {tuple(x.shape[1:])}; this network is for {self.image_size}x{self.image_size}")
@@ -249,18 +252,19 @@ class NASNetNetwork(nn.Module):
 
 def network(cells: Cells, num_classes: int = 10, **options: Any) -> NASNetNetwork:
     """The network of a NASNet space's `cells`; options: `channels` (F), `cells_per_stage` (N), `stem_multiplier`,
-    `image_size` (checked against the inputs when given), `dispatch`. Bad values are refused naming the option."""
-    known = ("channels", "cells_per_stage", "stem_multiplier", "image_size", "dispatch")
+    `stages` (stacks of normal cells, a reduction cell between two), `image_size` (checked against the inputs when
+    given), `dispatch`. Bad values are refused naming the option."""
+    known = ("channels", "cells_per_stage", "stem_multiplier", "stages", "image_size", "dispatch")
     for name in options:
         check(name in known, name, f"unknown network option; allowed: {', '.join(known)}")
-    for name in ("channels", "cells_per_stage", "stem_multiplier"):
+    for name in ("channels", "cells_per_stage", "stem_multiplier", "stages"):
         if name in options:
             v = options[name]
             check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name,
                   f"got {v!r}; allowed: an integer >= 1")
-    size = options.get("image_size")
-    check(size is None or (isinstance(size, int) and size >= 4 and size % 4 == 0), "image_size",
-          f"got {size!r}; allowed: an integer >= 4 divisible by 4 (two reductions)")
+    size, div = options.get("image_size"), 2 ** (options.get("stages", STAGES) - 1)
+    check(size is None or (isinstance(size, int) and size >= div and size % div == 0), "image_size",
+          f"got {size!r}; allowed: an integer divisible by {div} (one halving per reduction cell)")
     if "dispatch" in options:
         check_choice("dispatch", options["dispatch"], DISPATCH_MODES)
     check(isinstance(num_classes, int) and num_classes >= 1, "num_classes", f"got {num_classes!r}; allowed: >= 1")

@@ -186,17 +186,27 @@ def has_params(name: str, reduction: bool) -> bool:
     return name not in POOLS and (name != "identity" or reduction)
 
 
+def _he_many(key: jax.Array, specs: dict[str, tuple[tuple[int, ...], int]]) -> Tree:
+    """He-normal kernels {name: (shape, fan_in)} cut from one normal draw (one random-number program per op)."""
+    sizes = [int(np.prod(shape)) for shape, _ in specs.values()]
+    flat = jax.random.normal(key, (sum(sizes),), jnp.float32)
+    out, start = {}, 0
+    for (name, (shape, fan_in)), n in zip(specs.items(), sizes):
+        out[name] = flat[start:start + n].reshape(shape) * np.sqrt(2.0 / fan_in)
+        start += n
+    return out
+
+
 def init_params(name: str, key: jax.Array, f: int) -> Tree:
     """The parameters of op `name` on F = f channels (call only where `has_params`)."""
     if name in SEPARABLE:
         k = SEPARABLE[name][0]
-        ks = jax.random.split(key, 4)
-        return {"dw1": _he(ks[0], (k, k, f), k * k), "pw1": _he(ks[1], (f, f), f), "bn1": _bn_params(f),
-                "dw2": _he(ks[2], (k, k, f), k * k), "pw2": _he(ks[3], (f, f), f), "bn2": _bn_params(f)}
+        w = _he_many(key, {"dw1": ((k, k, f), k * k), "pw1": ((f, f), f), "dw2": ((k, k, f), k * k),
+                           "pw2": ((f, f), f)})
+        return {**w, "bn1": _bn_params(f), "bn2": _bn_params(f)}
     if name == "conv_1x7_7x1":
-        k1, k2 = jax.random.split(key)
-        return {"k1": _he(k1, (7, f, f), 7 * f), "bn1": _bn_params(f), "k2": _he(k2, (7, f, f), 7 * f),
-                "bn2": _bn_params(f)}
+        w = _he_many(key, {"k1": ((7, f, f), 7 * f), "k2": ((7, f, f), 7 * f)})
+        return {**w, "bn1": _bn_params(f), "bn2": _bn_params(f)}
     if name == "identity":  # its strided form in a reduction cell
         return {"kernel": _he(key, (f, f), f), "bn": _bn_params(f)}
     raise ValueError(f"op {name!r} has no parameters")
@@ -234,8 +244,7 @@ def init_preprocess(key: jax.Array, c_in: int, f: int, factorized: bool) -> Tree
     """ReLU-conv1x1-BN (kernel (c_in, f)) or, for an input of twice the size, the factorized reduction (two
     half-width 1x1 paths)."""
     if factorized:
-        k1, k2 = jax.random.split(key)
-        return {"path1": _he(k1, (c_in, f // 2), c_in), "path2": _he(k2, (c_in, f // 2), c_in), "bn": _bn_params(f)}
+        return {**_he_many(key, {"path1": ((c_in, f // 2), c_in), "path2": ((c_in, f // 2), c_in)}), "bn": _bn_params(f)}
     return {"kernel": _he(key, (c_in, f), c_in), "bn": _bn_params(f)}
 
 

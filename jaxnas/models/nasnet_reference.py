@@ -80,7 +80,7 @@ def _project(x, rows, p, s, train, factorized):
 
 
 def reference_logits(cells: Cells, variables: dict[str, Any], x: Any, arch: Any, *, channels: int,
-                     cells_per_stage: int, stem_multiplier: int = 3, train: bool = True) -> jax.Array:
+                     cells_per_stage: int, stem_multiplier: int = 3, stages: int = 3, train: bool = True) -> jax.Array:
     """Logits of the plain network of `arch` from a `NASNetNetwork`'s variables ({"params", "batch_stats"});
     `train`: BatchNorm by batch statistics (else by the stored running ones)."""
     params, stats = variables["params"], variables["batch_stats"]
@@ -94,7 +94,7 @@ def reference_logits(cells: Cells, variables: dict[str, Any], x: Any, arch: Any,
     prev, prev_rows = h, all_rows  # the previous cell's output and the kernel rows of its channels
     skip, skip_rows = h, all_rows  # the one before
     index = 0
-    for stage in range(3):
+    for stage in range(stages):
         f = channels * 2**stage
         kinds = ([True] if stage > 0 else []) + [False] * cells_per_stage
         for reduction in kinds:
