@@ -6,14 +6,14 @@ earlier positions, a printer, and the factory of its candidate network when cand
 """
 
 from jaxnas.common.registry import Registry
-from jaxnas.spaces import macro, metaqnn, nb201
+from jaxnas.spaces import hierarchical, macro, metaqnn, nasnet, nb201
 from jaxnas.spaces.base import CategoricalSpace
 
 SPACES: Registry[CategoricalSpace] = Registry("space")
 SPACES.register("nb201")(nb201.SPACE)
 SPACES.register("macro")(macro.SPACE)
 SPACES.register("metaqnn")(metaqnn.SPACE)
-SPACES.register("nasnet")(__import__("jaxnas.spaces.nasnet", fromlist=["SPACE"]).SPACE)
-SPACES.register("hierarchical")(__import__("jaxnas.spaces.hierarchical", fromlist=["SPACE"]).SPACE)
+SPACES.register("nasnet")(nasnet.SPACE)
+SPACES.register("hierarchical")(hierarchical.SPACE)
 
-__all__ = ["SPACES", "CategoricalSpace", "macro", "metaqnn", "nb201"]
+__all__ = ["SPACES", "CategoricalSpace", "hierarchical", "macro", "metaqnn", "nasnet", "nb201"]
