@@ -29,8 +29,11 @@ def test_encoding_follows_the_paper():
     assert PAPER.num_positions == 6 * 6 + 10 and PAPER.counts == (7,) * 36 + (7,) * 10
     assert [edge_index(i, j) for i, j in edges(4)] == list(range(6)) and edges(3) == [(0, 1), (0, 2), (1, 2)]
     trivial = HIER.trivial()
-    assert PAPER.to_string(trivial) == ("m1(0>1:identity 1>2:identity 2>3:identity) " * 1 + " ".join(
-        f"m{m}(0>1:identity 1>2:identity 2>3:identity)" for m in range(2, 7)) + " cell(0>1:m1 1>2:m1 2>3:m1 3>4:m1)")
+    chain = "(0>1:identity 1>2:identity 2>3:identity)"
+    cell = " cell(0>1:m1 1>2:m1 2>3:m1 3>4:m1)"
+    assert PAPER.to_string(trivial) == " ".join(f"m{m}{chain}" for m in range(1, 7)) + cell
+    arch = np.r_[[0, 0, 0], [1, 0, 6], [0, 0, 2]]
+    assert SMALL.to_string(arch) == "m1(-) m2(0>1:conv1x1 1>2:identity) cell(1>2:m2)"
     assert SPACES.get("hierarchical") is PAPER and PAPER.factory(motifs=2, motif_nodes=3, cell_nodes=3) is SMALL
 
 
@@ -73,7 +76,7 @@ def test_none_removes_an_edge_and_a_later_mutation_restores_it():
     assert ((again != gone).sum(1) == 1).all()
 
 
-def test_initial_population_is_diverse_and_reproducible():
+def test_initial_population_is_diverse_and_reproducible(key_reuse_check):
     pop = np.asarray(jax.jit(hierarchical.initial_population, static_argnums=1)(jax.random.key(0), 200, 1000))
     assert pop.shape == (200, PAPER.num_positions) and np.asarray(PAPER.is_valid(pop)).all()
     assert len({tuple(a) for a in pop}) == 200
@@ -172,17 +175,23 @@ def test_network_equals_the_plain_network_of_each_genotype(dispatch, genotypes, 
         (_, logits), grads = padded(v["params"], v["batch_stats"], arch)
         np.testing.assert_allclose(logits, ref_logits, atol=2e-5, rtol=1e-4)
         jax.tree.map_with_path(lambda path, a, b: np.testing.assert_allclose(
-            a, b, atol=2e-5, rtol=1e-4, err_msg=f"{SMALL.to_string(arch)} {jax.tree_util.keystr(path)}"), grads, ref_grads)
+            a, b, atol=2e-5, rtol=1e-4, err_msg=f"{SMALL.to_string(arch)} {jax.tree_util.keystr(path)}"),
+            grads, ref_grads)
     assert padded._cache_size() == 1
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_depthwise_convolution_equals_xla(stride):
+def test_depthwise_convolution_and_its_gradients_equal_xla(stride):
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 5))
     k = jax.random.normal(jax.random.key(1), (3, 3, 5))
-    expected = jax.lax.conv_general_dilated(x, k[:, :, None, :], (stride, stride), ((1, 1), (1, 1)),
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=5)
-    np.testing.assert_allclose(depthwise3x3(x, k, stride), expected, atol=1e-5)
+    w = jax.random.normal(jax.random.key(2), (2, 8 // stride, 8 // stride, 5))
+    xla = lambda x, k: jax.lax.conv_general_dilated(x, k[:, :, None, :], (stride, stride), ((1, 1), (1, 1)),
+                                                    dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=5)
+    np.testing.assert_allclose(depthwise3x3(x, k, stride), xla(x, k), atol=1e-5)
+    ours = jax.grad(lambda x, k: jnp.sum(w * depthwise3x3(x, k, stride)), argnums=(0, 1))(x, k)
+    theirs = jax.grad(lambda x, k: jnp.sum(w * xla(x, k)), argnums=(0, 1))(x, k)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, atol=1e-4)
 
 
 def test_map_and_vmap_train_the_same_genotypes(digits_8x8):

@@ -5,9 +5,10 @@ Representations for Efficient Architecture Search", ICLR 2018, arXiv 1711.00436)
 Skeleton (the paper's small CIFAR-10 search model, Fig. 2; the same in NASLib's `SmallHierarchicalSearchSpace`): a
 3x3 convolution with C channels; `stages` = 3 stages of `cells_per_stage` cells (1 in the search model) with C, 2C,
 4C channels, a 3x3 separable convolution of stride 2 between stages (doubling the channels), another of stride 1
-between two cells of a stage and one after the last cell; global average pooling; a linear classifier. Every
-convolution is followed by batch normalisation and ReLU (Sec. 2.3). Defaults for the 2-core CPU: C = 8 (the
-paper searched with 16), any input size divisible by 4 (8x8 or 16x16 images).
+between two cells of a stage and one after the last cell; global average pooling; a linear classifier. The
+skeleton's convolutions are followed by batch normalisation and ReLU, as the primitives' (Sec. 2.3). Defaults for
+the 2-core CPU: C = 8 (NASLib's version of the search model: 16), any input whose sides divide by 2 ** (stages - 1)
+(8x8 or 16x16 images).
 
 Primitives (Sec. 2.3), stride 1, SAME padding: `conv1x1` (1x1 convolution to C channels, BN, ReLU), `dwconv3x3`
 (3x3 depthwise convolution, BN, ReLU; keeps its input's channels), `sepconv3x3` (3x3 depthwise then 1x1 to C
@@ -29,12 +30,24 @@ with real concatenations from the same parameters; the tests check outputs and g
 Dispatch (`jaxnas.models.dispatch.choose`): every motif edge runs its primitive through `choose` ("switch": only
 the chosen one; "select": all, one kept). A cell edge chooses between `none` and "run the motif it names": the
 motif's ops are read from the genotype (a gather) and its DAG runs with them, which is a (1 + M)-way choice whose
-motif branches differ only in the ops they read, written once. Parameters are per cell edge and motif edge (one
-kernel per primitive kind), so they have fixed shapes for every genotype; a genotype's plain network uses each
-edge's kernels once. Deviations: the post-motif 1x1 convolution is linear (no BN or ReLU: the paper names only the
-convolution); initialisation is He normal with the fan-in the genotype gives (LeCun for the linear projection),
-the paper does not give one; padding of the stride-2 separable convolutions is 1 on each side (this project's
-convention) where TF's SAME pads the bottom/right only.
+motif branches differ only in the ops they read, written once. Parameters have the same shapes for every genotype:
+per cell edge, its projection and, per motif edge, one depthwise kernel (3, 3, width), one pointwise kernel
+(width, C) and one batch norm (width), shared by the primitives that need them (`dwconv3x3` and `sepconv3x3` the
+depthwise kernel, `sepconv3x3` and `conv1x1` the pointwise one; the batch norm follows whichever convolution the
+edge holds, a 1x1 or separable convolution using its first C channels). An edge holds one primitive at a time, so
+every genotype gets exactly its plain network's parameters, as NAS-Bench-201's one BatchNorm per edge
+(`jaxnas.models.nb201`); sharing keeps the program small (one batch norm, applied after `choose`, instead of one in
+each convolution branch).
+
+Deviations: the post-motif 1x1 convolution is linear (no BN or ReLU: the paper names only the convolution);
+initialisation is He normal with the fan-in the genotype gives (LeCun for the linear projection), the paper gives
+none; the stride-2 separable convolutions pad 1 on each side (this project's convention) where TF's SAME pads the
+bottom and right only; a cell whose output node no edge reaches outputs zeros (the paper does not say).
+Cost (2-core Xeon shared with other jobs, so rough; C = 8, 8x8 inputs): the paper's space (6 motifs, 4 and 5 nodes,
+180 motif edges in 3 cells) compiles a gradient step in ~2 min and runs it in ~150 ms at batch 16 with "switch";
+"select" compiles it in ~13 min and runs it in ~800 ms, so vmapped populations of the paper's space are for
+accelerators. A small space (2 motifs, 3 and 3 nodes) trains in the engine at ~10 ms per candidate-step with map and
+~58 ms with vmap (batch 32), compiling in ~1 and ~2 min.
 """
 
 from __future__ import annotations
@@ -95,13 +108,39 @@ def channel_mask(m: jax.Array, c: int) -> jax.Array:
     return jnp.repeat(m, c)
 
 
-def depthwise3x3(x: jax.Array, k: jax.Array, stride: int = 1) -> jax.Array:
-    """3x3 depthwise convolution, padding 1: x (B, H, W, C), k (3, 3, C). The nine shifted inputs are stacked and
-    multiplied by the kernel (a batched product under vmap, one reduction for the kernel's gradient)."""
+def _shifted(x: jax.Array, k: jax.Array, stride: int = 1) -> jax.Array:
+    """sum over the 3x3 taps of (x zero-padded by 1, shifted) * k[tap]: x (B, H, W, C), k (3, 3, C)."""
     h, w = x.shape[1], x.shape[2]
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    taps = jnp.stack([xp[:, dy:dy + h:stride, dx:dx + w:stride, :] for dy in range(3) for dx in range(3)], axis=3)
-    return jnp.einsum("BHWTC,TC->BHWC", taps, k.reshape(9, -1))
+    return sum(xp[:, dy:dy + h:stride, dx:dx + w:stride, :] * k[dy, dx] for dy in range(3) for dx in range(3))
+
+
+@jax.custom_vjp
+def _depthwise_s1(x: jax.Array, k: jax.Array) -> jax.Array:
+    return _shifted(x, k)
+
+
+def _depthwise_fwd(x, k):
+    return _shifted(x, k), (x, k)
+
+
+def _depthwise_bwd(res, g):
+    x, k = res
+    h, w = x.shape[1], x.shape[2]
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    taps = jnp.stack([xp[:, dy:dy + h, dx:dx + w, :] * g for dy in range(3) for dx in range(3)])  # (9, B, H, W, C)
+    return _shifted(g, jnp.flip(k, (0, 1))), taps.sum(axis=(1, 2, 3)).reshape(k.shape)
+
+
+_depthwise_s1.defvjp(_depthwise_fwd, _depthwise_bwd)
+
+
+def depthwise3x3(x: jax.Array, k: jax.Array, stride: int = 1) -> jax.Array:
+    """3x3 depthwise convolution, padding 1: x (B, H, W, C), k (3, 3, C), as nine shifted products (a batched
+    elementwise program under vmap, where XLA:CPU runs a per-candidate grouped convolution 100x slower). Stride 1
+    has a hand-written backward (the input gradient is the same sum with the flipped kernel, the kernel gradient one
+    reduction), which keeps the program small; stride 2 (the skeleton's) is differentiated automatically."""
+    return _depthwise_s1(x, k) if stride == 1 else _shifted(x, k, stride)
 
 
 def max_pool3x3(x: jax.Array) -> jax.Array:
@@ -119,19 +158,23 @@ he, lecun = _fan_normal(2.0), _fan_normal(1.0)
 
 
 def primitive_table(hier: Hierarchy, c: int):
-    """`op(x, p) -> y` for op ids 0 (none), 1.. (`hier.primitives`) on x (B, H, W, S c): y has the input's S slots (a
-    1x1 or separable convolution fills the first; the caller masks the unfilled ones). The convolutions return their
+    """`op(x, z, p) -> y` for op ids 0 (none), 1.. (`hier.primitives`) on x (B, H, W, S c): y has the input's S slots (a
+    1x1 or separable convolution fills the first; the caller masks the unfilled ones). z is x's depthwise convolution
+    when the caller computed it once for every branch ("select"), else None. The convolutions return their
     output before batch norm and ReLU, which the caller applies with the edge's one batch norm. An edge holds one
     primitive, so `dwconv3x3` and `sepconv3x3` share the depthwise kernel `dw` (3, 3, S c) and `sepconv3x3` and
     `conv1x1` the pointwise kernel `pw` (S c, c): every genotype has one kernel per edge, as its plain network."""
     def one_slot(y, x):
         return jnp.pad(y, ((0, 0), (0, 0), (0, 0), (0, x.shape[-1] - c)))
 
-    ops = {"conv1x1": lambda x, p: one_slot(matmul(x, p["pw"]), x), "dwconv3x3": lambda x, p: depthwise3x3(x, p["dw"]),
-           "sepconv3x3": lambda x, p: one_slot(matmul(depthwise3x3(x, p["dw"]), p["pw"]), x),
-           "maxpool3x3": lambda x, p: max_pool3x3(x), "avgpool3x3": lambda x, p: avg_pool3x3(x),
-           "identity": lambda x, p: x}
-    return [lambda x, p: jnp.zeros_like(x)] + [ops[name] for name in hier.primitives]
+    def depthwise(x, z, p):
+        return depthwise3x3(x, p["dw"]) if z is None else z
+
+    ops = {"conv1x1": lambda x, z, p: one_slot(matmul(x, p["pw"]), x), "dwconv3x3": depthwise,
+           "sepconv3x3": lambda x, z, p: one_slot(matmul(depthwise(x, z, p), p["pw"]), x),
+           "maxpool3x3": lambda x, z, p: max_pool3x3(x), "avgpool3x3": lambda x, z, p: avg_pool3x3(x),
+           "identity": lambda x, z, p: x}
+    return [lambda x, z, p: jnp.zeros_like(x)] + [ops[name] for name in hier.primitives]
 
 
 def _concrete(a: Any) -> bool:
@@ -159,13 +202,17 @@ class MotifEdge(nn.Module):
         params, stats = [], []
         for e, (i, _) in enumerate(edges(hier.motif_nodes)):
             w, fan = counts[i] * c, jnp.sum(masks[i]) * c
-            params.append({"dw": self.param(f"e{e}_dw", he, (3, 3, w), 9.0), "pw": self.param(f"e{e}_pw", he, (w, c), fan),
+            params.append({"dw": self.param(f"e{e}_dw", he, (3, 3, w), 9.0),
+                           "pw": self.param(f"e{e}_pw", he, (w, c), fan),
                            "scale": self.param(f"e{e}_bn_scale", nn.initializers.ones, (w,)),
                            "bias": self.param(f"e{e}_bn_bias", nn.initializers.zeros, (w,))})
-            stats.append(self.variable("batch_stats", f"e{e}_bn", lambda w=w: {"mean": jnp.zeros((w,)), "var": jnp.ones((w,))}))
+            stats.append(self.variable("batch_stats", f"e{e}_bn",
+                                       lambda w=w: {"mean": jnp.zeros((w,)), "var": jnp.ones((w,))}))
         proj = self.param("proj", lecun, (counts[-1] * c, self.slots * c), jnp.sum(masks[-1]) * c)
         table, kinds = primitive_table(hier, c), _kinds(hier)
         normed = np.array([False] + [p in CONVS for p in hier.primitives])
+        # "select" runs every branch: the depthwise convolution two of them need is computed once, outside
+        share_dw = self.dispatch == "select" and {"dwconv3x3", "sepconv3x3"} <= set(hier.primitives)
 
         def motif(x):
             nodes, moved = [x], []
@@ -174,7 +221,8 @@ class MotifEdge(nn.Module):
                 for i in range(j):
                     e = edge_index(i, j)
                     op, p, old = motif_ops[e], params[e], stats[e].value
-                    y = choose(op, table, nodes[i], p, mode=self.dispatch)
+                    z = depthwise3x3(nodes[i], p["dw"]) if share_dw and not _concrete(op) else None
+                    y = choose(op, table, nodes[i], z, p, mode=self.dispatch)
                     filled = channel_mask(edge_mask(kinds, op, masks[i]), c)
                     if _concrete(op) and not normed[op]:
                         parts.append(y * filled)

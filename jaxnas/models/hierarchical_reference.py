@@ -63,7 +63,8 @@ def _primitive(name: str, p: dict, node: Node, c: int) -> Node:
         return relu(_bn(_depthwise(t, p["dw"][..., rows]), p["bn_scale"][rows], p["bn_bias"][rows])), slots
     first = slice(0, c)  # a 1x1 or separable convolution fills its block's first slot: the batch norm's first c
     if name == "sepconv3x3":
-        return relu(_bn(_depthwise(t, p["dw"][..., rows]) @ p["pw"][rows], p["bn_scale"][first], p["bn_bias"][first])), [0]
+        z = _depthwise(t, p["dw"][..., rows]) @ p["pw"][rows]
+        return relu(_bn(z, p["bn_scale"][first], p["bn_bias"][first])), [0]
     assert name == "conv1x1", name
     return relu(_bn(t @ p["pw"][rows], p["bn_scale"][first], p["bn_bias"][first])), [0]
 

@@ -144,17 +144,18 @@ def mutate(hier: Hierarchy, key: jax.Array, arch: jax.Array) -> jax.Array:
 
 
 def initial_population(key: jax.Array, size: int, mutations: int = DEFAULT_INIT_MUTATIONS,
-                       space: CategoricalSpace | None = None) -> jax.Array:
+                       space: CategoricalSpace | Hierarchy | None = None) -> jax.Array:
     """(size, L) genotypes: the trivial genotype, each copy mutated `mutations` times independently (Sec. 3.2).
 
-    Jittable (`size` static, `mutations` may be traced). The paper: size 200, 1,000 mutations."""
-    hier = settings_of(space if space is not None else SPACE)
+    Jittable (`size` static, `mutations` may be traced). The paper: size 200, 1,000 mutations. `space`: a
+    hierarchical space or its settings (default: the paper's)."""
+    hier = space if isinstance(space, Hierarchy) else settings_of(space if space is not None else SPACE)
     start = jnp.broadcast_to(jnp.asarray(hier.trivial()), (size, hier.length))
     return jax.lax.fori_loop(0, mutations, lambda t, a: mutate(hier, jax.random.fold_in(key, t), a), start)
 
 
-def initial_sampler(space: CategoricalSpace, mutations: int = DEFAULT_INIT_MUTATIONS):
-    """`sample(key, shape) -> (*shape, L)`: `initial_population` in the shape of `CategoricalSpace.sample`, for a
+def initial_sampler(space: CategoricalSpace | Hierarchy, mutations: int = DEFAULT_INIT_MUTATIONS):
+    """`sample(key, shape) -> (*shape, L)`: `initial_population` in the form of `CategoricalSpace.sample`, for a
     strategy that starts from the paper's initial distribution instead of the uniform one."""
     def sample(key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
         n = int(np.prod(shape, dtype=np.int64))
