@@ -172,7 +172,7 @@ class Cell(nn.Module):
     @nn.compact
     def __call__(self, s0: jax.Array, s1: jax.Array, genes: Any, mask: Any, train: bool) -> jax.Array:
         check(s1.shape[1] in (s0.shape[1], 2 * s0.shape[1]), "image_size",
-              f"got cell inputs of sizes {s1.shape[1]} and {s0.shape[1]}; the network needs sizes divisible by 4")
+              f"got cell inputs of sizes {s1.shape[1]} and {s0.shape[1]}; allowed: the same size or twice the size")
         f, nb = self.filters, self.num_combinations
         h0 = self._pre("pre0", s0, False, train)
         h1 = self._pre("pre1", s1, s1.shape[1] != s0.shape[1], train)
@@ -220,12 +220,12 @@ class Cell(nn.Module):
             return jax.lax.dynamic_index_in_dim(buf, i, keepdims=False)
 
         fams = self._families()
+        fam_of = jnp.asarray([fams.index("separable" if n in ops.SEPARABLE else n) for n in self.ops], jnp.int32)
 
         def dispatch(index, table, *operands):
             if self.dispatch == "switch":
                 return switch_recompute(table, index, *operands)
             return choose(index, table, *operands, mode=self.dispatch)
-        fam_of = jnp.asarray([fams.index("separable" if n in ops.SEPARABLE else n) for n in self.ops], jnp.int32)
 
         def step(buf, xs):
             el, (inp, op), p, s = xs
@@ -302,7 +302,7 @@ def network(cells: Cells, num_classes: int = 10, **options: Any) -> NASNetNetwor
     given), `dispatch`. Bad values are refused naming the option."""
     known = ("channels", "cells_per_stage", "stem_multiplier", "stages", "image_size", "dispatch")
     for name in options:
-        check(name in known, name, f"unknown network option; allowed: {', '.join(known)}")
+        check(name in known, name, f"got an unknown network option; allowed: {', '.join(known)}")
     for name in ("channels", "cells_per_stage", "stem_multiplier", "stages"):
         if name in options:
             v = options[name]

@@ -1,10 +1,12 @@
 """The plain NASNet / AmoebaNet network of ONE architecture, written separately from `jaxnas.models.nasnet`: the
-independent check of its fixed-shape form (tests/test_nasnet.py).
+independent check of its fixed-shape form (tests/test_nasnet.py). Its ops are written with other primitives than
+the network's, so the check covers the ops as well as the dispatch, the masking and the stacked parameters.
 
 Real, Aggarwal, Huang & Le, "Regularized Evolution for Image Classifier Architecture Search" (AAAI 2019), on the
 NASNet search space (Zoph et al., CVPR 2018). Nothing here is dispatched or masked: each element reads its hidden
 state by Python index, each op is built from XLA's own convolution and pooling primitives (`lax.conv_general_dilated`
-with feature groups for the depthwise convolutions, `lax.reduce_window` for the pools), and a cell's output is the
+with feature groups for the depthwise convolutions, `lax.reduce_window` for the average pool, the largest of nine
+shifted views for the max pool), and a cell's output is the
 real concatenation of its unused combinations only, of width k * F for k unused combinations. Its consumers (the
 next cells' projections, the classifier) use the rows of the fixed-shape network's (B * F, ...) kernels that belong
 to those k blocks, which is what the masked concatenation claims to compute.
@@ -60,8 +62,10 @@ def _op(name, x, p, s, stride, train):
         return x if stride == 1 else _bn(_conv(relu(x), p["kernel"][None, None], (stride, stride)), p["bn"], s["bn"],
                                           train)
     window, strides, pad = (1, 3, 3, 1), (1, stride, stride, 1), ((0, 0), (1, 1), (1, 1), (0, 0))
-    if name == "max_pool_3x3":
-        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, pad)
+    if name == "max_pool_3x3":  # the largest of the nine shifted views (the network uses reduce_window)
+        h, w = x.shape[1], x.shape[2]
+        xp = jnp.pad(x, pad, constant_values=-jnp.inf)
+        return jnp.stack([xp[:, i:i + h:stride, j:j + w:stride] for i in range(3) for j in range(3)]).max(axis=0)
     total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pad)
     count = jax.lax.reduce_window(jnp.ones_like(x[..., :1]), 0.0, jax.lax.add, window, strides, pad)
     return total / count
