@@ -6,7 +6,8 @@ Methods Details, on the NASNet CIFAR layout (Zoph, Vasudevan, Shlens & Le, CVPR 
 stacks of N normal cells with a reduction cell between stacks; F filters in the first stack, doubled at each
 reduction cell ("F always refers to the number of filters of convolutions in the first stack; after each reduction
 cell, this number is doubled"); ReLU, global average pooling and a linear classifier. The stem is NASNet's CIFAR
-stem, a 3x3 convolution to `stem_multiplier` * F = 3F channels and BN. The first cell reads the stem output twice
+stem, a 3x3 convolution to `stem_multiplier` * F = 3F channels and BN (tensorflow/models slim `nasnet.py`,
+`cifar_config`: stem_multiplier=3.0). The first cell reads the stem output twice
 ("the very first cell takes two copies"), every later cell the outputs of the two cells before it. A cell brings
 each input to F channels at its own size (ReLU-conv1x1-BN, or NASNet's factorized reduction for the skip input
 right after a reduction cell), runs its B combinations (ops in `jaxnas.models.nasnet_ops`; a reduction cell applies
@@ -76,7 +77,7 @@ def switch_recompute(table: Sequence[Callable[..., Any]], index: jax.Array, op: 
     the residuals of all ops: with the eight AmoebaNet ops an identity-only architecture trained at 213 ms per step
     instead of 32 ms (2-core CPU, F=8, 16x16, batch 32). Here the residuals are the operands themselves, and the
     backward pass is a switch over the branches' VJPs, recomputing the chosen branch's forward pass. `op` (an
-    integer the branches read) gets no cotangent."""
+    integer the branches read) gets no cotangent. Reverse mode only (a `custom_vjp`: no `jax.jvp` through it)."""
     return _switch_recompute(tuple(table), index, op, *operands)
 
 
