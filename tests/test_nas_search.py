@@ -97,7 +97,7 @@ def test_bad_config_names_the_field(data_dir, tmp_path, field, value):
 
 
 def test_a_table_only_space_is_refused_naming_the_trainable_ones(data_dir, tmp_path):
-    with pytest.raises(ConfigError, match=r"^space: got 'macro'; allowed: nb201$"):
+    with pytest.raises(ConfigError, match=r"^space: got 'macro'; allowed: nb201, metaqnn, nasnet, hierarchical$"):
         nas_search.run(tiny_config(data_dir, space="macro"), str(tmp_path))
 
 
