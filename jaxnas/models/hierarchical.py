@@ -44,11 +44,11 @@ Deviations: the post-motif 1x1 convolution is linear (no BN or ReLU: the paper n
 initialisation is He normal with the fan-in the genotype gives (LeCun for the linear projection), the paper gives
 none; the stride-2 separable convolutions pad 1 on each side (this project's convention) where TF's SAME pads the
 bottom and right only; a cell whose output node no edge reaches outputs zeros (the paper does not say).
-Cost (2-core Xeon shared with other jobs, so rough; C = 8, 8x8 inputs): the paper's space (6 motifs, 4 and 5 nodes,
-180 motif edges in 3 cells) compiles a gradient step in ~2 min and runs it in ~150 ms at batch 16 with "switch";
-"select" compiles it in ~13 min and runs it in ~800 ms, so vmapped populations of the paper's space are for
-accelerators. A small space (2 motifs, 3 and 3 nodes) trains in the engine at ~10 ms per candidate-step with map and
-~58 ms with vmap (batch 32), compiling in ~1 and ~2 min.
+Cost (2-core CPU shared with other jobs, so rough; C = 8, 8x8 digits, batch 32, `PopulationTrainer`): the paper's
+space (6 motifs, 4 and 5 nodes: 180 motif edges in 3 cells) trains at ~56 ms per candidate-step with map, after a
+~4 min compile; its "select" gradient compiled in ~13 min and ran ~5x slower than "switch" (measured under heavy
+load), so vmapped populations of the paper's space are for accelerators. A small space (2 motifs, 3 and 3 nodes)
+trains at ~5 ms per candidate-step with map and ~19 ms with vmap, compiling in ~30 and ~45 s.
 """
 
 from __future__ import annotations
