@@ -189,7 +189,8 @@ def choose_recomputed(op: Any, table: Sequence[Callable[..., Any]], *operands: A
     branch: JAX differentiates `lax.switch` by making every branch return the residuals of every other branch
     (zeros), so a `none` cell edge would write a whole motif's residuals. Here the residuals are the operands and the
     backward pass is `choose` over the branches' VJPs (measured on the paper's cell, batch 32, 16x16: a gradient step
-    ~25% faster). The branches must take every value they are differentiated by as an operand, none closed over."""
+    ~25% faster). The branches must take every value they are differentiated by as an operand, none closed over.
+    Reverse mode only (a `custom_vjp`): forward-mode derivatives of a traced "switch" network are refused by JAX."""
     if mode == "switch" and not _concrete(op):
         return _recomputed(tuple(table), op, *operands)
     return choose(op, table, *operands, mode=mode)
