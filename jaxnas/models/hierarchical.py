@@ -53,8 +53,6 @@ trains at ~5 ms per candidate-step with map and ~19 ms with vmap, compiling in ~
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -63,7 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.common.errors import check
-from jaxnas.models.dispatch import choose
+from jaxnas.models.dispatch import choose, choose_recomputed
 from jaxnas.models.layers import BatchNorm, Conv, avg_pool3x3, batch_norm, matmul
 from jaxnas.spaces.hierarchical import Hierarchy, edge_index, edges
 
@@ -182,39 +180,6 @@ def primitive_table(hier: Hierarchy, c: int):
 
 def _concrete(a: Any) -> bool:
     return isinstance(a, (int, np.integer, np.ndarray))
-
-
-def choose_recomputed(op: Any, table: Sequence[Callable[..., Any]], *operands: Any, mode: str) -> Any:
-    """`choose(op, table, *operands, mode=mode)`, differentiated, for a traced "switch", by recomputing the chosen
-    branch: JAX differentiates `lax.switch` by making every branch return the residuals of every other branch
-    (zeros), so a `none` cell edge would write a whole motif's residuals. Here the residuals are the operands and the
-    backward pass is `choose` over the branches' VJPs (measured on the paper's cell, batch 32, 16x16: a gradient step
-    ~25% faster). The branches must take every value they are differentiated by as an operand, none closed over.
-    Reverse mode only (a `custom_vjp`): forward-mode derivatives of a traced "switch" network are refused by JAX."""
-    if mode == "switch" and not _concrete(op):
-        return _recomputed(tuple(table), op, *operands)
-    return choose(op, table, *operands, mode=mode)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _recomputed(table, op, *operands):
-    return choose(op, list(table), *operands, mode="switch")
-
-
-def _recomputed_fwd(table, op, *operands):
-    return choose(op, list(table), *operands, mode="switch"), (op, operands)
-
-
-def _recomputed_bwd(table, res, g):
-    op, operands = res
-
-    def vjp_of(f):
-        return lambda g, *xs: jax.vjp(f, *xs)[1](g)
-
-    return (None, *choose(op, [vjp_of(f) for f in table], g, *operands, mode="switch"))
-
-
-_recomputed.defvjp(_recomputed_fwd, _recomputed_bwd)
 
 
 class MotifEdge(nn.Module):
