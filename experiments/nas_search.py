@@ -55,12 +55,19 @@ BOUNDS = {
     "metaqnn.train.restart_factor": Bounds(float, 0.0, 1.0, open_low=True),
     "metaqnn.train.restart_check_epochs": Bounds(int, 1, 10_000),
     "metaqnn.train.restart_threshold_x_chance": Bounds(float, 0.0, 100.0),
+    "nasnet.B": Bounds(int, 1, 16), "nasnet.identity_prob": Bounds(float, 0.0, 1.0),
+    "hierarchical.motifs": Bounds(int, 1, 64), "hierarchical.motif_nodes": Bounds(int, 2, 8),
+    "hierarchical.cell_nodes": Bounds(int, 2, 8), "hierarchical.init_mutations": Bounds(int, 0, 100_000),
+    **{f"{s}.network.{f}": Bounds(int, 1, b) for s in ("nasnet", "hierarchical")
+       for f, b in (("channels", 512), ("cells_per_stage", 16), ("stages", 6))},
+    "nasnet.network.stem_multiplier": Bounds(int, 1, 16),
 }
 # Spaces whose config section holds their own settings: the space's (passed to its factory), `network` (its
 # network's options, replacing the top-level `network`) and, for MetaQNN, `train` (its recipe, replacing `train`).
-OWN_SECTION = ("metaqnn",)
-# The space settings its factory checks (`validate` builds the space), each error naming `metaqnn.<field>`.
-SPACE_SETTINGS = {f"metaqnn.{f}" for f in ("conv_filters", "conv_sizes", "pools", "fc_widths", "layer_types")}
+OWN_SECTION = ("metaqnn", "nasnet", "hierarchical")
+# The space settings its factory checks (`validate` builds the space), each error naming `<space>.<field>`.
+SPACE_SETTINGS = {f"metaqnn.{f}" for f in ("conv_filters", "conv_sizes", "pools", "fc_widths", "layer_types")} | {
+    "nasnet.ops", "hierarchical.primitives"}
 # The image loader's fields, as this config names them: everything about the .npz file is `npz_path`.
 LOADER_FIELDS = {"images": "npz_path", "labels": "npz_path", "npz_path": "npz_path", "size": "image_size",
                  "seed": "seed", "dataset": "dataset"}
@@ -76,6 +83,10 @@ def validate(config: config_dict.ConfigDict) -> None:
         check_positive(field, config[field], integer=True)
     check(config.space != "nb201" or config.image_size % 4 == 0, "image_size",
           f"got {config.image_size}; allowed: divisible by 4 (NAS-Bench-201's two reductions)")
+    if config.space in ("nasnet", "hierarchical"):  # one halving between two stages
+        div = 2 ** (config[config.space].network.stages - 1)
+        check(config.image_size % div == 0, "image_size", f"got {config.image_size}; allowed: divisible by {div} "
+              f"({config.space}.network.stages={config[config.space].network.stages} halve it {div.bit_length() - 1} times)")
     check(isinstance(config.baseline_random, int) and config.baseline_random >= 0, "baseline_random",
           f"got {config.baseline_random}; allowed: an integer >= 0")
     for field in ("channels", "cells_per_stage"):
@@ -191,7 +202,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     trained = (info["batches"] - (info["resumed_from_batch"] or 0)) * trainer.chunk_size  # evaluations this call
     baseline = None
     if config.baseline_random:
-        archs = np.asarray(space.sample(jax.random.fold_in(jax.random.key(config.seed), 99), (config.baseline_random,)))
+        archs = np.asarray(space.initial_sample(jax.random.fold_in(jax.random.key(config.seed), 99),
+                                                (config.baseline_random,)))
         scores = trainer.score(archs, seed=config.seed, first_id=BASELINE_FIRST_ID)
         q = np.nanpercentile(scores.valid_acc, [0, 25, 50, 75, 100])
         baseline = {"n": config.baseline_random, "median_valid": float(np.nanmedian(scores.valid_acc)),
@@ -246,6 +258,11 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
                   os.path.relpath(os.path.join(workdir, "search.png"), report.workdir),
                   "Validation accuracy of every trained candidate, the best so far, and the random median"
                   + (" (shaded: the epsilon phases)." if phases else "."))
+    if config.space in ("nasnet", "hierarchical"):
+        from experiments.genotype_pictures import add_genotype_report
+
+        add_genotype_report(report, workdir, space, hist.archs[b],
+                            caption_prefix=f"Best genotype ({results['best_valid']:.1f}% valid)")
     if config.space == "metaqnn" or phases:
         from experiments.metaqnn_report import add_metaqnn_report
 

@@ -59,6 +59,16 @@ CASES = [
     Case("nas_search", ("--config.space=metaqnn", "--config.strategy=qlearning", "--config.evaluations=48",
                         "--config.qlearning.epsilon_schedule=1.0:40,0.5:4"), "config.qlearning.epsilon_schedule", "48"),
     Case("nas_search", ("--config.dataset=npz",), "config.npz_path", "dataset=npz needs npz_path"),
+    # AmoebaNet's cells and hierarchical NAS (issue 23)
+    Case("nas_search", ("--config.space=nasnet", "--config.nasnet.B=0"), "config.nasnet.B", "allowed: an integer in [1, 16]"),
+    Case("nas_search", ("--config.space=nasnet", "--config.nasnet.ops=('identity','conv_9x9')"), "config.nasnet.ops",
+         "allowed: two or more distinct names among identity, sep_conv_3x3"),
+    Case("nas_search", ("--config.hierarchical.primitives=('identity','conv5x5')",), "config.hierarchical.primitives",
+         "allowed: distinct names among conv1x1"),
+    Case("nas_search", ("--config.space=hierarchical", "--config.strategy=tournament",
+                        "--config.tournament.sample_fraction=1.5"), "config.tournament.sample_fraction", "[0, 1]"),
+    Case("nas_search", ("--config.space=hierarchical", "--config.image_size=6"), "config.image_size",
+         "allowed: divisible by 4"),
     # mtl: every setting named as typed, sizes that plan work capped, a subset that loses a class refused
     Case("mtl", ("--config.seeds=1000",), "config.seeds", "[1, 100]"),
     Case("mtl", ("--config.sparsity.l1=0.1,inf",), "config.sparsity.l1", "got 'inf'"),
@@ -157,7 +167,7 @@ def test_every_setting_of_the_three_configs_has_a_rule():
         assert nb201.validate(nb201_config.get_config(variant))
         nas_search.validate(nas_config.get_config(variant))
         assert mtl.validate(mtl_config.get_config(variant))[0] == ["ce", "weighted", "class_balanced", "focal"]
-    for variant in ("demo", "metaqnn"):  # nas_search's other variants
+    for variant in ("demo", "metaqnn", "nasnet", "hierarchical"):  # nas_search's other variants
         nas_search.validate(nas_config.get_config(variant))
 
 

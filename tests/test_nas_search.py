@@ -167,3 +167,56 @@ def test_metaqnn_qlearning_end_to_end_and_resume(data_dir, tmp_path):
     np.testing.assert_array_equal(resumed.archs, full.archs)
     np.testing.assert_allclose(resumed.valid_acc, full.valid_acc, atol=1e-4)
     np.testing.assert_allclose(info["strategy_state"].q, full_info["strategy_state"].q, atol=1e-6)  # the agent too
+
+
+def cell_space_config(data_dir, space):
+    """A tiny NASNet / hierarchical search through the entry point: two stages of 4 channels, few ops."""
+    strategy = {"nasnet": "aging_evolution", "hierarchical": "tournament"}[space]
+    c = tiny_config(data_dir, space=space, strategy=strategy, evaluations=16, baseline_random=8)
+    if space == "nasnet":
+        c.nasnet.B, c.nasnet.ops = 2, ("identity", "sep_conv_3x3", "max_pool_3x3")
+    else:
+        c.hierarchical.update(dict(motifs=2, motif_nodes=3, cell_nodes=3, init_mutations=50,
+                                   primitives=("conv1x1", "maxpool3x3", "identity")))
+        c.tournament.update(dict(population_size=8, sample_fraction=0.05))
+    c[space].network.update(dict(channels=4, stages=2))
+    return c
+
+
+@pytest.mark.parametrize("space", ["nasnet", "hierarchical"])
+def test_cell_spaces_end_to_end_same_seed_and_resume(data_dir, tmp_path, space):
+    """AmoebaNet's aging evolution on NASNet cells and hierarchical NAS's 5% tournament, through the entry point
+    (report with the genotype picture), then: the same seed gives the same run; a killed search resumes to the
+    uninterrupted result; every evolved child is one mutation away from an earlier candidate."""
+    from experiments.builders import build_strategy
+
+    c = cell_space_config(data_dir, space)
+    out = nas_search.run(c, str(tmp_path / "run"))
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["evaluations"] == 16 and saved["settings"][space]["network"]["stages"] == 2
+    evaluations = [json.loads(line) for line in open(tmp_path / "run" / "evaluations.jsonl")]
+    best = max(evaluations, key=lambda e: e["valid_acc"])
+    assert best["arch_str"] == out["best_arch"] and best["valid_acc"] == pytest.approx(out["best_valid"])
+    report = (tmp_path / "run" / "report.md").read_text()
+    for figure in ("search.png", "genotype.png"):
+        assert figure in report and (tmp_path / "run" / figure).stat().st_size > 1000
+
+    sp = nas_search.build_space(c)
+    data = load_images("digits", size=8, data_dir=data_dir)
+    trainer = PopulationTrainer(sp.network(num_classes=10, **c[space].network.to_dict()), data,
+                                nas_search.train_settings(c), chunk_size=8)
+    strategy = build_strategy(c, c.strategy, sp, batch_size=8)
+    again, _ = run_trained_search(strategy, trainer, 16, seed=c.seed, progress=False)
+    assert [sp.to_string(a) for a in again.archs] == [e["arch_str"] for e in evaluations]  # same seed, same run
+    np.testing.assert_allclose(again.valid_acc, [e["valid_acc"] for e in evaluations], atol=1e-4)
+
+    full, _ = run_trained_search(strategy, trainer, 24, seed=3, progress=False)
+    ckpt = str(tmp_path / "ckpt")
+    run_trained_search(strategy, trainer, 24, seed=3, checkpoint_dir=ckpt, progress=False, stop_after_batches=2)
+    resumed, info = run_trained_search(strategy, trainer, 24, seed=3, checkpoint_dir=ckpt, progress=False)
+    assert info["resumed_from_batch"] == 2
+    np.testing.assert_array_equal(resumed.archs, full.archs)
+    np.testing.assert_allclose(resumed.valid_acc, full.valid_acc, atol=1e-4)
+    first = 16 if space == "nasnet" else 8  # the initial population, then children of earlier candidates
+    changed = [(full.archs[:i] != full.archs[i]).sum(-1).min() for i in range(first, 24)]
+    assert max(changed) <= 1  # NASNet: one element's input or op, or nothing (identity); hierarchical: one edge

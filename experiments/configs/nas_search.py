@@ -4,7 +4,8 @@ Command:
   python -m experiments.nas_search --config experiments/configs/nas_search.py --config.space=nb201 \
       --config.strategy=aging_evolution --config.dataset=digits --workdir runs/nas_digits
 Other data: `--config.dataset=mnist` (if prepared for TFDS), `--config.npz_path=my_images.npz`.
-Variants: `:small` (tests, under a minute), `:demo` (what `make demo` runs, about two minutes).
+Variants: `:small` (tests, under a minute), `:demo` (what `make demo` runs, about two minutes), `:metaqnn`,
+`:nasnet` (AmoebaNet's aging evolution on NASNet cells), `:hierarchical` (hierarchical NAS's tournament).
 
 Aging evolution receives one chunk of candidates per batch, and refuses `chunk_size` above half of
 `aging_evolution.population_size` (else every batch would replace most of the population:
@@ -67,6 +68,25 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
             "decay_factor": 0.2, "restarts": 5, "restart_factor": 0.4, "restart_check_epochs": 1,
             "restart_threshold_x_chance": 1.5}),
     })
+    # AmoebaNet's cell space (--config.space=nasnet; jaxnas/spaces/nasnet.py, Real et al. 2019): B combinations per
+    # cell (1-16) over `ops`, the identity (no-change) mutation's probability; `network` replaces the top-level one:
+    # F = channels (1-512), N = cells_per_stage (1-16), stem of stem_multiplier * F, `stages` stacks (images divisible
+    # by 2**(stages - 1)). The paper's CPU scale F=8, N=1; its search phase N=3, F=24 (jaxnas.models.nasnet.GPU_OPTIONS).
+    c.nasnet = config_dict.ConfigDict({
+        "B": 5, "ops": ("identity", "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7", "avg_pool_3x3", "max_pool_3x3",
+                        "dil_sep_conv_3x3", "conv_1x7_7x1"), "identity_prob": 0.05,
+        "network": config_dict.ConfigDict({"channels": 8, "cells_per_stage": 1, "stem_multiplier": 3, "stages": 3}),
+    })
+    # Hierarchical NAS's space (--config.space=hierarchical; jaxnas/spaces/hierarchical.py, Liu et al. 2018): M motifs
+    # of motif_nodes nodes over `primitives`, a cell of cell_nodes nodes over the motifs (the paper: 6, 4, 5); every
+    # search starts from the trivial genotype mutated init_mutations times (the paper: 1,000). Its tournament is 5% of
+    # the population (tournament.sample_fraction = 0.05, set by the `:hierarchical` variant).
+    c.hierarchical = config_dict.ConfigDict({
+        "motifs": 6, "motif_nodes": 4, "cell_nodes": 5,
+        "primitives": ("conv1x1", "dwconv3x3", "sepconv3x3", "maxpool3x3", "avgpool3x3", "identity"),
+        "init_mutations": 1000,
+        "network": config_dict.ConfigDict({"channels": 8, "cells_per_stage": 1, "stages": 3}),
+    })
     if variant == "small":
         c.metaqnn.layer_limit = 3
         c.metaqnn.conv_filters = (4, 8)
@@ -99,6 +119,27 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         c.metaqnn.layer_limit = 6
         c.metaqnn.train.epochs = 4
         c.metaqnn.train.decay_epochs = 2
+    elif variant == "nasnet":  # AmoebaNet's aging evolution on NASNet cells, digits 8x8, about three minutes
+        c.space = "nasnet"
+        c.image_size = 8
+        c.evaluations = 32
+        c.baseline_random = 8
+        c.train.steps = 60
+        c.train.batch_size = 32
+        c.nasnet.network.channels = 4
+        c.aging_evolution.population_size = 16
+        c.aging_evolution.sample_size = 4  # P / S = 4 as the paper's P = 100, S = 25
+    elif variant == "hierarchical":  # hierarchical NAS's plain tournament (5% of the population), digits 8x8
+        c.space = "hierarchical"
+        c.strategy = "tournament"
+        c.image_size = 8
+        c.evaluations = 32
+        c.baseline_random = 8
+        c.train.steps = 60
+        c.train.batch_size = 32
+        c.hierarchical.network.channels = 4
+        c.tournament.population_size = 16
+        c.tournament.sample_fraction = 0.05
     elif variant not in (None, ""):
-        raise ValueError(f"config variant: got {variant!r}; allowed: small, demo, metaqnn")
+        raise ValueError(f"config variant: got {variant!r}; allowed: small, demo, metaqnn, nasnet, hierarchical")
     return c

@@ -78,6 +78,11 @@ class CategoricalSpace:
     # op / identity mutations, hierarchical NAS's level-wise edge mutation); None: the generic one-position mutation.
     mutation: Callable[[jax.Array, jax.Array], jax.Array] | None = dataclasses.field(default=None, compare=False,
                                                                                       repr=False)
+    # The distribution a search starts from, `initial(key, shape) -> (*shape, L)`, used by `initial_sample` (the
+    # first population of evolution, random search's draws, the random baseline); None: `sample`, uniform.
+    # Hierarchical NAS starts from trivial genotypes diversified by many random mutations (Liu et al. 2018, Sec. 3.2).
+    initial: Callable[[jax.Array, tuple[int, ...]], jax.Array] | None = dataclasses.field(default=None, compare=False,
+                                                                                          repr=False)
 
     def __post_init__(self):
         check(self.num_positions >= 1, f"space {self.name}: num_positions", f"got {self.num_positions}; allowed: >= 1")
@@ -142,6 +147,12 @@ class CategoricalSpace:
         for p, k in enumerate(jax.random.split(key, self.num_positions)):
             arch = arch.at[..., p].set(_uniform_among(k, self.position_mask(arch, p)))
         return arch
+
+    def initial_sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+        """Samples of the space's starting distribution (`initial` where it has one, else `sample`)."""
+        if self.initial is not None:
+            return jnp.asarray(self.initial(key, shape), jnp.int32)
+        return self.sample(key, shape)
 
     def mutate(self, key: jax.Array, arch: jax.Array) -> jax.Array:
         """The space's own `mutation` where it has one; otherwise: changes one position, chosen uniformly among

@@ -184,18 +184,24 @@ def network(hier: Hierarchy, num_classes: int = 10, **options: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def _space(hier: Hierarchy) -> CategoricalSpace:
+def _space(hier: Hierarchy, init_mutations: int) -> CategoricalSpace:
     return CategoricalSpace(
         name="hierarchical", num_positions=hier.length, num_choices=max(hier.choices), choices=hier.choices,
         printer=functools.partial(describe, hier), network=functools.partial(network, hier), factory=space,
-        mutation=functools.partial(mutate, hier))
+        mutation=functools.partial(mutate, hier), initial=initial_sampler(hier, init_mutations))
 
 
-def space(motifs: int = 6, motif_nodes: int = 4, cell_nodes: int = 5,
-          primitives: Sequence[str] = PRIMITIVES) -> CategoricalSpace:
-    """The hierarchical space for these settings (the same settings give the same object)."""
+def space(motifs: int = 6, motif_nodes: int = 4, cell_nodes: int = 5, primitives: Sequence[str] = PRIMITIVES,
+          init_mutations: int = DEFAULT_INIT_MUTATIONS, image_size: int | None = None) -> CategoricalSpace:
+    """The hierarchical space for these settings (the same settings give the same object). Its starting distribution
+    (`initial_sample`: evolution's first population, random search, the random baseline) is the trivial genotype
+    mutated `init_mutations` times (Sec. 3.2: 1,000; 0 starts every search from the trivial genotype itself).
+    `image_size` is accepted for the entry points' `factory(image_size=..., ...)` call and does not change the space."""
+    del image_size
     check(not isinstance(primitives, str), "primitives", f"got {primitives!r}; allowed: a sequence of names")
-    return _space(Hierarchy(motifs, motif_nodes, cell_nodes, tuple(primitives)))
+    check(isinstance(init_mutations, int) and not isinstance(init_mutations, bool) and 0 <= init_mutations <= 100_000,
+          "init_mutations", f"got {init_mutations!r}; allowed: an integer in [0, 100000] (the paper: 1000)")
+    return _space(Hierarchy(motifs, motif_nodes, cell_nodes, tuple(primitives)), init_mutations)
 
 
 def settings_of(s: CategoricalSpace) -> Hierarchy:

@@ -113,7 +113,7 @@ class Evolution:
 
     def ask(self, key: jax.Array, state: EvolutionState) -> tuple[jax.Array, EvolutionState]:
         k_random, k_select, k_mutate = jax.random.split(key, 3)
-        random_archs = self.space.sample(k_random, (self.batch_size,))  # (B, L)
+        random_archs = self.space.initial_sample(k_random, (self.batch_size,))  # (B, L): the starting distribution
         parents = jax.vmap(self._tournament, in_axes=(0, None))(jax.random.split(k_select, self.batch_size), state)
         children = self.space.mutate(k_mutate, state.archs[parents])  # (B, L)
         filling = state.count + jnp.arange(self.batch_size) < self.population_size  # (B,)

@@ -1,4 +1,6 @@
-"""Random search: every architecture is drawn uniformly from the space (the NAS-Bench-201 baseline)."""
+"""Random search: every architecture is drawn from the space's starting distribution (`initial_sample`): uniform
+(the NAS-Bench-201 baseline) unless the space defines its own (hierarchical NAS: trivial genotypes diversified by
+many random mutations, Liu et al. 2018, Sec. 3.2)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ class RandomState:
 
 @dataclasses.dataclass(frozen=True)
 class RandomSearch:
-    """Uniform random sampling; `tell` only counts."""
+    """Random sampling from the starting distribution; `tell` only counts."""
 
     space: CategoricalSpace
     batch_size: int = 1
@@ -28,7 +30,7 @@ class RandomSearch:
         return RandomState(num_told=jnp.zeros((), jnp.int32))
 
     def ask(self, key: jax.Array, state: RandomState) -> tuple[jax.Array, RandomState]:
-        return self.space.sample(key, (self.batch_size,)), state
+        return self.space.initial_sample(key, (self.batch_size,)), state
 
     def tell(self, state: RandomState, archs: jax.Array, fitness: jax.Array) -> tuple[RandomState, dict[str, jax.Array]]:
         del fitness
