@@ -1,6 +1,7 @@
 """README's tables of searches with real training beyond NAS-Bench-201 (registered in
-`experiments.readme_tables.TABLES`): MetaQNN's Q-learning against random search, from
-results/metaqnn_vs_random.json (`python benchmarks/metaqnn_vs_random.py`)."""
+`experiments.readme_tables.TABLES`): a space's published strategy against random search in the same space, from
+results/<variant>_vs_random.json (`python benchmarks/search_vs_random.py --variant ...`; MetaQNN's through
+`benchmarks/metaqnn_vs_random.py`)."""
 
 from __future__ import annotations
 
@@ -11,31 +12,55 @@ import numpy as np
 from experiments.table_format import markdown_table, sources_line
 
 
-def metaqnn_vs_random(results: dict[str, dict[str, Any]]) -> str:
-    """One row per seed (each strategy's best validation and test accuracy, and its models' median), then the means
-    and the paired difference with its standard error."""
+NAMES = {"qlearning": "Q-learning", "aging_evolution": "aging evolution", "tournament": "tournament (5%)"}
+
+
+def _setup(s: dict[str, Any], wall_s: float) -> str:
+    """The searches' settings, as a sentence."""
+    c = s["config"]
+    size, n = c["image_size"], s["evaluations"]
+    if s.get("variant", "metaqnn") == "metaqnn":
+        t = c["metaqnn"]["train"]
+        what = (f"at most {c['metaqnn']['layer_limit']} layers, {n} trained models per search, {t['epochs']} epochs "
+                f"each (Adam {t['learning_rate']:g}, restarts below 1.5x chance)")
+    else:
+        v, t = s["variant"], c["train"]
+        net = c[v]["network"]
+        space = (f"NASNet cells of B={c['nasnet']['B']}, aging population {c['aging_evolution']['population_size']}, "
+                 f"sample {c['aging_evolution']['sample_size']}" if v == "nasnet" else
+                 f"{c['hierarchical']['motifs']} motifs of {c['hierarchical']['motif_nodes']} nodes, cells of "
+                 f"{c['hierarchical']['cell_nodes']} nodes, first population {c['tournament']['population_size']} "
+                 f"({c['hierarchical']['init_mutations']} mutations of the trivial genotype each), tournament "
+                 f"{c['tournament']['sample_fraction']:.0%} of the population")
+        what = (f"{space}; networks F={net['channels']}, N={net['cells_per_stage']}, {net['stages']} stages; {n} "
+                f"trained candidates per search, {t['steps']} SGD steps of {t['batch_size']} each (lr "
+                f"{t['learning_rate']:g}, cosine)")
+    return f"{size}x{size} digits, {what}, chunks of {c['chunk_size']}; wall time {wall_s:,.0f} s.\n\n"
+
+
+def strategy_vs_random(results: dict[str, dict[str, Any]]) -> str:
+    """One row per seed (each strategy's best validation and test accuracy, and its candidates' median), then the
+    means and the paired difference with its standard error."""
     (r,) = results.values()
     f, s = r["figures"], r["settings"]
+    key = f.get("strategy", "qlearning")
+    name = NAMES.get(key, key)
     runs = f["runs"]
     rows = []
-    for q, rand in zip(runs["qlearning"], runs["random"]):
+    for q, rand in zip(runs[key], runs["random"]):
         rows.append([str(q["seed"]), f"{q['best_valid']:.2f} / {q['best_test']:.2f}",
                      f"{rand['best_valid']:.2f} / {rand['best_test']:.2f}",
                      f"{np.median(q['valid_acc']):.1f}", f"{np.median(rand['valid_acc']):.1f}"])
-    rows.append(["mean", f"{f['qlearning_best_valid_mean']:.2f} / {f['qlearning_best_test_mean']:.2f}",
+    rows.append(["mean", f"{f[f'{key}_best_valid_mean']:.2f} / {f[f'{key}_best_test_mean']:.2f}",
                  f"{f['random_best_valid_mean']:.2f} / {f['random_best_test_mean']:.2f}",
-                 f"{f['qlearning_models_valid_median']:.1f}", f"{f['random_models_valid_quartiles'][2]:.1f}"])
-    c = s["config"]
+                 f"{f[f'{key}_models_valid_median']:.1f}", f"{f['random_models_valid_quartiles'][2]:.1f}"])
     lo, q1, med, q3, hi = f["random_models_valid_quartiles"]
     se = f["paired_diff_se"]
-    return (f"{c['image_size']}x{c['image_size']} digits, at most {c['metaqnn']['layer_limit']} layers, "
-            f"{s['evaluations']} trained models per search, {c['metaqnn']['train']['epochs']} epochs each (Adam "
-            f"{c['metaqnn']['train']['learning_rate']:g}, restarts below 1.5x chance), chunks of {c['chunk_size']}; "
-            f"wall time {r['wall_s']:,.0f} s.\n\n"
-            + markdown_table(["seed", "Q-learning best valid / test %", "random best valid / test %",
-                              "Q-learning models, median valid %", "random models, median valid %"], rows)
-            + f"\nBest validation accuracy, Q-learning minus random, paired by seed: {f['paired_diff_mean']:+.2f} points"
+    return (_setup(s, r["wall_s"])
+            + markdown_table(["seed", f"{name} best valid / test %", "random best valid / test %",
+                              f"{name} candidates, median valid %", "random candidates, median valid %"], rows)
+            + f"\nBest validation accuracy, {name} minus random, paired by seed: {f['paired_diff_mean']:+.2f} points"
             + (f" (standard error {se:.2f})" if se is not None else "")
-            + f"; Q-learning ahead on {f['qlearning_wins']} of {f['seeds']} seeds. Every random model's validation "
+            + f"; {name} ahead on {f[f'{key}_wins']} of {f['seeds']} seeds. Every random candidate's validation "
             f"accuracy: min {lo:.1f}, quartiles {q1:.1f} / {med:.1f} / {q3:.1f}, max {hi:.1f}.\n"
             + sources_line(results))
