@@ -56,6 +56,13 @@ def metaqnn_section(workdir: str, report: Report) -> dict:
     return nas_search.run(config, os.path.join(workdir, "metaqnn"), report=report)
 
 
+def nasnet_section(workdir: str, report: Report) -> dict:
+    """AmoebaNet: aging evolution of NASNet normal and reduction cells on the digits (32 trained candidates), the
+    best genotype drawn, against random cells."""
+    config = nas_search_config.get_config("nasnet")
+    return nas_search.run(config, os.path.join(workdir, "nasnet"), report=report)
+
+
 def speedup_section(speedup: str) -> Callable[[str, Report], dict]:
     """One speed-up (`experiments.speedups`) with its default config, measured against full training."""
     def section(workdir: str, report: Report) -> dict:
@@ -100,6 +107,7 @@ SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("macro", macro_section),
     ("nas_search", nas_search_section),
     ("metaqnn", metaqnn_section),
+    ("nasnet", nasnet_section),
     *((name, speedup_section(name)) for name in speedups.SPEEDUPS),
     ("mtl", mtl_section),
     ("stylegan", stylegan_section),
