@@ -62,5 +62,19 @@ def strategy_vs_random(results: dict[str, dict[str, Any]]) -> str:
             + f"\nBest validation accuracy, {name} minus random, paired by seed: {f['paired_diff_mean']:+.2f} points"
             + (f" (standard error {se:.2f})" if se is not None else "")
             + f"; {name} ahead on {f[f'{key}_wins']} of {f['seeds']} seeds. Every random candidate's validation "
-            f"accuracy: min {lo:.1f}, quartiles {q1:.1f} / {med:.1f} / {q3:.1f}, max {hi:.1f}.\n"
-            + sources_line(results))
+            f"accuracy: min {lo:.1f}, quartiles {q1:.1f} / {med:.1f} / {q3:.1f}, max {hi:.1f}."
+            + _after_first_population(s, runs, key, name) + "\n" + sources_line(results))
+
+
+def _after_first_population(s: dict[str, Any], runs: dict[str, list[dict]], key: str, name: str) -> str:
+    """Evolution's children against the random candidates drawn at the same points of the budget: the median
+    validation accuracy of candidates P+1..N per seed, paired (empty for MetaQNN, which has no first population)."""
+    variant = s.get("variant", "metaqnn")
+    if variant == "metaqnn":
+        return ""
+    c = s["config"]
+    first = c["aging_evolution" if variant == "nasnet" else "tournament"]["population_size"]
+    d = [np.median(a["valid_acc"][first:]) - np.median(b["valid_acc"][first:]) for a, b in zip(runs[key], runs["random"])]
+    return (f" After the first population (candidates {first + 1}-{s['evaluations']}), the median candidate of "
+            f"{name} minus that of random search, paired by seed: {np.mean(d):+.1f} points (higher on "
+            f"{sum(x > 0 for x in d)} of {len(d)} seeds).")
