@@ -23,9 +23,10 @@ Every slot (cell, combination, element) owns the parameters of every op, so all 
 parameter shape.
 
 Dispatch: each element reads its input hidden state by index from a buffer of the cell's states, then runs its op.
-``"switch"`` runs only the chosen op (the engine's `lax.map` on a CPU) through `switch_recompute`, a `lax.switch`
-whose gradient runs only the chosen op's VJP; ``"select"`` computes every op and keeps one with a one-hot
-(`jaxnas.models.dispatch.choose`, vmapped populations). The four separable convolutions share one dispatch branch
+``"switch"`` runs only the chosen op (the engine's `lax.map` on a CPU) through `dispatch.choose_recomputed`, a
+`lax.switch` whose gradient runs only the chosen op's VJP (autodiff of a plain switch moves every op's residuals: an
+identity-only architecture trained at 213 ms per step instead of 32 ms, 2-core CPU, F=8, 16x16, batch 32);
+``"select"`` computes every op and keeps one with a one-hot (`jaxnas.models.dispatch.choose`, vmapped populations). The four separable convolutions share one dispatch branch
 (one tap loop whose kernel size and dilation are read from the op id). A concrete (numpy) architecture calls each
 chosen op directly: the plain network of that one architecture (and what `init` traces: the parameters do not
 depend on the architecture, so initialisation never compiles the dispatch).
@@ -40,8 +41,6 @@ which the fixed width B * F never does); the op-level deviations are listed in `
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -51,7 +50,7 @@ import numpy as np
 
 from jaxnas.common.errors import check, check_choice
 from jaxnas.models import nasnet_ops as ops
-from jaxnas.models.dispatch import DISPATCH_MODES, choose
+from jaxnas.models.dispatch import DISPATCH_MODES, choose_recomputed
 from jaxnas.models.layers import BatchNorm, Conv
 from jaxnas.spaces.nasnet import Cells, as_cells, unused
 
@@ -68,41 +67,6 @@ def _store(var: Any, value: Any, module: nn.Module) -> None:
     """Writes new BatchNorm statistics (not while initialising, and only when they are mutable)."""
     if module.is_mutable_collection("batch_stats") and not module.is_initializing():
         var.value = value
-
-
-def switch_recompute(table: Sequence[Callable[..., Any]], index: jax.Array, op: jax.Array, *operands: Any) -> Any:
-    """`jax.lax.switch(index, table, op, *operands)` whose gradient runs only the chosen branch's VJP.
-
-    Autodiff of a switch makes every branch return the residuals of every other branch (zeros), so each call moves
-    the residuals of all ops: with the eight AmoebaNet ops an identity-only architecture trained at 213 ms per step
-    instead of 32 ms (2-core CPU, F=8, 16x16, batch 32). Here the residuals are the operands themselves, and the
-    backward pass is a switch over the branches' VJPs, recomputing the chosen branch's forward pass. `op` (an
-    integer the branches read) gets no cotangent. Reverse mode only (a `custom_vjp`: no `jax.jvp` through it)."""
-    return _switch_recompute(tuple(table), index, op, *operands)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _switch_recompute(table, index, op, *operands):
-    return jax.lax.switch(index, list(table), op, *operands)
-
-
-def _switch_fwd(table, index, op, *operands):
-    return jax.lax.switch(index, list(table), op, *operands), (index, op, operands)
-
-
-def _switch_bwd(table, res, g):
-    index, op, operands = res
-
-    def vjp_of(f):
-        def run(g, *xs):
-            return jax.vjp(lambda *ys: f(op, *ys), *xs)[1](g)
-        return run
-
-    grads = jax.lax.switch(index, [vjp_of(f) for f in table], g, *operands)
-    return (None, None, *grads)
-
-
-_switch_recompute.defvjp(_switch_fwd, _switch_bwd)
 
 
 def _row(tree: Any, i: Any) -> Any:
@@ -223,10 +187,8 @@ class Cell(nn.Module):
         fams = self._families()
         fam_of = jnp.asarray([fams.index("separable" if n in ops.SEPARABLE else n) for n in self.ops], jnp.int32)
 
-        def dispatch(index, table, *operands):
-            if self.dispatch == "switch":
-                return switch_recompute(table, index, *operands)
-            return choose(index, table, *operands, mode=self.dispatch)
+        def dispatch(index, table, *operands):  # "switch": only the chosen branch's VJP runs in the backward pass
+            return choose_recomputed(index, table, *operands, mode=self.dispatch)
 
         def step(buf, xs):
             el, (inp, op), p, s = xs
