@@ -140,12 +140,9 @@ def _loss(logits):
     return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), Y])
 
 
-@pytest.fixture(scope="module")
-def setup():
-    """Variables shared by both dispatch modes (with running statistics moved off their initial values, so
-    evaluation mode is checked too), and a few architectures that together use every op in both cells."""
-    # three hand-made architectures that together use every op in each cell, and in the reduction cell every op at
-    # stride 2 (reading a cell input) and at stride 1 (reading a combination); then one drawn at random
+def every_op_archs() -> np.ndarray:
+    """Three hand-made architectures that together use every op in each cell, and in the reduction cell every op at
+    stride 2 (reading a cell input) and at stride 1 (reading a combination); then one drawn at random."""
     o = nasnet.OPS
     hand = [nasnet.encode_genotype(CELLS, normal, reduction) for normal, reduction in [
         ([(0, o[0], 1, o[1]), (2, o[2], 0, o[3]), (1, o[4], 3, o[5])],
@@ -154,7 +151,17 @@ def setup():
          [(1, o[2], 0, o[4]), (2, o[6], 2, o[7]), (0, o[5], 1, o[6])]),
         ([(1, o[5], 1, o[2]), (0, o[7], 2, o[6]), (3, o[4], 0, o[0])],
          [(0, o[7], 1, o[3]), (2, o[0], 1, o[2]), (2, o[1], 3, o[3])])]]
-    archs = np.stack(hand + [np.asarray(SMALL.sample(jax.random.key(8), ()))])
+    genes = nasnet.as_cells(np.stack(hand), 3)  # (A, 2, B, 2, 2)
+    for stride_two in (True, False):  # every op read at both strides in the reduction cell
+        assert set(genes[:, 1][(genes[:, 1, :, :, 0] < 2) == stride_two][:, 1]) == set(range(len(nasnet.OPS)))
+    return np.stack(hand + [np.asarray(SMALL.sample(jax.random.key(8), ()))])
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """Variables shared by both dispatch modes (with running statistics moved off their initial values, so
+    evaluation mode is checked too), and a few architectures that together use every op in both cells."""
+    archs = every_op_archs()
     net = network(CELLS, num_classes=5, **SIZE)
     init = jax.jit(lambda a: net.init(jax.random.key(0), X, a, train=True))
     variables = init(archs[0])

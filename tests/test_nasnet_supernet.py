@@ -13,6 +13,7 @@ from jaxnas.common.errors import ConfigError
 from jaxnas.models.nasnet import network
 from jaxnas.models.nasnet_supernet import MaskedNASNetNetwork, supernet
 from jaxnas.spaces import nasnet
+from test_nasnet import every_op_archs
 
 pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks: compile-bound (conftest)
 
@@ -23,23 +24,8 @@ X = jax.random.normal(jax.random.key(11), (4, 8, 8, 2))
 Y = jnp.array([0, 3, 1, 4])
 
 
-def _archs() -> np.ndarray:
-    o = nasnet.OPS
-    hand = [nasnet.encode_genotype(CELLS, normal, reduction) for normal, reduction in [
-        ([(0, o[0], 1, o[1]), (2, o[2], 0, o[3]), (1, o[4], 3, o[5])],
-         [(0, o[0], 1, o[1]), (2, o[2], 0, o[3]), (3, o[4], 2, o[5])]),
-        ([(1, o[6], 0, o[7]), (0, o[3], 2, o[1]), (2, o[0], 2, o[5])],
-         [(1, o[2], 0, o[4]), (2, o[6], 2, o[7]), (0, o[5], 1, o[6])]),
-        ([(1, o[5], 1, o[2]), (0, o[7], 2, o[6]), (3, o[4], 0, o[0])],
-         [(0, o[7], 1, o[3]), (2, o[0], 1, o[2]), (2, o[1], 3, o[3])])]]
-    genes = nasnet.as_cells(np.stack(hand), 3)  # (A, 2, B, 2, 2)
-    for stride_two in (True, False):  # every op read at both strides in the reduction cell
-        assert set(genes[:, 1][(genes[:, 1, :, :, 0] < 2) == stride_two][:, 1]) == set(range(len(nasnet.OPS)))
-    return np.stack(hand + [np.asarray(SMALL.sample(jax.random.key(8), ()))])
-
-
 def test_supernet_equals_the_network_of_each_architecture():
-    archs = _archs()
+    archs = every_op_archs()
     plain, masked = network(CELLS, num_classes=5, **SIZE), supernet(CELLS, num_classes=5, **SIZE)
     assert isinstance(masked, MaskedNASNetNetwork) and masked.layout() == plain.layout()
     variables = jax.jit(lambda a: plain.init(jax.random.key(0), X, a, train=True))(archs[0])

@@ -41,7 +41,7 @@ which the fixed width B * F never does); the op-level deviations are listed in `
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -219,6 +219,7 @@ class NASNetNetwork(nn.Module):
     stages: int = STAGES
     image_size: int | None = None
     dispatch: str = "switch"  # "select" for vmapped populations (`jaxnas.models.dispatch`; set by the engine)
+    cell_type: ClassVar[type] = Cell  # the cell module (the masked supernet substitutes its own)
 
     def layout(self) -> list[tuple[bool, int]]:
         """(is a reduction cell, filters) of every cell, input first: N normal, reduction, N normal, reduction, ..."""
@@ -254,7 +255,7 @@ class NASNetNetwork(nn.Module):
         s0 = s1 = stem
         for i, (reduction, f) in enumerate(self.layout()):
             c = int(reduction)
-            cell = Cell(cells.ops, reduction, f, cells.B, self.dispatch, name=f"cell{i}")
+            cell = self.cell_type(cells.ops, reduction, f, cells.B, self.dispatch, name=f"cell{i}")
             s0, s1 = cell(s0, s1, genes[c], masks[c], train), s0
         return nn.Dense(self.num_classes, name="head")(jax.nn.relu(s0).mean(axis=(1, 2)))
 

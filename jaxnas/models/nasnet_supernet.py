@@ -24,16 +24,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxnas.common.errors import check
 from jaxnas.models.dispatch import choose
-from jaxnas.models.layers import BatchNorm, Conv
-from jaxnas.models.nasnet import Cell, NASNetNetwork, _is_concrete, network
-from jaxnas.spaces.nasnet import Cells, as_cells, unused
+from jaxnas.models.nasnet import Cell, NASNetNetwork, network
+from jaxnas.spaces.nasnet import Cells
 
 
 class MaskedCell(Cell):
@@ -74,33 +70,7 @@ class MaskedNASNetNetwork(NASNetNetwork):
     """`NASNetNetwork` built from `MaskedCell`s: `apply(variables, images (B, H, W, C), arch (8B,), train)` -> logits
     (B, num_classes), the same function of the same variables, every op computed at every element slot."""
 
-    @nn.compact
-    def __call__(self, x: jax.Array, arch: Any, train: bool = False) -> jax.Array:
-        div = 2 ** (self.stages - 1)
-        check(x.ndim == 4 and x.shape[1] % div == 0 and x.shape[2] % div == 0, "image_size",
-              f"got images of shape {tuple(x.shape[1:])}; allowed: (H, W, C) with H and W divisible by {div}")
-        if self.image_size is not None:
-            check(x.shape[1] == x.shape[2] == self.image_size, "image_size",
-                  f"got images of shape {tuple(x.shape[1:])}; this network is for {self.image_size}x{self.image_size}")
-        cells = self.cells
-        concrete = _is_concrete(arch)
-        arch = np.asarray(arch, np.int32) if concrete else jnp.asarray(arch, jnp.int32)
-        check(arch.shape == (cells.num_positions,), "arch",
-              f"got shape {tuple(arch.shape)}; allowed: ({cells.num_positions},) for B={cells.B}")
-        if self.is_initializing() and not concrete:  # parameters do not depend on the architecture
-            concrete, arch = True, np.zeros(cells.num_positions, np.int32)
-        if concrete:
-            genes, masks = as_cells(arch, cells.B).tolist(), unused(arch, cells.B).astype(np.float32).tolist()
-        else:
-            genes, masks = as_cells(arch, cells.B), unused(arch, cells.B)
-        stem = BatchNorm(name="stem_bn")(Conv(self.stem_multiplier * self.channels, 3, name="stem")(
-            x.astype(jnp.float32)), train)
-        s0 = s1 = stem
-        for i, (reduction, f) in enumerate(self.layout()):
-            c = int(reduction)
-            cell = MaskedCell(cells.ops, reduction, f, cells.B, self.dispatch, name=f"cell{i}")
-            s0, s1 = cell(s0, s1, genes[c], masks[c], train), s0
-        return nn.Dense(self.num_classes, name="head")(jax.nn.relu(s0).mean(axis=(1, 2)))
+    cell_type = MaskedCell
 
 
 def supernet(cells: Cells, num_classes: int = 10, **options: Any) -> MaskedNASNetNetwork:
