@@ -1,0 +1,375 @@
+"""DARTS's bi-level search on the NAS-Bench-201 supernet (Liu, Simonyan & Yang, "DARTS: Differentiable
+Architecture Search", ICLR 2019), as pure jittable functions that `vmap` over seeds.
+
+The training split is cut in half: the weights w train on the first half, the architecture alpha (6, 5) on the
+second. Each step first moves alpha by Adam along the gradient of the validation loss, then w by SGD along the
+training loss at the new alpha (the order of the official code, `quark0/darts` `train_search.py`). `order=1` uses
+grad_alpha L_val(w, alpha); `order=2` the one-step unrolled gradient (paper, Eq. 7-8):
+
+    w' = w - xi * (mu * m + grad_w L_train(w, alpha) + lambda * w)        (the next SGD step, unclipped, as
+    g  = grad_alpha L_val(w', alpha) - xi * H v,   v = grad_w' L_val(w', alpha),   H = grad^2_{alpha, w} L_train
+
+with xi the current weight learning rate and m the momentum buffer (the official `_compute_unrolled_model`).
+H v is either the paper's central difference (grad_alpha L_train(w +- eps v, alpha), eps = 0.01 / ||v||,
+`hvp="finite"`) or exact forward-over-reverse differentiation (`jax.jvp` of grad_alpha L_train in w, `"exact"`).
+The derived architecture is the argmax of alpha on every edge. RobustDARTS's (Zela et al., ICLR 2020) dominant
+eigenvalue of grad^2_alpha L_val comes from power iteration with exact Hessian-vector products.
+
+Defaults (`DartsSettings`) are the paper's / `quark0/darts`: SGD lr 0.025 cosine to 0.001, momentum 0.9, weight
+decay 3e-4, gradient-norm clip 5; Adam lr 3e-4, betas (0.5, 0.999), L2 weight decay 1e-3 (PyTorch's coupled
+`weight_decay`); alpha = 1e-3 * N(0, 1); batch 64; NAS-Bench-201's network C=16, N=5.
+
+Deliberate deviations:
+* NAS-Bench-201's own DARTS config (`configs/nas-benchmark/algos/DARTS.config`) uses weight decay 5e-4 and
+  Nesterov momentum; we keep the DARTS paper's 3e-4 and plain momentum (the unrolled step assumes plain momentum,
+  as both official codes do even under Nesterov).
+* The cosine schedule is per epoch, lr(e) = min + (max - min)(1 + cos(pi e / E)) / 2 for e = 0..E-1
+  (quark0 steps its scheduler before each epoch, so its epoch e uses lr(e + 1); NAS-Bench-201 anneals per step).
+* Running batch-norm statistics move only in the weight step. In PyTorch every train-mode forward moves them
+  (the alpha step's and the finite-difference HVP's too). The search normalises by batch statistics either
+  way; only the evaluation-mode validation record sees the difference.
+* Batches: each half is reshuffled every epoch and the two are zipped, steps = min(half sizes) // batch
+  (quark0 draws a fresh random validation batch each step).
+* A step with a non-finite loss or gradient changes nothing but the step and skip counters (PyTorch would
+  train on it).
+* The eigenvalue is computed at the end of each epoch on one validation batch, in train mode (batch statistics).
+* Step order is quark0's (alpha, then w) for both orders; NAS-Bench-201's first-order DARTS-V1 updates w first.
+
+Not from the paper: PRNG keys are arguments, not state (DESIGN.md); an epoch draws from fold_in(key, epoch), so a
+resumed search repeats an uninterrupted one. `model` may be any Linen module called as (x, weights (6, 5), train)
+(the tests use a smooth stand-in); the running statistics live in its `batch_stats` collection, if any.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import flax.struct as struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxnas.common.errors import check, check_choice, check_positive
+from jaxnas.models.darts_nb201 import NUM_EDGES, NUM_OPS, DartsNB201Network, derive
+
+HVP_MODES = ("finite", "exact")
+Batch = tuple[jax.Array, jax.Array]  # images (B, H, W, C), labels (B,)
+
+
+@dataclasses.dataclass(frozen=True)
+class DartsSettings:
+    """DARTS's hyperparameters (paper defaults) and the supernet's size; validated at construction."""
+
+    order: int = 1  # 1: first-order DARTS; 2: the unrolled (second-order) alpha gradient
+    hvp: str = "finite"  # second order: "finite" (the paper's central difference) or "exact" (forward-over-reverse)
+    hvp_radius: float = 0.01  # finite HVP: eps = hvp_radius / ||v||
+    channels: int = 16
+    cells_per_stage: int = 5
+    batch_size: int = 64
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    w_grad_clip: float = 5.0
+    a_lr: float = 3e-4
+    a_betas: tuple[float, float] = (0.5, 0.999)
+    a_eps: float = 1e-8
+    a_weight_decay: float = 1e-3
+    alpha_init_scale: float = 1e-3
+    eigen: bool = False  # record the dominant Hessian eigenvalue every epoch (costs 2 * power_iterations HVPs)
+    power_iterations: int = 20
+
+    def __post_init__(self) -> None:
+        check_choice("darts.order", self.order, (1, 2))
+        check_choice("darts.hvp", self.hvp, HVP_MODES)
+        for name in ("channels", "cells_per_stage", "batch_size", "power_iterations"):
+            check_positive(f"darts.{name}", getattr(self, name), integer=True)
+        for name in ("hvp_radius", "w_lr", "a_lr", "a_eps"):
+            check_positive(f"darts.{name}", getattr(self, name))
+        check(0 <= self.w_lr_min <= self.w_lr, "darts.w_lr_min", f"must lie in [0, w_lr={self.w_lr}]")
+        check(len(self.a_betas) == 2 and all(0 <= b < 1 for b in self.a_betas), "darts.a_betas",
+              f"two numbers in [0, 1), got {self.a_betas}")
+
+
+@struct.dataclass
+class DartsState:
+    """One search's state. PRNG keys are arguments (DESIGN.md), not state."""
+
+    params: Any
+    batch_stats: Any
+    alpha: jax.Array  # (6, 5)
+    w_opt: Any  # optax state of `weight_transform` (its last element holds the momentum buffer)
+    a_opt: Any
+    step: jax.Array  # int32, steps taken (skipped ones included)
+    epoch: jax.Array  # int32, epochs completed
+    skipped: jax.Array  # int32, steps skipped for a non-finite loss or gradient
+
+
+@struct.dataclass
+class SplitData:
+    """The training split cut in half: w trains on (xw, yw), alpha on (xa, ya); images (N, H, W, C)."""
+
+    xw: jax.Array
+    yw: jax.Array
+    xa: jax.Array
+    ya: jax.Array
+
+
+@struct.dataclass
+class StepMetrics:
+    train_loss: jax.Array
+    train_acc: jax.Array
+    arch_loss: jax.Array
+    ok: jax.Array  # bool: the step was applied
+
+
+@struct.dataclass
+class EpochRecord:
+    """What a search records at the end of each epoch."""
+
+    arch: jax.Array  # (6,) int32, the argmax of alpha per edge
+    probs: jax.Array  # (6, 5) softmax(alpha)
+    eigenvalue: jax.Array  # dominant eigenvalue of grad^2_alpha L_val (NaN unless settings.eigen)
+    train_loss: jax.Array  # mean over the epoch's applied steps (train mode)
+    train_acc: jax.Array  # %, same steps
+    valid_loss: jax.Array  # the whole alpha half in evaluation mode (running statistics)
+    valid_acc: jax.Array  # %
+    skipped: jax.Array  # steps skipped this epoch
+    lr: jax.Array  # the epoch's weight learning rate
+
+
+def split_half(x: Any, y: Any) -> SplitData:
+    """The first half of (x, y) for the weights, the rest for alpha (quark0's `train_portion=0.5`)."""
+    n = len(x) // 2
+    return SplitData(jnp.asarray(x[:n]), jnp.asarray(y[:n]), jnp.asarray(x[n:]), jnp.asarray(y[n:]))
+
+
+def make_model(settings: DartsSettings, num_classes: int) -> DartsNB201Network:
+    """The NAS-Bench-201 supernet of `settings`' size."""
+    return DartsNB201Network(settings.channels, settings.cells_per_stage, num_classes)
+
+
+def weight_transform(s: DartsSettings) -> optax.GradientTransformation:
+    """PyTorch SGD with momentum and coupled weight decay after norm clipping, without the learning rate."""
+    return optax.chain(optax.clip_by_global_norm(s.w_grad_clip), optax.add_decayed_weights(s.w_weight_decay),
+                       optax.trace(decay=s.w_momentum))
+
+
+def alpha_transform(s: DartsSettings) -> optax.GradientTransformation:
+    """PyTorch Adam with L2 `weight_decay` added to the gradient (not AdamW)."""
+    return optax.chain(optax.add_decayed_weights(s.a_weight_decay),
+                       optax.scale_by_adam(b1=s.a_betas[0], b2=s.a_betas[1], eps=s.a_eps), optax.scale(-s.a_lr))
+
+
+def init_state(settings: DartsSettings, model: nn.Module, key: jax.Array, sample_x: jax.Array) -> DartsState:
+    """Fresh weights, alpha = alpha_init_scale * N(0, 1), both optimisers' states; sample_x (B, H, W, C) for shapes."""
+    k_net, k_alpha = jax.random.split(key)
+    alpha = settings.alpha_init_scale * jax.random.normal(k_alpha, (NUM_EDGES, NUM_OPS))
+    variables = model.init(k_net, sample_x, jax.nn.softmax(alpha, -1), False)
+    params = variables["params"]
+    zero = jnp.zeros((), jnp.int32)
+    return DartsState(params, variables.get("batch_stats", {}), alpha, weight_transform(settings).init(params),
+                      alpha_transform(settings).init(alpha), zero, zero, zero)
+
+
+def cosine_lr(settings: DartsSettings, epoch: jax.Array, epochs: int) -> jax.Array:
+    """The weights' learning rate in epoch `epoch` of `epochs`."""
+    hi, lo = settings.w_lr, settings.w_lr_min
+    return lo + (hi - lo) * 0.5 * (1 + jnp.cos(jnp.pi * epoch / epochs))
+
+
+def loss_fn(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array, y: jax.Array
+            ) -> tuple[jax.Array, tuple[jax.Array, Any]]:
+    """Train-mode (batch statistics) cross-entropy of the supernet at softmax(alpha): (loss, (logits, stats))."""
+    logits, upd = model.apply({"params": params, "batch_stats": batch_stats}, x, jax.nn.softmax(alpha, -1), True,
+                              mutable=["batch_stats"])
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), (logits, upd.get("batch_stats", {}))
+
+
+def _grad_alpha(model, params, batch_stats, alpha, x, y):
+    return jax.grad(lambda a: loss_fn(model, params, batch_stats, a, x, y)[0])(alpha)
+
+
+def mixed_hvp(mode: str, model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array,
+              y: jax.Array, v: Any, radius: float = 0.01) -> jax.Array:
+    """grad^2_{alpha, w} L(w, alpha) v on (x, y), (6, 5): exact (`jax.jvp` of grad_alpha in w) or the paper's central
+    difference with eps = radius / ||v||."""
+    check_choice("darts.hvp", mode, HVP_MODES)
+    if mode == "exact":  # the inner gradient is taken in (w, alpha) so that every op using w is reverse-traced
+        # (JAX refuses forward mode through a custom_vjp op, e.g. the stem's conv, that sees only the jvp tracer);
+        # the unused w-gradient is dead code that XLA removes
+        def grads(p):
+            return jax.grad(lambda p_, a: loss_fn(model, p_, batch_stats, a, x, y)[0], argnums=(0, 1))(p, alpha)[1]
+
+        return jax.jvp(grads, (params,), (v,))[1]
+    eps = radius / optax.tree.norm(v)
+    shifted = [jax.tree.map(lambda p, d: p + sign * eps * d, params, v) for sign in (1.0, -1.0)]
+    g_plus, g_minus = (_grad_alpha(model, p, batch_stats, alpha, x, y) for p in shifted)
+    return (g_plus - g_minus) / (2 * eps)
+
+
+def unrolled_weights(settings: DartsSettings, model: nn.Module, state: DartsState, alpha: jax.Array, batch_w: Batch,
+                     lr: jax.Array | float) -> Any:
+    """w' = w - lr * (momentum * buffer + grad_w L_train(w, alpha) + weight_decay * w): the virtual SGD step."""
+    g = jax.grad(lambda p: loss_fn(model, p, state.batch_stats, alpha, *batch_w)[0])(state.params)
+    buf = state.w_opt[-1].trace
+    return jax.tree.map(lambda p, m, d: p - lr * (settings.w_momentum * m + d + settings.w_weight_decay * p),
+                        state.params, buf, g)
+
+
+def unrolled_objective(settings: DartsSettings, model: nn.Module, state: DartsState, alpha: jax.Array, batch_w: Batch,
+                       batch_a: Batch, lr: jax.Array | float) -> jax.Array:
+    """L_val(w'(alpha), alpha): the function whose gradient the second-order step approximates (for checks)."""
+    return loss_fn(model, unrolled_weights(settings, model, state, alpha, batch_w, lr), state.batch_stats, alpha,
+                   *batch_a)[0]
+
+
+def alpha_gradient(settings: DartsSettings, model: nn.Module, state: DartsState, batch_w: Batch, batch_a: Batch,
+                   lr: jax.Array | float) -> tuple[jax.Array, jax.Array]:
+    """DARTS's architecture gradient of order `settings.order`: (g (6, 5), validation loss)."""
+    if settings.order == 1:
+        loss, g = jax.value_and_grad(lambda a: loss_fn(model, state.params, state.batch_stats, a, *batch_a)[0])(
+            state.alpha)
+        return g, loss
+    w2 = unrolled_weights(settings, model, state, state.alpha, batch_w, lr)
+    loss, (g_w, g_a) = jax.value_and_grad(
+        lambda p, a: loss_fn(model, p, state.batch_stats, a, *batch_a)[0], argnums=(0, 1))(w2, state.alpha)
+    hv = mixed_hvp(settings.hvp, model, state.params, state.batch_stats, state.alpha, *batch_w, g_w,
+                   settings.hvp_radius)
+    return g_a - lr * hv, loss
+
+
+def _all_finite(*trees) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for t in trees for leaf in jax.tree.leaves(t)]))
+
+
+def search_step(settings: DartsSettings, model: nn.Module, state: DartsState, batch_w: Batch, batch_a: Batch,
+                lr: jax.Array | float) -> tuple[DartsState, StepMetrics]:
+    """One DARTS step: alpha by Adam on batch_a, then w by SGD (learning rate `lr`) on batch_w at the new alpha.
+
+    A non-finite loss or gradient leaves every array of the state as it was, except `step` and `skipped`."""
+    g_a, a_loss = alpha_gradient(settings, model, state, batch_w, batch_a, lr)
+    upd, a_opt = alpha_transform(settings).update(g_a, state.a_opt, state.alpha)
+    alpha = optax.apply_updates(state.alpha, upd)
+    (w_loss, (logits, stats)), g_w = jax.value_and_grad(loss_fn, argnums=1, has_aux=True)(
+        model, state.params, state.batch_stats, alpha, *batch_w)
+    upd, w_opt = weight_transform(settings).update(g_w, state.w_opt, state.params)
+    params = jax.tree.map(lambda p, u: p - lr * u, state.params, upd)
+    ok = _all_finite(a_loss, w_loss, g_a, g_w)
+    new = state.replace(params=params, batch_stats=stats, alpha=alpha, w_opt=w_opt, a_opt=a_opt)
+    kept = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
+    kept = kept.replace(step=state.step + 1, skipped=state.skipped + (~ok).astype(jnp.int32))
+    acc = 100.0 * jnp.mean(jnp.argmax(logits, -1) == batch_w[1])
+    return kept, StepMetrics(w_loss, acc, a_loss, ok)
+
+
+def evaluate(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array, y: jax.Array,
+             batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """Evaluation-mode (running statistics) mean loss and accuracy (%) of the supernet at softmax(alpha) on (x, y)."""
+    n = x.shape[0]
+    nb = -(-n // batch_size)
+    pad = nb * batch_size - n
+    xs = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape((nb, batch_size) + x.shape[1:])
+    ys = jnp.pad(y, (0, pad)).reshape(nb, batch_size)
+    mask = (jnp.arange(nb * batch_size) < n).reshape(nb, batch_size)
+    weights = jax.nn.softmax(alpha, -1)
+
+    def one(args):
+        xb, yb, mb = args
+        logits = model.apply({"params": params, "batch_stats": batch_stats}, xb, weights, False)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+        return jnp.sum(loss * mb), jnp.sum((jnp.argmax(logits, -1) == yb) * mb)
+
+    losses, hits = jax.lax.map(one, (xs, ys, mask))
+    return losses.sum() / n, 100.0 * hits.sum() / n
+
+
+def alpha_hvp(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array, y: jax.Array,
+              u: jax.Array) -> jax.Array:
+    """grad^2_alpha L(w, alpha) u on (x, y), exact (forward over reverse), (6, 5)."""
+    return jax.jvp(lambda a: _grad_alpha(model, params, batch_stats, a, x, y), (alpha,), (u,))[1]
+
+
+def dominant_eigenvalue(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array,
+                        y: jax.Array, key: jax.Array, iterations: int) -> tuple[jax.Array, jax.Array]:
+    """Power iteration on grad^2_alpha L(w, alpha) (train mode): (eigenvalue of largest magnitude, unit vector)."""
+    u0 = jax.random.normal(key, alpha.shape)
+
+    def body(_, u):
+        hu = alpha_hvp(model, params, batch_stats, alpha, x, y, u)
+        return hu / jnp.linalg.norm(hu)
+
+    u = jax.lax.fori_loop(0, iterations, body, u0 / jnp.linalg.norm(u0))
+    return jnp.vdot(u, alpha_hvp(model, params, batch_stats, alpha, x, y, u)), u
+
+
+def run_epoch(settings: DartsSettings, model: nn.Module, state: DartsState, data: SplitData, key: jax.Array,
+              epochs: int) -> tuple[DartsState, EpochRecord]:
+    """One epoch of `epochs` (the learning rate's horizon); randomness from `fold_in(key, state.epoch)`, so a
+    resumed search repeats an uninterrupted one."""
+    bs = settings.batch_size
+    steps = min(data.xw.shape[0], data.xa.shape[0]) // bs
+    k_w, k_a, k_e = jax.random.split(jax.random.fold_in(key, state.epoch), 3)
+    iw = jax.random.permutation(k_w, data.xw.shape[0])[:steps * bs].reshape(steps, bs)
+    ia = jax.random.permutation(k_a, data.xa.shape[0])[:steps * bs].reshape(steps, bs)
+    lr = cosine_lr(settings, state.epoch, epochs)
+    skipped0 = state.skipped
+
+    def body(st, idx):
+        i, j = idx
+        return search_step(settings, model, st, (data.xw[i], data.yw[i]), (data.xa[j], data.ya[j]), lr)
+
+    state, m = jax.lax.scan(body, state, (iw, ia))
+    n_ok = jnp.maximum(jnp.sum(m.ok), 1)
+    train_loss = jnp.sum(jnp.where(m.ok, m.train_loss, 0.0)) / n_ok
+    train_acc = jnp.sum(jnp.where(m.ok, m.train_acc, 0.0)) / n_ok
+    valid_loss, valid_acc = evaluate(model, state.params, state.batch_stats, state.alpha, data.xa, data.ya, bs)
+    if settings.eigen:
+        eig, _ = dominant_eigenvalue(model, state.params, state.batch_stats, state.alpha, data.xa[ia[0]],
+                                     data.ya[ia[0]], k_e, settings.power_iterations)
+    else:
+        eig = jnp.full((), jnp.nan)
+    record = EpochRecord(derive(state.alpha), jax.nn.softmax(state.alpha, -1), eig, train_loss, train_acc,
+                         valid_loss, valid_acc, state.skipped - skipped0, lr)
+    return state.replace(epoch=state.epoch + 1), record
+
+
+def check_data(settings: DartsSettings, x: Any, y: Any) -> None:
+    """Refuses data the search cannot use, naming the field."""
+    shape = np.shape(x)
+    check(len(shape) == 4 and shape[1] % 4 == 0 and shape[2] % 4 == 0, "darts.x",
+          f"images (N, H, W, C) with H and W divisible by 4, got shape {shape}")
+    check(np.shape(y) == shape[:1], "darts.y", f"one label per image, expected shape {shape[:1]}, got {np.shape(y)}")
+    check(shape[0] // 2 >= settings.batch_size, "darts.batch_size",
+          f"{settings.batch_size} is more than half of the {shape[0]} training images (one half trains alpha)")
+
+
+def search_one(settings: DartsSettings, model: nn.Module, seed: jax.Array, data: SplitData, epochs: int
+               ) -> tuple[DartsState, EpochRecord]:
+    """One whole search from `jax.random.key(seed)`: init, then `epochs` epochs in one `lax.scan` (records
+    (epochs, ...)). Pure and jittable; `make_search` vmaps it over seeds."""
+    k_init, k_run = jax.random.split(jax.random.key(seed))
+    state = init_state(settings, model, k_init, data.xw[:settings.batch_size])
+    return jax.lax.scan(lambda st, _: run_epoch(settings, model, st, data, k_run, epochs), state, None, length=epochs)
+
+
+def make_search(settings: DartsSettings, num_classes: int, epochs: int):
+    """A jitted `run(seeds (S,) int, data: SplitData) -> (DartsState, EpochRecord)` of `epochs` epochs, every leaf
+    with a leading seed axis (records (S, epochs, ...)): `search_one` vmapped over seeds."""
+    check_positive("darts.epochs", epochs, integer=True)
+    model = make_model(settings, num_classes)
+    return jax.jit(jax.vmap(lambda seed, data: search_one(settings, model, seed, data, epochs), in_axes=(0, None)))
+
+
+def search(settings: DartsSettings, x: Any, y: Any, seeds: Any, epochs: int, num_classes: int | None = None
+           ) -> tuple[DartsState, EpochRecord]:
+    """DARTS on (x, y) (the training split; halved by `split_half`) for every seed at once (`vmap`)."""
+    check_data(settings, x, y)
+    seeds = np.asarray(seeds)
+    check(seeds.ndim == 1 and seeds.size > 0 and np.issubdtype(seeds.dtype, np.integer), "darts.seeds",
+          f"a non-empty 1-D array of integers, got {seeds!r}")
+    num_classes = int(np.max(y)) + 1 if num_classes is None else num_classes
+    return make_search(settings, num_classes, epochs)(jnp.asarray(seeds, jnp.int32), split_half(x, y))
