@@ -331,6 +331,7 @@ TABLES: dict[str, Table] = {
     "nas_search_demo": Table(("nas_search_demo",), _nas_search_demo),
     "metaqnn_vs_random": Table(("metaqnn_vs_random",), search_tables.strategy_vs_random),
     "nasnet_vs_random": Table(("nasnet_vs_random",), search_tables.strategy_vs_random),
+    "hierarchical_vs_random": Table(("hierarchical_vs_random",), search_tables.strategy_vs_random),
     "mtl_losses": Table(("mtl",), mtl_tables.losses),
     "mtl_demo_losses": Table(("mtl_demo",), mtl_tables.losses),
     "mtl_oversampling": Table(("mtl",), mtl_tables.oversampling),
