@@ -20,7 +20,7 @@ from experiments import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {"speedups": "experiments/configs/speedups.py:small", "nas_search": "experiments/configs/nas_search.py:small",
-           **{e: f"experiments/configs/{e}.py" for e in ("nb201", "mtl", "neat", "stylegan", "cyclegan")}}
+           **{e: f"experiments/configs/{e}.py" for e in ("nb201", "mtl", "neat", "stylegan", "cyclegan", "darts")}}
 SECONDS = 5.0
 
 
@@ -32,6 +32,13 @@ class Case(NamedTuple):
 
 
 CASES = [
+    Case("darts", ("--config.method=pcdarts",), "config.method", "allowed: darts, darts2, darts_minus, gdas"),
+    Case("darts", ("--config.space=nasbench101",), "config.space", "allowed: nb201"),
+    Case("darts", ("--config.seeds=0",), "config.seeds", "got 0; allowed"),
+    Case("darts", ("--config.image_size=10",), "config.image_size", "a multiple of 4"),
+    Case("darts", ("--config.darts.tau_last=20.0",), "config.darts.tau_last", "at most darts.tau_first"),
+    Case("darts", ("--config.darts.hvp=lanczos",), "config.darts.hvp", "allowed: finite, exact"),
+    Case("darts", ("--config.es.factor=0.0",), "config.es.factor", "got 0.0; allowed"),
     # reported in issue 20: refused only after 70-86 s of training, named wrongly, or a ZeroDivisionError
     Case("speedups", ("--config.early_stopping.eta=1",), "config.early_stopping.eta", "got 1; allowed"),
     Case("speedups", ("--config.incremental.eval_points=0",), "config.incremental.eval_points", "got 0; allowed"),

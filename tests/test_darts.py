@@ -252,3 +252,90 @@ def test_refusals():
         D.check_data(SETTINGS, x, y)
     with pytest.raises(ConfigError, match="darts.x"):
         D.check_data(SETTINGS, x[:, :6, :6], y)
+
+
+def test_gdas_sample_is_one_hot_forward_with_the_gumbel_softmax_gradient():
+    """GDAS's straight-through weights: forward values exactly one_hot(argmax(alpha + g)) per edge (log_softmax
+    shifts a row by a constant), gradient that of softmax((log_softmax(alpha) + g) / tau)."""
+    alpha = jax.random.normal(jax.random.key(0), (6, 5))
+    g = jax.random.gumbel(jax.random.key(1), (6, 5))
+    mix = D.Mix(jnp.zeros(()), g, jnp.asarray(0.7), True)
+    w = D.op_weights(alpha, mix)
+    np.testing.assert_array_equal(w, np.eye(5)[np.argmax(np.asarray(alpha + g), -1)])
+    c = jax.random.normal(jax.random.key(2), (6, 5))
+    got = jax.grad(lambda a: jnp.sum(c * D.op_weights(a, mix)))(alpha)
+    want = jax.grad(lambda a: jnp.sum(c * jax.nn.softmax((jax.nn.log_softmax(a, -1) + g) / 0.7, -1)))(alpha)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert np.abs(got).max() > 0
+
+
+def test_darts_minus_adds_the_auxiliary_skip_and_schedules_are_the_published_ones():
+    alpha = jax.random.normal(jax.random.key(0), (6, 5))
+    w = D.op_weights(alpha, D.Mix(jnp.asarray(0.3), jnp.zeros((6, 5)), jnp.ones(()), False))
+    np.testing.assert_allclose(w, jax.nn.softmax(alpha, -1) + 0.3 * np.eye(5)[nb201.OPS.index("skip_connect")],
+                               rtol=1e-6)
+    E = 10
+    minus = [D.schedule(D.DartsSettings(method="darts_minus"), e, E) for e in (0, 5)]
+    np.testing.assert_allclose([float(h.aux) for h in minus], [1.0, 0.5])  # linear 1 -> 0
+    gdas = [D.schedule(D.DartsSettings(method="gdas"), e, E) for e in (0, 9)]
+    np.testing.assert_allclose([float(h.tau) for h in gdas], [10.0, 0.1], rtol=1e-5)  # GDAS: 10 -> 0.1 (float32)
+    beta = D.schedule(D.DartsSettings(method="beta"), 5, E)
+    np.testing.assert_allclose(float(beta.reg), 25.0)  # beta-DARTS: 50 * epoch / epochs
+    plain = D.schedule(D.DartsSettings(), 5, E)
+    assert float(plain.aux) == 0 and float(plain.reg) == 0
+    np.testing.assert_allclose(float(plain.lr), 0.001 + 0.024 * 0.5 * (1 + np.cos(np.pi / 2)), rtol=1e-6)
+
+
+def test_beta_regulariser_adds_its_gradient_to_the_architecture_gradient(smooth, batches):
+    """d/dalpha mean_e logsumexp(alpha_e) = softmax(alpha) / 6 (by hand); alpha_gradient adds reg times it."""
+    model, state = smooth
+    bw, ba = batches
+    np.testing.assert_allclose(jax.grad(D.beta_regulariser)(state.alpha), jax.nn.softmax(state.alpha, -1) / 6,
+                               rtol=1e-6)
+    g0, loss0 = D.alpha_gradient(SETTINGS, model, state, bw, ba, 0.025)
+    g1, loss1 = D.alpha_gradient(SETTINGS, model, state, bw, ba, 0.025, reg=20.0)
+    np.testing.assert_allclose(g1 - g0, 20.0 * jax.nn.softmax(state.alpha, -1) / 6, rtol=1e-4, atol=1e-6)
+    assert float(loss0) == float(loss1)  # the reported validation loss leaves the regulariser out
+
+
+def test_epochwise_search_equals_the_scanned_one(smooth, runs):
+    """`init_one` then `epoch_one` twice (the entry point's checkpointable loop) equals `search_one`'s scan."""
+    model = smooth[0]
+    x, y = _images(6, 4 * B)
+    clean = D.split_half(x, y)
+    state = jax.jit(lambda: D.init_one(SETTINGS, model, 0, clean))()
+    step = jax.jit(lambda st: D.epoch_one(SETTINGS, model, st, 0, clean, 2))
+    state, r0 = step(state)
+    state, r1 = step(state)
+    full_state, full_rec = runs["a0"]
+    chex.assert_trees_all_close(state, full_state, atol=1e-6, rtol=1e-6)
+    chex.assert_trees_all_close(jax.tree.map(lambda a, b: jnp.stack([a, b]), r0, r1), full_rec, atol=1e-6, rtol=1e-6)
+
+
+def test_robust_darts_rule_by_hand():
+    from jaxnas.evaluation.robust_darts import early_stop_epoch, local_averages
+
+    # window 5: the mean of the values up to e + 2 (at most 5), formed once 3 exist, never at the last epoch
+    assert local_averages(np.arange(1.0, 9.0)) == {0: 2.0, 1: 2.5, 2: 3.0, 3: 4.0, 4: 5.0}
+    ev = np.ones(30)
+    ev[20:] = 2.0  # the eigenvalue doubles at epoch 20
+    # local average of epoch j holds j - 17 doubled values for j in 18..22: 1 + (j - 17) / 5; the one 4 epochs
+    # earlier is 1 until j = 22. Ratio > 1.3 first at j = 19 (1.4): return the cell of epoch 19 - 4 = 15.
+    assert early_stop_epoch(ev) == 15
+    assert early_stop_epoch(ev, start_epoch=16) == 16  # j = 20: 1.6 / 1.0
+    assert early_stop_epoch(ev, factor=2.5) is None
+    assert early_stop_epoch(np.ones(30)) is None
+    nan = ev.copy()
+    nan[15:25] = np.nan
+    assert early_stop_epoch(nan) is None
+    with pytest.raises(ConfigError, match="robust_darts.window"):
+        early_stop_epoch(ev, window=0)
+
+
+def test_method_refusals():
+    with pytest.raises(ConfigError, match="darts.method"):
+        D.DartsSettings(method="pc_darts")
+    with pytest.raises(ConfigError, match="darts.order"):
+        D.DartsSettings(method="gdas", order=2)
+    with pytest.raises(ConfigError, match="darts.tau"):
+        D.DartsSettings(tau=(0.1, 10.0))

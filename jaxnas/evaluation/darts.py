@@ -40,6 +40,9 @@ Deliberate deviations:
 * The eigenvalue is computed at the end of each epoch on one validation batch, in train mode (batch statistics).
 * Step order is quark0's (alpha, then w) for both orders; NAS-Bench-201's first-order DARTS-V1 updates w first.
 
+Remedies (`method`: darts_minus, gdas, beta; RobustDARTS's early stopping) are described, with their sources and
+deviations, in `jaxnas.evaluation.darts_objective`, where they change the objective.
+
 Not from the paper: PRNG keys are arguments, not state (DESIGN.md); an epoch draws from fold_in(key, epoch), so a
 resumed search repeats an uninterrupted one. `model` may be any Linen module called as (x, weights (6, 5), train)
 (the tests use a smooth stand-in); the running statistics live in its `batch_stats` collection, if any.
@@ -48,6 +51,7 @@ resumed search repeats an uninterrupted one. `model` may be any Linen module cal
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -58,9 +62,12 @@ import numpy as np
 import optax
 
 from jaxnas.common.errors import check, check_choice, check_positive
+from jaxnas.evaluation.darts_objective import (HVP_MODES, Hyper, Mix, alpha_hvp, beta_regulariser, cosine_lr,
+                                               dominant_eigenvalue, evaluate, grad_alpha, loss_fn, mixed_hvp,
+                                               op_weights, plain_mix, schedule, step_mix)
 from jaxnas.models.darts_nb201 import NUM_EDGES, NUM_OPS, DartsNB201Network, derive
 
-HVP_MODES = ("finite", "exact")
+METHODS = ("darts", "darts_minus", "gdas", "beta")
 Batch = tuple[jax.Array, jax.Array]  # images (B, H, W, C), labels (B,)
 
 
@@ -68,6 +75,7 @@ Batch = tuple[jax.Array, jax.Array]  # images (B, H, W, C), labels (B,)
 class DartsSettings:
     """DARTS's hyperparameters (paper defaults) and the supernet's size; validated at construction."""
 
+    method: str = "darts"  # "darts", "darts_minus", "gdas" or "beta" (see `METHODS`)
     order: int = 1  # 1: first-order DARTS; 2: the unrolled (second-order) alpha gradient
     hvp: str = "finite"  # second order: "finite" (the paper's central difference) or "exact" (forward-over-reverse)
     hvp_radius: float = 0.01  # finite HVP: eps = hvp_radius / ||v||
@@ -86,14 +94,24 @@ class DartsSettings:
     alpha_init_scale: float = 1e-3
     eigen: bool = False  # record the dominant Hessian eigenvalue every epoch (costs 2 * power_iterations HVPs)
     power_iterations: int = 20
+    aux_skip: float = 1.0  # DARTS-: the auxiliary skip's weight at epoch 0, decayed linearly to 0
+    tau: tuple[float, float] = (10.0, 0.1)  # GDAS: Gumbel-softmax temperature, first and last epoch (linear)
+    beta_lambda: float = 50.0  # beta-DARTS: the regulariser's weight at the end (linear from 0)
 
     def __post_init__(self) -> None:
+        check_choice("darts.method", self.method, METHODS)
         check_choice("darts.order", self.order, (1, 2))
+        check(not (self.method == "gdas" and self.order == 2), "darts.order",
+              "GDAS is first order (its straight-through sample has no unrolled step); allowed: 1")
         check_choice("darts.hvp", self.hvp, HVP_MODES)
         for name in ("channels", "cells_per_stage", "batch_size", "power_iterations"):
             check_positive(f"darts.{name}", getattr(self, name), integer=True)
         for name in ("hvp_radius", "w_lr", "a_lr", "a_eps"):
             check_positive(f"darts.{name}", getattr(self, name))
+        check(0 <= self.aux_skip <= 10 and 0 <= self.beta_lambda <= 1e4, "darts.aux_skip",
+              f"aux_skip in [0, 10] and beta_lambda in [0, 1e4], got {self.aux_skip}, {self.beta_lambda}")
+        check(len(self.tau) == 2 and 0 < self.tau[1] <= self.tau[0] <= 100, "darts.tau",
+              f"(first, last) with 0 < last <= first <= 100, got {self.tau}")
         check(0 <= self.w_lr_min <= self.w_lr, "darts.w_lr_min", f"must lie in [0, w_lr={self.w_lr}]")
         check(len(self.a_betas) == 2 and all(0 <= b < 1 for b in self.a_betas), "darts.a_betas",
               f"two numbers in [0, 1), got {self.a_betas}")
@@ -140,7 +158,7 @@ class EpochRecord:
     eigenvalue: jax.Array  # dominant eigenvalue of grad^2_alpha L_val (NaN unless settings.eigen)
     train_loss: jax.Array  # mean over the epoch's applied steps (train mode)
     train_acc: jax.Array  # %, same steps
-    valid_loss: jax.Array  # the whole alpha half in evaluation mode (running statistics)
+    valid_loss: jax.Array  # the whole alpha half in evaluation mode (running statistics); GDAS: at argmax alpha
     valid_acc: jax.Array  # %
     skipped: jax.Array  # steps skipped this epoch
     lr: jax.Array  # the epoch's weight learning rate
@@ -180,71 +198,38 @@ def init_state(settings: DartsSettings, model: nn.Module, key: jax.Array, sample
                       alpha_transform(settings).init(alpha), zero, zero, zero)
 
 
-def cosine_lr(settings: DartsSettings, epoch: jax.Array, epochs: int) -> jax.Array:
-    """The weights' learning rate in epoch `epoch` of `epochs`."""
-    hi, lo = settings.w_lr, settings.w_lr_min
-    return lo + (hi - lo) * 0.5 * (1 + jnp.cos(jnp.pi * epoch / epochs))
-
-
-def loss_fn(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array, y: jax.Array
-            ) -> tuple[jax.Array, tuple[jax.Array, Any]]:
-    """Train-mode (batch statistics) cross-entropy of the supernet at softmax(alpha): (loss, (logits, stats))."""
-    logits, upd = model.apply({"params": params, "batch_stats": batch_stats}, x, jax.nn.softmax(alpha, -1), True,
-                              mutable=["batch_stats"])
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), (logits, upd.get("batch_stats", {}))
-
-
-def _grad_alpha(model, params, batch_stats, alpha, x, y):
-    return jax.grad(lambda a: loss_fn(model, params, batch_stats, a, x, y)[0])(alpha)
-
-
-def mixed_hvp(mode: str, model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array,
-              y: jax.Array, v: Any, radius: float = 0.01) -> jax.Array:
-    """grad^2_{alpha, w} L(w, alpha) v on (x, y), (6, 5): exact (`jax.jvp` of grad_alpha in w) or the paper's central
-    difference with eps = radius / ||v||."""
-    check_choice("darts.hvp", mode, HVP_MODES)
-    if mode == "exact":  # the inner gradient is taken in (w, alpha) so that every op using w is reverse-traced
-        # (JAX refuses forward mode through a custom_vjp op, e.g. the stem's conv, that sees only the jvp tracer);
-        # the unused w-gradient is dead code that XLA removes
-        def grads(p):
-            return jax.grad(lambda p_, a: loss_fn(model, p_, batch_stats, a, x, y)[0], argnums=(0, 1))(p, alpha)[1]
-
-        return jax.jvp(grads, (params,), (v,))[1]
-    eps = radius / optax.tree.norm(v)
-    shifted = [jax.tree.map(lambda p, d: p + sign * eps * d, params, v) for sign in (1.0, -1.0)]
-    g_plus, g_minus = (_grad_alpha(model, p, batch_stats, alpha, x, y) for p in shifted)
-    return (g_plus - g_minus) / (2 * eps)
-
-
 def unrolled_weights(settings: DartsSettings, model: nn.Module, state: DartsState, alpha: jax.Array, batch_w: Batch,
-                     lr: jax.Array | float) -> Any:
+                     lr: jax.Array | float, mix: Mix | None = None) -> Any:
     """w' = w - lr * (momentum * buffer + grad_w L_train(w, alpha) + weight_decay * w): the virtual SGD step."""
-    g = jax.grad(lambda p: loss_fn(model, p, state.batch_stats, alpha, *batch_w)[0])(state.params)
+    g = jax.grad(lambda p: loss_fn(model, p, state.batch_stats, alpha, *batch_w, mix)[0])(state.params)
     buf = state.w_opt[-1].trace
     return jax.tree.map(lambda p, m, d: p - lr * (settings.w_momentum * m + d + settings.w_weight_decay * p),
                         state.params, buf, g)
 
 
 def unrolled_objective(settings: DartsSettings, model: nn.Module, state: DartsState, alpha: jax.Array, batch_w: Batch,
-                       batch_a: Batch, lr: jax.Array | float) -> jax.Array:
+                       batch_a: Batch, lr: jax.Array | float, mix: Mix | None = None) -> jax.Array:
     """L_val(w'(alpha), alpha): the function whose gradient the second-order step approximates (for checks)."""
-    return loss_fn(model, unrolled_weights(settings, model, state, alpha, batch_w, lr), state.batch_stats, alpha,
-                   *batch_a)[0]
+    return loss_fn(model, unrolled_weights(settings, model, state, alpha, batch_w, lr, mix), state.batch_stats, alpha,
+                   *batch_a, mix)[0]
 
 
 def alpha_gradient(settings: DartsSettings, model: nn.Module, state: DartsState, batch_w: Batch, batch_a: Batch,
-                   lr: jax.Array | float) -> tuple[jax.Array, jax.Array]:
-    """DARTS's architecture gradient of order `settings.order`: (g (6, 5), validation loss)."""
+                   lr: jax.Array | float, mix: Mix | None = None, reg: jax.Array | float = 0.0
+                   ) -> tuple[jax.Array, jax.Array]:
+    """DARTS's architecture gradient of order `settings.order` at `mix`, plus `reg` times beta-DARTS's regulariser's
+    gradient: (g (6, 5), validation loss without the regulariser)."""
+    reg_grad = reg * jax.grad(beta_regulariser)(state.alpha)
     if settings.order == 1:
-        loss, g = jax.value_and_grad(lambda a: loss_fn(model, state.params, state.batch_stats, a, *batch_a)[0])(
+        loss, g = jax.value_and_grad(lambda a: loss_fn(model, state.params, state.batch_stats, a, *batch_a, mix)[0])(
             state.alpha)
-        return g, loss
-    w2 = unrolled_weights(settings, model, state, state.alpha, batch_w, lr)
+        return g + reg_grad, loss
+    w2 = unrolled_weights(settings, model, state, state.alpha, batch_w, lr, mix)
     loss, (g_w, g_a) = jax.value_and_grad(
-        lambda p, a: loss_fn(model, p, state.batch_stats, a, *batch_a)[0], argnums=(0, 1))(w2, state.alpha)
+        lambda p, a: loss_fn(model, p, state.batch_stats, a, *batch_a, mix)[0], argnums=(0, 1))(w2, state.alpha)
     hv = mixed_hvp(settings.hvp, model, state.params, state.batch_stats, state.alpha, *batch_w, g_w,
-                   settings.hvp_radius)
-    return g_a - lr * hv, loss
+                   settings.hvp_radius, mix)
+    return g_a - lr * hv + reg_grad, loss
 
 
 def _all_finite(*trees) -> jax.Array:
@@ -252,15 +237,21 @@ def _all_finite(*trees) -> jax.Array:
 
 
 def search_step(settings: DartsSettings, model: nn.Module, state: DartsState, batch_w: Batch, batch_a: Batch,
-                lr: jax.Array | float) -> tuple[DartsState, StepMetrics]:
-    """One DARTS step: alpha by Adam on batch_a, then w by SGD (learning rate `lr`) on batch_w at the new alpha.
+                lr: jax.Array | float, hyper: Hyper | None = None, key: jax.Array | None = None
+                ) -> tuple[DartsState, StepMetrics]:
+    """One step: alpha by Adam on batch_a, then w by SGD (learning rate `lr`) on batch_w at the new alpha, each at
+    the method's op weights (`hyper`: the epoch's schedule values; `key`: GDAS's two Gumbel samples).
 
     A non-finite loss or gradient leaves every array of the state as it was, except `step` and `skipped`."""
-    g_a, a_loss = alpha_gradient(settings, model, state, batch_w, batch_a, lr)
+    if hyper is None:
+        hyper = Hyper(jnp.asarray(lr), jnp.zeros(()), jnp.ones(()), jnp.zeros(()))
+    k_a, k_w = jax.random.split(jax.random.key(0) if key is None else key)
+    g_a, a_loss = alpha_gradient(settings, model, state, batch_w, batch_a, lr, step_mix(settings, hyper, k_a),
+                                 hyper.reg)
     upd, a_opt = alpha_transform(settings).update(g_a, state.a_opt, state.alpha)
     alpha = optax.apply_updates(state.alpha, upd)
     (w_loss, (logits, stats)), g_w = jax.value_and_grad(loss_fn, argnums=1, has_aux=True)(
-        model, state.params, state.batch_stats, alpha, *batch_w)
+        model, state.params, state.batch_stats, alpha, *batch_w, step_mix(settings, hyper, k_w))
     upd, w_opt = weight_transform(settings).update(g_w, state.w_opt, state.params)
     params = jax.tree.map(lambda p, u: p - lr * u, state.params, upd)
     ok = _all_finite(a_loss, w_loss, g_a, g_w)
@@ -271,70 +262,34 @@ def search_step(settings: DartsSettings, model: nn.Module, state: DartsState, ba
     return kept, StepMetrics(w_loss, acc, a_loss, ok)
 
 
-def evaluate(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array, y: jax.Array,
-             batch_size: int) -> tuple[jax.Array, jax.Array]:
-    """Evaluation-mode (running statistics) mean loss and accuracy (%) of the supernet at softmax(alpha) on (x, y)."""
-    n = x.shape[0]
-    nb = -(-n // batch_size)
-    pad = nb * batch_size - n
-    xs = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape((nb, batch_size) + x.shape[1:])
-    ys = jnp.pad(y, (0, pad)).reshape(nb, batch_size)
-    mask = (jnp.arange(nb * batch_size) < n).reshape(nb, batch_size)
-    weights = jax.nn.softmax(alpha, -1)
-
-    def one(args):
-        xb, yb, mb = args
-        logits = model.apply({"params": params, "batch_stats": batch_stats}, xb, weights, False)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
-        return jnp.sum(loss * mb), jnp.sum((jnp.argmax(logits, -1) == yb) * mb)
-
-    losses, hits = jax.lax.map(one, (xs, ys, mask))
-    return losses.sum() / n, 100.0 * hits.sum() / n
-
-
-def alpha_hvp(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array, y: jax.Array,
-              u: jax.Array) -> jax.Array:
-    """grad^2_alpha L(w, alpha) u on (x, y), exact (forward over reverse), (6, 5)."""
-    return jax.jvp(lambda a: _grad_alpha(model, params, batch_stats, a, x, y), (alpha,), (u,))[1]
-
-
-def dominant_eigenvalue(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array,
-                        y: jax.Array, key: jax.Array, iterations: int) -> tuple[jax.Array, jax.Array]:
-    """Power iteration on grad^2_alpha L(w, alpha) (train mode): (eigenvalue of largest magnitude, unit vector)."""
-    u0 = jax.random.normal(key, alpha.shape)
-
-    def body(_, u):
-        hu = alpha_hvp(model, params, batch_stats, alpha, x, y, u)
-        return hu / jnp.linalg.norm(hu)
-
-    u = jax.lax.fori_loop(0, iterations, body, u0 / jnp.linalg.norm(u0))
-    return jnp.vdot(u, alpha_hvp(model, params, batch_stats, alpha, x, y, u)), u
-
-
 def run_epoch(settings: DartsSettings, model: nn.Module, state: DartsState, data: SplitData, key: jax.Array,
               epochs: int) -> tuple[DartsState, EpochRecord]:
     """One epoch of `epochs` (the learning rate's horizon); randomness from `fold_in(key, state.epoch)`, so a
     resumed search repeats an uninterrupted one."""
     bs = settings.batch_size
     steps = min(data.xw.shape[0], data.xa.shape[0]) // bs
-    k_w, k_a, k_e = jax.random.split(jax.random.fold_in(key, state.epoch), 3)
+    k_w, k_a, k_e, k_s = jax.random.split(jax.random.fold_in(key, state.epoch), 4)
     iw = jax.random.permutation(k_w, data.xw.shape[0])[:steps * bs].reshape(steps, bs)
     ia = jax.random.permutation(k_a, data.xa.shape[0])[:steps * bs].reshape(steps, bs)
-    lr = cosine_lr(settings, state.epoch, epochs)
+    hyper = schedule(settings, state.epoch, epochs)
+    lr = hyper.lr
     skipped0 = state.skipped
 
     def body(st, idx):
-        i, j = idx
-        return search_step(settings, model, st, (data.xw[i], data.yw[i]), (data.xa[j], data.ya[j]), lr)
+        i, j, k = idx
+        return search_step(settings, model, st, (data.xw[i], data.yw[i]), (data.xa[j], data.ya[j]), lr, hyper, k)
 
-    state, m = jax.lax.scan(body, state, (iw, ia))
+    state, m = jax.lax.scan(body, state, (iw, ia, jax.random.split(k_s, steps)))
     n_ok = jnp.maximum(jnp.sum(m.ok), 1)
     train_loss = jnp.sum(jnp.where(m.ok, m.train_loss, 0.0)) / n_ok
     train_acc = jnp.sum(jnp.where(m.ok, m.train_acc, 0.0)) / n_ok
-    valid_loss, valid_acc = evaluate(model, state.params, state.batch_stats, state.alpha, data.xa, data.ya, bs)
+    # evaluated as trained: DARTS's relaxation, GDAS's derived cell (one-hot argmax: it never trains the mixture)
+    relaxed = Mix(hyper.aux, jnp.zeros((NUM_EDGES, NUM_OPS)), jnp.ones(()), False)
+    valid_loss, valid_acc = evaluate(model, state.params, state.batch_stats, state.alpha, data.xa, data.ya, bs,
+                                     relaxed.replace(hard=settings.method == "gdas"))
     if settings.eigen:
         eig, _ = dominant_eigenvalue(model, state.params, state.batch_stats, state.alpha, data.xa[ia[0]],
-                                     data.ya[ia[0]], k_e, settings.power_iterations)
+                                     data.ya[ia[0]], k_e, settings.power_iterations, relaxed)
     else:
         eig = jnp.full((), jnp.nan)
     record = EpochRecord(derive(state.alpha), jax.nn.softmax(state.alpha, -1), eig, train_loss, train_acc,
@@ -352,13 +307,29 @@ def check_data(settings: DartsSettings, x: Any, y: Any) -> None:
           f"{settings.batch_size} is more than half of the {shape[0]} training images (one half trains alpha)")
 
 
+def seed_keys(seed: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A search's two keys (initialisation, epochs), both from `jax.random.key(seed)`."""
+    k_init, k_run = jax.random.split(jax.random.key(seed))
+    return k_init, k_run
+
+
+def init_one(settings: DartsSettings, model: nn.Module, seed: jax.Array, data: SplitData) -> DartsState:
+    """A search's initial state."""
+    return init_state(settings, model, seed_keys(seed)[0], data.xw[:settings.batch_size])
+
+
+def epoch_one(settings: DartsSettings, model: nn.Module, state: DartsState, seed: jax.Array, data: SplitData,
+              epochs: int) -> tuple[DartsState, EpochRecord]:
+    """The search's next epoch (`state.epoch`), its keys derived from `seed` (nothing random is stored)."""
+    return run_epoch(settings, model, state, data, seed_keys(seed)[1], epochs)
+
+
 def search_one(settings: DartsSettings, model: nn.Module, seed: jax.Array, data: SplitData, epochs: int
                ) -> tuple[DartsState, EpochRecord]:
     """One whole search from `jax.random.key(seed)`: init, then `epochs` epochs in one `lax.scan` (records
     (epochs, ...)). Pure and jittable; `make_search` vmaps it over seeds."""
-    k_init, k_run = jax.random.split(jax.random.key(seed))
-    state = init_state(settings, model, k_init, data.xw[:settings.batch_size])
-    return jax.lax.scan(lambda st, _: run_epoch(settings, model, st, data, k_run, epochs), state, None, length=epochs)
+    state = init_one(settings, model, seed, data)
+    return jax.lax.scan(lambda st, _: epoch_one(settings, model, st, seed, data, epochs), state, None, length=epochs)
 
 
 def make_search(settings: DartsSettings, num_classes: int, epochs: int):
@@ -367,6 +338,19 @@ def make_search(settings: DartsSettings, num_classes: int, epochs: int):
     check_positive("darts.epochs", epochs, integer=True)
     model = make_model(settings, num_classes)
     return jax.jit(jax.vmap(lambda seed, data: search_one(settings, model, seed, data, epochs), in_axes=(0, None)))
+
+
+@functools.lru_cache(maxsize=8)
+def make_epochwise(settings: DartsSettings, num_classes: int, epochs: int):
+    """`make_search` cut at epochs, for a host loop that checkpoints between them: jitted `init(seeds, data) ->
+    states` and `epoch(states, seeds, data) -> (states, records)`, vmapped over seeds (records (S, ...)). Running
+    `epoch` `epochs` times equals `make_search`'s run. Cached: the same settings reuse the compiled programs."""
+    check_positive("darts.epochs", epochs, integer=True)
+    model = make_model(settings, num_classes)
+    init = jax.jit(jax.vmap(lambda seed, data: init_one(settings, model, seed, data), in_axes=(0, None)))
+    epoch = jax.jit(jax.vmap(lambda st, seed, data: epoch_one(settings, model, st, seed, data, epochs),
+                             in_axes=(0, 0, None)))
+    return init, epoch
 
 
 def search(settings: DartsSettings, x: Any, y: Any, seeds: Any, epochs: int, num_classes: int | None = None
@@ -378,3 +362,10 @@ def search(settings: DartsSettings, x: Any, y: Any, seeds: Any, epochs: int, num
           f"a non-empty 1-D array of integers, got {seeds!r}")
     num_classes = int(np.max(y)) + 1 if num_classes is None else num_classes
     return make_search(settings, num_classes, epochs)(jnp.asarray(seeds, jnp.int32), split_half(x, y))
+
+
+__all__ = ["DartsSettings", "DartsState", "SplitData", "EpochRecord", "Hyper", "Mix", "METHODS", "HVP_MODES",
+           "split_half", "make_model", "init_state", "cosine_lr", "schedule", "step_mix", "op_weights", "plain_mix", "loss_fn",
+           "grad_alpha", "mixed_hvp", "alpha_hvp", "dominant_eigenvalue", "evaluate", "beta_regulariser",
+           "unrolled_weights", "unrolled_objective", "alpha_gradient", "search_step", "run_epoch", "check_data",
+           "seed_keys", "init_one", "epoch_one", "search_one", "make_search", "make_epochwise", "search"]

@@ -1,0 +1,99 @@
+"""DARTS and its remedies on NAS-Bench-201 with our data: the same seeds, data and budget for every method (issue 24).
+
+    python benchmarks/darts_methods.py --methods darts,darts_minus,gdas,rdarts_es,beta,darts2 --seeds 8 --epochs 50
+
+Each method is `experiments.darts` with the default config (digits 8x8, supernet C=8 with one cell per stage, the
+paper's optimisers; 8 seeds vmapped in one program), changed only in `method`: every epoch's derived cell is
+looked up in the NAS-Bench-201 table (CIFAR-10, 200 epochs), and each seed's final cell is trained from scratch
+on the digits by the population engine (`train`: 100 SGD steps). Writes results/darts_methods.json: per method the
+mean over seeds of the final cells' table test accuracy, their from-scratch validation and test accuracy, how
+many of their 6 edges are parameter-free, the op shares at the last epoch, every seed's final cell and the
+table accuracy of the mean derived cell per epoch; and the paired differences of each remedy against plain
+DARTS (first order).
+
+No setting was tuned: every method runs its published defaults (the configs' `darts` section), on seeds 0-7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def one_method(method: str, seeds: int, epochs: int) -> dict:
+    from experiments import darts
+    from experiments.configs import darts as darts_config
+
+    config = darts_config.get_config()
+    config.method, config.seeds, config.epochs, config.progress = method, seeds, epochs, False
+    with tempfile.TemporaryDirectory() as workdir:
+        darts.run(config, workdir)
+        import json
+
+        with open(os.path.join(workdir, "results.json")) as f:
+            res = json.load(f)
+    per_seed = res["per_seed"]
+    return {
+        "mean_final_table_test": res["mean_final_table_test"], "mean_scratch_valid": res["mean_scratch_valid"],
+        "mean_scratch_test": res["mean_scratch_test"], "mean_parameter_free_edges": res["mean_parameter_free_edges"],
+        "final_op_share": {op: v[-1] for op, v in res["op_share_by_epoch"].items()},
+        "mean_table_test_by_epoch": res["mean_table_test_by_epoch"], "skipped_steps": res["skipped_steps"],
+        "search_wall_s": res["wall_s"], "config": config.to_dict(),
+        "per_seed": [{k: r.get(k) for k in ("seed", "final_arch", "stop_epoch", "final_table_test", "scratch_valid",
+                                            "scratch_test", "parameter_free_edges")} for r in per_seed],
+    }
+
+
+def paired(a: list[float], b: list[float]) -> dict:
+    d = np.asarray(a) - np.asarray(b)
+    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None,
+            "wins": int((d > 0).sum()), "ties": int((d == 0).sum()), "n": len(d)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="darts,darts_minus,gdas,rdarts_es,beta,darts2")
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--out", default=None, help="results directory (default: the repository's results/)")
+    args = parser.parse_args()
+    from jaxnas.common.provenance import record_result
+
+    start = time.perf_counter()
+    methods = args.methods.split(",")
+    figures: dict = {"methods": {}}
+    for m in methods:
+        t0 = time.perf_counter()
+        figures["methods"][m] = out = one_method(m, args.seeds, args.epochs)
+        print(f"{m:12s} table test {out['mean_final_table_test']:.2f}  scratch valid {out['mean_scratch_valid']:.2f}  "
+              f"test {out['mean_scratch_test']:.2f}  param-free edges {out['mean_parameter_free_edges']:.2f}  "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    if "darts" in figures["methods"]:
+        base = figures["methods"]["darts"]["per_seed"]
+        figures["vs_darts"] = {}
+        for m, out in figures["methods"].items():
+            if m == "darts":
+                continue
+            rows = out["per_seed"]
+            figures["vs_darts"][m] = {
+                "table_test": paired([r["final_table_test"] for r in rows], [r["final_table_test"] for r in base]),
+                "scratch_valid": paired([np.mean(r["scratch_valid"]) for r in rows],
+                                        [np.mean(r["scratch_valid"]) for r in base]),
+                "scratch_test": paired([np.mean(r["scratch_test"]) for r in rows],
+                                       [np.mean(r["scratch_test"]) for r in base])}
+    path = record_result("darts_methods", command=" ".join(["python", "benchmarks/darts_methods.py"] + sys.argv[1:]),
+                         settings={"methods": methods, "seeds": args.seeds, "epochs": args.epochs},
+                         figures=figures, seeds=list(range(args.seeds)), wall_s=time.perf_counter() - start,
+                         out_dir=args.out)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

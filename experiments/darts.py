@@ -1,0 +1,208 @@
+"""DARTS and its remedies on the NAS-Bench-201 supernet: many seeds searched at once, every epoch's derived cell
+looked up in the NAS-Bench-201 table, each seed's final cell trained from scratch.
+
+    python -m experiments.darts --config experiments/configs/darts.py --config.method=darts --workdir runs/darts
+
+Writes `results.json` (per seed: the derived cell of every epoch with its table accuracy, the final cell, its
+table and from-scratch accuracy, the eigenvalue trace where recorded; and their means over seeds),
+`metrics.jsonl` (one line per epoch), `alphas.png`, `table_accuracy.png`, `ops.png`, `eigenvalue.png` (where
+recorded), `report.md`, and `checkpoints/`: a killed run restarted with the same workdir resumes between epochs and
+ends with the uninterrupted result.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ml_collections import config_dict
+
+from experiments.cli import launch
+from experiments.configs import darts as darts_config
+from experiments.validation import Bounds, check_bounds, check_choices, check_files, check_strings
+from jaxnas.common.errors import check
+
+if TYPE_CHECKING:
+    from jaxnas.common.report import Report
+    from jaxnas.evaluation.darts import DartsSettings
+
+CHOICES = {"space": darts_config.SPACES, "method": darts_config.METHODS, "darts.hvp": ("finite", "exact"),
+           "progress": (True, False), "eigen": (True, False)}
+SCRATCH_FIRST_ID = 2_000_000  # candidate ids (init keys) of the from-scratch training
+
+
+def validate(config: config_dict.ConfigDict) -> None:
+    """Every setting before any data is loaded or anything compiled; errors name the field as typed."""
+    check_bounds(config, {f: Bounds(*b) for f, b in darts_config.BOUNDS.items()})
+    check_choices(config, CHOICES)
+    check_strings(config, ("dataset", "data_dir", "npz_path"))
+    check_files(config, ("npz_path",))
+    check(config.image_size % 4 == 0, "image_size",
+          f"got {config.image_size}; allowed: a multiple of 4 (the supernet halves the images twice)")
+    check(config.darts.w_lr_min <= config.darts.w_lr, "darts.w_lr_min",
+          f"got {config.darts.w_lr_min}; allowed: at most darts.w_lr ({config.darts.w_lr})")
+    check(config.darts.tau_last <= config.darts.tau_first, "darts.tau_last",
+          f"got {config.darts.tau_last}; allowed: at most darts.tau_first ({config.darts.tau_first}): tau anneals")
+    check(config.dataset != "npz" or bool(config.npz_path), "npz_path",
+          "got ''; dataset=npz needs npz_path, a .npz file with images and labels")
+
+
+def darts_settings(config: config_dict.ConfigDict) -> DartsSettings:
+    """The core's settings of the config's method (darts2: second order; rdarts_es: first order plus the
+    eigenvalue every epoch)."""
+    from jaxnas.evaluation.darts import DartsSettings
+
+    d = config.darts
+    method = {"darts2": "darts", "rdarts_es": "darts"}.get(config.method, config.method)
+    return DartsSettings(
+        method=method, order=2 if config.method == "darts2" else 1, hvp=d.hvp, hvp_radius=d.hvp_radius,
+        channels=d.channels, cells_per_stage=d.cells_per_stage, batch_size=d.batch_size, w_lr=d.w_lr,
+        w_lr_min=d.w_lr_min, w_momentum=d.w_momentum, w_weight_decay=d.w_weight_decay, w_grad_clip=d.w_grad_clip,
+        a_lr=d.a_lr, a_weight_decay=d.a_weight_decay, alpha_init_scale=d.alpha_init_scale,
+        eigen=bool(config.eigen or config.method == "rdarts_es"), power_iterations=d.power_iterations,
+        aux_skip=d.aux_skip, tau=(d.tau_first, d.tau_last), beta_lambda=d.beta_lambda)
+
+
+def search(config: config_dict.ConfigDict, settings: DartsSettings, data: Any, workdir: str,
+           stop_after: int | None = None) -> tuple[Any, dict]:
+    """Every seed's search, one vmapped program per epoch, checkpointed between epochs: (records (S, E, ...) as
+    numpy, loop info). `stop_after` epochs ends this call early, as a kill would (tests of resumption)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxnas.common.loop import run_loop
+    from jaxnas.evaluation import darts as D
+
+    D.check_data(settings, data.train_x, data.train_y)
+    split = D.split_half(data.train_x, data.train_y)
+    seeds = jnp.arange(config.seed, config.seed + config.seeds, dtype=jnp.int32)
+    init, epoch = D.make_epochwise(settings, data.num_classes, config.epochs)
+    states = init(seeds, split)
+    shapes = jax.eval_shape(epoch, states, seeds, split)[1]
+    records = jax.tree.map(lambda s: jnp.zeros((s.shape[0], config.epochs) + s.shape[1:], s.dtype), shapes)
+
+    def step(i: int, st: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        new, rec = epoch(st["search"], seeds, split)
+        recs = jax.tree.map(lambda r, v: r.at[:, i].set(v), st["records"], rec)
+        return {"search": new, "records": recs}, {
+            "valid_acc_mean": float(jnp.mean(rec.valid_acc)), "train_loss_mean": float(jnp.mean(rec.train_loss)),
+            "skipped": int(jnp.sum(rec.skipped)), "compiles": i == 0}
+
+    run_settings = {"config": {k: v for k, v in config.to_dict().items() if k not in ("progress", "scratch", "train",
+                                                                                      "network", "es")},
+                    "data": {"name": data.name, "shape": list(data.train_x.shape)}}
+    out = run_loop(step, {"search": states, "records": records}, end=config.epochs, settings=run_settings,
+                   checkpoint_dir=os.path.join(workdir, "checkpoints"),
+                   metrics_path=os.path.join(workdir, "metrics.jsonl"), progress=config.progress, desc="darts",
+                   unit="epoch", label="DARTS", stop_after=stop_after)
+    recs = jax.tree.map(np.asarray, out.state["records"])
+    info = {"resumed_from_epoch": out.resumed_from, "wall_s": sum(r.get("seconds", 0.0) for r in out.history),
+            "seconds_per_epoch": [r.get("seconds") for r in out.history]}
+    return recs, info
+
+
+def final_epochs(config: config_dict.ConfigDict, eigenvalues: np.ndarray) -> list[int | None]:
+    """Per seed, the epoch whose cell is the result: RobustDARTS's stop epoch for rdarts_es (None if it does not
+    fire: the last epoch), otherwise None."""
+    if config.method != "rdarts_es":
+        return [None] * eigenvalues.shape[0]
+    from jaxnas.evaluation.robust_darts import early_stop_epoch
+
+    es = config.es
+    return [early_stop_epoch(ev, es.window, es.factor, es.delta, es.start_epoch) for ev in eigenvalues]
+
+
+def table_lookup(archs: np.ndarray) -> dict[str, np.ndarray] | None:
+    """NAS-Bench-201's CIFAR-10 accuracies of archs (..., 6), or None without the table."""
+    from jaxnas.problems.nb201_table import load_nb201_table, table_path_exists
+
+    if not table_path_exists():
+        return None
+    ev = load_nb201_table().query(archs)
+    return {"valid": np.asarray(ev.valid), "test": np.asarray(ev.test)}
+
+
+def train_from_scratch(config: config_dict.ConfigDict, data: Any, archs: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Each arch (S, 6) trained `scratch.seeds` times by the population engine: valid/test (S, seeds)."""
+    if config.scratch.seeds == 0:
+        return None
+    from experiments.cli import prefixed
+    from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
+    from jaxnas.spaces import nb201
+
+    settings = prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
+    net = nb201.network(num_classes=data.num_classes, **config.network.to_dict())
+    trainer = PopulationTrainer(net, data, settings, chunk_size=config.scratch.chunk_size)
+    reps = np.tile(archs, (config.scratch.seeds, 1))  # repetition r of every arch, then r + 1
+    scores = trainer.score(reps, seed=config.seed, first_id=SCRATCH_FIRST_ID)
+    shape = (config.scratch.seeds, archs.shape[0])
+    return {"valid": np.asarray(scores.valid_acc).reshape(shape).T, "test": np.asarray(scores.test_acc).reshape(shape).T}
+
+
+def _mean(x: np.ndarray | None) -> float | None:
+    return None if x is None else float(np.nanmean(x))
+
+
+def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
+    validate(config)
+    settings = darts_settings(config)
+    from experiments.nas_search import load_data
+    from jaxnas.common.metrics import device_summary, write_json
+    from jaxnas.models.nb201 import NONE, POOL, SKIP
+    from jaxnas.spaces import nb201
+
+    data = load_data(config)
+    os.makedirs(workdir, exist_ok=True)
+    recs, info = search(config, settings, data, workdir)
+    archs = recs.arch  # (S, E, 6)
+    stops = final_epochs(config, recs.eigenvalue)
+    last = config.epochs - 1
+    chosen = np.array([archs[s, last if e is None else e] for s, e in enumerate(stops)])
+    table = table_lookup(archs)
+    scratch = train_from_scratch(config, data, chosen)
+    seeds = list(range(config.seed, config.seed + config.seeds))
+    counts = np.stack([(archs == op).sum(axis=(0, 2)) / (config.seeds * archs.shape[-1])
+                       for op in range(len(nb201.OPS))], -1)  # (E, ops): share of edges per op, over seeds
+    final_table = None if table is None else np.array([table["test"][s, last if e is None else e]
+                                                       for s, e in enumerate(stops)])
+    per_seed = []
+    for s, seed in enumerate(seeds):
+        row = {"seed": seed, "final_arch": nb201.SPACE.to_string(chosen[s]), "stop_epoch": stops[s],
+               "archs": [nb201.SPACE.to_string(a) for a in archs[s]],
+               "valid_acc_supernet": recs.valid_acc[s].tolist(), "skipped_steps": int(recs.skipped[s].sum()),
+               "parameter_free_edges": int(np.isin(chosen[s], (NONE, SKIP, POOL)).sum())}
+        if table is not None:
+            row.update(table_test=table["test"][s].tolist(), table_valid=table["valid"][s].tolist(),
+                       final_table_test=float(final_table[s]))
+        if scratch is not None:
+            row.update(scratch_valid=scratch["valid"][s].tolist(), scratch_test=scratch["test"][s].tolist())
+        if settings.eigen:
+            row["eigenvalue"] = recs.eigenvalue[s].tolist()
+        per_seed.append(row)
+    results = {
+        "method": config.method, "space": config.space, "dataset": data.name, "image_shape": data.image_shape,
+        "seeds": seeds, "epochs": config.epochs,
+        "mean_final_table_test": _mean(final_table),
+        "mean_scratch_valid": None if scratch is None else _mean(scratch["valid"]),
+        "mean_scratch_test": None if scratch is None else _mean(scratch["test"]),
+        "mean_parameter_free_edges": float(np.mean([r["parameter_free_edges"] for r in per_seed])),
+        "op_share_by_epoch": {op: counts[:, i].tolist() for i, op in enumerate(nb201.OPS)},
+        "mean_table_test_by_epoch": None if table is None else table["test"].mean(0).tolist(),
+        "skipped_steps": int(recs.skipped.sum()), "wall_s": info["wall_s"],
+        "resumed_from_epoch": info["resumed_from_epoch"], "per_seed": per_seed,
+        "settings": {"darts": config.darts.to_dict(), "es": config.es.to_dict(), "scratch": config.scratch.to_dict(),
+                     "network": config.network.to_dict(), "train": config.train.to_dict(),
+                     "core": {"method": settings.method, "order": settings.order, "eigen": settings.eigen}},
+        "device": device_summary(),
+    }
+    write_json(os.path.join(workdir, "results.json"), results)
+    from experiments.darts_report import write_report
+
+    write_report(config, results, recs, workdir, report)
+    return {k: v for k, v in results.items() if k not in ("per_seed", "settings", "op_share_by_epoch",
+                                                          "mean_table_test_by_epoch")}
+
+
+if __name__ == "__main__":
+    launch(run, os.path.join(os.path.dirname(__file__), "configs", "darts.py"))
