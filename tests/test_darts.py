@@ -339,3 +339,30 @@ def test_method_refusals():
         D.DartsSettings(method="gdas", order=2)
     with pytest.raises(ConfigError, match="darts.tau"):
         D.DartsSettings(tau=(0.1, 10.0))
+
+
+def test_darts_cell_discretisation_on_a_hand_made_alpha():
+    """The DARTS rule on 4 nodes (14 edges): top-2 incoming edges by their strongest non-`none` op, that op kept;
+    a `none`-dominated edge is ranked by its runner-up and never gets `none`."""
+    from jaxnas.models.darts_cell import DARTS_OPS, derive_cell, num_edges
+
+    op = {name: i for i, name in enumerate(DARTS_OPS)}
+    alpha = np.zeros((num_edges(4), len(DARTS_OPS)))
+    # node 0 (edges 0-1, inputs 0, 1): edge 1 strong sep_conv_3x3, edge 0 weaker skip
+    alpha[1, op["sep_conv_3x3"]] = 3.0
+    alpha[0, op["skip_connect"]] = 1.0
+    # node 1 (edges 2-4, inputs 0, 1, 2): edge 2 dominated by `none` (10) with max_pool 2 as runner-up; edge 4
+    # dil_conv_5x5 2.5; edge 3 avg_pool 1.5. Softmax rows: edge 2's max_pool share is tiny, so it ranks last.
+    alpha[2, op["none"]], alpha[2, op["max_pool_3x3"]] = 10.0, 2.0
+    alpha[4, op["dil_conv_5x5"]] = 2.5
+    alpha[3, op["avg_pool_3x3"]] = 1.5
+    # node 2 (edges 5-8): all equal -> a tie: inputs 0 and 1, op: the first non-none op (max_pool_3x3)
+    # node 3 (edges 9-13): input 4 (edge 13) sep_conv_5x5, input 2 (edge 11) dil_conv_3x3
+    alpha[13, op["sep_conv_5x5"]] = 4.0
+    alpha[11, op["dil_conv_3x3"]] = 3.0
+    assert derive_cell(alpha) == [("sep_conv_3x3", 1), ("skip_connect", 0),
+                                  ("dil_conv_5x5", 2), ("avg_pool_3x3", 1),
+                                  ("max_pool_3x3", 0), ("max_pool_3x3", 1),
+                                  ("sep_conv_5x5", 4), ("dil_conv_3x3", 2)]
+    with pytest.raises(ConfigError, match="alpha"):
+        derive_cell(alpha[:10])
