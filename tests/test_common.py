@@ -55,13 +55,14 @@ def test_report_writes_markdown_and_png(tmp_path):
     report = Report(tmp_path / "rep", "Title")
     report.heading("Section")
     report.text("Some words.")
-    report.table([{"name": "a", "value": 1.23456}, {"name": "b", "value": 2.0}], digits=3)
+    report.table([{"name": "a", "value": 1.23456}, {"name": "|x~0|+|y~1|", "value": 2.0}], digits=3)
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     png = report.figure(fig, "plots/line.png", "A line")
     path = report.write()
     text = open(path).read()
     assert text.startswith("# Title") and "## Section" in text and "| a | 1.235 |" in text
+    assert "| \\|x~0\\|+\\|y~1\\| | 2.000 |" in text  # a cell's own `|` escaped, not a column break
     assert "![A line](plots/line.png)" in text
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def _cell(value: Any, digits: int) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
-    return str(value)
+    return str(value).replace("|", "\\|")  # a `|` inside a cell (NAS-Bench-201's cell strings) would end it
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, digits: int = 2) -> str:
