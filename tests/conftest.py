@@ -1,5 +1,6 @@
-"""Test-wide setup: 8 fake CPU devices (so sharded paths run in every test), no persistent compilation cache,
-and shared fixtures. Device flags must be set before JAX initialises its backend."""
+"""Test-wide setup: 8 fake CPU devices (so sharded paths run in every test), a persistent compilation
+cache, compiled programs freed after each test file, and shared fixtures. Device flags must be set before JAX
+initialises its backend."""
 
 import os
 
@@ -9,16 +10,32 @@ import os
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=1"
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 " + TEST_XLA_FLAGS)
 os.environ.setdefault("MPLBACKEND", "Agg")
-# No persistent compilation cache: in the CI run of 2026-12-06 a worker died of a segmentation fault inside
-# jaxlib's executable serialisation (`put_executable_and_time` -> `executable.serialize()`, jax 0.10.2, CPU) while
-# writing a cache entry, and pytest-xdist then hung replacing it until CI's time limit. Without the cache nothing is
-# serialised; the suite's time was about the same (a clean run 17.5 min with the cache, the first half of one
-# without it no slower), as the two workers compile different programs and rarely hit each other's entries.
-os.environ.setdefault("JAX_ENABLE_COMPILATION_CACHE", "false")
+_CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "jax")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # noqa: E402
 
 from jaxnas.problems.nb201_table import load_nb201_table, resolve_table_path, table_path_exists  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """After each test file, JAX's caches of compiled programs are dropped. Every XLA:CPU executable keeps memory
+    mappings for its code; one process running three heavy test files (stylegan, stylegan_train, speedups) grew to
+    ~10,000 mappings (measured), and a worker runs half the suite, towards Linux's default limit of 65,530
+    (`vm.max_map_count`), where mmap fails inside XLA and the process dies of a segmentation fault: seen twice late
+    in a full run (CI of 2026-12-06 in `executable.serialize()` while writing a cache entry; a local run without the
+    cache in `backend_compile_and_load` of test_stylegan_train), never when the same tests ran alone. With this
+    fixture the same three files peaked at ~5,600 mappings and fell to ~1,600 between files."""
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
