@@ -1,6 +1,7 @@
 """DARTS and its remedies on NAS-Bench-201 with our data: the same seeds, data and budget for every method (issue 24).
 
     python benchmarks/darts_methods.py --methods darts,darts_minus,gdas,rdarts_es,beta,darts2 --seeds 8 --epochs 50
+    python benchmarks/darts_methods.py --methods gdas,gdas_paper --name darts_gdas   (GDAS's two estimators)
 
 Each method is `experiments.darts` with the default config (digits 8x8, supernet C=8 with one cell per stage, the
 paper's optimisers; 8 seeds vmapped in one program), changed only in `method`: every epoch's derived cell is
@@ -27,12 +28,18 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+VARIANTS = {"gdas_paper": ("gdas", {"gdas_estimator": "paper"})}  # a method with other `darts` settings
+
+
 def one_method(method: str, seeds: int, epochs: int) -> dict:
     from experiments import darts
     from experiments.configs import darts as darts_config
 
     config = darts_config.get_config()
-    config.method, config.seeds, config.epochs, config.progress = method, seeds, epochs, False
+    base, changes = VARIANTS.get(method, (method, {}))
+    config.method, config.seeds, config.epochs, config.progress = base, seeds, epochs, False
+    for k, v in changes.items():
+        config.darts[k] = v
     with tempfile.TemporaryDirectory() as workdir:
         darts.run(config, workdir)
         import json
@@ -63,6 +70,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--out", default=None, help="results directory (default: the repository's results/)")
+    parser.add_argument("--name", default="darts_methods", help="results file stem")
     args = parser.parse_args()
     from jaxnas.common.provenance import record_result
 
@@ -88,7 +96,7 @@ def main() -> None:
                                         [np.mean(r["scratch_valid"]) for r in base]),
                 "scratch_test": paired([np.mean(r["scratch_test"]) for r in rows],
                                        [np.mean(r["scratch_test"]) for r in base])}
-    path = record_result("darts_methods", command=" ".join(["python", "benchmarks/darts_methods.py"] + sys.argv[1:]),
+    path = record_result(args.name, command=" ".join(["python", "benchmarks/darts_methods.py"] + sys.argv[1:]),
                          settings={"methods": methods, "seeds": args.seeds, "epochs": args.epochs},
                          figures=figures, seeds=list(range(args.seeds)), wall_s=time.perf_counter() - start,
                          out_dir=args.out)

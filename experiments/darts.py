@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from jaxnas.evaluation.darts import DartsSettings
 
 CHOICES = {"space": darts_config.SPACES, "method": darts_config.METHODS, "darts.hvp": ("finite", "exact"),
+           "darts.gdas_estimator": ("code", "paper"),
            "progress": (True, False), "eigen": (True, False)}
 SCRATCH_FIRST_ID = 2_000_000  # candidate ids (init keys) of the from-scratch training
 
@@ -61,7 +62,8 @@ def darts_settings(config: config_dict.ConfigDict) -> DartsSettings:
         w_lr_min=d.w_lr_min, w_momentum=d.w_momentum, w_weight_decay=d.w_weight_decay, w_grad_clip=d.w_grad_clip,
         a_lr=d.a_lr, a_weight_decay=d.a_weight_decay, alpha_init_scale=d.alpha_init_scale,
         eigen=bool(config.eigen or config.method == "rdarts_es"), power_iterations=d.power_iterations,
-        aux_skip=d.aux_skip, tau=(d.tau_first, d.tau_last), beta_lambda=d.beta_lambda)
+        aux_skip=d.aux_skip, tau=(d.tau_first, d.tau_last), beta_lambda=d.beta_lambda,
+        gdas_estimator=d.gdas_estimator)
 
 
 def search(config: config_dict.ConfigDict, settings: DartsSettings, data: Any, workdir: str,

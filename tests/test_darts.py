@@ -366,3 +366,30 @@ def test_darts_cell_discretisation_on_a_hand_made_alpha():
                                   ("sep_conv_5x5", 4), ("dil_conv_3x3", 2)]
     with pytest.raises(ConfigError, match="alpha"):
         derive_cell(alpha[:10])
+
+
+def test_gdas_code_estimator_gives_every_unsampled_op_the_outputs_summed_gradient():
+    """GDAS's official estimator: the supernet gets weights w * m (only the sampled op carries its weight) and an
+    edge bias sum_{o unsampled} w_o (value 0). For an output linear in both, sum C * (w m) + K * bias, the gradient in
+    alpha equals the straight-through softmax gradient with dL/dw_o = C[e, o] for the sampled op and K[e] (the
+    summed output gradient) for every unsampled one, `none` included."""
+    alpha = jax.random.normal(jax.random.key(0), (6, 5))
+    g = jax.random.gumbel(jax.random.key(1), (6, 5))
+    mix = D.Mix(jnp.zeros(()), g, jnp.asarray(2.0), True, "code")
+    w, bias = D.model_inputs(alpha, mix)
+    m = np.eye(5)[np.argmax(np.asarray(alpha + g), -1)]
+    np.testing.assert_allclose(w, m, atol=1e-6)
+    np.testing.assert_allclose(bias, 0.0, atol=1e-6)
+    C = jax.random.normal(jax.random.key(2), (6, 5))
+    K = jax.random.normal(jax.random.key(3), (6,))
+
+    def out(a):
+        w_, b_ = D.model_inputs(a, mix)
+        return jnp.sum(C * w_) + jnp.sum(K * b_)
+
+    G = np.where(m > 0, np.asarray(C), np.asarray(K)[:, None])
+    want = jax.grad(lambda a: jnp.sum(G * jax.nn.softmax((jax.nn.log_softmax(a, -1) + g) / 2.0, -1)))(alpha)
+    np.testing.assert_allclose(jax.grad(out)(alpha), want, rtol=1e-5, atol=1e-7)
+    assert D.model_inputs(alpha, mix.replace(estimator="paper"))[1] is None  # the relaxed sum needs no bias
+    with pytest.raises(ConfigError, match="darts.gdas_estimator"):
+        D.DartsSettings(gdas_estimator="rebar")

@@ -58,7 +58,9 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         "channels": 8, "cells_per_stage": 1, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001, "w_momentum": 0.9,
         "w_weight_decay": 3e-4, "w_grad_clip": 5.0, "a_lr": 3e-4, "a_weight_decay": 1e-3, "alpha_init_scale": 1e-3,
         "hvp": "finite", "hvp_radius": 0.01, "power_iterations": 20,
-        "aux_skip": 1.0, "tau_first": 10.0, "tau_last": 0.1, "beta_lambda": 50.0})
+        "aux_skip": 1.0, "tau_first": 10.0, "tau_last": 0.1, "beta_lambda": 50.0,
+        # GDAS's gradient for the unsampled ops: "code" (its official code) or "paper" (the relaxed sum's)
+        "gdas_estimator": "code"})
     # RobustDARTS's stopping rule (jaxnas.evaluation.robust_darts; the official defaults)
     c.es = config_dict.ConfigDict({"window": 5, "factor": 1.3, "delta": 4, "start_epoch": 10})
     # From-scratch training of each seed's final cell (the population engine; experiments.nas_search's recipe);

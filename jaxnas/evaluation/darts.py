@@ -64,7 +64,7 @@ import optax
 from jaxnas.common.errors import check, check_choice, check_positive
 from jaxnas.evaluation.darts_objective import (HVP_MODES, Hyper, Mix, alpha_hvp, beta_regulariser, cosine_lr,
                                                dominant_eigenvalue, evaluate, grad_alpha, loss_fn, mixed_hvp,
-                                               op_weights, plain_mix, schedule, step_mix)
+                                               model_inputs, op_weights, plain_mix, schedule, step_mix)
 from jaxnas.models.darts_nb201 import NUM_EDGES, NUM_OPS, DartsNB201Network, derive
 
 METHODS = ("darts", "darts_minus", "gdas", "beta")
@@ -97,10 +97,12 @@ class DartsSettings:
     aux_skip: float = 1.0  # DARTS-: the auxiliary skip's weight at epoch 0, decayed linearly to 0
     tau: tuple[float, float] = (10.0, 0.1)  # GDAS: Gumbel-softmax temperature, first and last epoch (linear)
     beta_lambda: float = 50.0  # beta-DARTS: the regulariser's weight at the end (linear from 0)
+    gdas_estimator: str = "code"  # GDAS: the unsampled ops' gradient, "code" (its official code) or "paper"
 
     def __post_init__(self) -> None:
         check_choice("darts.method", self.method, METHODS)
         check_choice("darts.order", self.order, (1, 2))
+        check_choice("darts.gdas_estimator", self.gdas_estimator, ("code", "paper"))
         check(not (self.method == "gdas" and self.order == 2), "darts.order",
               "GDAS is first order (its straight-through sample has no unrolled step); allowed: 1")
         check_choice("darts.hvp", self.hvp, HVP_MODES)
@@ -365,7 +367,7 @@ def search(settings: DartsSettings, x: Any, y: Any, seeds: Any, epochs: int, num
 
 
 __all__ = ["DartsSettings", "DartsState", "SplitData", "EpochRecord", "Hyper", "Mix", "METHODS", "HVP_MODES",
-           "split_half", "make_model", "init_state", "cosine_lr", "schedule", "step_mix", "op_weights", "plain_mix", "loss_fn",
-           "grad_alpha", "mixed_hvp", "alpha_hvp", "dominant_eigenvalue", "evaluate", "beta_regulariser",
-           "unrolled_weights", "unrolled_objective", "alpha_gradient", "search_step", "run_epoch", "check_data",
-           "seed_keys", "init_one", "epoch_one", "search_one", "make_search", "make_epochwise", "search"]
+           "split_half", "make_model", "init_state", "cosine_lr", "schedule", "step_mix", "op_weights", "model_inputs",
+           "plain_mix", "loss_fn", "grad_alpha", "mixed_hvp", "alpha_hvp", "dominant_eigenvalue", "evaluate",
+           "beta_regulariser", "unrolled_weights", "unrolled_objective", "alpha_gradient", "search_step", "run_epoch",
+           "check_data", "seed_keys", "init_one", "epoch_one", "search_one", "make_search", "make_epochwise", "search"]

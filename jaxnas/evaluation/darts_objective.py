@@ -12,9 +12,13 @@ Remedies (`method`), each on the same supernet, data split and optimisers:
 * `gdas` (Dong & Yang, "Searching for A Robust Neural Architecture in Four GPU Hours", CVPR 2019): every forward
   pass (the alpha step's and the weight step's, separately) samples one op per edge by Gumbel-max, forward weights
   one-hot, gradient of softmax((log_softmax(alpha) + g) / tau) (straight through); tau linear from 10 to 0.1 over the
-  epochs. Deviation: GDAS's code computes only the sampled op and gives the unsampled weights a gradient of the
-  summed upstream gradient; here every op runs (one-hot weights zero the others' values) and the straight-through
-  gradient is the paper's, dL/dw_o = <dL/dout, op_o(x)>. GDAS's validation record is taken at argmax(alpha).
+  epochs. Two estimators of the unsampled ops' gradient (`gdas_estimator`): "code" (default), GDAS's official code,
+  where only the sampled op's output is computed and each unsampled weight enters the edge's output as itself (value
+  0), so its gradient is the sum of the output's gradient, the same for every unsampled op, `none` included; and
+  "paper", dL/dw_o = <dL/dout, op_o(x)> of the relaxed sum, which gives `none` (output 0) no gradient while every
+  other unsampled op gets one (measured on the digits: cells of all-parameter-free edges, benchmarks/RESULTS.md).
+  Here every op runs either way (one-hot weights zero the unsampled outputs); GDAS's validation record is taken
+  at argmax(alpha).
 * `beta` (Ye et al., "beta-DARTS: Beta-Decay Regularization for Differentiable Architecture Search", CVPR 2022): the
   alpha loss adds lambda * mean_e logsumexp(alpha_e), lambda linear from 0 to `beta_lambda` = 50 (its code:
   50 * epoch / 100 over 100 epochs; here over `epochs`).
@@ -49,11 +53,38 @@ class Mix:
     gumbel: jax.Array  # GDAS: Gumbel noise (6, 5), used when `hard`
     tau: jax.Array  # GDAS: temperature
     hard: bool = struct.field(pytree_node=False, default=False)
+    # GDAS's gradient for the unsampled ops: "code" (its official code: each gets the sum of the edge output's
+    # gradient, as if it added its weight, 0, to the output) or "paper" (dL/dw_o = <dL/dout, op_o(x)>)
+    estimator: str = struct.field(pytree_node=False, default="code")
+
+
+def model_inputs(alpha: jax.Array, mix: Mix | None = None) -> tuple[jax.Array, jax.Array | None]:
+    """(op weights, edge bias or None) for the supernet. GDAS with its code's estimator: the op weights times the
+    sampled one-hot (so only the sampled op's output carries them) and, per edge, the unsampled weights' sum (value
+    0) added to the edge's output; the values are those of `op_weights`."""
+    w = op_weights(alpha, mix)
+    if mix is None or not mix.hard or mix.estimator != "code":
+        return w, None
+    m = jax.nn.one_hot(jnp.argmax(_gumbel_probs(alpha, mix), -1), NUM_OPS, dtype=w.dtype)  # the sample (no gradient)
+    return w * m, jnp.sum(w * (1 - m), -1)
+
+
+def apply_supernet(model: nn.Module, variables: dict[str, Any], x: jax.Array, alpha: jax.Array, mix: Mix | None,
+                   train: bool, **kwargs: Any) -> Any:
+    """`model.apply` at the op weights (and edge bias, where the mix has one) of `mix`."""
+    w, bias = model_inputs(alpha, mix)
+    if bias is None:
+        return model.apply(variables, x, w, train, **kwargs)
+    return model.apply(variables, x, w, train, bias, **kwargs)
 
 
 def plain_mix() -> Mix:
     """softmax(alpha), nothing added: DARTS's relaxation."""
     return Mix(jnp.zeros(()), jnp.zeros((NUM_EDGES, NUM_OPS)), jnp.ones(()), False)
+
+
+def _gumbel_probs(alpha: jax.Array, mix: Mix) -> jax.Array:
+    return jax.nn.softmax((jax.nn.log_softmax(alpha, -1) + mix.gumbel) / mix.tau, -1)
 
 
 def op_weights(alpha: jax.Array, mix: Mix | None = None) -> jax.Array:
@@ -62,7 +93,7 @@ def op_weights(alpha: jax.Array, mix: Mix | None = None) -> jax.Array:
     values, the gradient of the Gumbel softmax."""
     mix = plain_mix() if mix is None else mix
     if mix.hard:
-        p = jax.nn.softmax((jax.nn.log_softmax(alpha, -1) + mix.gumbel) / mix.tau, -1)
+        p = _gumbel_probs(alpha, mix)
         w = jax.nn.one_hot(jnp.argmax(p, -1), NUM_OPS, dtype=p.dtype) + p - jax.lax.stop_gradient(p)
     else:
         w = jax.nn.softmax(alpha, -1)
@@ -78,8 +109,8 @@ def loss_fn(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x
             mix: Mix | None = None) -> tuple[jax.Array, tuple[jax.Array, Any]]:
     """Train-mode (batch statistics) cross-entropy of the supernet at `op_weights(alpha, mix)` (softmax(alpha) by
     default): (loss, (logits, stats))."""
-    logits, upd = model.apply({"params": params, "batch_stats": batch_stats}, x, op_weights(alpha, mix), True,
-                              mutable=["batch_stats"])
+    logits, upd = apply_supernet(model, {"params": params, "batch_stats": batch_stats}, x, alpha, mix, True,
+                                 mutable=["batch_stats"])
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), (logits, upd.get("batch_stats", {}))
 
 
@@ -182,4 +213,4 @@ def step_mix(settings: DartsSettings, hyper: Hyper, key: jax.Array) -> Mix:
     """The mix of one forward pass: a fresh Gumbel sample for GDAS (one per forward pass, as its code)."""
     gumbel = jax.random.gumbel(key, (NUM_EDGES, NUM_OPS)) if settings.method == "gdas" else jnp.zeros(
         (NUM_EDGES, NUM_OPS))
-    return Mix(hyper.aux, gumbel, hyper.tau, settings.method == "gdas")
+    return Mix(hyper.aux, gumbel, hyper.tau, settings.method == "gdas", settings.gdas_estimator)

@@ -62,7 +62,8 @@ def out_edges(src: int) -> list[int]:
 
 
 def mixed_edges(h: jax.Array, weights: jax.Array, w3: jax.Array, w1: jax.Array, stats: dict[str, jax.Array],
-                edges: list[int], train: bool) -> tuple[list[jax.Array], dict[str, jax.Array]]:
+                edges: list[int], train: bool, edge_bias: jax.Array | None = None
+                ) -> tuple[list[jax.Array], dict[str, jax.Array]]:
     """The mixed ops of `edges`, all reading node `h` (B, H, W, C): sum_o weights[e, o] * op_o(h) for each edge.
 
     w3 (6, 9C, C) and w1 (6, C, C) are the cell's kernels, `stats` its running statistics (each (6, C)); returns
@@ -79,6 +80,8 @@ def mixed_edges(h: jax.Array, weights: jax.Array, w3: jax.Array, w1: jax.Array, 
     outs = [weights[e, SKIP] * h + weights[e, CONV1] * y1[..., i * c:(i + 1) * c]
             + weights[e, CONV3] * y3[..., i * c:(i + 1) * c] + weights[e, POOL] * pooled
             for i, e in enumerate(edges)]  # `none` (weights[e, NONE]) adds zero
+    if edge_bias is not None:  # a scalar per edge added to its output (GDAS's code: the unsampled ops' weights)
+        outs = [o + edge_bias[e] for o, e in zip(outs, edges)]
     return outs, new
 
 
@@ -94,7 +97,8 @@ class MixedCell(nn.Module):
     """A NAS-Bench-201 cell whose edges are mixed ops; C channels in and out."""
 
     @nn.compact
-    def __call__(self, x: jax.Array, weights: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, weights: jax.Array, train: bool, edge_bias: jax.Array | None = None
+                 ) -> jax.Array:
         c = x.shape[-1]
         w3 = self.param("conv3x3", he_normal, (NUM_EDGES, 9 * c, c))
         w1 = self.param("conv1x1", he_normal, (NUM_EDGES, c, c))
@@ -108,7 +112,8 @@ class MixedCell(nn.Module):
             if src > 0:
                 nodes.append(sum(incoming[src]))
             edges = out_edges(src)
-            outs, stats = mixed_edges(nodes[src], weights.astype(x.dtype), w3, w1, stats, edges, train)
+            bias = None if edge_bias is None else edge_bias.astype(x.dtype)
+            outs, stats = mixed_edges(nodes[src], weights.astype(x.dtype), w3, w1, stats, edges, train, bias)
             for e, y in zip(edges, outs):
                 incoming[nb201.EDGES[e][1]].append(y)
         if train and not self.is_initializing():
@@ -126,8 +131,10 @@ class DartsNB201Network(nn.Module):
     num_classes: int = 10
 
     @nn.compact
-    def __call__(self, x: jax.Array, weights: jax.Array, train: bool = False) -> jax.Array:
-        """x (B, H, W, C_in) with H, W divisible by 4; weights (6, 5) op weights -> logits (B, num_classes)."""
+    def __call__(self, x: jax.Array, weights: jax.Array, train: bool = False, edge_bias: jax.Array | None = None
+                 ) -> jax.Array:
+        """x (B, H, W, C_in) with H, W divisible by 4; weights (6, 5) op weights -> logits (B, num_classes).
+        `edge_bias` (6,), if given, is added to every edge's output (GDAS's code estimator uses it)."""
         if weights.shape != (NUM_EDGES, NUM_OPS):
             raise ValueError(f"weights: expected shape {(NUM_EDGES, NUM_OPS)} (edges, ops), got {weights.shape}")
         widths = tuple(self.channels * 2**s for s in range(3))
@@ -137,7 +144,7 @@ class DartsNB201Network(nn.Module):
             if stage > 0:
                 h = ResidualReduction(widths[stage])(h, train)
             for _ in range(self.cells_per_stage):
-                h = MixedCell(name=f"Cell_{k}")(h, weights, train)  # NB201Network's names
+                h = MixedCell(name=f"Cell_{k}")(h, weights, train, edge_bias)  # NB201Network's names
                 k += 1
         h = jax.nn.relu(BatchNorm()(h, train))
         return nn.Dense(self.num_classes)(h.mean(axis=(1, 2)))
