@@ -46,18 +46,23 @@ def plot_alphas(probs: np.ndarray, ops: tuple[str, ...], edges: tuple[tuple[int,
     return fig
 
 
+def _per_seed(ax: plt.Axes, values: np.ndarray, stops: list[int | None], color: str, label: str) -> None:
+    """values (S, E): one grey line per seed, a dot at each seed's early-stopping epoch, the mean in `color`."""
+    epochs = np.arange(1, values.shape[1] + 1)
+    for s in range(values.shape[0]):
+        ax.plot(epochs, values[s], color="0.6", lw=0.8, alpha=0.7)
+        if stops[s] is not None:
+            ax.plot(stops[s] + 1, values[s, stops[s]], "o", color="C3", ms=5)
+    ax.plot(epochs, np.nanmean(values, 0), color=color, lw=2, label=label)
+
+
 def plot_table_accuracy(test: np.ndarray, stops: list[int | None]) -> plt.Figure:
     """test (S, E): the table's CIFAR-10 test accuracy of each seed's derived cell per epoch, the mean, and the
     early-stopping epochs (dots) where a rule chose one."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    epochs = np.arange(1, test.shape[1] + 1)
-    for s in range(test.shape[0]):
-        ax.plot(epochs, test[s], color="0.6", lw=0.8, alpha=0.7)
-        if stops[s] is not None:
-            ax.plot(stops[s] + 1, test[s, stops[s]], "o", color="C3", ms=5)
-    ax.plot(epochs, test.mean(0), color="C0", lw=2, label=f"mean of {test.shape[0]} seeds")
+    _per_seed(ax, test, stops, "C0", f"mean of {test.shape[0]} seeds")
     ax.set_xlabel("epoch")
     ax.set_ylabel("NAS-Bench-201 CIFAR-10 test accuracy (%)")
     ax.grid(alpha=0.3)
@@ -86,12 +91,7 @@ def plot_eigenvalue(eig: np.ndarray, stops: list[int | None]) -> plt.Figure:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    epochs = np.arange(1, eig.shape[1] + 1)
-    for s in range(eig.shape[0]):
-        ax.plot(epochs, eig[s], color="0.6", lw=0.8, alpha=0.7)
-        if stops[s] is not None:
-            ax.plot(stops[s] + 1, eig[s, stops[s]], "o", color="C3", ms=5)
-    ax.plot(epochs, np.nanmean(eig, 0), color="C1", lw=2, label="mean")
+    _per_seed(ax, eig, stops, "C1", "mean")
     ax.set_xlabel("epoch")
     ax.set_ylabel("dominant eigenvalue")
     ax.grid(alpha=0.3)

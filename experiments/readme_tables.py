@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments import gan_tables, mtl_tables, search_tables
+from experiments import darts_tables, gan_tables, mtl_tables, search_tables
 from experiments.table_format import Table, load_note, markdown_table, sources_line
 from jaxnas.common.provenance import REPO_ROOT, RESULTS_DIR, load_result
 
@@ -332,6 +332,7 @@ TABLES: dict[str, Table] = {
     "metaqnn_vs_random": Table(("metaqnn_vs_random",), search_tables.strategy_vs_random),
     "nasnet_vs_random": Table(("nasnet_vs_random",), search_tables.strategy_vs_random),
     "hierarchical_vs_random": Table(("hierarchical_vs_random",), search_tables.strategy_vs_random),
+    "darts_methods": Table(("darts_methods", "darts_gdas"), darts_tables.darts_methods),
     "mtl_losses": Table(("mtl",), mtl_tables.losses),
     "mtl_demo_losses": Table(("mtl_demo",), mtl_tables.losses),
     "mtl_oversampling": Table(("mtl",), mtl_tables.oversampling),

@@ -93,3 +93,17 @@ def test_rdarts_es_returns_the_cell_of_the_stop_epoch():
     assert entry.final_epochs(config, eig) == [15, None]  # see test_darts.test_robust_darts_rule_by_hand
     config.es.factor = 3.0
     assert entry.final_epochs(config, eig) == [None, None]
+
+
+def test_report_figures_mark_the_stop_epochs():
+    """The per-seed plots draw one line per seed plus the mean, and a dot where a seed stopped early."""
+    from experiments.darts_report import plot_eigenvalue, plot_table_accuracy
+
+    values = np.arange(12, dtype=float).reshape(2, 6)
+    for plot in (plot_eigenvalue, plot_table_accuracy):
+        fig = plot(values, [2, None])
+        lines = fig.axes[0].get_lines()
+        assert len(lines) == 4  # two seeds, one stop dot, the mean
+        dot = [ln for ln in lines if ln.get_marker() == "o"]
+        assert len(dot) == 1 and list(dot[0].get_xdata()) == [3] and list(dot[0].get_ydata()) == [2.0]
+        np.testing.assert_allclose(lines[-1].get_ydata(), values.mean(0))

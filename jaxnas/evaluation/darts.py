@@ -43,6 +43,10 @@ Deliberate deviations:
 Remedies (`method`: darts_minus, gdas, beta; RobustDARTS's early stopping) are described, with their sources and
 deviations, in `jaxnas.evaluation.darts_objective`, where they change the objective.
 
+Seeds vmapped together equal separate runs up to float rounding (1e-7 in alpha after an epoch), which training
+amplifies over many epochs (1e-3 after 10 on the digits, benchmarks/RESULTS.md): a search is reproduced bitwise by
+the same seeds vmapped together.
+
 Not from the paper: PRNG keys are arguments, not state (DESIGN.md); an epoch draws from fold_in(key, epoch), so a
 resumed search repeats an uninterrupted one. `model` may be any Linen module called as (x, weights (6, 5), train)
 (the tests use a smooth stand-in); the running statistics live in its `batch_stats` collection, if any.
