@@ -41,6 +41,10 @@ def test_avg_pool_excludes_padding_and_its_gradient_is_exact():
     np.testing.assert_allclose(avg_pool3x3(x)[0, 0, 0, 0], x[0, :2, :2, 0].mean(), rtol=1e-6)  # corner: 4 values
     g = lambda fn: jax.grad(lambda x: jnp.sum(jnp.sin(fn(x))))(x)  # noqa: E731
     np.testing.assert_allclose(g(avg_pool3x3), g(ref_pool), rtol=1e-5, atol=1e-6)
+    # forward over reverse (DARTS's exact Hessian-vector products) equals the reference's
+    v = jax.random.normal(jax.random.key(3), x.shape)
+    hvp = lambda fn: jax.jvp(lambda x: jax.grad(lambda y: jnp.sum(jnp.sin(fn(y)) ** 2))(x), (x,), (v,))[1]  # noqa: E731
+    np.testing.assert_allclose(hvp(avg_pool3x3), hvp(ref_pool), rtol=1e-5, atol=1e-6)
 
 
 def reference_cell(params, x, arch):

@@ -20,9 +20,6 @@ Deliberate deviations from the official code:
 * Every op runs on every edge whatever the weights, so a one-hot weight still updates the running statistics of
   the unchosen conv ops (GDAS's PyTorch code runs only the sampled op). The running statistics only matter in
   evaluation mode; the search itself normalises by batch statistics.
-* The pooling is `avg_pool3x3` of `jaxnas.models.layers` with a forward pass that does not call itself, so that
-  forward-mode derivatives (the exact Hessian-vector products of `jaxnas.evaluation.darts`) work; the layers'
-  version refuses `jvp` of its gradient.
 """
 
 from __future__ import annotations
@@ -34,26 +31,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas.models import layers
-from jaxnas.models.layers import BatchNorm, Conv, batch_norm, conv3x3, he_normal, matmul
+from jaxnas.models.layers import BatchNorm, Conv, avg_pool3x3, batch_norm, conv3x3, he_normal, matmul
 from jaxnas.models.nb201 import CONV1, CONV3, NONE, POOL, SKIP, ResidualReduction
 from jaxnas.spaces import nb201
 
 NUM_EDGES, NUM_OPS = len(nb201.EDGES), len(nb201.OPS)
 _STATS = ("conv3x3_mean", "conv3x3_var", "conv1x1_mean", "conv1x1_var")
-
-
-@jax.custom_vjp
-def avg_pool3x3(x: jax.Array) -> jax.Array:
-    """`jaxnas.models.layers.avg_pool3x3` (count_include_pad=False), forward- and reverse-differentiable."""
-    return layers._box_sum3x3(x) / layers._pool_counts(x.shape[1], x.shape[2])
-
-
-def _pool_fwd(x):
-    return layers._box_sum3x3(x) / layers._pool_counts(x.shape[1], x.shape[2]), None
-
-
-avg_pool3x3.defvjp(_pool_fwd, layers._avg_pool_bwd)
 
 
 def out_edges(src: int) -> list[int]:
@@ -176,5 +159,5 @@ def to_nb201_variables(variables: dict[str, Any], arch: Any) -> dict[str, Any]:
     return {k: v for k, v in (("params", params), ("batch_stats", stats)) if v}
 
 
-__all__ = ["DartsNB201Network", "MixedCell", "mixed_edges", "derive", "to_nb201_variables", "avg_pool3x3",
+__all__ = ["DartsNB201Network", "MixedCell", "mixed_edges", "derive", "to_nb201_variables",
            "NONE", "SKIP", "CONV1", "CONV3", "POOL", "NUM_EDGES", "NUM_OPS"]
