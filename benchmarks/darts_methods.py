@@ -18,12 +18,11 @@ No setting was tuned: every method runs its published defaults (the configs' `da
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 import time
-
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -42,8 +41,6 @@ def one_method(method: str, seeds: int, epochs: int) -> dict:
         config.darts[k] = v
     with tempfile.TemporaryDirectory() as workdir:
         darts.run(config, workdir)
-        import json
-
         with open(os.path.join(workdir, "results.json")) as f:
             res = json.load(f)
     per_seed = res["per_seed"]
@@ -58,12 +55,6 @@ def one_method(method: str, seeds: int, epochs: int) -> dict:
     }
 
 
-def paired(a: list[float], b: list[float]) -> dict:
-    d = np.asarray(a) - np.asarray(b)
-    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None,
-            "wins": int((d > 0).sum()), "ties": int((d == 0).sum()), "n": len(d)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="darts,darts_minus,gdas,rdarts_es,beta,darts2")
@@ -72,6 +63,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="results directory (default: the repository's results/)")
     parser.add_argument("--name", default="darts_methods", help="results file stem")
     args = parser.parse_args()
+    from experiments.darts_tables import paired_difference
     from jaxnas.common.provenance import record_result
 
     start = time.perf_counter()
@@ -89,13 +81,9 @@ def main() -> None:
         for m, out in figures["methods"].items():
             if m == "darts":
                 continue
-            rows = out["per_seed"]
-            figures["vs_darts"][m] = {
-                "table_test": paired([r["final_table_test"] for r in rows], [r["final_table_test"] for r in base]),
-                "scratch_valid": paired([np.mean(r["scratch_valid"]) for r in rows],
-                                        [np.mean(r["scratch_valid"]) for r in base]),
-                "scratch_test": paired([np.mean(r["scratch_test"]) for r in rows],
-                                       [np.mean(r["scratch_test"]) for r in base])}
+            figures["vs_darts"][m] = {key: paired_difference(out["per_seed"], base, k) for key, k in
+                                      (("table_test", "final_table_test"), ("scratch_valid", "scratch_valid"),
+                                       ("scratch_test", "scratch_test"))}
     path = record_result(args.name, command=" ".join(["python", "benchmarks/darts_methods.py"] + sys.argv[1:]),
                          settings={"methods": methods, "seeds": args.seeds, "epochs": args.epochs},
                          figures=figures, seeds=list(range(args.seeds)), wall_s=time.perf_counter() - start,

@@ -16,12 +16,20 @@ LABELS = {"darts": "DARTS (1st order)", "darts2": "DARTS (2nd order)", "darts_mi
           "rdarts_es": "DARTS-ES (RobustDARTS)", "beta": "beta-DARTS"}
 
 
+def paired_difference(rows: list[dict[str, Any]], base: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Per-seed results `rows` minus `base` on `key` (a number, or a list of repeats averaged), paired by seed:
+    mean, standard error (None for one seed), seeds ahead, ties, seeds."""
+    value = lambda r: float(np.mean(r[key]))  # noqa: E731
+    d = np.array([value(a) for a in rows]) - np.array([value(b) for b in base])
+    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None,
+            "wins": int((d > 0).sum()), "ties": int((d == 0).sum()), "n": len(d)}
+
+
 def _vs(rows: list[dict[str, Any]], base: list[dict[str, Any]], key: str) -> str:
     """Mean paired difference (method minus plain DARTS, by seed), its standard error, seeds ahead."""
-    value = (lambda r: r[key]) if key == "final_table_test" else (lambda r: float(np.mean(r[key])))  # noqa: E731
-    d = np.array([value(a) for a in rows]) - np.array([value(b) for b in base])
-    se = f" ± {d.std(ddof=1) / np.sqrt(len(d)):.2f}" if len(d) > 1 else ""
-    return f"{d.mean():+.2f}{se} ({int((d > 0).sum())}/{len(d)})"
+    p = paired_difference(rows, base, key)
+    se = f" ± {p['se']:.2f}" if p["se"] is not None else ""
+    return f"{p['mean']:+.2f}{se} ({p['wins']}/{p['n']})"
 
 
 def _shares(cells: list[str]) -> dict[str, float]:
@@ -69,4 +77,4 @@ def darts_methods(results: dict[str, dict[str, Any]]) -> str:
     return setup + table + line + "\n" + sources_line(results)
 
 
-__all__ = ["darts_methods", "LABELS"]
+__all__ = ["darts_methods", "paired_difference", "LABELS"]

@@ -62,10 +62,9 @@ def model_inputs(alpha: jax.Array, mix: Mix | None = None) -> tuple[jax.Array, j
     """(op weights, edge bias or None) for the supernet. GDAS with its code's estimator: the op weights times the
     sampled one-hot (so only the sampled op's output carries them) and, per edge, the unsampled weights' sum (value
     0) added to the edge's output; the values are those of `op_weights`."""
-    w = op_weights(alpha, mix)
-    if mix is None or not mix.hard or mix.estimator != "code":
+    w, m = _weights_and_sample(alpha, mix)
+    if m is None or mix.estimator != "code":
         return w, None
-    m = jax.nn.one_hot(jnp.argmax(_gumbel_probs(alpha, mix), -1), NUM_OPS, dtype=w.dtype)  # the sample (no gradient)
     return w * m, jnp.sum(w * (1 - m), -1)
 
 
@@ -83,21 +82,24 @@ def plain_mix() -> Mix:
     return Mix(jnp.zeros(()), jnp.zeros((NUM_EDGES, NUM_OPS)), jnp.ones(()), False)
 
 
-def _gumbel_probs(alpha: jax.Array, mix: Mix) -> jax.Array:
-    return jax.nn.softmax((jax.nn.log_softmax(alpha, -1) + mix.gumbel) / mix.tau, -1)
+def _weights_and_sample(alpha: jax.Array, mix: Mix | None) -> tuple[jax.Array, jax.Array | None]:
+    """`op_weights` and, for a hard mix, the sampled one-hot (no gradient; None otherwise)."""
+    mix = plain_mix() if mix is None else mix
+    m = None
+    if mix.hard:
+        p = jax.nn.softmax((jax.nn.log_softmax(alpha, -1) + mix.gumbel) / mix.tau, -1)
+        m = jax.nn.one_hot(jnp.argmax(p, -1), NUM_OPS, dtype=p.dtype)
+        w = m + p - jax.lax.stop_gradient(p)
+    else:
+        w = jax.nn.softmax(alpha, -1)
+    return w + mix.aux * jax.nn.one_hot(SKIP, NUM_OPS, dtype=w.dtype), m
 
 
 def op_weights(alpha: jax.Array, mix: Mix | None = None) -> jax.Array:
     """The op weights of `mix`: softmax(alpha) (+ aux on `skip_connect`, DARTS-), or GDAS's straight-through sample
     one_hot(argmax p) + p - stop_gradient(p) with p = softmax((log_softmax(alpha) + gumbel) / tau): one-hot
     values, the gradient of the Gumbel softmax."""
-    mix = plain_mix() if mix is None else mix
-    if mix.hard:
-        p = _gumbel_probs(alpha, mix)
-        w = jax.nn.one_hot(jnp.argmax(p, -1), NUM_OPS, dtype=p.dtype) + p - jax.lax.stop_gradient(p)
-    else:
-        w = jax.nn.softmax(alpha, -1)
-    return w + mix.aux * jax.nn.one_hot(SKIP, NUM_OPS, dtype=w.dtype)
+    return _weights_and_sample(alpha, mix)[0]
 
 
 def beta_regulariser(alpha: jax.Array) -> jax.Array:
