@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 CHOICES = {"space": darts_config.SPACES, "method": darts_config.METHODS, "darts.hvp": ("finite", "exact"),
            "darts.gdas_estimator": ("code", "paper"),
            "progress": (True, False), "eigen": (True, False)}
+STRINGS = ("dataset", "data_dir", "npz_path")
 SCRATCH_FIRST_ID = 2_000_000  # candidate ids (init keys) of the from-scratch training
 
 
@@ -37,7 +38,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     """Every setting before any data is loaded or anything compiled; errors name the field as typed."""
     check_bounds(config, {f: Bounds(*b) for f, b in darts_config.BOUNDS.items()})
     check_choices(config, CHOICES)
-    check_strings(config, ("dataset", "data_dir", "npz_path"))
+    check_strings(config, STRINGS)
     check_files(config, ("npz_path",))
     check(config.image_size % 4 == 0, "image_size",
           f"got {config.image_size}; allowed: a multiple of 4 (the supernet halves the images twice)")
@@ -91,16 +92,17 @@ def search(config: config_dict.ConfigDict, settings: DartsSettings, data: Any, w
             "valid_acc_mean": float(jnp.mean(rec.valid_acc)), "train_loss_mean": float(jnp.mean(rec.train_loss)),
             "skipped": int(jnp.sum(rec.skipped)), "compiles": i == 0}
 
+    from jaxnas.common.checkpoint import fingerprint
+
     run_settings = {"config": {k: v for k, v in config.to_dict().items() if k not in ("progress", "scratch", "train",
                                                                                       "network", "es")},
-                    "data": {"name": data.name, "shape": list(data.train_x.shape)}}
+                    "data": {"name": data.name, "content": fingerprint(data.train_x, data.train_y)}}
     out = run_loop(step, {"search": states, "records": records}, end=config.epochs, settings=run_settings,
                    checkpoint_dir=os.path.join(workdir, "checkpoints"),
                    metrics_path=os.path.join(workdir, "metrics.jsonl"), progress=config.progress, desc="darts",
                    unit="epoch", label="DARTS", stop_after=stop_after)
     recs = jax.tree.map(np.asarray, out.state["records"])
-    info = {"resumed_from_epoch": out.resumed_from, "wall_s": sum(r.get("seconds", 0.0) for r in out.history),
-            "seconds_per_epoch": [r.get("seconds") for r in out.history]}
+    info = {"resumed_from_epoch": out.resumed_from, "wall_s": sum(r.get("seconds", 0.0) for r in out.history)}
     return recs, info
 
 
@@ -125,15 +127,22 @@ def table_lookup(archs: np.ndarray) -> dict[str, np.ndarray] | None:
     return {"valid": np.asarray(ev.valid), "test": np.asarray(ev.test)}
 
 
+def scratch_settings(config: config_dict.ConfigDict) -> Any:
+    """The from-scratch training recipe (`train`); its errors name the field, before any work."""
+    from experiments.cli import prefixed
+    from jaxnas.evaluation.population import TrainSettings
+
+    return prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
+
+
 def train_from_scratch(config: config_dict.ConfigDict, data: Any, archs: np.ndarray) -> dict[str, np.ndarray] | None:
     """Each arch (S, 6) trained `scratch.seeds` times by the population engine: valid/test (S, seeds)."""
     if config.scratch.seeds == 0:
         return None
-    from experiments.cli import prefixed
-    from jaxnas.evaluation.population import PopulationTrainer, TrainSettings
+    from jaxnas.evaluation.population import PopulationTrainer
     from jaxnas.spaces import nb201
 
-    settings = prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
+    settings = scratch_settings(config)
     net = nb201.network(num_classes=data.num_classes, **config.network.to_dict())
     trainer = PopulationTrainer(net, data, settings, chunk_size=config.scratch.chunk_size)
     reps = np.tile(archs, (config.scratch.seeds, 1))  # repetition r of every arch, then r + 1
@@ -149,6 +158,7 @@ def _mean(x: np.ndarray | None) -> float | None:
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     validate(config)
     settings = darts_settings(config)
+    scratch_settings(config)  # refused before the search, not after it
     from experiments.nas_search import load_data
     from jaxnas.common.metrics import device_summary, write_json
     from jaxnas.models.nb201 import NONE, POOL, SKIP
@@ -159,15 +169,15 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     recs, info = search(config, settings, data, workdir)
     archs = recs.arch  # (S, E, 6)
     stops = final_epochs(config, recs.eigenvalue)
-    last = config.epochs - 1
-    chosen = np.array([archs[s, last if e is None else e] for s, e in enumerate(stops)])
+    final = np.array([config.epochs - 1 if e is None else e for e in stops])  # each seed's result epoch
+    rows = np.arange(config.seeds)
+    chosen = archs[rows, final]
     table = table_lookup(archs)
     scratch = train_from_scratch(config, data, chosen)
     seeds = list(range(config.seed, config.seed + config.seeds))
     counts = np.stack([(archs == op).sum(axis=(0, 2)) / (config.seeds * archs.shape[-1])
                        for op in range(len(nb201.OPS))], -1)  # (E, ops): share of edges per op, over seeds
-    final_table = None if table is None else np.array([table["test"][s, last if e is None else e]
-                                                       for s, e in enumerate(stops)])
+    final_table = None if table is None else table["test"][rows, final]
     per_seed = []
     for s, seed in enumerate(seeds):
         row = {"seed": seed, "final_arch": nb201.SPACE.to_string(chosen[s]), "stop_epoch": stops[s],

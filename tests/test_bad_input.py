@@ -269,6 +269,19 @@ def test_every_setting_of_neat_stylegan_cyclegan_has_a_rule():
             entry.validate(config_module.get_config(variant))
 
 
+def test_every_setting_of_darts_has_a_rule():
+    """Each field of the DARTS config is bounded, a choice or a string, and the shipped variants pass."""
+    from experiments import darts
+    from experiments.configs import darts as darts_config
+
+    config = darts_config.get_config()
+    leaves = {k for k in cli.dotted_keys(config) if not isinstance(cli.lookup(config, k), type(config))}
+    ruled = set(darts_config.BOUNDS) | set(darts.CHOICES) | set(darts.STRINGS)
+    assert leaves == ruled, (leaves - ruled, ruled - leaves)
+    for variant in (None, "small", "demo"):
+        darts.validate(darts_config.get_config(variant))
+
+
 def test_a_refused_run_creates_no_workdir(tmp_path):
     workdir = tmp_path / "new" / "work"
     proc, seconds = run_entry("speedups", "--config", CONFIGS["speedups"], "--config.early_stopping.eta=1",

@@ -3,6 +3,7 @@ table lookups, from-scratch training, resume between epochs, RobustDARTS's choic
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -11,6 +12,7 @@ import pytest
 
 from experiments import darts as entry
 from experiments.configs import darts as darts_config
+from jaxnas.common.errors import ConfigError
 from jaxnas.problems.nb201_table import load_nb201_table
 from jaxnas.spaces import nb201
 
@@ -80,6 +82,11 @@ def test_resume_between_epochs_equals_uninterrupted(gdas_run, data_dir, tmp_path
         assert "scratch_valid" not in b
     with open(tmp_path / "metrics.jsonl") as f:
         assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
+    # a rerun into that workdir on other images of the same shape is refused, naming what differs
+    data = load_data(config)
+    edited = dataclasses.replace(data, train_x=np.concatenate([data.train_x[:1] * 0.5, data.train_x[1:]]))
+    with pytest.raises(ConfigError, match=r"^workdir: .*data\.content"):
+        entry.search(config, settings, edited, str(tmp_path))
 
 
 def test_rdarts_es_returns_the_cell_of_the_stop_epoch():

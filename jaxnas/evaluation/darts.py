@@ -114,8 +114,8 @@ class DartsSettings:
             check_positive(f"darts.{name}", getattr(self, name), integer=True)
         for name in ("hvp_radius", "w_lr", "a_lr", "a_eps"):
             check_positive(f"darts.{name}", getattr(self, name))
-        check(0 <= self.aux_skip <= 10 and 0 <= self.beta_lambda <= 1e4, "darts.aux_skip",
-              f"aux_skip in [0, 10] and beta_lambda in [0, 1e4], got {self.aux_skip}, {self.beta_lambda}")
+        check(0 <= self.aux_skip <= 10, "darts.aux_skip", f"must lie in [0, 10], got {self.aux_skip}")
+        check(0 <= self.beta_lambda <= 1e4, "darts.beta_lambda", f"must lie in [0, 1e4], got {self.beta_lambda}")
         check(len(self.tau) == 2 and 0 < self.tau[1] <= self.tau[0] <= 100, "darts.tau",
               f"(first, last) with 0 < last <= first <= 100, got {self.tau}")
         check(0 <= self.w_lr_min <= self.w_lr, "darts.w_lr_min", f"must lie in [0, w_lr={self.w_lr}]")
@@ -243,15 +243,13 @@ def _all_finite(*trees) -> jax.Array:
 
 
 def search_step(settings: DartsSettings, model: nn.Module, state: DartsState, batch_w: Batch, batch_a: Batch,
-                lr: jax.Array | float, hyper: Hyper | None = None, key: jax.Array | None = None
-                ) -> tuple[DartsState, StepMetrics]:
-    """One step: alpha by Adam on batch_a, then w by SGD (learning rate `lr`) on batch_w at the new alpha, each at
-    the method's op weights (`hyper`: the epoch's schedule values; `key`: GDAS's two Gumbel samples).
+                hyper: Hyper, key: jax.Array) -> tuple[DartsState, StepMetrics]:
+    """One step: alpha by Adam on batch_a, then w by SGD on batch_w at the new alpha, each at the method's op
+    weights (`hyper`: the epoch's schedule values, learning rate included; `key`: GDAS's two Gumbel samples).
 
     A non-finite loss or gradient leaves every array of the state as it was, except `step` and `skipped`."""
-    if hyper is None:
-        hyper = Hyper(jnp.asarray(lr), jnp.zeros(()), jnp.ones(()), jnp.zeros(()))
-    k_a, k_w = jax.random.split(jax.random.key(0) if key is None else key)
+    lr = hyper.lr
+    k_a, k_w = jax.random.split(key)
     g_a, a_loss = alpha_gradient(settings, model, state, batch_w, batch_a, lr, step_mix(settings, hyper, k_a),
                                  hyper.reg)
     upd, a_opt = alpha_transform(settings).update(g_a, state.a_opt, state.alpha)
@@ -278,12 +276,11 @@ def run_epoch(settings: DartsSettings, model: nn.Module, state: DartsState, data
     iw = jax.random.permutation(k_w, data.xw.shape[0])[:steps * bs].reshape(steps, bs)
     ia = jax.random.permutation(k_a, data.xa.shape[0])[:steps * bs].reshape(steps, bs)
     hyper = schedule(settings, state.epoch, epochs)
-    lr = hyper.lr
     skipped0 = state.skipped
 
     def body(st, idx):
         i, j, k = idx
-        return search_step(settings, model, st, (data.xw[i], data.yw[i]), (data.xa[j], data.ya[j]), lr, hyper, k)
+        return search_step(settings, model, st, (data.xw[i], data.yw[i]), (data.xa[j], data.ya[j]), hyper, k)
 
     state, m = jax.lax.scan(body, state, (iw, ia, jax.random.split(k_s, steps)))
     n_ok = jnp.maximum(jnp.sum(m.ok), 1)
@@ -299,7 +296,7 @@ def run_epoch(settings: DartsSettings, model: nn.Module, state: DartsState, data
     else:
         eig = jnp.full((), jnp.nan)
     record = EpochRecord(derive(state.alpha), jax.nn.softmax(state.alpha, -1), eig, train_loss, train_acc,
-                         valid_loss, valid_acc, state.skipped - skipped0, lr)
+                         valid_loss, valid_acc, state.skipped - skipped0, hyper.lr)
     return state.replace(epoch=state.epoch + 1), record
 
 
