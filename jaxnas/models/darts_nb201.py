@@ -89,14 +89,15 @@ class MixedCell(nn.Module):
         variables = {name: self.variable("batch_stats", name, init[name.split("_")[1]], (NUM_EDGES, c), jnp.float32)
                      for name in _STATS}
         stats = {name: v.value for name, v in variables.items()}
+        weights = weights.astype(x.dtype)
+        bias = None if edge_bias is None else edge_bias.astype(x.dtype)
         incoming: dict[int, list[jax.Array]] = {j: [] for j in range(1, nb201.NUM_NODES)}
         nodes = [x]
         for src in range(nb201.NUM_NODES - 1):
             if src > 0:
                 nodes.append(sum(incoming[src]))
             edges = out_edges(src)
-            bias = None if edge_bias is None else edge_bias.astype(x.dtype)
-            outs, stats = mixed_edges(nodes[src], weights.astype(x.dtype), w3, w1, stats, edges, train, bias)
+            outs, stats = mixed_edges(nodes[src], weights, w3, w1, stats, edges, train, bias)
             for e, y in zip(edges, outs):
                 incoming[nb201.EDGES[e][1]].append(y)
         if train and not self.is_initializing():
