@@ -6,7 +6,9 @@ Both sides run the same supernet (the default config's: C=8, one cell per stage,
 first-order DARTS steps and the same seeds; only the batching differs. Timed after each program's compilation (its
 first epoch), per repeat: `epochs` epochs of all the seeds (vmapped: one call per epoch; sequential: one call per
 seed and epoch). Reports supernet search steps per second counted per seed (a step = one alpha and one weight
-update of one search), median over repeats, and the compile times. Writes results/darts_speed.json.
+update of one search), median over repeats, and the compile times; then, untimed, how far the two drift apart in
+alpha epoch by epoch from the same initial states (float rounding amplified by training). Writes
+results/darts_speed.json.
 """
 
 from __future__ import annotations
@@ -19,6 +21,23 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def alpha_drift(settings, num_classes: int, epochs: int, split, seeds) -> list[float]:
+    """How far the vmapped search and the same seeds searched one at a time drift apart, epoch by epoch."""
+    import jax.numpy as jnp
+
+    from jaxnas.evaluation import darts as D
+
+    init, epoch = D.make_epochwise(settings, num_classes, epochs)
+    together = init(seeds, split)
+    alone = [init(seeds[i:i + 1], split) for i in range(seeds.shape[0])]
+    out = []
+    for _ in range(epochs):
+        together = epoch(together, seeds, split)[0]
+        alone = [epoch(st, seeds[i:i + 1], split)[0] for i, st in enumerate(alone)]
+        out.append(max(float(jnp.abs(together.alpha[i] - st.alpha[0]).max()) for i, st in enumerate(alone)))
+    return out
 
 
 def main() -> None:
@@ -70,6 +89,7 @@ def main() -> None:
     s_compile, s_times, s_states = timed([seeds[i:i + 1] for i in range(args.seeds)])
     same = all(np.allclose(np.asarray(v_states[0].alpha[i]), np.asarray(s_states[i].alpha[0]), atol=1e-4)
                for i in range(args.seeds))
+    drift = alpha_drift(settings, data.num_classes, total_epochs, split, seeds)
     figures = {
         "vmapped_seed_steps_per_s": work / float(np.median(v_times)),
         "sequential_seed_steps_per_s": work / float(np.median(s_times)),
@@ -77,6 +97,8 @@ def main() -> None:
         "vmapped_compile_s": v_compile, "sequential_compile_s": s_compile,
         "vmapped_repeat_s": v_times, "sequential_repeat_s": s_times, "steps_per_epoch": steps_per_epoch,
         "same_alphas": bool(same),
+        # max over seeds of |alpha vmapped - alpha alone| after each epoch, from the same initial states
+        "alpha_drift_by_epoch": drift, "alpha_scale_final": float(np.abs(np.asarray(v_states[0].alpha)).max()),
     }
     path = record_result("darts_speed", command=" ".join(["python", "benchmarks/darts_speed.py"] + sys.argv[1:]),
                          settings={"seeds": args.seeds, "epochs": args.epochs, "repeats": args.repeats,
