@@ -43,8 +43,8 @@ Deliberate deviations:
 Remedies (`method`: darts_minus, gdas, beta; RobustDARTS's early stopping) are described, with their sources and
 deviations, in `jaxnas.evaluation.darts_objective`, where they change the objective.
 
-Seeds vmapped together equal separate runs up to float rounding (1e-7 in alpha after an epoch), which training
-amplifies over many epochs (1e-3 after 10 on the digits, benchmarks/RESULTS.md): a search is reproduced bitwise by
+Seeds vmapped together equal separate runs up to float rounding, which training amplifies over epochs (on the
+digits, 6e-6 in alpha after one epoch, 1.4e-3 after 10: results/darts_speed.json): a search is reproduced bitwise by
 the same seeds vmapped together.
 
 Not from the paper: PRNG keys are arguments, not state (DESIGN.md); an epoch draws from fold_in(key, epoch), so a
