@@ -2,6 +2,8 @@
 
     python benchmarks/darts_methods.py --methods darts,darts_minus,gdas,rdarts_es,beta,darts2 --seeds 8 --epochs 50
     python benchmarks/darts_methods.py --methods gdas,gdas_paper --name darts_gdas   (GDAS's two estimators)
+    python benchmarks/darts_methods.py --variant nasnet --methods darts,beta --seeds 8 --epochs 20 \
+        --name darts_nasnet   (DARTS's own cell: no table, so from-scratch accuracies only)
 
 Each method is `experiments.darts` with the default config (digits 8x8, supernet C=8 with one cell per stage, the
 paper's optimisers; 8 seeds vmapped in one program), changed only in `method`: every epoch's derived cell is
@@ -30,11 +32,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VARIANTS = {"gdas_paper": ("gdas", {"gdas_estimator": "paper"})}  # a method with other `darts` settings
 
 
-def one_method(method: str, seeds: int, epochs: int) -> dict:
+def one_method(method: str, seeds: int, epochs: int, variant: str | None = None) -> dict:
     from experiments import darts
     from experiments.configs import darts as darts_config
 
-    config = darts_config.get_config()
+    config = darts_config.get_config(variant)
     base, changes = VARIANTS.get(method, (method, {}))
     config.method, config.seeds, config.epochs, config.progress = base, seeds, epochs, False
     for k, v in changes.items():
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--out", default=None, help="results directory (default: the repository's results/)")
     parser.add_argument("--name", default="darts_methods", help="results file stem")
+    parser.add_argument("--variant", default=None, help="config variant (experiments/configs/darts.py), e.g. nasnet")
     args = parser.parse_args()
     from experiments.darts_tables import paired_difference
     from jaxnas.common.provenance import record_result
@@ -71,8 +74,10 @@ def main() -> None:
     figures: dict = {"methods": {}}
     for m in methods:
         t0 = time.perf_counter()
-        figures["methods"][m] = out = one_method(m, args.seeds, args.epochs)
-        print(f"{m:12s} table test {out['mean_final_table_test']:.2f}  scratch valid {out['mean_scratch_valid']:.2f}  "
+        figures["methods"][m] = out = one_method(m, args.seeds, args.epochs, args.variant)
+        table = out["mean_final_table_test"]
+        print(f"{m:12s} table test {'-' if table is None else f'{table:.2f}'}  "
+              f"scratch valid {out['mean_scratch_valid']:.2f}  "
               f"test {out['mean_scratch_test']:.2f}  param-free edges {out['mean_parameter_free_edges']:.2f}  "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     if "darts" in figures["methods"]:
@@ -83,9 +88,10 @@ def main() -> None:
                 continue
             figures["vs_darts"][m] = {key: paired_difference(out["per_seed"], base, k) for key, k in
                                       (("table_test", "final_table_test"), ("scratch_valid", "scratch_valid"),
-                                       ("scratch_test", "scratch_test"))}
+                                       ("scratch_test", "scratch_test")) if base[0].get(k) is not None}
     path = record_result(args.name, command=" ".join(["python", "benchmarks/darts_methods.py"] + sys.argv[1:]),
-                         settings={"methods": methods, "seeds": args.seeds, "epochs": args.epochs},
+                         settings={"methods": methods, "seeds": args.seeds, "epochs": args.epochs,
+                                   "variant": args.variant},
                          figures=figures, seeds=list(range(args.seeds)), wall_s=time.perf_counter() - start,
                          out_dir=args.out)
     print(path)

@@ -1,5 +1,6 @@
-"""DARTS and its remedies on the NAS-Bench-201 supernet: many seeds searched at once, every epoch's derived cell
-looked up in the NAS-Bench-201 table, each seed's final cell trained from scratch.
+"""DARTS and its remedies on the NAS-Bench-201 supernet or on DARTS's own cell (`--config.space=nb201|nasnet`): many
+seeds searched at once, every epoch's derived cell recorded (and on NAS-Bench-201 looked up in its table), each
+seed's final cell trained from scratch (NAS-Bench-201's network, or the NASNet network of the DARTS cell).
 
     python -m experiments.darts --config experiments/configs/darts.py --config.method=darts --workdir runs/darts
 
@@ -40,8 +41,12 @@ def validate(config: config_dict.ConfigDict) -> None:
     check_choices(config, CHOICES)
     check_strings(config, STRINGS)
     check_files(config, ("npz_path",))
-    check(config.image_size % 4 == 0, "image_size",
-          f"got {config.image_size}; allowed: a multiple of 4 (the supernet halves the images twice)")
+    div = 2 ** (config.darts.stages - 1)
+    check(config.image_size % div == 0, "image_size",
+          f"got {config.image_size}; allowed: a multiple of {div} (the supernet halves the images "
+          f"{config.darts.stages - 1} times)")
+    check(config.space != "nb201" or config.darts.stages == 3, "darts.stages",
+          f"got {config.darts.stages}; allowed on nb201: 3 (its network has three stages)")
     check(config.darts.w_lr_min <= config.darts.w_lr, "darts.w_lr_min",
           f"got {config.darts.w_lr_min}; allowed: at most darts.w_lr ({config.darts.w_lr})")
     check(config.darts.tau_last <= config.darts.tau_first, "darts.tau_last",
@@ -58,8 +63,8 @@ def darts_settings(config: config_dict.ConfigDict) -> DartsSettings:
     d = config.darts
     method = {"darts2": "darts", "rdarts_es": "darts"}.get(config.method, config.method)
     return DartsSettings(
-        method=method, order=2 if config.method == "darts2" else 1, hvp=d.hvp, hvp_radius=d.hvp_radius,
-        channels=d.channels, cells_per_stage=d.cells_per_stage, batch_size=d.batch_size, w_lr=d.w_lr,
+        space=config.space, method=method, order=2 if config.method == "darts2" else 1, hvp=d.hvp, hvp_radius=d.hvp_radius,
+        channels=d.channels, cells_per_stage=d.cells_per_stage, stages=d.stages, batch_size=d.batch_size, w_lr=d.w_lr,
         w_lr_min=d.w_lr_min, w_momentum=d.w_momentum, w_weight_decay=d.w_weight_decay, w_grad_clip=d.w_grad_clip,
         a_lr=d.a_lr, a_weight_decay=d.a_weight_decay, alpha_init_scale=d.alpha_init_scale,
         eigen=bool(config.eigen or config.method == "rdarts_es"), power_iterations=d.power_iterations,
@@ -117,11 +122,28 @@ def final_epochs(config: config_dict.ConfigDict, eigenvalues: np.ndarray) -> lis
     return [early_stop_epoch(ev, es.window, es.factor, es.delta, es.start_epoch) for ev in eigenvalues]
 
 
-def table_lookup(archs: np.ndarray) -> dict[str, np.ndarray] | None:
-    """NAS-Bench-201's CIFAR-10 accuracies of archs (..., 6), or None without the table."""
+def space_view(name: str) -> dict[str, Any]:
+    """What the experiment needs of a space's derived architectures: the space they belong to (printing, the
+    from-scratch network), which positions hold ops, the op names, which ops have no parameters, and the unit
+    the op positions are counted in."""
+    if name == "nb201":
+        from jaxnas.models.nb201 import NONE, POOL, SKIP
+        from jaxnas.spaces import nb201
+
+        return {"space": nb201.SPACE, "op_positions": slice(None), "ops": nb201.OPS, "free": (NONE, SKIP, POOL),
+                "unit": "edges"}
+    from jaxnas.models.darts_nasnet import DARTS_SPACE, EVAL_OPS
+
+    free = tuple(EVAL_OPS.index(o) for o in ("identity", "max_pool_3x3", "avg_pool_3x3"))
+    return {"space": DARTS_SPACE, "op_positions": slice(1, None, 2), "ops": EVAL_OPS, "free": free,
+            "unit": "kept edges (normal and reduction cell)"}
+
+
+def table_lookup(config: config_dict.ConfigDict, archs: np.ndarray) -> dict[str, np.ndarray] | None:
+    """NAS-Bench-201's CIFAR-10 accuracies of archs (..., 6), or None without the table (or another space)."""
     from jaxnas.problems.nb201_table import load_nb201_table, table_path_exists
 
-    if not table_path_exists():
+    if config.space != "nb201" or not table_path_exists():
         return None
     ev = load_nb201_table().query(archs)
     return {"valid": np.asarray(ev.valid), "test": np.asarray(ev.test)}
@@ -136,14 +158,16 @@ def scratch_settings(config: config_dict.ConfigDict) -> Any:
 
 
 def train_from_scratch(config: config_dict.ConfigDict, data: Any, archs: np.ndarray) -> dict[str, np.ndarray] | None:
-    """Each arch (S, 6) trained `scratch.seeds` times by the population engine: valid/test (S, seeds)."""
+    """Each arch (S, positions) trained `scratch.seeds` times by the population engine: valid/test (S, seeds)."""
     if config.scratch.seeds == 0:
         return None
     from jaxnas.evaluation.population import PopulationTrainer
-    from jaxnas.spaces import nb201
 
     settings = scratch_settings(config)
-    net = nb201.network(num_classes=data.num_classes, **config.network.to_dict())
+    options = config.network.to_dict()
+    if config.space == "nasnet":  # the derived cells in the search network's layout
+        options["stages"] = config.darts.stages
+    net = space_view(config.space)["space"].network(num_classes=data.num_classes, **options)
     trainer = PopulationTrainer(net, data, settings, chunk_size=config.scratch.chunk_size)
     reps = np.tile(archs, (config.scratch.seeds, 1))  # repetition r of every arch, then r + 1
     scores = trainer.score(reps, seed=config.seed, first_id=SCRATCH_FIRST_ID)
@@ -161,29 +185,29 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     scratch_settings(config)  # refused before the search, not after it
     from experiments.nas_search import load_data
     from jaxnas.common.metrics import device_summary, write_json
-    from jaxnas.models.nb201 import NONE, POOL, SKIP
-    from jaxnas.spaces import nb201
 
     data = load_data(config)
     os.makedirs(workdir, exist_ok=True)
     recs, info = search(config, settings, data, workdir)
-    archs = recs.arch  # (S, E, 6)
+    view = space_view(config.space)
+    archs = recs.arch  # (S, E, positions)
+    op_ids = archs[..., view["op_positions"]]  # (S, E, op positions)
     stops = final_epochs(config, recs.eigenvalue)
     final = np.array([config.epochs - 1 if e is None else e for e in stops])  # each seed's result epoch
     rows = np.arange(config.seeds)
     chosen = archs[rows, final]
-    table = table_lookup(archs)
+    table = table_lookup(config, archs)
     scratch = train_from_scratch(config, data, chosen)
     seeds = list(range(config.seed, config.seed + config.seeds))
-    counts = np.stack([(archs == op).sum(axis=(0, 2)) / (config.seeds * archs.shape[-1])
-                       for op in range(len(nb201.OPS))], -1)  # (E, ops): share of edges per op, over seeds
+    counts = np.stack([(op_ids == op).sum(axis=(0, 2)) / (config.seeds * op_ids.shape[-1])
+                       for op in range(len(view["ops"]))], -1)  # (E, ops): share of edges per op, over seeds
     final_table = None if table is None else table["test"][rows, final]
     per_seed = []
     for s, seed in enumerate(seeds):
-        row = {"seed": seed, "final_arch": nb201.SPACE.to_string(chosen[s]), "stop_epoch": stops[s],
-               "archs": [nb201.SPACE.to_string(a) for a in archs[s]],
+        row = {"seed": seed, "final_arch": view["space"].to_string(chosen[s]), "stop_epoch": stops[s],
+               "archs": [view["space"].to_string(a) for a in archs[s]],
                "valid_acc_supernet": recs.valid_acc[s].tolist(), "skipped_steps": int(recs.skipped[s].sum()),
-               "parameter_free_edges": int(np.isin(chosen[s], (NONE, SKIP, POOL)).sum())}
+               "parameter_free_edges": int(np.isin(op_ids[s, final[s]], view["free"]).sum())}
         if table is not None:
             row.update(table_test=table["test"][s].tolist(), table_valid=table["valid"][s].tolist(),
                        final_table_test=float(final_table[s]))
@@ -199,7 +223,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         "mean_scratch_valid": None if scratch is None else _mean(scratch["valid"]),
         "mean_scratch_test": None if scratch is None else _mean(scratch["test"]),
         "mean_parameter_free_edges": float(np.mean([r["parameter_free_edges"] for r in per_seed])),
-        "op_share_by_epoch": {op: counts[:, i].tolist() for i, op in enumerate(nb201.OPS)},
+        "edges_per_arch": int(op_ids.shape[-1]),
+        "op_share_by_epoch": {op: counts[:, i].tolist() for i, op in enumerate(view["ops"])},
         "mean_table_test_by_epoch": None if table is None else table["test"].mean(0).tolist(),
         "skipped_steps": int(recs.skipped.sum()), "wall_s": info["wall_s"],
         "resumed_from_epoch": info["resumed_from_epoch"], "per_seed": per_seed,

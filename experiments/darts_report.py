@@ -1,7 +1,8 @@
 """The DARTS run's report: what the search did epoch by epoch over every seed, and where it ended.
 
-Figures (each a function of the records, testable alone): alpha's softmax per edge against epochs (mean over
-seeds, one line per op), the NAS-Bench-201 table accuracy of each seed's derived cell against epochs, the share
+Figures (each a function of the records, testable alone): alpha's softmax per edge (DARTS's cell: per cell type
+and node, the mean over the node's incoming edges) against epochs (mean over seeds, one line per op), the
+NAS-Bench-201 table accuracy of each seed's derived cell against epochs, the share
 of each op among the derived cells' edges against epochs, and the dominant Hessian eigenvalue where recorded.
 """
 
@@ -22,20 +23,40 @@ METHOD_NAMES = {"darts": "DARTS (first order)", "darts2": "DARTS (second order)"
                 "gdas": "GDAS", "rdarts_es": "RobustDARTS early stopping (DARTS-ES)", "beta": "beta-DARTS"}
 
 
-def plot_alphas(probs: np.ndarray, ops: tuple[str, ...], edges: tuple[tuple[int, int], ...]) -> plt.Figure:
-    """probs (S, E, 6, 5): one panel per edge, softmax(alpha) of each op against epochs (mean over seeds, band:
+def alpha_panels(space: str, probs: np.ndarray) -> tuple[np.ndarray, list[str], tuple[str, ...]]:
+    """probs (S, E, *alpha_shape) -> (S, E, panels, ops), the panels' titles and the op names: NAS-Bench-201 one
+    panel per edge; DARTS's cell one per (cell type, node), the mean of the node's incoming edges."""
+    if space == "nb201":
+        from jaxnas.spaces import nb201
+
+        return probs, [f"edge {a} \u2192 {b}" for a, b in nb201.EDGES], nb201.OPS
+    from jaxnas.models.darts_cell import DARTS_OPS, num_edges
+    from jaxnas.models.darts_nasnet import STEPS
+
+    panels, titles = [], []
+    for c, cell in enumerate(("normal", "reduction")):
+        for i in range(STEPS):
+            panels.append(probs[:, :, c, num_edges(i):num_edges(i + 1)].mean(2))
+            titles.append(f"{cell} node {2 + i} (mean of {2 + i} edges)")
+    return np.stack(panels, 2), titles, DARTS_OPS
+
+
+def plot_alphas(probs: np.ndarray, ops: tuple[str, ...], titles: list[str]) -> plt.Figure:
+    """probs (S, E, panels, ops): one panel each, softmax(alpha) of each op against epochs (mean over seeds, band:
     min-max)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(11, 5.5), sharex=True, sharey=True)
+    cols = 3 if probs.shape[2] <= 6 else 4
+    rows = -(-probs.shape[2] // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.75 * rows), sharex=True, sharey=True, squeeze=False)
     epochs = np.arange(1, probs.shape[1] + 1)
-    for e, ax in enumerate(axes.flat):
+    for e, ax in enumerate(axes.flat[:probs.shape[2]]):
         for o, name in enumerate(ops):
             p = probs[:, :, e, o]
             ax.plot(epochs, p.mean(0), color=f"C{o}", label=name)
             if p.shape[0] > 1:
                 ax.fill_between(epochs, p.min(0), p.max(0), color=f"C{o}", alpha=0.12, lw=0)
-        ax.set_title(f"edge {edges[e][0]} \u2192 {edges[e][1]}", fontsize=9)
+        ax.set_title(titles[e], fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("epoch")
@@ -103,7 +124,6 @@ def write_report(config: config_dict.ConfigDict, results: dict[str, Any], recs: 
                  report: Report | None = None) -> None:
     """The report's section (a new report.md in workdir unless `report` is given)."""
     from jaxnas.common.report import Report
-    from jaxnas.spaces import nb201
 
     own = report is None
     report = report or Report(workdir, "DARTS")
@@ -111,10 +131,12 @@ def write_report(config: config_dict.ConfigDict, results: dict[str, Any], recs: 
     name = METHOD_NAMES[config.method]
     per_seed = results["per_seed"]
     stops = [r["stop_epoch"] for r in per_seed]
-    report.heading(f"{name} on NAS-Bench-201, {len(per_seed)} seeds vmapped, {config.epochs} epochs ({results['dataset']})")
+    where = {"nb201": "NAS-Bench-201", "nasnet": "DARTS's cell"}[config.space]
+    report.heading(f"{name} on {where}, {len(per_seed)} seeds vmapped, {config.epochs} epochs ({results['dataset']})")
     summary = (f"Supernet C={config.darts.channels}, {config.darts.cells_per_stage} cell(s) per stage, batch "
                f"{config.darts.batch_size}; {results['wall_s']:.0f} s of search ({results['device']}). Final cells: "
-               f"{results['mean_parameter_free_edges']:.2f} of 6 edges parameter-free (none, skip or pool) on average")
+               f"{results['mean_parameter_free_edges']:.2f} of {results['edges_per_arch']} edges parameter-free "
+               "(none, skip or pool) on average")
     if results["mean_final_table_test"] is not None:
         summary += f"; table CIFAR-10 test accuracy {results['mean_final_table_test']:.2f}% (mean over seeds)"
     if results["mean_scratch_valid"] is not None:
@@ -138,8 +160,9 @@ def write_report(config: config_dict.ConfigDict, results: dict[str, Any], recs: 
             row["scratch test %"] = float(np.mean(r["scratch_test"]))
         rows.append(row)
     report.table(rows)
-    report.figure(plot_alphas(recs.probs, nb201.OPS, nb201.EDGES), rel("alphas.png"),
-                  "softmax(alpha) of each op on each edge against epochs (mean over seeds; band: min to max).")
+    probs, titles, ops = alpha_panels(config.space, recs.probs)
+    report.figure(plot_alphas(probs, ops, titles), rel("alphas.png"),
+                  "softmax(alpha) of each op against epochs (mean over seeds; band: min to max).")
     if results["mean_table_test_by_epoch"] is not None:
         test = np.array([r["table_test"] for r in per_seed])
         report.figure(plot_table_accuracy(test, stops), rel("table_accuracy.png"),

@@ -94,7 +94,7 @@ def _reach(n: int, pairs: list[tuple[int, int]], start: int, forward: bool) -> s
 def layout_nasnet(cells: nasnet.Cells, arch: Any) -> list[Panel]:
     """The normal and the reduction cell of `arch` (8B,) as panels: nodes 0, 1 (inputs), 2..B+1, "out"."""
     a = nasnet.as_cells(np.asarray(arch).reshape(-1), cells.B)
-    free = nasnet.unused(np.asarray(arch).reshape(-1), cells.B)
+    free = nasnet.output_mask(cells, np.asarray(arch).reshape(-1))
     panels = []
     for c, name in enumerate(nasnet.CELLS):
         nodes = [Node(0, "0: h[i-1]", "input"), Node(1, "1: h[i-2]", "input")]

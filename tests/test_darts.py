@@ -271,7 +271,8 @@ def test_gdas_sample_is_one_hot_forward_with_the_gumbel_softmax_gradient():
 
 def test_darts_minus_adds_the_auxiliary_skip_and_schedules_are_the_published_ones():
     alpha = jax.random.normal(jax.random.key(0), (6, 5))
-    w = D.op_weights(alpha, D.Mix(jnp.asarray(0.3), jnp.zeros((6, 5)), jnp.ones(()), False))
+    skip = nb201.OPS.index("skip_connect")
+    w = D.op_weights(alpha, D.Mix(jnp.asarray(0.3), jnp.zeros((6, 5)), jnp.ones(()), False, skip=skip))
     np.testing.assert_allclose(w, jax.nn.softmax(alpha, -1) + 0.3 * np.eye(5)[nb201.OPS.index("skip_connect")],
                                rtol=1e-6)
     E = 10

@@ -8,7 +8,11 @@ darts_minus (DARTS-: an auxiliary skip connection decayed 1 -> 0), gdas (Gumbel 
 Beta-Decay regularisation, lambda 0 -> 50). After every epoch each seed's derived cell (argmax per edge) is looked
 up in the NAS-Bench-201 table; at the end each seed's final cell is trained from scratch by the population engine
 (`train`, `network`, the same recipe as `experiments.nas_search`).
-Variants: `:small` (tests), `:demo` (`make demo`).
+Spaces: nb201 (NAS-Bench-201's cell, one alpha (6, 5)) and nasnet (DARTS's own cell, a normal and a reduction
+alpha (2, 14, 8), the paper's top-2 discretisation; the derived cells are trained from scratch as NASNet networks
+of the same layout, `darts.stages` stacks of `network.cells_per_stage` cells).
+Variants: `:small` (tests), `:demo` (`make demo`), `:nasnet` (DARTS's cell at the CPU's scale),
+`:nasnet_small` (tests).
 
 Expected runtime on the 2-core CPU (default: 8 seeds x 50 epochs, C=8, one cell per stage, digits 8x8): see
 benchmarks/RESULTS.md (DARTS section) for epochs/s; `:demo` about a minute.
@@ -17,12 +21,13 @@ benchmarks/RESULTS.md (DARTS section) for epochs/s; `:demo` about a minute.
 from ml_collections import config_dict
 
 METHODS = ("darts", "darts2", "darts_minus", "gdas", "rdarts_es", "beta")
-SPACES = ("nb201",)
+SPACES = ("nb201", "nasnet")
 
 # Every numeric setting and its cap: (kind, low, high[, low end open]).
 BOUNDS = {
     "seed": (int, 0, 2**31 - 1), "seeds": (int, 1, 256), "epochs": (int, 1, 10_000), "image_size": (int, 4, 256),
-    "darts.channels": (int, 1, 512), "darts.cells_per_stage": (int, 1, 16), "darts.batch_size": (int, 1, 4096),
+    "darts.channels": (int, 1, 512), "darts.cells_per_stage": (int, 1, 16),
+    "darts.stages": (int, 1, 5), "darts.batch_size": (int, 1, 4096),
     "darts.w_lr": (float, 0.0, 10.0, True), "darts.w_lr_min": (float, 0.0, 10.0),
     "darts.w_momentum": (float, 0.0, 0.999), "darts.w_weight_decay": (float, 0.0, 1.0),
     "darts.w_grad_clip": (float, 0.0, 1e6, True), "darts.a_lr": (float, 0.0, 10.0, True),
@@ -55,7 +60,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     # The paper's hyperparameters (jaxnas.evaluation.darts.DartsSettings); the supernet's size scaled to the CPU
     # (NAS-Bench-201's DARTS: channels 16, cells_per_stage 5).
     c.darts = config_dict.ConfigDict({
-        "channels": 8, "cells_per_stage": 1, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001, "w_momentum": 0.9,
+        "channels": 8, "cells_per_stage": 1, "stages": 3, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001, "w_momentum": 0.9,
         "w_weight_decay": 3e-4, "w_grad_clip": 5.0, "a_lr": 3e-4, "a_weight_decay": 1e-3, "alpha_init_scale": 1e-3,
         "hvp": "finite", "hvp_radius": 0.01, "power_iterations": 20,
         "aux_skip": 1.0, "tau_first": 10.0, "tau_last": 0.1, "beta_lambda": 50.0,
@@ -78,6 +83,22 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         c.network.channels = 4
         c.train.steps = 20
         c.train.batch_size = 32
+        c.scratch.chunk_size = 2
+    elif variant == "nasnet":  # DARTS's cell at the CPU's scale: C=4, 5 cells (3 normal, 2 reduction), 20 epochs
+        c.space = "nasnet"
+        c.epochs = 20
+        c.darts.channels = 4
+        c.network.channels = 4
+    elif variant == "nasnet_small":  # tests: DARTS's cell, 3 cells (stages=2), tiny
+        c.space = "nasnet"
+        c.seeds = 2
+        c.epochs = 2
+        c.darts.stages = 2
+        c.darts.channels = 2
+        c.darts.batch_size = 16
+        c.network.channels = 2
+        c.train.steps = 5
+        c.train.batch_size = 16
         c.scratch.chunk_size = 2
     elif variant == "demo":  # `make demo`: 8 seeds, a short search
         c.epochs = 10

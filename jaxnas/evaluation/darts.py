@@ -1,8 +1,9 @@
-"""DARTS's bi-level search on the NAS-Bench-201 supernet (Liu, Simonyan & Yang, "DARTS: Differentiable
-Architecture Search", ICLR 2019), as pure jittable functions that `vmap` over seeds.
+"""DARTS's bi-level search (Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search", ICLR 2019) on the
+NAS-Bench-201 supernet or on DARTS's own cell (`space`, `jaxnas.evaluation.darts_spaces`), as pure jittable
+functions that `vmap` over seeds.
 
-The training split is cut in half: the weights w train on the first half, the architecture alpha (6, 5) on the
-second. Each step first moves alpha by Adam along the gradient of the validation loss, then w by SGD along the
+The training split is cut in half: the weights w train on the first half, the architecture alpha (NAS-Bench-201:
+(6, 5)) on the second. Each step first moves alpha by Adam along the gradient of the validation loss, then w by SGD along the
 training loss at the new alpha (the order of the official code, `quark0/darts` `train_search.py`). `order=1` uses
 grad_alpha L_val(w, alpha); `order=2` the one-step unrolled gradient (paper, Eq. 7-8):
 
@@ -16,9 +17,9 @@ On a smooth network the two agree (tests: 5e-5 of the largest entry); on the ReL
 estimators: autodiff takes ReLU'' = 0, while the difference quotient steps over activations that change sign and
 picks up the jumps of grad_alpha, a noisy term that does not vanish as eps -> 0 (measured on the digits, C=8, batch
 64, a random v at init: cosines -0.17 / -0.43 / -0.17 between them for radius 0.1 / 0.01 / 0.001, while exact equals
-reverse-over-reverse to 2e-7; with ReLU replaced by a softplus the quotient agrees to 4e-4 at radius 0.01). The derived architecture is the argmax of
-alpha on every edge. RobustDARTS's (Zela et al., ICLR 2020) dominant
-eigenvalue of grad^2_alpha L_val comes from power iteration with exact Hessian-vector products.
+reverse-over-reverse to 2e-7; with ReLU replaced by a softplus the quotient agrees to 4e-4 at radius 0.01). The derived architecture is the
+argmax of alpha on every edge on NAS-Bench-201, the paper's top-2 rule on DARTS's cell. RobustDARTS's (Zela et al.,
+ICLR 2020) dominant eigenvalue of grad^2_alpha L_val comes from power iteration with exact Hessian-vector products.
 
 Defaults (`DartsSettings`) are the paper's / `quark0/darts`: SGD lr 0.025 cosine to 0.001, momentum 0.9, weight
 decay 3e-4, gradient-norm clip 5; Adam lr 3e-4, betas (0.5, 0.999), L2 weight decay 1e-3 (PyTorch's coupled
@@ -48,7 +49,7 @@ digits, 6e-6 in alpha after one epoch, 1.4e-3 after 10: results/darts_speed.json
 the same seeds vmapped together.
 
 Not from the paper: PRNG keys are arguments, not state (DESIGN.md); an epoch draws from fold_in(key, epoch), so a
-resumed search repeats an uninterrupted one. `model` may be any Linen module called as (x, weights (6, 5), train)
+resumed search repeats an uninterrupted one. `model` may be any Linen module called as (x, op weights of alpha's shape, train)
 (the tests use a smooth stand-in); the running statistics live in its `batch_stats` collection, if any.
 """
 
@@ -69,7 +70,7 @@ from jaxnas.common.errors import check, check_choice, check_positive
 from jaxnas.evaluation.darts_objective import (HVP_MODES, Hyper, Mix, alpha_hvp, beta_regulariser, cosine_lr,
                                                dominant_eigenvalue, evaluate, grad_alpha, loss_fn, mixed_hvp,
                                                model_inputs, op_weights, plain_mix, schedule, step_mix)
-from jaxnas.models.darts_nb201 import NUM_EDGES, NUM_OPS, DartsNB201Network, derive
+from jaxnas.evaluation.darts_spaces import SPACES, supernet_space
 
 METHODS = ("darts", "darts_minus", "gdas", "beta")
 Batch = tuple[jax.Array, jax.Array]  # images (B, H, W, C), labels (B,)
@@ -79,12 +80,14 @@ Batch = tuple[jax.Array, jax.Array]  # images (B, H, W, C), labels (B,)
 class DartsSettings:
     """DARTS's hyperparameters (paper defaults) and the supernet's size; validated at construction."""
 
+    space: str = "nb201"  # the supernet (`jaxnas.evaluation.darts_spaces`): "nb201" or "nasnet" (DARTS's cell)
     method: str = "darts"  # "darts", "darts_minus", "gdas" or "beta" (see `METHODS`)
     order: int = 1  # 1: first-order DARTS; 2: the unrolled (second-order) alpha gradient
     hvp: str = "finite"  # second order: "finite" (the paper's central difference) or "exact" (forward-over-reverse)
     hvp_radius: float = 0.01  # finite HVP: eps = hvp_radius / ||v||
     channels: int = 16
     cells_per_stage: int = 5
+    stages: int = 3  # stacks of cells, a reduction between two (NAS-Bench-201's network: 3 only)
     batch_size: int = 64
     w_lr: float = 0.025
     w_lr_min: float = 0.001
@@ -104,13 +107,16 @@ class DartsSettings:
     gdas_estimator: str = "code"  # GDAS: the unsampled ops' gradient, "code" (its official code) or "paper"
 
     def __post_init__(self) -> None:
+        check_choice("darts.space", self.space, tuple(SPACES))
         check_choice("darts.method", self.method, METHODS)
         check_choice("darts.order", self.order, (1, 2))
         check_choice("darts.gdas_estimator", self.gdas_estimator, ("code", "paper"))
         check(not (self.method == "gdas" and self.order == 2), "darts.order",
               "GDAS is first order (its straight-through sample has no unrolled step); allowed: 1")
         check_choice("darts.hvp", self.hvp, HVP_MODES)
-        for name in ("channels", "cells_per_stage", "batch_size", "power_iterations"):
+        check(self.space != "nb201" or self.stages == 3, "darts.stages",
+              f"got {self.stages}; allowed on nb201: 3 (its network has three stages)")
+        for name in ("channels", "cells_per_stage", "stages", "batch_size", "power_iterations"):
             check_positive(f"darts.{name}", getattr(self, name), integer=True)
         for name in ("hvp_radius", "w_lr", "a_lr", "a_eps"):
             check_positive(f"darts.{name}", getattr(self, name))
@@ -129,7 +135,7 @@ class DartsState:
 
     params: Any
     batch_stats: Any
-    alpha: jax.Array  # (6, 5)
+    alpha: jax.Array  # the space's alpha_shape: (6, 5) on NAS-Bench-201, (2, 14, 8) on DARTS's cell
     w_opt: Any  # optax state of `weight_transform` (its last element holds the momentum buffer)
     a_opt: Any
     step: jax.Array  # int32, steps taken (skipped ones included)
@@ -159,8 +165,8 @@ class StepMetrics:
 class EpochRecord:
     """What a search records at the end of each epoch."""
 
-    arch: jax.Array  # (6,) int32, the argmax of alpha per edge
-    probs: jax.Array  # (6, 5) softmax(alpha)
+    arch: jax.Array  # int32, the derived architecture (NAS-Bench-201: (6,), the argmax of alpha per edge)
+    probs: jax.Array  # softmax(alpha)
     eigenvalue: jax.Array  # dominant eigenvalue of grad^2_alpha L_val (NaN unless settings.eigen)
     train_loss: jax.Array  # mean over the epoch's applied steps (train mode)
     train_acc: jax.Array  # %, same steps
@@ -176,9 +182,10 @@ def split_half(x: Any, y: Any) -> SplitData:
     return SplitData(jnp.asarray(x[:n]), jnp.asarray(y[:n]), jnp.asarray(x[n:]), jnp.asarray(y[n:]))
 
 
-def make_model(settings: DartsSettings, num_classes: int) -> DartsNB201Network:
-    """The NAS-Bench-201 supernet of `settings`' size."""
-    return DartsNB201Network(settings.channels, settings.cells_per_stage, num_classes)
+def make_model(settings: DartsSettings, num_classes: int) -> nn.Module:
+    """The supernet of `settings`' space and size."""
+    return supernet_space(settings.space).build(settings.channels, settings.cells_per_stage, settings.stages,
+                                                num_classes)
 
 
 def weight_transform(s: DartsSettings) -> optax.GradientTransformation:
@@ -196,7 +203,7 @@ def alpha_transform(s: DartsSettings) -> optax.GradientTransformation:
 def init_state(settings: DartsSettings, model: nn.Module, key: jax.Array, sample_x: jax.Array) -> DartsState:
     """Fresh weights, alpha = alpha_init_scale * N(0, 1), both optimisers' states; sample_x (B, H, W, C) for shapes."""
     k_net, k_alpha = jax.random.split(key)
-    alpha = settings.alpha_init_scale * jax.random.normal(k_alpha, (NUM_EDGES, NUM_OPS))
+    alpha = settings.alpha_init_scale * jax.random.normal(k_alpha, supernet_space(settings.space).alpha_shape)
     variables = model.init(k_net, sample_x, jax.nn.softmax(alpha, -1), False)
     params = variables["params"]
     zero = jnp.zeros((), jnp.int32)
@@ -224,7 +231,7 @@ def alpha_gradient(settings: DartsSettings, model: nn.Module, state: DartsState,
                    lr: jax.Array | float, mix: Mix | None = None, reg: jax.Array | float = 0.0
                    ) -> tuple[jax.Array, jax.Array]:
     """DARTS's architecture gradient of order `settings.order` at `mix`, plus `reg` times beta-DARTS's regulariser's
-    gradient: (g (6, 5), validation loss without the regulariser)."""
+    gradient: (g of alpha's shape, validation loss without the regulariser)."""
     reg_grad = reg * jax.grad(beta_regulariser)(state.alpha)
     if settings.order == 1:
         loss, g = jax.value_and_grad(lambda a: loss_fn(model, state.params, state.batch_stats, a, *batch_a, mix)[0])(
@@ -287,7 +294,8 @@ def run_epoch(settings: DartsSettings, model: nn.Module, state: DartsState, data
     train_loss = jnp.sum(jnp.where(m.ok, m.train_loss, 0.0)) / n_ok
     train_acc = jnp.sum(jnp.where(m.ok, m.train_acc, 0.0)) / n_ok
     # evaluated as trained: DARTS's relaxation, GDAS's derived cell (one-hot argmax: it never trains the mixture)
-    relaxed = Mix(hyper.aux, jnp.zeros((NUM_EDGES, NUM_OPS)), jnp.ones(()), False)
+    space = supernet_space(settings.space)
+    relaxed = Mix(hyper.aux, jnp.zeros(space.alpha_shape), jnp.ones(()), False, skip=space.skip)
     valid_loss, valid_acc = evaluate(model, state.params, state.batch_stats, state.alpha, data.xa, data.ya, bs,
                                      relaxed.replace(hard=settings.method == "gdas"))
     if settings.eigen:
@@ -295,16 +303,16 @@ def run_epoch(settings: DartsSettings, model: nn.Module, state: DartsState, data
                                      data.ya[ia[0]], k_e, settings.power_iterations, relaxed)
     else:
         eig = jnp.full((), jnp.nan)
-    record = EpochRecord(derive(state.alpha), jax.nn.softmax(state.alpha, -1), eig, train_loss, train_acc,
+    record = EpochRecord(space.derive(state.alpha), jax.nn.softmax(state.alpha, -1), eig, train_loss, train_acc,
                          valid_loss, valid_acc, state.skipped - skipped0, hyper.lr)
     return state.replace(epoch=state.epoch + 1), record
 
 
 def check_data(settings: DartsSettings, x: Any, y: Any) -> None:
     """Refuses data the search cannot use, naming the field."""
-    shape = np.shape(x)
-    check(len(shape) == 4 and shape[1] % 4 == 0 and shape[2] % 4 == 0, "darts.x",
-          f"images (N, H, W, C) with H and W divisible by 4, got shape {shape}")
+    shape, div = np.shape(x), 2 ** (settings.stages - 1)
+    check(len(shape) == 4 and shape[1] % div == 0 and shape[2] % div == 0, "darts.x",
+          f"images (N, H, W, C) with H and W divisible by {div}, got shape {shape}")
     check(np.shape(y) == shape[:1], "darts.y", f"one label per image, expected shape {shape[:1]}, got {np.shape(y)}")
     check(shape[0] // 2 >= settings.batch_size, "darts.batch_size",
           f"{settings.batch_size} is more than half of the {shape[0]} training images (one half trains alpha)")

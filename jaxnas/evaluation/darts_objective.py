@@ -2,8 +2,8 @@
 weights (DARTS's softmax, DARTS-'s auxiliary skip, GDAS's straight-through Gumbel sample), the supernet's loss at
 them, its Hessian-vector products in (alpha, w) and in alpha alone, power iteration for the dominant eigenvalue
 (RobustDARTS), the evaluation-mode accuracy, and beta-DARTS's regulariser. Pure functions of a Linen `model`
-called as (x, weights (6, 5), train); `jaxnas.evaluation.darts` runs the search with them (its docstring lists
-the DARTS defaults and deviations).
+called as (x, op weights of alpha's shape (..., ops), train); `jaxnas.evaluation.darts` runs the search with them
+(its docstring lists the DARTS defaults and deviations).
 
 Remedies (`method`), each on the same supernet, data split and optimisers:
 * `darts_minus` (Chu et al., "DARTS-: Robustly Stepping out of Performance Collapse Without Indicators", ICLR
@@ -37,7 +37,6 @@ import jax.numpy as jnp
 import optax
 
 from jaxnas.common.errors import check_choice
-from jaxnas.models.darts_nb201 import NUM_EDGES, NUM_OPS, SKIP
 
 if TYPE_CHECKING:
     from jaxnas.evaluation.darts import DartsSettings
@@ -47,15 +46,17 @@ HVP_MODES = ("finite", "exact")
 
 @struct.dataclass
 class Mix:
-    """How alpha becomes the supernet's op weights (6, 5) in one forward pass."""
+    """How alpha becomes the supernet's op weights (alpha's shape) in one forward pass."""
 
     aux: jax.Array  # DARTS-: weight of the auxiliary skip connection added on every edge (0 for the others)
-    gumbel: jax.Array  # GDAS: Gumbel noise (6, 5), used when `hard`
+    gumbel: jax.Array  # GDAS: Gumbel noise (alpha's shape), used when `hard`
     tau: jax.Array  # GDAS: temperature
     hard: bool = struct.field(pytree_node=False, default=False)
     # GDAS's gradient for the unsampled ops: "code" (its official code: each gets the sum of the edge output's
     # gradient, as if it added its weight, 0, to the output) or "paper" (dL/dw_o = <dL/dout, op_o(x)>)
     estimator: str = struct.field(pytree_node=False, default="code")
+    # DARTS-: the column of `skip_connect`, where `aux` is added (None: no auxiliary skip, `aux` unused)
+    skip: int | None = struct.field(pytree_node=False, default=None)
 
 
 def model_inputs(alpha: jax.Array, mix: Mix | None = None) -> tuple[jax.Array, jax.Array | None]:
@@ -77,22 +78,24 @@ def apply_supernet(model: nn.Module, variables: dict[str, Any], x: jax.Array, al
     return model.apply(variables, x, w, train, bias, **kwargs)
 
 
-def plain_mix() -> Mix:
-    """softmax(alpha), nothing added: DARTS's relaxation."""
-    return Mix(jnp.zeros(()), jnp.zeros((NUM_EDGES, NUM_OPS)), jnp.ones(()), False)
+def plain_mix(shape: tuple[int, ...]) -> Mix:
+    """softmax(alpha), nothing added: DARTS's relaxation (alpha of `shape`)."""
+    return Mix(jnp.zeros(()), jnp.zeros(shape), jnp.ones(()), False)
 
 
 def _weights_and_sample(alpha: jax.Array, mix: Mix | None) -> tuple[jax.Array, jax.Array | None]:
     """`op_weights` and, for a hard mix, the sampled one-hot (no gradient; None otherwise)."""
-    mix = plain_mix() if mix is None else mix
+    mix = plain_mix(alpha.shape) if mix is None else mix
     m = None
     if mix.hard:
         p = jax.nn.softmax((jax.nn.log_softmax(alpha, -1) + mix.gumbel) / mix.tau, -1)
-        m = jax.nn.one_hot(jnp.argmax(p, -1), NUM_OPS, dtype=p.dtype)
+        m = jax.nn.one_hot(jnp.argmax(p, -1), alpha.shape[-1], dtype=p.dtype)
         w = m + p - jax.lax.stop_gradient(p)
     else:
         w = jax.nn.softmax(alpha, -1)
-    return w + mix.aux * jax.nn.one_hot(SKIP, NUM_OPS, dtype=w.dtype), m
+    if mix.skip is not None:
+        w = w + mix.aux * jax.nn.one_hot(mix.skip, alpha.shape[-1], dtype=w.dtype)
+    return w, m
 
 
 def op_weights(alpha: jax.Array, mix: Mix | None = None) -> jax.Array:
@@ -122,7 +125,7 @@ def grad_alpha(model, params, batch_stats, alpha, x, y, mix=None):
 
 def mixed_hvp(mode: str, model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array,
               y: jax.Array, v: Any, radius: float = 0.01, mix: Mix | None = None) -> jax.Array:
-    """grad^2_{alpha, w} L(w, alpha) v on (x, y), (6, 5): exact (`jax.jvp` of grad_alpha in w) or the paper's central
+    """grad^2_{alpha, w} L(w, alpha) v on (x, y), alpha's shape: exact (`jax.jvp` of grad_alpha in w) or the paper's central
     difference with eps = radius / ||v||."""
     check_choice("darts.hvp", mode, HVP_MODES)
     if mode == "exact":  # the inner gradient is taken in (w, alpha) so that every op using w is reverse-traced
@@ -162,7 +165,7 @@ def evaluate(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, 
 
 def alpha_hvp(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array, y: jax.Array,
               u: jax.Array, mix: Mix | None = None) -> jax.Array:
-    """grad^2_alpha L(w, alpha) u on (x, y), exact (forward over reverse), (6, 5)."""
+    """grad^2_alpha L(w, alpha) u on (x, y), exact (forward over reverse), alpha's shape."""
     return jax.jvp(lambda a: grad_alpha(model, params, batch_stats, a, x, y, mix), (alpha,), (u,))[1]
 
 
@@ -213,6 +216,9 @@ def schedule(settings: DartsSettings, epoch: jax.Array, epochs: int) -> Hyper:
 
 def step_mix(settings: DartsSettings, hyper: Hyper, key: jax.Array) -> Mix:
     """The mix of one forward pass: a fresh Gumbel sample for GDAS (one per forward pass, as its code)."""
-    gumbel = jax.random.gumbel(key, (NUM_EDGES, NUM_OPS)) if settings.method == "gdas" else jnp.zeros(
-        (NUM_EDGES, NUM_OPS))
-    return Mix(hyper.aux, gumbel, hyper.tau, settings.method == "gdas", settings.gdas_estimator)
+    from jaxnas.evaluation.darts_spaces import supernet_space
+
+    space = supernet_space(settings.space)
+    shape = space.alpha_shape
+    gumbel = jax.random.gumbel(key, shape) if settings.method == "gdas" else jnp.zeros(shape)
+    return Mix(hyper.aux, gumbel, hyper.tau, settings.method == "gdas", settings.gdas_estimator, space.skip)

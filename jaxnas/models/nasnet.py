@@ -52,7 +52,7 @@ from jaxnas.common.errors import check, check_choice
 from jaxnas.models import nasnet_ops as ops
 from jaxnas.models.dispatch import DISPATCH_MODES, choose_recomputed
 from jaxnas.models.layers import BatchNorm, Conv
-from jaxnas.spaces.nasnet import Cells, as_cells, unused
+from jaxnas.spaces.nasnet import Cells, as_cells, output_mask
 
 CPU_OPTIONS = {"channels": 8, "cells_per_stage": 1}  # the paper's CPU scale (Discussion: "F=8, N=1")
 GPU_OPTIONS = {"channels": 24, "cells_per_stage": 3}  # the paper's search phase (Methods Details: "N=3/F=24")
@@ -247,9 +247,9 @@ class NASNetNetwork(nn.Module):
         if self.is_initializing() and not concrete:  # parameters do not depend on the architecture: initialise
             concrete, arch = True, np.zeros(cells.num_positions, np.int32)  # through a plain, switch-free network
         if concrete:
-            genes, masks = as_cells(arch, cells.B).tolist(), unused(arch, cells.B).astype(np.float32).tolist()
+            genes, masks = as_cells(arch, cells.B).tolist(), output_mask(cells, arch).astype(np.float32).tolist()
         else:
-            genes, masks = as_cells(arch, cells.B), unused(arch, cells.B)
+            genes, masks = as_cells(arch, cells.B), output_mask(cells, arch)
         stem = BatchNorm(name="stem_bn")(Conv(self.stem_multiplier * self.channels, 3, name="stem")(
             x.astype(jnp.float32)), train)
         s0 = s1 = stem

@@ -15,7 +15,9 @@ Appendix and the published AmoebaNet code (tensorflow/tpu models/official/amoeba
 * identity: the input itself; with stride 2 (a reduction cell reading a cell input) ReLU-conv1x1/2-BN (the published
   'none' with a stride);
 * 3x3 average pooling (padding not counted, TF's SAME) and 3x3 max pooling, stride 1 or 2, no parameters (every
-  hidden state already has F channels, so the published 1x1 after a pooling is never needed).
+  hidden state already has F channels, so the published 1x1 after a pooling is never needed);
+* DARTS's dilated convolutions (Liu et al., ICLR 2019; `quark0/darts` `operations.py` `DilConv`), for the DARTS
+  space's cells: ReLU, depthwise k x k with dilation 2, pointwise 1x1, BN, once (not stacked twice).
 
 Stride 2 takes the windows centred on even rows and columns (padding k // 2 on every side, PyTorch's and DARTS'
 convention); TensorFlow's SAME stride-2 windows are centred one pixel later on even sizes (deviation). Convolutions
@@ -39,6 +41,7 @@ import numpy as np
 from jaxnas.models.layers import batch_norm, matmul
 
 SEPARABLE = {"sep_conv_3x3": (3, 1), "sep_conv_5x5": (5, 1), "sep_conv_7x7": (7, 1), "dil_sep_conv_3x3": (3, 2)}
+DILATED = {"dil_conv_3x3": (3, 2), "dil_conv_5x5": (5, 2)}  # DARTS's DilConv: one ReLU-depthwise-pointwise-BN
 POOLS = ("avg_pool_3x3", "max_pool_3x3")
 
 Tree = dict[str, Any]
@@ -58,7 +61,7 @@ def _taps(x: jax.Array, k: int, stride: int, dilation: int) -> list[jax.Array]:
             for i in range(k) for j in range(k)]
 
 
-KMAX, PMAX = 7, 3  # the largest depthwise kernel and the largest SAME padding (7x7; the dilated 3x3 pads 2)
+KMAX, PMAX = 7, 4  # the largest depthwise kernel and the largest SAME padding (7x7 pads 3; the dilated 5x5 pads 4)
 
 
 def pad_kernel(kernel: jax.Array) -> jax.Array:
@@ -217,6 +220,9 @@ def init_params(name: str, key: jax.Array, f: int) -> Tree:
         w = _he_many(key, {"dw1": ((k, k, f), k * k), "pw1": ((f, f), f), "dw2": ((k, k, f), k * k),
                            "pw2": ((f, f), f)})
         return {**w, "bn1": _bn_params(f), "bn2": _bn_params(f)}
+    if name in DILATED:
+        k = DILATED[name][0]
+        return {**_he_many(key, {"dw": ((k, k, f), k * k), "pw": ((f, f), f)}), "bn": _bn_params(f)}
     if name == "conv_1x7_7x1":
         w = _he_many(key, {"k1": ((7, f, f), 7 * f), "k2": ((7, f, f), 7 * f)})
         return {**w, "bn1": _bn_params(f), "bn2": _bn_params(f)}
@@ -236,6 +242,11 @@ def apply(name: str, x: jax.Array, p: Tree, s: Tree, stride: int, train: bool) -
     """Op `name` on x (B, H, W, F) with its parameters p and statistics s -> (y (B, H/stride, W/stride, F), new s)."""
     if name in SEPARABLE:
         return separable(x, padded(p), s, *SEPARABLE[name], stride, train)
+    if name in DILATED:
+        k, d = DILATED[name]
+        y = matmul(depthwise(jax.nn.relu(x), pad_kernel(p["dw"]), jnp.int32(k), jnp.int32(d), stride), p["pw"])
+        y, sb = bn(y, p["bn"], s["bn"], train)
+        return y, {"bn": sb}
     if name == "conv_1x7_7x1":
         y, s1 = bn(line_conv(jax.nn.relu(x), p["k1"], stride, axis=2), p["bn1"], s["bn1"], train)
         y, s2 = bn(line_conv(jax.nn.relu(y), p["k2"], stride, axis=1), p["bn2"], s["bn2"], train)

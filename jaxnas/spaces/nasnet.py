@@ -49,23 +49,30 @@ from jaxnas.spaces.base import CategoricalSpace
 
 OPS = ("identity", "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7", "avg_pool_3x3", "max_pool_3x3",
        "dil_sep_conv_3x3", "conv_1x7_7x1")
+# Ops a space may also use: DARTS's (Liu et al., ICLR 2019) dilated convolutions, for the cells DARTS derives.
+KNOWN_OPS = OPS + ("dil_conv_3x3", "dil_conv_5x5")
+OUTPUTS = ("unused", "all")  # which combinations a cell concatenates: NASNet's unused ones, or all (DARTS)
 CELLS = ("normal", "reduction")
 IDENTITY_PROB = 0.05  # AmoebaNet, Methods Details
 
 
 @dataclasses.dataclass(frozen=True)
 class Cells:
-    """The settings of one NASNet space: combinations per cell, the op list, the identity-mutation probability."""
+    """The settings of one NASNet space: combinations per cell, the op list, the identity-mutation probability, and
+    the cell output: "unused" (NASNet / AmoebaNet: the combinations no later one reads) or "all" (DARTS: every
+    combination, `multiplier` = steps in `quark0/darts`)."""
 
     B: int = 5
     ops: tuple[str, ...] = OPS
     identity_prob: float = IDENTITY_PROB
+    output: str = "unused"
 
     def __post_init__(self):
         check(isinstance(self.B, int) and not isinstance(self.B, bool) and self.B >= 1, "B",
               f"got {self.B!r}; allowed: an integer >= 1")
-        check(len(self.ops) >= 2 and len(set(self.ops)) == len(self.ops) and all(o in OPS for o in self.ops), "ops",
-              f"got {self.ops!r}; allowed: two or more distinct names among {', '.join(OPS)}")
+        check(len(self.ops) >= 2 and len(set(self.ops)) == len(self.ops) and all(o in KNOWN_OPS for o in self.ops),
+              "ops", f"got {self.ops!r}; allowed: two or more distinct names among {', '.join(KNOWN_OPS)}")
+        check(self.output in OUTPUTS, "output", f"got {self.output!r}; allowed: {', '.join(OUTPUTS)}")
         check(isinstance(self.identity_prob, (int, float)) and 0 <= self.identity_prob <= 1, "identity_prob",
               f"got {self.identity_prob!r}; allowed: a number in [0, 1]")
 
@@ -99,10 +106,16 @@ def unused(arch: Any, B: int) -> Any:
     return ~xp.any(reads, axis=(-3, -2))
 
 
+def output_mask(cells: Cells, arch: Any) -> Any:
+    """(..., 2, B) bool: the combinations each cell concatenates into its output (`unused`, or all of them)."""
+    free = unused(arch, cells.B)
+    return free if cells.output == "unused" else (free | True)
+
+
 def describe(cells: Cells, arch: Any) -> str:
     """The genotype as text: `normal: 2=sep_conv_3x3(0)+max_pool_3x3(1) 3=... out=concat(3,4) | reduction: ...`."""
     a = as_cells(np.asarray(arch).reshape(-1), cells.B)
-    free = unused(np.asarray(arch).reshape(-1), cells.B)
+    free = output_mask(cells, np.asarray(arch).reshape(-1))
     parts = []
     for c, name in enumerate(CELLS):
         combos = [f"{2 + b}=" + "+".join(f"{cells.ops[a[c, b, e, 1]]}({a[c, b, e, 0]})" for e in range(2))
@@ -166,14 +179,14 @@ def _space(cells: Cells) -> CategoricalSpace:
 
 
 def space(B: int = 5, ops: Sequence[str] = OPS, identity_prob: float = IDENTITY_PROB,
-          image_size: int | None = None) -> CategoricalSpace:
+          image_size: int | None = None, output: str = "unused") -> CategoricalSpace:
     """The NASNet / AmoebaNet space with B combinations per cell over `ops` (the same settings give the same object).
 
     `image_size` is accepted for the entry points' `factory(image_size=..., ...)` call and does not change the space
     (the network works at any size divisible by 4)."""
     del image_size
     check(not isinstance(ops, str), "ops", f"got {ops!r}; allowed: a sequence of names among {', '.join(OPS)}")
-    return _space(Cells(B, tuple(ops), identity_prob))
+    return _space(Cells(B, tuple(ops), identity_prob, output))
 
 
 def cells_of(s: CategoricalSpace) -> Cells:
