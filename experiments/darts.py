@@ -63,7 +63,8 @@ def darts_settings(config: config_dict.ConfigDict) -> DartsSettings:
     d = config.darts
     method = {"darts2": "darts", "rdarts_es": "darts"}.get(config.method, config.method)
     return DartsSettings(
-        space=config.space, method=method, order=2 if config.method == "darts2" else 1, hvp=d.hvp, hvp_radius=d.hvp_radius,
+        space=config.space, method=method, order=2 if config.method == "darts2" else 1, hvp=d.hvp,
+        hvp_radius=d.hvp_radius,
         channels=d.channels, cells_per_stage=d.cells_per_stage, stages=d.stages, batch_size=d.batch_size, w_lr=d.w_lr,
         w_lr_min=d.w_lr_min, w_momentum=d.w_momentum, w_weight_decay=d.w_weight_decay, w_grad_clip=d.w_grad_clip,
         a_lr=d.a_lr, a_weight_decay=d.a_weight_decay, alpha_init_scale=d.alpha_init_scale,

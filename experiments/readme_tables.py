@@ -333,6 +333,7 @@ TABLES: dict[str, Table] = {
     "nasnet_vs_random": Table(("nasnet_vs_random",), search_tables.strategy_vs_random),
     "hierarchical_vs_random": Table(("hierarchical_vs_random",), search_tables.strategy_vs_random),
     "darts_methods": Table(("darts_methods", "darts_gdas"), darts_tables.darts_methods),
+    "darts_nasnet": Table(("darts_nasnet",), darts_tables.darts_nasnet),
     "mtl_losses": Table(("mtl",), mtl_tables.losses),
     "mtl_demo_losses": Table(("mtl_demo",), mtl_tables.losses),
     "mtl_oversampling": Table(("mtl",), mtl_tables.oversampling),

@@ -60,7 +60,8 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     # The paper's hyperparameters (jaxnas.evaluation.darts.DartsSettings); the supernet's size scaled to the CPU
     # (NAS-Bench-201's DARTS: channels 16, cells_per_stage 5).
     c.darts = config_dict.ConfigDict({
-        "channels": 8, "cells_per_stage": 1, "stages": 3, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001, "w_momentum": 0.9,
+        "channels": 8, "cells_per_stage": 1, "stages": 3, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001,
+        "w_momentum": 0.9,
         "w_weight_decay": 3e-4, "w_grad_clip": 5.0, "a_lr": 3e-4, "a_weight_decay": 1e-3, "alpha_init_scale": 1e-3,
         "hvp": "finite", "hvp_radius": 0.01, "power_iterations": 20,
         "aux_skip": 1.0, "tau_first": 10.0, "tau_last": 0.1, "beta_lambda": 50.0,

@@ -3,23 +3,24 @@ NAS-Bench-201 supernet or on DARTS's own cell (`space`, `jaxnas.evaluation.darts
 functions that `vmap` over seeds.
 
 The training split is cut in half: the weights w train on the first half, the architecture alpha (NAS-Bench-201:
-(6, 5)) on the second. Each step first moves alpha by Adam along the gradient of the validation loss, then w by SGD along the
-training loss at the new alpha (the order of the official code, `quark0/darts` `train_search.py`). `order=1` uses
-grad_alpha L_val(w, alpha); `order=2` the one-step unrolled gradient (paper, Eq. 7-8):
+(6, 5)) on the second. Each step first moves alpha by Adam along the gradient of the validation loss, then w by SGD
+along the training loss at the new alpha (the order of the official code, `quark0/darts` `train_search.py`).
+`order=1` uses grad_alpha L_val(w, alpha); `order=2` the one-step unrolled gradient (paper, Eq. 7-8):
 
     w' = w - xi * (mu * m + grad_w L_train(w, alpha) + lambda * w)        (the next SGD step, unclipped, as
     g  = grad_alpha L_val(w', alpha) - xi * H v,   v = grad_w' L_val(w', alpha),   H = grad^2_{alpha, w} L_train
 
 with xi the current weight learning rate and m the momentum buffer (the official `_compute_unrolled_model`).
 H v is either the paper's central difference (grad_alpha L_train(w +- eps v, alpha), eps = 0.01 / ||v||,
-`hvp="finite"`) or exact forward-over-reverse differentiation (`jax.jvp` of grad_alpha L_train in w, `"exact"`).
-On a smooth network the two agree (tests: 5e-5 of the largest entry); on the ReLU supernet they are different
+`hvp="finite"`) or exact forward-over-reverse differentiation (`jax.jvp` of grad_alpha L_train in w, `"exact"`). On
+a smooth network the two agree (tests: 5e-5 of the largest entry); on the ReLU supernet they are different
 estimators: autodiff takes ReLU'' = 0, while the difference quotient steps over activations that change sign and
 picks up the jumps of grad_alpha, a noisy term that does not vanish as eps -> 0 (measured on the digits, C=8, batch
 64, a random v at init: cosines -0.17 / -0.43 / -0.17 between them for radius 0.1 / 0.01 / 0.001, while exact equals
-reverse-over-reverse to 2e-7; with ReLU replaced by a softplus the quotient agrees to 4e-4 at radius 0.01). The derived architecture is the
-argmax of alpha on every edge on NAS-Bench-201, the paper's top-2 rule on DARTS's cell. RobustDARTS's (Zela et al.,
-ICLR 2020) dominant eigenvalue of grad^2_alpha L_val comes from power iteration with exact Hessian-vector products.
+reverse-over-reverse to 2e-7; with ReLU replaced by a softplus the quotient agrees to 4e-4 at radius 0.01). The
+derived architecture is the argmax of alpha on every edge on NAS-Bench-201, the paper's top-2 rule on DARTS's cell.
+RobustDARTS's (Zela et al., ICLR 2020) dominant eigenvalue of grad^2_alpha L_val comes from power iteration with
+exact Hessian-vector products.
 
 Defaults (`DartsSettings`) are the paper's / `quark0/darts`: SGD lr 0.025 cosine to 0.001, momentum 0.9, weight
 decay 3e-4, gradient-norm clip 5; Adam lr 3e-4, betas (0.5, 0.999), L2 weight decay 1e-3 (PyTorch's coupled
@@ -49,8 +50,9 @@ digits, 6e-6 in alpha after one epoch, 1.4e-3 after 10: results/darts_speed.json
 the same seeds vmapped together.
 
 Not from the paper: PRNG keys are arguments, not state (DESIGN.md); an epoch draws from fold_in(key, epoch), so a
-resumed search repeats an uninterrupted one. `model` may be any Linen module called as (x, op weights of alpha's shape, train)
-(the tests use a smooth stand-in); the running statistics live in its `batch_stats` collection, if any.
+resumed search repeats an uninterrupted one. `model` may be any Linen module called as (x, op weights of alpha's
+shape, train) (the tests use a smooth stand-in); the running statistics live in its `batch_stats` collection, if
+any.
 """
 
 from __future__ import annotations

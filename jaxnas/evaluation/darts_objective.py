@@ -125,8 +125,8 @@ def grad_alpha(model, params, batch_stats, alpha, x, y, mix=None):
 
 def mixed_hvp(mode: str, model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array,
               y: jax.Array, v: Any, radius: float = 0.01, mix: Mix | None = None) -> jax.Array:
-    """grad^2_{alpha, w} L(w, alpha) v on (x, y), alpha's shape: exact (`jax.jvp` of grad_alpha in w) or the paper's central
-    difference with eps = radius / ||v||."""
+    """grad^2_{alpha, w} L(w, alpha) v on (x, y), alpha's shape: exact (`jax.jvp` of grad_alpha in w) or the paper's
+    central difference with eps = radius / ||v||."""
     check_choice("darts.hvp", mode, HVP_MODES)
     if mode == "exact":  # the inner gradient is taken in (w, alpha) so that every op using w is reverse-traced
         # (JAX refuses forward mode through a custom_vjp op, e.g. the stem's conv, that sees only the jvp tracer);

@@ -259,5 +259,6 @@ def derive(alpha: jax.Array, steps: int = STEPS) -> jax.Array:
     return arch.reshape(arch.shape[:-4] + (8 * steps,)).astype(jnp.int32)
 
 
-__all__ = ["DARTS_OPS", "DartsNASNetNetwork", "MixedDartsCell", "apply_op", "derive", "edges_from", "DARTS_SPACE", "EVAL_OPS",
+__all__ = ["DARTS_OPS", "DartsNASNetNetwork", "MixedDartsCell", "apply_op", "source_ops", "derive", "edges_from",
+           "DARTS_SPACE", "EVAL_OPS",
            "NUM_EDGES", "NUM_OPS", "SKIP", "NONE", "STEPS"]
