@@ -104,6 +104,8 @@ def test_rdarts_es_returns_the_cell_of_the_stop_epoch():
 
 def test_report_figures_mark_the_stop_epochs():
     """The per-seed plots draw one line per seed plus the mean, and a dot where a seed stopped early."""
+    import matplotlib.pyplot as plt
+
     from experiments.darts_report import plot_eigenvalue, plot_table_accuracy
 
     values = np.arange(12, dtype=float).reshape(2, 6)
@@ -114,3 +116,4 @@ def test_report_figures_mark_the_stop_epochs():
         dot = [ln for ln in lines if ln.get_marker() == "o"]
         assert len(dot) == 1 and list(dot[0].get_xdata()) == [3] and list(dot[0].get_ydata()) == [2.0]
         np.testing.assert_allclose(lines[-1].get_ydata(), values.mean(0))
+        plt.close(fig)
