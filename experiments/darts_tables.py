@@ -111,7 +111,7 @@ def darts_nasnet(results: dict[str, dict[str, Any]]) -> str:
     table = markdown_table(
         ["method", "scratch valid %", "scratch test %", "param-free kept edges of 16",
          "skip / max pool / avg pool share", "scratch valid vs DARTS (wins)", "scratch test vs DARTS (wins)"], rows)
-    return setup + table + "\n" + sources_line(results)
+    return setup + table + sources_line(results)
 
 
 __all__ = ["darts_methods", "darts_nasnet", "paired_difference", "LABELS"]
