@@ -45,8 +45,6 @@ def validate(config: config_dict.ConfigDict) -> None:
     check(config.image_size % div == 0, "image_size",
           f"got {config.image_size}; allowed: a multiple of {div} (the supernet halves the images "
           f"{config.darts.stages - 1} times)")
-    check(config.space != "nb201" or config.darts.stages == 3, "darts.stages",
-          f"got {config.darts.stages}; allowed on nb201: 3 (its network has three stages)")
     check(config.darts.w_lr_min <= config.darts.w_lr, "darts.w_lr_min",
           f"got {config.darts.w_lr_min}; allowed: at most darts.w_lr ({config.darts.w_lr})")
     check(config.darts.tau_last <= config.darts.tau_first, "darts.tau_last",
