@@ -105,7 +105,8 @@ class TrainSettings:
 
 @struct.dataclass
 class Data:
-    """Device-resident splits (replicated on every device). Images (N, H, W, C) float32, labels int32."""
+    """Device-resident splits (replicated on every device). Inputs (N, H, W, C) float32; targets int32 labels (N,), or
+    any pytree of arrays with a leading example axis (a detector's boxes, labels and valid masks)."""
 
     train_x: jax.Array
     train_y: jax.Array
@@ -116,7 +117,8 @@ class Data:
 
     @classmethod
     def from_dataset(cls, ds: Any) -> "Data":
-        return cls(*(jnp.asarray(getattr(ds, f)) for f in ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y")))
+        fields = ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y")
+        return cls(*(jax.tree.map(jnp.asarray, getattr(ds, f)) for f in fields))
 
 
 @struct.dataclass
@@ -139,6 +141,11 @@ class Scores:
     train_loss: np.ndarray  # (P, steps): the learning curve
     diverged: np.ndarray  # (P,) bool: a non-finite loss appeared; such a candidate's accuracy is NaN
     restarts: np.ndarray  # (P,) int32: restarts used (TrainSettings.restarts; 0 without)
+
+
+def take_rows(tree: Any, idx: jax.Array) -> Any:
+    """The rows `idx` of every leaf of `tree` (targets may be a pytree, e.g. a detector's boxes and labels)."""
+    return jax.tree.map(lambda a: a[idx], tree)
 
 
 def batch_indices(data_key: jax.Array, step: jax.Array, n: int, batch_size: int) -> jax.Array:
@@ -220,7 +227,7 @@ class PopulationTrainer:
             idx = batch_indices(data_key, c.step, n, bs)
             a = arch(c.step) if callable(arch) else arch
             (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(c.params, c.batch_stats,
-                                                                             data.train_x[idx], data.train_y[idx], a)
+                                                                             data.train_x[idx], take_rows(data.train_y, idx), a)
             updates, opt_state = opt.update(grads, c.opt_state, c.params)
             if not (isinstance(lr_scale, float) and lr_scale == 1.0):
                 updates = jax.tree.map(lambda u: u * lr_scale, updates)

@@ -20,7 +20,8 @@ Deviations: the heatmap loss reads logits through log-sigmoid instead of clampin
 (same value inside the clamp, finite gradients outside it); with no object in the batch the heatmap loss is divided
 by 1 (CenterNet's `if num_pos == 0` branch gives the same value). Decoding keeps a fixed k with a `valid` mask
 (score >= `score_threshold`) instead of a variable-length list, and does not clip boxes to the image; the top-k
-breaks score ties by the lower flat index (position-major, then class). Targets are built with array operations for
+breaks score ties by the lower flat index (position-major, then class); predicted sizes are clamped at 0 (CenterNet
+leaves a negative size as it is, giving an inverted box). Targets are built with array operations for
 `jit` (fixed shapes), not drawn object by object; with two objects on one cell the later one's size wins in
 CenterNet, here both rows stay (the loss reads the same cell twice). No augmentation (flip, affine crop) here.
 
@@ -31,6 +32,7 @@ counts 2 k^2 C_in C_out H W per convolution (backbone and heads), without the el
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -159,6 +161,7 @@ def decode(outputs: dict[str, jax.Array], k: int, stride: int, score_threshold: 
     xs, ys = (cell % w).astype(jnp.float32), (cell // w).astype(jnp.float32)
     size, offset = _gather(outputs["size"], cell), _gather(outputs["offset"], cell)  # (B, k, 2)
     cx, cy = (xs + offset[..., 0]) * stride, (ys + offset[..., 1]) * stride
+    size = jnp.maximum(size, 0.0)  # a size head can predict negative sizes (untrained, early); no inverted boxes
     half_w, half_h = size[..., 0] * stride / 2, size[..., 1] * stride / 2
     boxes = jnp.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], -1)
     return {"boxes": boxes, "scores": scores, "labels": labels.astype(jnp.int32), "valid": scores >= score_threshold}
@@ -251,3 +254,32 @@ def output_grid(resolution: int, stride: int) -> int:
     check(resolution % stride == 0, "resolution", f"got {resolution}; allowed: a multiple of the stride {stride}")
     return resolution // stride
 
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    """Object detection as the population engine's objective (`PopulationTrainer(objective=...)`).
+
+    Targets are the batch's ground truth as a dict of `boxes` (B, M, 4) corners in the network's input pixels,
+    `labels` (B, M) and `valid` (B, M); `loss` encodes CenterNet's targets for the output grid it is given (the input
+    size is read from the heatmap's grid times `stride`, so one objective serves every searched resolution) and
+    returns CenterNet's total loss. `metric` is the negative loss, the in-program score the engine's generic paths
+    (restarts, incremental training) read; mAP needs the whole split's detections and is computed on the host
+    (`jaxnas.evaluation.detection_training`).
+    """
+
+    num_classes: int
+    stride: int = 4
+
+    def __post_init__(self) -> None:
+        check_positive("num_classes", self.num_classes, integer=True)
+        check_positive("stride", self.stride, integer=True)
+
+    def loss(self, outputs: dict[str, jax.Array], targets: dict[str, jax.Array]) -> jax.Array:
+        size = outputs["heatmap_logits"].shape[1] * self.stride
+        encoded = encode_targets(targets["boxes"], targets["labels"], targets["valid"], size, self.stride,
+                                 self.num_classes)
+        return detection_loss(outputs, encoded)
+
+    def metric(self, outputs: dict[str, jax.Array], targets: dict[str, jax.Array]) -> jax.Array:
+        return -self.loss(outputs, targets)
