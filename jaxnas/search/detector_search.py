@@ -1,0 +1,163 @@
+"""Searching a detector's (input resolution, depth) for accuracy against compute: REINFORCE, aging evolution and
+random search over `jaxnas.spaces.detector`, every evaluation a real training (`DetectionTrainer`).
+
+The reward is MnasNet's (Tan et al., "MnasNet: Platform-Aware Neural Architecture Search for Mobile", CVPR 2019,
+Eq. 2; `jaxnas.search.pareto.mnas_reward`): mAP x (FLOPs / target)^w, w = alpha at or below the target and beta
+above it, by default the paper's soft constraint alpha = beta = -0.07, and the target the default configuration's
+FLOPs. The searches see the validation mAP only; test mAP is reported.
+
+Evaluations are memoised by (resolution, depth, training seed, settings): a configuration asked twice is trained
+once (a search over 119 configurations revisits), and the record is appended to a JSON-lines file when one is
+given, so a killed search restarted on the same file replays the same decisions (its keys are
+`fold_in(key(seed), evaluation number)`) with the finished trainings read back: the same result, nothing retrained.
+A record with a non-finite mAP (a diverged training) gets reward 0 (the strategies never see NaN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnas.common.checkpoint import fingerprint
+from jaxnas.common.errors import check, check_choice, check_positive
+from jaxnas.evaluation.detection_training import (DETECTION_TRAINING, DetectionTrainer, DetectorSettings,
+                                                  configuration_flops, latency_ms)
+from jaxnas.evaluation.population import TrainSettings
+from jaxnas.search.pareto import MNAS_SOFT_W, mnas_reward
+from jaxnas.spaces.detector import DetectorChoices
+from jaxnas.strategies.evolution import aging_evolution
+from jaxnas.strategies.random import RandomSearch
+from jaxnas.strategies.reinforce import Reinforce
+
+METHODS = ("reinforce", "evolution", "random")
+
+
+class ConfigurationEvaluator:
+    """Trains and measures (resolution, depth) configurations, memoised (see the module docstring).
+
+    `evaluate(resolution, depth, seed)` returns a record: resolution, depth, seed, flops (one image, inference),
+    latency_ms (per image, batch 64, this machine), valid_map / valid_ap50 / test_map / test_ap50 (percent, the mean
+    over `candidates` trainings), diverged, train_seconds.
+    """
+
+    def __init__(self, dataset: Any, settings: TrainSettings = DETECTION_TRAINING,
+                 detector: DetectorSettings = DetectorSettings(), candidates: int = 1, cache_path: str | None = None,
+                 log: Callable[[str], None] | None = print):
+        check_positive("candidates", candidates, integer=True)
+        self.dataset, self.settings, self.detector, self.candidates = dataset, settings, detector, candidates
+        self.cache_path, self.log = cache_path, log or (lambda _: None)
+        self.tag = fingerprint(repr(settings), repr(detector), candidates, dataset.name, dataset.train.images,
+                               dataset.valid.boxes)
+        self.records: dict[tuple[int, int, int], dict] = {}
+        self.trained = 0
+        if cache_path and os.path.exists(cache_path):
+            with open(cache_path) as f:
+                for line in f:
+                    rec = json.loads(line)
+                    if rec.get("tag") == self.tag:
+                        self.records[(rec["resolution"], rec["depth"], rec["seed"])] = rec
+
+    def evaluate(self, resolution: int, depth: int, seed: int) -> dict:
+        key = (int(resolution), int(depth), int(seed))
+        if key in self.records:
+            return self.records[key]
+        start = time.perf_counter()
+        trainer = DetectionTrainer(self.dataset, key[0], key[1], self.settings, self.detector,
+                                   chunk_size=self.candidates)
+        scores = trainer.score(candidates=self.candidates, seed=key[2])
+        seconds = time.perf_counter() - start
+        channels = self.dataset.image_shape[-1]
+        rec = {
+            "resolution": key[0], "depth": key[1], "seed": key[2], "tag": self.tag,
+            "flops": configuration_flops(self.dataset.num_classes, key[0], key[1], self.detector, channels),
+            "latency_ms": latency_ms(self.dataset.num_classes, key[0], key[1], self.detector, channels),
+            "valid_map": _mean(scores.valid_map), "valid_ap50": _mean(scores.valid_ap50),
+            "test_map": _mean(scores.test_map), "test_ap50": _mean(scores.test_ap50),
+            "diverged": bool(np.any(scores.diverged)), "train_seconds": round(seconds, 2),
+        }
+        self.records[key] = rec
+        self.trained += 1
+        if self.cache_path:
+            os.makedirs(os.path.dirname(os.path.abspath(self.cache_path)), exist_ok=True)
+            with open(self.cache_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        self.log(f"  trained {key[0]}px depth {key[1]} (seed {key[2]}): valid mAP {rec['valid_map']:.2f}%, "
+                 f"{rec['flops'] / 1e6:.1f} MFLOPs, {seconds:.0f} s")
+        return rec
+
+
+def _mean(values: np.ndarray) -> float:
+    values = np.asarray(values, np.float64)
+    return float(np.mean(values)) if np.all(np.isfinite(values)) else float("nan")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    """One search: `method`, `evaluations` trainings asked (memoised repeats included), its `seed`; the reward's
+    exponents `alpha` (at or below the target) and `beta` (above it); aging evolution's population and tournament
+    sizes (NAS-Bench-201's REA: 10 and 3)."""
+
+    method: str = "evolution"
+    evaluations: int = 24
+    seed: int = 0
+    alpha: float = MNAS_SOFT_W
+    beta: float = MNAS_SOFT_W
+    population_size: int = 10
+    sample_size: int = 3
+
+    def __post_init__(self) -> None:
+        check_choice("method", self.method, METHODS)
+        check_positive("evaluations", self.evaluations, integer=True)
+        check(self.alpha <= 0, "alpha", f"got {self.alpha}; allowed: <= 0 (compute is a cost)")
+        check(self.beta <= 0, "beta", f"got {self.beta}; allowed: <= 0 (compute is a cost)")
+        check(self.method != "evolution" or self.population_size <= self.evaluations, "population_size",
+              f"got {self.population_size}; allowed: at most evaluations={self.evaluations}")
+
+
+def make_strategy(settings: SearchSettings, choices: DetectorChoices) -> Any:
+    space = choices.space()
+    if settings.method == "reinforce":
+        return Reinforce(space)
+    if settings.method == "evolution":
+        return aging_evolution(space, population_size=settings.population_size, sample_size=settings.sample_size)
+    return RandomSearch(space)
+
+
+def run_search(settings: SearchSettings, evaluator: ConfigurationEvaluator,
+               choices: DetectorChoices = DetectorChoices(), train_seed: int | None = None) -> list[dict]:
+    """Runs one search; returns its evaluations in order (each record plus `step` and `reward`).
+
+    Trainings use `train_seed` (default: the search's seed), so two methods of one seed share trainings."""
+    strategy = make_strategy(settings, choices)
+    train_seed = settings.seed if train_seed is None else train_seed
+    target = evaluator_target(evaluator, choices, train_seed)
+    key = jax.random.key(settings.seed)
+    state = strategy.init(jax.random.fold_in(key, 2**31 - 1))
+    ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
+    history = []
+    for step in range(settings.evaluations):
+        archs, state = ask(jax.random.fold_in(key, step), state)
+        arch = np.asarray(archs)[0]
+        resolution, depth = choices.values(arch)
+        rec = evaluator.evaluate(resolution, depth, train_seed)
+        valid = rec["valid_map"] if np.isfinite(rec["valid_map"]) else 0.0
+        reward = float(mnas_reward(valid, rec["flops"], target, settings.alpha, settings.beta))
+        state, _ = tell(state, archs, jnp.array([reward], jnp.float32))
+        history.append({**rec, "step": step, "reward": reward, "method": settings.method, "search_seed": settings.seed})
+    return history
+
+
+def evaluator_target(evaluator: ConfigurationEvaluator, choices: DetectorChoices, seed: int) -> float:
+    """The reward's target: the default configuration's FLOPs (no training needed)."""
+    del seed
+    r, d = choices.values(choices.default)
+    data = evaluator.dataset
+    return configuration_flops(data.num_classes, r, d, evaluator.detector, data.image_shape[-1])
