@@ -16,10 +16,11 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from experiments import cyclegan, darts, mtl, nas_search, nb201, neat, speedups, stylegan
+from experiments import cyclegan, darts, detection_search, mtl, nas_search, nb201, neat, speedups, stylegan
 from experiments.cli import quiet_library_logs
 from experiments.configs import cyclegan as cyclegan_config
 from experiments.configs import darts as darts_config
+from experiments.configs import detection_search as detection_config
 from experiments.configs import mtl as mtl_config
 from experiments.configs import nas_search as nas_search_config
 from experiments.configs import nb201 as nb201_config
@@ -70,6 +71,12 @@ def darts_section(workdir: str, report: Report) -> dict:
     return darts.run(darts_config.get_config("demo"), os.path.join(workdir, "darts"), report=report)
 
 
+def detection_section(workdir: str, report: Report) -> dict:
+    """The detector search's short run: one seed, a 3 x 2 space, four evaluations per method (about 3 minutes)."""
+    return detection_search.run(detection_config.get_config("demo"), os.path.join(workdir, "detection_search"),
+                                report=report)
+
+
 def speedup_section(speedup: str) -> Callable[[str, Report], dict]:
     """One speed-up (`experiments.speedups`) with its default config, measured against full training."""
     def section(workdir: str, report: Report) -> dict:
@@ -116,6 +123,7 @@ SECTIONS: list[tuple[str, Callable[[str, Report], dict]]] = [
     ("metaqnn", metaqnn_section),
     ("nasnet", nasnet_section),
     ("darts", darts_section),
+    ("detection_search", detection_section),
     *((name, speedup_section(name)) for name in speedups.SPEEDUPS),
     ("mtl", mtl_section),
     ("stylegan", stylegan_section),

@@ -1,0 +1,92 @@
+"""Searching a detector's input resolution and depth (issue 25): REINFORCE, aging evolution, random search and the
+gradient method, judged on COCO mAP against FLOPs, on the embedded digits-on-canvases set by default.
+
+Command:
+  python -m experiments.detection_search --config experiments/configs/detection_search.py \
+      --config.method=all --workdir runs/detection_search
+Methods: reinforce | evolution | random | gradient | all. Each search of `seeds` seeds asks `evaluations`
+configurations (memoised: a configuration is trained once per training seed, shared by the methods of that seed);
+the gradient method runs once per penalty of `gradient.penalties` and trains its rounded result from scratch.
+Space: resolutions `space.resolution_min` .. `space.resolution_max` in steps of `space.resolution_step` (multiples of
+the stride), depths `space.depth_min` .. `space.depth_max`; the default configuration is the middle of both ranges.
+Variants: `:small` (tests), `:demo` (`make demo`).
+
+Expected runtime on the 2-core CPU (default): a configuration trains in about 20 s (32 px) to 90 s (96 px, depth 8),
+compile included; a seed of the three discrete methods trains about 35-45 distinct configurations (20-40 minutes);
+each gradient run about 3 minutes plus its from-scratch training.
+"""
+
+from ml_collections import config_dict
+
+METHODS = ("reinforce", "evolution", "random", "gradient", "all")
+
+BOUNDS = {
+    "seed": (int, 0, 2**31 - 1), "seeds": (int, 1, 64), "evaluations": (int, 1, 10_000),
+    "image_size": (int, 8, 1024), "max_objects": (int, 1, 100),
+    "digit_min": (int, 1, 1024), "digit_max": (int, 1, 1024),
+    "splits.train": (int, 1, 10_000_000), "splits.valid": (int, 1, 10_000_000), "splits.test": (int, 1, 10_000_000),
+    "space.resolution_min": (int, 4, 4096), "space.resolution_max": (int, 4, 4096),
+    "space.resolution_step": (int, 1, 4096), "space.depth_min": (int, 1, 64), "space.depth_max": (int, 1, 64),
+    "space.resolution_sigma": (float, 0.0, 4096.0, True),
+    "detector.width": (int, 1, 1024), "detector.stride": (int, 1, 64), "detector.top_k": (int, 1, 10_000),
+    "detector.score_threshold": (float, 0.0, 0.999),
+    "train.steps": (int, 1, 1_000_000), "train.batch_size": (int, 1, 4096),
+    "train.learning_rate": (float, 0.0, 10.0, True), "train.weight_decay": (float, 0.0, 1.0),
+    "reward.alpha": (float, -10.0, 0.0), "reward.beta": (float, -10.0, 0.0),
+    "evolution.population_size": (int, 1, 10_000), "evolution.sample_size": (int, 1, 10_000),
+    "gradient.arch_lr": (float, 0.0, 10.0, True), "gradient.resolution_lr": (float, 0.0, 10.0, True),
+    "pictures": (int, 0, 64),
+}
+
+
+def get_config(variant: str | None = None) -> config_dict.ConfigDict:
+    c = config_dict.ConfigDict()
+    c.method = "all"
+    c.dataset = "digits_detection"  # digits_detection (embedded) | coco_files | a prepared TFDS name (voc, coco/2017)
+    c.data_dir = ""
+    c.images_dir = ""  # coco_files: the images folder
+    c.annotations_json = ""  # coco_files: the COCO annotations file
+    c.image_size = 64  # native size the dataset is loaded at (square)
+    c.max_objects = 4
+    c.digit_min, c.digit_max = 12, 28  # digits_detection: pasted digits' sizes in px
+    c.splits = config_dict.ConfigDict({"train": 2000, "valid": 500, "test": 500})  # digits_detection only
+    c.seed = 0  # searches use seeds seed .. seed + seeds - 1; a seed is also its configurations' training seed
+    c.seeds = 3
+    c.evaluations = 24  # configurations asked per search (repeats included)
+    c.progress = True
+    c.pictures = 8  # test canvases drawn with the default's and the best configurations' detections
+    c.space = config_dict.ConfigDict({"resolution_min": 32, "resolution_max": 96, "resolution_step": 4,
+                                      "depth_min": 2, "depth_max": 8, "resolution_sigma": 8.0})
+    c.detector = config_dict.ConfigDict({"width": 16, "stride": 4, "top_k": 100, "score_threshold": 0.01})
+    c.train = config_dict.ConfigDict({"steps": 600, "batch_size": 32, "learning_rate": 2e-3, "weight_decay": 1e-4})
+    # MnasNet's reward mAP x (FLOPs / default's FLOPs)^w: alpha at or below, beta above (soft: both -0.07)
+    c.reward = config_dict.ConfigDict({"alpha": -0.07, "beta": -0.07})
+    c.evolution = config_dict.ConfigDict({"population_size": 10, "sample_size": 3})  # NAS-Bench-201's REA
+    # one gradient run per penalty (comma-separated): the weight of log(E[FLOPs] / default's FLOPs)
+    c.gradient = config_dict.ConfigDict({"penalties": "0.03,0.1,0.3", "arch_lr": 3e-3, "resolution_lr": 0.01})
+    if variant == "small":  # tests: a tiny set, a tiny detector, a few steps
+        c.image_size = 24
+        c.max_objects = 2
+        c.digit_min, c.digit_max = 8, 12
+        c.splits.train, c.splits.valid, c.splits.test = 24, 12, 12
+        c.seeds = 1
+        c.evaluations = 3
+        c.pictures = 2
+        c.space.resolution_min, c.space.resolution_max, c.space.resolution_step = 16, 24, 4
+        c.space.depth_min, c.space.depth_max = 2, 4
+        c.detector.width, c.detector.top_k = 4, 10
+        c.train.steps, c.train.batch_size = 3, 8
+        c.evolution.population_size, c.evolution.sample_size = 2, 2
+        c.gradient.penalties = "0.1"
+    elif variant == "demo":  # `make demo`: one seed, a short search over a smaller space
+        c.splits.train, c.splits.valid, c.splits.test = 1000, 300, 300
+        c.seeds = 1
+        c.evaluations = 4
+        c.pictures = 4
+        c.space.resolution_min, c.space.resolution_max, c.space.resolution_step = 32, 48, 8
+        c.space.depth_min, c.space.depth_max = 2, 3
+        c.detector.width = 8
+        c.train.steps = 150
+        c.evolution.population_size, c.evolution.sample_size = 2, 2
+        c.gradient.penalties = "0.1"
+    return c

@@ -1,0 +1,77 @@
+"""The detector search's entry point: settings refused by name (exit status 2), a whole tiny run of every method
+(results, report, pictures), and a restart on the same workdir that retrains nothing and gives the same results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments import detection_search as entry
+from experiments.configs import detection_search as ds_config
+from jaxnas.common.errors import ConfigError
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
+
+def small(data_dir, **overrides):
+    c = ds_config.get_config("small")
+    c.data_dir, c.progress = data_dir, False
+    for k, v in overrides.items():
+        node, *rest = k.split(".")
+        if rest:
+            c[node][rest[0]] = v
+        else:
+            c[k] = v
+    return c
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"method": "darts"}, "method"), ({"gradient.penalties": "0.1,x"}, "gradient.penalties"),
+    ({"gradient.penalties": "-1"}, "gradient.penalties"), ({"space.resolution_max": 12}, "space.resolution_max"),
+    ({"space.depth_max": 2}, "space.depth_max"), ({"space.resolution_step": 3}, "space.resolution_step"),
+    ({"space.depth_min": 1}, "space.depth_min"), ({"evolution.sample_size": 5}, "evolution.sample_size"),
+    ({"evolution.population_size": 10}, "evolution.population_size"), ({"reward.beta": 0.5}, "reward.beta"),
+    ({"train.steps": 0}, "train.steps")])
+def test_bad_settings_name_the_field(tmp_path, overrides, field):
+    with pytest.raises(ConfigError) as err:
+        entry.run(small(str(tmp_path), **overrides), str(tmp_path / "w"))
+    assert err.value.field == field
+    assert not (tmp_path / "w").exists()  # refused before any work
+
+
+def test_cli_refusal_exits_2_with_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "experiments.detection_search", "--config",
+                          "experiments/configs/detection_search.py:small", "--config.gradient.penalties=oops",
+                          "--workdir", str(tmp_path / "w")], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith("error: config.gradient.penalties: got 'oops'")
+
+
+def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
+    data_dir, workdir = str(tmp_path / "tfds"), str(tmp_path / "run")
+    summary = entry.run(small(data_dir), workdir)
+    with open(os.path.join(workdir, "results.json")) as f:
+        results = json.load(f)
+    assert set(results["evaluations"]) == {"reinforce", "evolution", "random", "gradient"}
+    assert [len(results["evaluations"][m]) for m in ("reinforce", "evolution", "random", "gradient")] == [3, 3, 3, 1]
+    distinct = {(r["resolution"], r["depth"]) for recs in results["evaluations"].values() for r in recs} | {(20, 3)}
+    assert summary["trainings"] == len(distinct) == summary["trained_this_run"]  # memoised across methods
+    for recs in results["evaluations"].values():
+        for r in recs:
+            assert 0 <= r["test_map"] <= 100 and r["flops"] > 0 and r["latency_ms"] > 0
+    g = results["gradient_runs"][0]
+    assert g["penalty"] == 0.1 and len(g["trajectory"]["resolution"]) == len(g["trajectory"]["step"])
+    report = open(os.path.join(workdir, "report.md")).read()
+    for name in ("front.png", "search_curves.png", "detections.png", "gradient_seed0_penalty0.1.png"):
+        assert name in report and os.path.getsize(os.path.join(workdir, name)) > 0
+    # a restart (e.g. after a kill) replays the same decisions from evaluations.jsonl and gradient/
+    again = entry.run(small(data_dir, pictures=0), workdir)
+    assert again["trained_this_run"] == 0 and again["trainings"] == summary["trainings"]
+    with open(os.path.join(workdir, "results.json")) as f:
+        second = json.load(f)
+    assert second["evaluations"] == results["evaluations"]
