@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments import darts_tables, gan_tables, mtl_tables, search_tables
+from experiments import darts_tables, detection_tables, gan_tables, mtl_tables, search_tables
 from experiments.table_format import Table, load_note, markdown_table, sources_line
 from jaxnas.common.provenance import REPO_ROOT, RESULTS_DIR, load_result
 
@@ -334,6 +334,7 @@ TABLES: dict[str, Table] = {
     "hierarchical_vs_random": Table(("hierarchical_vs_random",), search_tables.strategy_vs_random),
     "darts_methods": Table(("darts_methods", "darts_gdas"), darts_tables.darts_methods),
     "darts_nasnet": Table(("darts_nasnet",), darts_tables.darts_nasnet),
+    "macro_front": Table(("macro_front",), detection_tables.macro_front),
     "mtl_losses": Table(("mtl",), mtl_tables.losses),
     "mtl_demo_losses": Table(("mtl_demo",), mtl_tables.losses),
     "mtl_oversampling": Table(("mtl",), mtl_tables.oversampling),
