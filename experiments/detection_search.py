@@ -101,7 +101,7 @@ def load_data(config: config_dict.ConfigDict) -> Any:
 
     s = config.splits
     return load_detection(config.dataset, data_dir=config.data_dir, image_size=config.image_size,
-                          max_objects=config.max_objects, seed=config.seed, images_dir=config.images_dir or None,
+                          max_objects=config.max_objects, seed=config.data_seed, images_dir=config.images_dir or None,
                           annotations_json=config.annotations_json or None, splits=(s.train, s.valid, s.test),
                           digit_sizes=(config.digit_min, config.digit_max))
 

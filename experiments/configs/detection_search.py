@@ -21,7 +21,8 @@ from ml_collections import config_dict
 METHODS = ("reinforce", "evolution", "random", "gradient", "all")
 
 BOUNDS = {
-    "seed": (int, 0, 2**31 - 1), "seeds": (int, 1, 64), "evaluations": (int, 1, 10_000),
+    "seed": (int, 0, 2**31 - 1), "data_seed": (int, 0, 2**31 - 1), "seeds": (int, 1, 64),
+    "evaluations": (int, 1, 10_000),
     "image_size": (int, 8, 1024), "max_objects": (int, 1, 100),
     "digit_min": (int, 1, 1024), "digit_max": (int, 1, 1024),
     "splits.train": (int, 1, 10_000_000), "splits.valid": (int, 1, 10_000_000), "splits.test": (int, 1, 10_000_000),
@@ -50,6 +51,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.max_objects = 4
     c.digit_min, c.digit_max = 12, 28  # digits_detection: pasted digits' sizes in px
     c.splits = config_dict.ConfigDict({"train": 2000, "valid": 500, "test": 500})  # digits_detection only
+    c.data_seed = 0  # the generated canvases (digits_detection), the random split (coco_files, TFDS without one)
     c.seed = 0  # searches use seeds seed .. seed + seeds - 1; a seed is also its configurations' training seed
     c.seeds = 3
     c.evaluations = 24  # configurations asked per search (repeats included)
