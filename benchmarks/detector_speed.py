@@ -63,8 +63,9 @@ def main() -> None:
             "inference_mflops": configuration_flops(data.num_classes, r, args.depth, detector) / 1e6,
             "latency_ms_per_image": latency_ms(data.num_classes, r, args.depth, detector),
         }
-        print(f"{r}px depth {args.depth}: {per_s:.0f} training images/s ({figures[f'r{r}']['step_ms_median']:.1f} ms per "
-              f"step of {DETECTION_TRAINING.batch_size}), first call {compile_s:.1f} s", flush=True)
+        step_ms = figures[f"r{r}"]["step_ms_median"]
+        print(f"{r}px depth {args.depth}: {per_s:.0f} training images/s ({step_ms:.1f} ms per step of "
+              f"{DETECTION_TRAINING.batch_size}), first call {compile_s:.1f} s", flush=True)
     path = record_result("detector_speed", command=" ".join(["python", "benchmarks/detector_speed.py"] + sys.argv[1:]),
                          settings={"resolutions": args.resolutions, "depth": args.depth, "steps": args.steps,
                                    "repeats": args.repeats, "batch_size": DETECTION_TRAINING.batch_size,
