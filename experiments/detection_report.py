@@ -345,13 +345,15 @@ def _best(records: Sequence[Mapping[str, Any]], default: Mapping[str, Any]) -> M
     return max(beats, key=lambda r: r["valid_map"]) if beats else front[-1]
 
 
-def write_report(config: Any, results: Mapping[str, Any], data: Any, space: Any, settings: tuple, workdir: str,
+def write_report(config: Any, results: Mapping[str, Any], data: Any, space: Any, evaluator: Any, workdir: str,
                  report: Any = None) -> None:
     """The detection search's report section (a new report.md in workdir unless `report` is given): the summary
-    table, the fronts, the search curves, the gradient trajectories and detection pictures (first seed's trainings
-    of the default and of each method's best configuration, trained again)."""
+    table, the fronts, the search curves, the gradient trajectories and detection pictures on test canvases (the first
+    seed's trainings of the default and of each method's best configuration, their saved variables; trained again
+    only where none were saved)."""
     from jaxnas.common.report import Report
-    from jaxnas.evaluation.detection_training import DetectionTrainer
+    from jaxnas.evaluation.detection_training import DetectionTrainer, detect
+    from jaxnas.models.detector import CenterNet
 
     own = report is None
     report = report or Report(workdir, "Detector search: input resolution and depth")
@@ -372,7 +374,7 @@ def write_report(config: Any, results: Mapping[str, Any], data: Any, space: Any,
     curves = {m: r for m, r in by_method.items() if m != "gradient"}
     if curves:
         report.image(search_curve_plot(curves, path("search_curves.png")), "best reward so far")
-    for i, run in enumerate(results["gradient_runs"][:3]):
+    for run in results["gradient_runs"][:3]:
         t = {k: np.asarray(v) for k, v in run["trajectory"].items()}
         name = f"gradient_seed{run['seed']}_penalty{run['penalty']:g}.png"
         report.image(gradient_trajectory_plot(t, path(name)),
@@ -380,16 +382,19 @@ def write_report(config: Any, results: Mapping[str, Any], data: Any, space: Any,
                      f"{run['resolution']}px depth {run['depth']}")
     n = min(config.pictures, len(data.test))
     if n > 0:
-        train, detector = settings
-        seed = seeds[0]
+        seed, det = seeds[0], evaluator.detector
         firsts = {m: [r for r in recs if r["search_seed"] == seed] for m, recs in by_method.items()}
         picks = [("default", default)] + [(m, b) for m, recs in firsts.items() if (b := _best(recs, default))]
         dets, titles, done = [], [], {}
         for name, rec in picks:
             key = (int(rec["resolution"]), int(rec["depth"]))
             if key not in done:
-                trainer = DetectionTrainer(data, key[0], key[1], train, detector)
-                done[key] = trainer.detections(trainer.trained_variables(seed=seed), data.test.images[:n])
+                variables = evaluator.load_variables(evaluator.records.get((*key, seed), {}))
+                if variables is None:  # no saved variables: train the configuration again
+                    trainer = DetectionTrainer(data, key[0], key[1], evaluator.settings, det)
+                    variables = trainer.score(1, seed=seed).candidate(0)
+                network = CenterNet(data.num_classes, key[1], det.width, det.stride, det.head_width)
+                done[key] = detect(network, variables, data.test.images[:n], key[0], det)
             dets.append(done[key])
             titles.append(f"{name}: {config_label(rec)}, {float(rec['flops']) / MEGA:.1f} MFLOPs")
         report.image(detection_pictures(data.test.images[:n], data.test.take(np.arange(n)), dets, data.class_names,

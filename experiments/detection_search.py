@@ -212,7 +212,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     write_json(os.path.join(workdir, "results.json"), results)
     from experiments.detection_report import write_report
 
-    write_report(config, results, data, space, (train, detector), workdir, report)
+    write_report(config, results, data, space, evaluator, workdir, report)
     return {"dataset": data.name, "seeds": seeds, "default": {k: v for k, v in default.items()},
             "seeds_dominating_default": {m: v["seeds_dominating_default"] for m, v in per_method.items()},
             "trainings": results["trainings"], "trained_this_run": evaluator.trained}

@@ -87,9 +87,8 @@ def test_trainer_scores_equal_the_host_path_and_are_reproducible(tiny_data):
     assert scores.train_loss.shape == (2, 3) and not scores.diverged.any()
     assert np.all((scores.valid_map >= 0) & (scores.valid_map <= 100))
     assert scores.valid_map[0] != scores.valid_map[1] or scores.train_loss[0, 0] != scores.train_loss[1, 0]
-    # candidate 1 trained again alone, decoded outside the program on native images: the same mAP
-    variables = trainer.trained_variables(seed=3, candidate_id=1)
-    dets = trainer.detections(variables, tiny_data.test.images)
+    # candidate 1's returned variables, decoded outside the program on the native images: the same mAP
+    dets = trainer.detections(scores.candidate(1), tiny_data.test.images)
     m = coco_map(tiny_data.test.ground_truth(), dets, num_classes=tiny_data.num_classes)
     assert 100 * max(m["map"], 0.0) == pytest.approx(scores.test_map[1], abs=1e-4)
 
@@ -120,6 +119,9 @@ def test_evaluator_memoises_and_resumes_from_its_file(tiny_data, tmp_path):
                                    cache_path=path, log=None)
     assert not other.records  # other settings: nothing read back
     assert len(open(path).read().splitlines()) == 1 and json.loads(open(path).readline())["resolution"] == 16
+    saved = again.load_variables(rec)  # the trained variables, saved beside the memo
+    shapes = jax.eval_shape(lambda: CenterNet(10, 2, width=4).init(jax.random.key(0), jnp.zeros((1, 16, 16, 1))))
+    assert jax.tree.map(lambda a: a.shape, saved) == jax.tree.map(lambda a: a.shape, shapes)
 
 
 class _TableEvaluator:

@@ -34,7 +34,7 @@ def small(data_dir, **overrides):
     ({"gradient.penalties": "-1"}, "gradient.penalties"), ({"space.resolution_max": 12}, "space.resolution_max"),
     ({"space.depth_max": 2}, "space.depth_max"), ({"space.resolution_step": 3}, "space.resolution_step"),
     ({"space.depth_min": 1}, "space.depth_min"), ({"evolution.sample_size": 5}, "evolution.sample_size"),
-    ({"evolution.population_size": 10}, "evolution.population_size"), ({"reward.beta": 0.5}, "reward.beta"),
+    ({"evolution.population_size": 3}, "evolution.population_size"), ({"reward.beta": 0.5}, "reward.beta"),
     ({"train.steps": 0}, "train.steps")])
 def test_bad_settings_name_the_field(tmp_path, overrides, field):
     with pytest.raises(ConfigError) as err:
@@ -58,8 +58,8 @@ def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
     with open(os.path.join(workdir, "results.json")) as f:
         results = json.load(f)
     assert set(results["evaluations"]) == {"reinforce", "evolution", "random", "gradient"}
-    assert [len(results["evaluations"][m]) for m in ("reinforce", "evolution", "random", "gradient")] == [3, 3, 3, 1]
-    distinct = {(r["resolution"], r["depth"]) for recs in results["evaluations"].values() for r in recs} | {(20, 3)}
+    assert [len(results["evaluations"][m]) for m in ("reinforce", "evolution", "random", "gradient")] == [2, 2, 2, 1]
+    distinct = {(r["resolution"], r["depth"]) for recs in results["evaluations"].values() for r in recs} | {(16, 2)}
     assert summary["trainings"] == len(distinct) == summary["trained_this_run"]  # memoised across methods
     for recs in results["evaluations"].values():
         for r in recs:

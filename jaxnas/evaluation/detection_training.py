@@ -7,7 +7,8 @@ a dict of boxes, labels and valid masks, encoded for the output grid inside the 
 independent trainings of the same configuration (initialisations `fold_in(seed key, id)`); after training, each
 candidate decodes its top-k detections on the validation and test splits inside the compiled program, and the host
 scores them with COCO mAP (`jaxnas.problems.detection_map.coco_map`, equal to pycocotools), in the dataset's native
-pixels, so configurations at different resolutions are scored on the same ground truth.
+pixels, so configurations at different resolutions are scored on the same ground truth. The trained variables come
+back too (`DetectionScores.candidate(i)`), for `detect` on new images.
 
 Images are resized once per resolution (`resize_split`: bilinear with antialiasing, `jax.image.resize`), boxes
 scaled to match; the network never sees the native size. A candidate whose training loss became non-finite is
@@ -118,6 +119,11 @@ class DetectionScores:
     test_ap50: np.ndarray
     train_loss: np.ndarray  # (P, steps)
     diverged: np.ndarray  # (P,) bool
+    variables: Any  # the trained `CenterNet` variables (`params`, `batch_stats`), each leaf with a leading P axis
+
+    def candidate(self, i: int) -> dict:
+        """Candidate i's trained variables, as `CenterNet.apply` takes them."""
+        return jax.tree.map(lambda a: a[i], self.variables)
 
 
 class DetectionTrainer(PopulationTrainer):
@@ -164,8 +170,9 @@ class DetectionTrainer(PopulationTrainer):
 
         def one(key, arch):
             cand, losses, _ = self._train_from_scratch(key, arch, data, data_key)
+            variables = {"params": cand.params["detector"], "batch_stats": cand.batch_stats["detector"]}
             return (self._detect(cand, arch, data.valid_x), self._detect(cand, arch, data.test_x), losses,
-                    ~jnp.all(jnp.isfinite(losses)))
+                    ~jnp.all(jnp.isfinite(losses)), variables)
 
         return self.over_population(one, keys, archs)
 
@@ -174,12 +181,12 @@ class DetectionTrainer(PopulationTrainer):
         check_positive("candidates", candidates, integer=True)
         ids = first_id + np.arange(candidates)
         archs = np.zeros((candidates, 1), np.int32)
-        valid, test, losses, diverged = self.run_chunked(self._score_chunk, (self.candidate_keys(seed, ids), archs),
-                                                         (self.data, self.data_key(seed)))
+        valid, test, losses, diverged, variables = self.run_chunked(
+            self._score_chunk, (self.candidate_keys(seed, ids), archs), (self.data, self.data_key(seed)))
         v = [self._map(valid, i, self.dataset.valid, diverged[i]) for i in range(candidates)]
         t = [self._map(test, i, self.dataset.test, diverged[i]) for i in range(candidates)]
         return DetectionScores(np.array([a for a, _ in v]), np.array([b for _, b in v]), np.array([a for a, _ in t]),
-                               np.array([b for _, b in t]), np.asarray(losses), np.asarray(diverged))
+                               np.array([b for _, b in t]), np.asarray(losses), np.asarray(diverged), variables)
 
     def _map(self, dets: dict, i: int, split: Any, diverged: bool) -> tuple[float, float]:
         """(mAP, AP50) in percent of candidate i's detections on `split`, boxes mapped back to native pixels."""
@@ -192,24 +199,22 @@ class DetectionTrainer(PopulationTrainer):
         m = coco_map(split.ground_truth(), ours, num_classes=self.dataset.num_classes)
         return 100.0 * max(m["map"], 0.0), 100.0 * max(m["ap50"], 0.0)
 
-    def trained_variables(self, seed: int = 0, candidate_id: int = 0) -> dict:
-        """The `CenterNet` variables of candidate `candidate_id` of `score(seed=seed)`, trained again (one program)."""
-        key = self.candidate_keys(seed, np.array([candidate_id]))[0]
-        train = jax.jit(self._train_from_scratch)
-        cand, _, _ = train(key, jnp.zeros((1,), jnp.int32), self.data, self.data_key(seed))
-        return {"params": cand.params["detector"], "batch_stats": cand.batch_stats["detector"]}
-
     def detections(self, variables: dict, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Detections of trained `CenterNet` `variables` on native-size `images` (resized here), boxes in native
-        pixels."""
-        n, h, w, c = images.shape
-        x = jax.image.resize(jnp.asarray(images, jnp.float32), (n, self.resolution, self.resolution, c), "linear",
-                             antialias=True)
-        out = self.network.apply(variables, x, train=False)
-        dets = jax.tree.map(np.asarray, decode(out, self.detector.top_k, self.detector.stride,
-                                               self.detector.score_threshold))
-        dets["boxes"] = dets["boxes"] * (np.array([w, h, w, h], np.float32) / self.resolution)
-        return dets
+        """Detections of trained `CenterNet` `variables` (e.g. `DetectionScores.candidate(i)`) on native-size `images`,
+        boxes in native pixels."""
+        return detect(self.network, variables, images, self.resolution, self.detector)
+
+
+def detect(network: CenterNet, variables: dict, images: np.ndarray, resolution: int,
+           detector: DetectorSettings = DetectorSettings()) -> dict[str, np.ndarray]:
+    """Top-k detections of a trained `network` on native-size `images` (resized to `resolution` here, as in training),
+    boxes mapped back to the images' pixels."""
+    n, h, w, c = images.shape
+    x = jax.image.resize(jnp.asarray(images, jnp.float32), (n, resolution, resolution, c), "linear", antialias=True)
+    out = network.apply(variables, x, train=False)
+    dets = jax.tree.map(np.asarray, decode(out, detector.top_k, detector.stride, detector.score_threshold))
+    dets["boxes"] = dets["boxes"] * (np.array([w, h, w, h], np.float32) / resolution)
+    return dets
 
 
 def configuration_flops(num_classes: int, resolution: int, depth: int, detector: DetectorSettings = DetectorSettings(),

@@ -10,6 +10,7 @@ Evaluations are memoised by (resolution, depth, training seed, settings): a conf
 once (a search over 119 configurations revisits), and the record is appended to a JSON-lines file when one is
 given, so a killed search restarted on the same file replays the same decisions (its keys are
 `fold_in(key(seed), evaluation number)`) with the finished trainings read back: the same result, nothing retrained.
+Each training's variables are saved beside the memo (`variables/*.msgpack`, flax's msgpack; `load_variables`).
 A record with a non-finite mAP (a diverged training) gets reward 0 (the strategies never see NaN).
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
 
 from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check, check_choice, check_positive
@@ -74,6 +76,7 @@ class ConfigurationEvaluator:
                                    chunk_size=self.candidates)
         scores = trainer.score(candidates=self.candidates, seed=key[2])
         seconds = time.perf_counter() - start
+        saved = self._save_variables(key, scores.candidate(0))
         channels = self.dataset.image_shape[-1]
         rec = {
             "resolution": key[0], "depth": key[1], "seed": key[2], "tag": self.tag,
@@ -81,7 +84,7 @@ class ConfigurationEvaluator:
             "latency_ms": latency_ms(self.dataset.num_classes, key[0], key[1], self.detector, channels),
             "valid_map": _mean(scores.valid_map), "valid_ap50": _mean(scores.valid_ap50),
             "test_map": _mean(scores.test_map), "test_ap50": _mean(scores.test_ap50),
-            "diverged": bool(np.any(scores.diverged)), "train_seconds": round(seconds, 2),
+            "diverged": bool(np.any(scores.diverged)), "train_seconds": round(seconds, 2), "variables": saved,
         }
         self.records[key] = rec
         self.trained += 1
@@ -92,6 +95,30 @@ class ConfigurationEvaluator:
         self.log(f"  trained {key[0]}px depth {key[1]} (seed {key[2]}): valid mAP {rec['valid_map']:.2f}%, "
                  f"{rec['flops'] / 1e6:.1f} MFLOPs, {seconds:.0f} s")
         return rec
+
+
+    def _save_variables(self, key: tuple[int, int, int], variables: dict) -> str | None:
+        """Candidate 0's trained variables as msgpack beside the memo file (None without one); the path relative
+        to the memo file's folder."""
+        if not self.cache_path:
+            return None
+        rel = os.path.join("variables", f"{key[0]}px_d{key[1]}_seed{key[2]}_{self.tag}.msgpack")
+        path = os.path.join(os.path.dirname(os.path.abspath(self.cache_path)), rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "wb") as f:
+            f.write(serialization.msgpack_serialize(jax.tree.map(np.asarray, variables)))
+        os.replace(path + ".tmp", path)
+        return rel
+
+    def load_variables(self, record: dict) -> dict | None:
+        """The trained variables a record saved (None if it saved none or the file is gone)."""
+        if not (self.cache_path and record.get("variables")):
+            return None
+        path = os.path.join(os.path.dirname(os.path.abspath(self.cache_path)), record["variables"])
+        if not os.path.exists(path):
+            return None
+        with open(path, "rb") as f:
+            return serialization.msgpack_restore(f.read())
 
 
 def _mean(values: np.ndarray) -> float:
