@@ -8,7 +8,7 @@ from notebook_runner import run_notebook
 def test_neat_notebook_runs(tmp_path, monkeypatch):
     outputs = run_notebook("neat.ipynb", tmp_path, monkeypatch,
                            {"NEAT_POP": "32", "NEAT_GENERATIONS": "6", "NEAT_POLE_STEPS": "200", "NEAT_SEEDS": "2",
-                             "NEAT_DPNV_POP": "64", "NEAT_WORKDIR": str(tmp_path / "work")},
+                            "NEAT_DPNV_POP": "64", "NEAT_WORKDIR": str(tmp_path / "work")},
                            fast_compile=True)
     assert "same output after the split: True" in outputs
     assert "new node ids: [2, 2, 2, 2] | innovations: [[1, 2], [1, 2], [1, 2], [1, 2]] | counters now: 3 3" in outputs
