@@ -18,7 +18,7 @@ from jaxnas.spaces.base import AgentStates, CategoricalSpace, prefix_states
 from jaxnas.strategies import STRATEGIES, QLearning
 from jaxnas.strategies.qlearning import PAPER_SCHEDULE, scaled_schedule
 
-pytestmark = pytest.mark.usefixtures("key_reuse_check")
+pytestmark = pytest.mark.usefixtures("key_reuse_check", "fast_compile")
 
 TINY = CategoricalSpace(name="tiny", num_positions=3, num_choices=2)  # prefix states: root 0, (a0) 1-2, (a0 a1) 3-6
 

@@ -10,7 +10,7 @@ from jaxnas.spaces import nb201
 from jaxnas.strategies import STRATEGIES, aging_evolution
 
 BUDGET = 2_000.0
-pytestmark = pytest.mark.usefixtures("key_reuse_check")  # every test here also checks key hygiene
+pytestmark = pytest.mark.usefixtures("key_reuse_check", "fast_compile")  # every test here also checks key hygiene
 
 
 def reference_search(strategy, table, run_key, budget):

@@ -10,7 +10,7 @@ from jaxnas.spaces import nb201
 from jaxnas.strategies import STRATEGIES, Reinforce, aging_evolution, tournament
 
 SPACE = nb201.SPACE
-pytestmark = pytest.mark.usefixtures("key_reuse_check")  # every test here also checks key hygiene
+pytestmark = pytest.mark.usefixtures("key_reuse_check", "fast_compile")  # every test here also checks key hygiene
 
 
 def _tell_sequence(strategy, archs, fitness):
