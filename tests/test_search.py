@@ -10,7 +10,8 @@ from jaxnas.spaces import nb201
 from jaxnas.strategies import STRATEGIES, aging_evolution
 
 BUDGET = 2_000.0
-pytestmark = pytest.mark.usefixtures("key_reuse_check", "fast_compile")  # every test here also checks key hygiene
+# every test here also checks key hygiene; small programs: compiled without XLA optimisations
+pytestmark = pytest.mark.usefixtures("key_reuse_check", "fast_compile")
 
 
 def reference_search(strategy, table, run_key, budget):

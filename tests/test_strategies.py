@@ -10,7 +10,8 @@ from jaxnas.spaces import nb201
 from jaxnas.strategies import STRATEGIES, Reinforce, aging_evolution, tournament
 
 SPACE = nb201.SPACE
-pytestmark = pytest.mark.usefixtures("key_reuse_check", "fast_compile")  # every test here also checks key hygiene
+# every test here also checks key hygiene; small programs: compiled without XLA optimisations
+pytestmark = pytest.mark.usefixtures("key_reuse_check", "fast_compile")
 
 
 def _tell_sequence(strategy, archs, fitness):
