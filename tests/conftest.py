@@ -47,6 +47,19 @@ def nb201_table():
 
 
 @pytest.fixture(scope="session")
+def macro_json():
+    """The raw NAS-Bench-Macro JSON (../shared/data), as a dict keyed by architecture; its absence fails loudly."""
+    import json
+
+    from jaxnas.problems.macro_table import resolve_table_path, table_path_exists as macro_exists
+
+    if not macro_exists():
+        pytest.fail("NAS-Bench-Macro JSON not found; set JAXNAS_MACRO_JSON or place ../shared next to the repo")
+    with open(resolve_table_path()) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="session")
 def nb201_csv_path():
     return resolve_table_path()
 

@@ -11,16 +11,9 @@ from experiments import nb201 as exp
 from experiments.configs import nb201 as nb201_config
 from jaxnas.common.errors import ConfigError
 from jaxnas.problems import BENCHMARKS
-from jaxnas.problems.macro_table import load_macro_table, resolve_table_path, table_path_exists
+from jaxnas.problems.macro_table import load_macro_table
 from jaxnas.spaces import SPACES, macro
 
-
-@pytest.fixture(scope="module")
-def raw():
-    if not table_path_exists():
-        pytest.fail("NAS-Bench-Macro JSON not found; set JAXNAS_MACRO_JSON or place ../shared next to the repo")
-    with open(resolve_table_path()) as f:
-        return json.load(f)
 
 
 def test_space_is_registered_with_its_benchmark():
@@ -28,18 +21,18 @@ def test_space_is_registered_with_its_benchmark():
     assert macro.SPACE.size == 3**8 == 6_561 and sum(macro.STAGES) == macro.SPACE.num_positions == 8
 
 
-def test_every_key_round_trips_and_indexes_its_own_row(raw):
+def test_every_key_round_trips_and_indexes_its_own_row(macro_json):
     table = load_macro_table()
-    assert len(raw) == 6_561
-    keys = sorted(raw)
+    assert len(macro_json) == 6_561
+    keys = sorted(macro_json)
     archs = np.stack([macro.from_string(k) for k in keys])
     assert [macro.to_string(a) for a in archs] == keys
     ev = jax.jit(table.query)(archs)
     for run in range(3):  # the fitness is the searched training, exactly as stored
         t = load_macro_table(search_run=run)
         np.testing.assert_array_equal(np.asarray(t.query(archs).valid),
-                                      np.array([raw[k]["test_acc"][run] for k in keys], np.float32))
-    others = np.array([np.mean(raw[k]["test_acc"][1:]) for k in keys], np.float32)  # search_run 0 -> runs 1, 2
+                                      np.array([macro_json[k]["test_acc"][run] for k in keys], np.float32))
+    others = np.array([np.mean(macro_json[k]["test_acc"][1:]) for k in keys], np.float32)  # search_run 0 -> runs 1, 2
     np.testing.assert_allclose(np.asarray(ev.test), others, rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(ev.cost), 1.0)
     np.testing.assert_array_equal(np.asarray(table.arch_of(ev.index)), archs)

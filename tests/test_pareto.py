@@ -2,7 +2,6 @@
 NAS-Bench-Macro's known front from the raw JSON; tiny multi-objective searches of each method on the table."""
 
 import itertools
-import json
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxnas.common.errors import ConfigError
-from jaxnas.problems.macro_table import load_macro_table, resolve_table_path, table_path_exists
+from jaxnas.problems.macro_table import load_macro_table
 from jaxnas.search.pareto import hypervolume_2d, mnas_reward, mnas_reward_jax, pareto_mask
 from jaxnas.search.table_front import (METHODS, FrontProblem, GradientFront, WeightSweep, run_front_search,
                                        score_runs)
@@ -117,16 +116,9 @@ def test_bad_input_names_the_argument(call, field, problem):
     assert err.value.field == field and "\n" not in str(err.value)
 
 
-@pytest.fixture(scope="module")
-def raw():
-    if not table_path_exists():
-        pytest.fail("NAS-Bench-Macro JSON not found; set JAXNAS_MACRO_JSON or place ../shared next to the repo")
-    with open(resolve_table_path()) as f:
-        return json.load(f)
 
-
-def test_known_front_size_from_the_raw_json(raw):
-    entries = list(raw.values())
+def test_known_front_size_from_the_raw_json(macro_json):
+    entries = list(macro_json.values())
     flops = np.array([e["flops"] for e in entries], float)
     mean_all = np.array([e["mean_acc"] for e in entries], float)
     reported = np.array([np.mean(e["test_acc"][1:]) for e in entries])  # search on training 0, report 1-2
