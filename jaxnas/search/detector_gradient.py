@@ -28,7 +28,8 @@ depth argmax), is then trained from scratch and scored like any configuration (`
 
 Deviations: DARTS relaxes ops, not depth or input size; the exits-mixture for depth follows the issue's suggestion
 (a DARTS-style softmax over exits); the architecture optimiser for beta is DARTS's (Adam, lr 3e-4, betas (0.5,
-0.999), weight decay 1e-3), log r has its own learning rate (`resolution_lr`). The padding outside the content is
+0.999), weight decay 1e-3; the entry point's config uses lr 3e-3, as its search makes ~600 steps, not DARTS's
+~20,000), log r has its own learning rate (`resolution_lr`). The padding outside the content is
 part of the canvas the loss sees (easy negatives).
 """
 
