@@ -118,10 +118,10 @@ def run_gradient(config: config_dict.ConfigDict, data: Any, evaluator: Any, spac
 
     from jaxnas.common.metrics import write_json
     from jaxnas.search.detector_gradient import GradientSettings, gradient_search
-    from jaxnas.search.detector_search import evaluator_target
+    from jaxnas.search.detector_search import default_flops
     from jaxnas.search.pareto import mnas_reward
 
-    target = evaluator_target(evaluator, space, seed)
+    target = default_flops(evaluator, space)
     records, trajectories = [], []
     for i, penalty in enumerate(penalties(config)):
         path = os.path.join(workdir, "gradient", f"seed{seed}_penalty{penalty:g}.json")

@@ -82,15 +82,21 @@ class ResizedSplit:
     y: dict[str, np.ndarray]
 
 
+def resize_images(images: np.ndarray, resolution: int) -> np.ndarray:
+    """Images (N, H, W, C) at `resolution` x `resolution`, float32 (bilinear, antialiased; unchanged if already so)."""
+    n, h, w, c = images.shape
+    x = jnp.asarray(images, jnp.float32)
+    if (h, w) != (resolution, resolution):
+        x = jax.image.resize(x, (n, resolution, resolution, c), "linear", antialias=True)
+    return np.asarray(x)
+
+
 def resize_split(split: Any, resolution: int) -> ResizedSplit:
     """A `DetectionSplit` resized to `resolution` x `resolution` (bilinear, antialiased); boxes scaled per axis."""
     check(isinstance(resolution, (int, np.integer)) and resolution > 0, "resolution",
           f"got {resolution!r}; allowed: a positive integer")
-    n, h, w, c = split.images.shape
-    x = split.images
-    if (h, w) != (resolution, resolution):
-        x = np.asarray(jax.jit(lambda a: jax.image.resize(a, (n, resolution, resolution, c), "linear",
-                                                          antialias=True))(x))
+    h, w = split.images.shape[1:3]
+    x = resize_images(split.images, resolution)
     scale = np.array([resolution / w, resolution / h, resolution / w, resolution / h], np.float32)
     y = {"boxes": (split.boxes * scale).astype(np.float32), "labels": split.labels.astype(np.int32),
          "valid": split.valid.astype(bool)}
@@ -209,9 +215,8 @@ def detect(network: CenterNet, variables: dict, images: np.ndarray, resolution: 
            detector: DetectorSettings = DetectorSettings()) -> dict[str, np.ndarray]:
     """Top-k detections of a trained `network` on native-size `images` (resized to `resolution` here, as in training),
     boxes mapped back to the images' pixels."""
-    n, h, w, c = images.shape
-    x = jax.image.resize(jnp.asarray(images, jnp.float32), (n, resolution, resolution, c), "linear", antialias=True)
-    out = network.apply(variables, x, train=False)
+    h, w = images.shape[1:3]
+    out = network.apply(variables, resize_images(images, resolution), train=False)
     dets = jax.tree.map(np.asarray, decode(out, detector.top_k, detector.stride, detector.score_threshold))
     dets["boxes"] = dets["boxes"] * (np.array([w, h, w, h], np.float32) / resolution)
     return dets

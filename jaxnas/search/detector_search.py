@@ -165,7 +165,7 @@ def run_search(settings: SearchSettings, evaluator: ConfigurationEvaluator,
     Trainings use `train_seed` (default: the search's seed), so two methods of one seed share trainings."""
     strategy = make_strategy(settings, choices)
     train_seed = settings.seed if train_seed is None else train_seed
-    target = evaluator_target(evaluator, choices, train_seed)
+    target = default_flops(evaluator, choices)
     key = jax.random.key(settings.seed)
     state = strategy.init(jax.random.fold_in(key, 2**31 - 1))
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
@@ -182,9 +182,8 @@ def run_search(settings: SearchSettings, evaluator: ConfigurationEvaluator,
     return history
 
 
-def evaluator_target(evaluator: ConfigurationEvaluator, choices: DetectorChoices, seed: int) -> float:
+def default_flops(evaluator: ConfigurationEvaluator, choices: DetectorChoices) -> float:
     """The reward's target: the default configuration's FLOPs (no training needed)."""
-    del seed
     r, d = choices.values(choices.default)
     data = evaluator.dataset
     return configuration_flops(data.num_classes, r, d, evaluator.detector, data.image_shape[-1])
