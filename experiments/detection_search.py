@@ -8,7 +8,8 @@ Every configuration a search asks is trained from scratch by the population engi
 split (the searches' signal) and the test split (reported). The default configuration (the middle of both ranges,
 fixed in the config before any search) is trained with every seed. Writes `evaluations.jsonl` (every training, the
 memo a restarted run reads back: a killed run restarted on the same workdir repeats the same decisions and retrains
-nothing it finished), `gradient/*.json` (each gradient run), `results.json` (every search's evaluations in order,
+nothing it finished; a rerun that changes a setting other than the method, seeds, evaluations or output is refused),
+`gradient/*.json` (each gradient run), `results.json` (every search's evaluations in order,
 each method's front on validation mAP, which front configurations dominate the default on test mAP at no more
 FLOPs, the gradient trajectories), `report.md` with the fronts, the search curves, the gradient trajectories and
 detection pictures of the default and each method's best configuration.
@@ -147,10 +148,32 @@ def run_gradient(config: config_dict.ConfigDict, data: Any, evaluator: Any, spac
     return records, trajectories
 
 
+# Settings a run may change on its workdir (more seeds, another method, longer searches, output); every other one is
+# part of what the memo and the gradient runs saved there mean, so a rerun that changes it is refused.
+FREE = ("method", "seed", "seeds", "evaluations", "progress", "pictures")
+
+
+def check_workdir_settings(config: config_dict.ConfigDict, workdir: str) -> None:
+    """Records the run's fixed settings in `workdir/settings.json`; refuses a workdir saved with other ones."""
+    from jaxnas.common.checkpoint import check_same_settings
+    from jaxnas.common.loop import flat_settings
+    from jaxnas.common.metrics import write_json
+
+    fixed = {k: v for k, v in flat_settings(config.to_dict()).items() if k.split(".")[0] not in FREE}
+    path = os.path.join(workdir, "settings.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            check_same_settings(json.load(f), fixed)
+    else:
+        write_json(path, fixed)
+
+
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     validate(config)
     space = choices(config)
     train, detector = settings(config)
+    if os.path.isdir(workdir):
+        check_workdir_settings(config, workdir)  # before any data or training
     data = load_data(config)
     import numpy as np
 
@@ -158,6 +181,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     from jaxnas.search.detector_search import ConfigurationEvaluator, SearchSettings, run_search
 
     os.makedirs(workdir, exist_ok=True)
+    check_workdir_settings(config, workdir)
     evaluator = ConfigurationEvaluator(data, train, detector, cache_path=os.path.join(workdir, "evaluations.jsonl"),
                                        log=(lambda s: _say(config, s)))
     methods = SEARCH_METHODS + ("gradient",) if config.method == "all" else (config.method,)

@@ -75,3 +75,7 @@ def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
     with open(os.path.join(workdir, "results.json")) as f:
         second = json.load(f)
     assert second["evaluations"] == results["evaluations"]
+    # other training settings on the same workdir: refused before any work, naming what differs
+    with pytest.raises(ConfigError, match=r"train\.steps \(saved 3, now 4\)") as err:
+        entry.run(small(data_dir, **{"train.steps": 4}), workdir)
+    assert err.value.field == "workdir"
