@@ -20,6 +20,23 @@ import pytest  # noqa: E402
 from jaxnas.problems.nb201_table import load_nb201_table, resolve_table_path, table_path_exists  # noqa: E402
 
 
+# Test files that take minutes, collected first (longest first, from a per-test profile of the whole suite on the
+# 2-core CPU): the workers (`--dist loadfile`) take whole files in collection order, and a long file collected late
+# ran alone at the end while the other worker sat idle (the DARTS files, the notebooks). The rest keep their order.
+HEAVY_FIRST = (
+    "test_darts_nasnet.py", "test_nas_search.py", "test_speedups.py", "test_dispatch.py", "test_experiment_darts.py",
+    "test_experiment_stylegan.py", "test_neat.py", "test_notebook_neat.py", "test_metaqnn.py",
+    "test_experiment_nb201.py", "test_stylegan_train.py", "test_experiment_mtl.py", "test_nasnet.py", "test_darts.py",
+    "test_experiment_detection_search.py", "test_detection_search.py", "test_notebook_stylegan.py",
+    "test_notebook_mtl.py", "test_notebook_cyclegan.py", "test_notebook_metaqnn.py", "test_notebook_nb201.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))  # stable within files
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _free_compiled_programs():
     """After each test file, JAX's caches of compiled programs are dropped. Every XLA:CPU executable keeps memory
