@@ -219,7 +219,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
             beats = dominating(front, own_default, acc="test_map")
             per_seed.append({"seed": seed, "evaluations": len(mine),
                              "distinct": len({(r["resolution"], r["depth"]) for r in mine}),
-                             "front": [_brief(r) for r in front], "dominating_default": [_brief(r) for r in beats]})
+                             "front": [_brief(r) for r in front], "dominating_default": [_brief(r) for r in beats],
+                             **picks(front, own_default)})
         per_method[method] = {"seeds_dominating_default": sum(bool(s["dominating_default"]) for s in per_seed),
                               "per_seed": per_seed}
     results = {
@@ -237,14 +238,27 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     from experiments.detection_report import write_report
 
     write_report(config, results, data, space, evaluator, workdir, report)
-    return {"dataset": data.name, "seeds": seeds, "default": {k: v for k, v in default.items()},
+    return {"dataset": data.name, "image_shape": results["image_shape"], "seeds": seeds, "space": results["space"],
+            "default": default, "default_per_seed": [_brief(d) | {"seed": d["seed"]} for d in defaults],
             "seeds_dominating_default": {m: v["seeds_dominating_default"] for m, v in per_method.items()},
-            "trainings": results["trainings"], "trained_this_run": evaluator.trained}
+            "methods": per_method, "trainings": results["trainings"], "trained_this_run": evaluator.trained}
 
 
 def _brief(rec: dict) -> dict:
     keys = ("resolution", "depth", "flops", "valid_map", "test_map", "test_ap50", "latency_ms")
     return {k: rec[k] for k in keys}
+
+
+def picks(front: list[dict], default: dict) -> dict[str, dict | None]:
+    """Two configurations of a method's validation front, chosen on validation mAP only and reported with their test
+    mAP: the most accurate at no more than the default's FLOPs, and the cheapest at no lower validation mAP than the
+    default (None where the front has none)."""
+    within = [r for r in front if r["flops"] <= default["flops"]]
+    as_good = [r for r in front if r["valid_map"] >= default["valid_map"]]
+    best = max(within, key=lambda r: r["valid_map"]) if within else None
+    cheapest = min(as_good, key=lambda r: r["flops"]) if as_good else None
+    return {"best_within_default_flops": _brief(best) if best else None,
+            "cheapest_at_default_map": _brief(cheapest) if cheapest else None}
 
 
 if __name__ == "__main__":

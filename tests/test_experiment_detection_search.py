@@ -61,6 +61,7 @@ def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
     assert [len(results["evaluations"][m]) for m in ("reinforce", "evolution", "random", "gradient")] == [2, 2, 2, 1]
     distinct = {(r["resolution"], r["depth"]) for recs in results["evaluations"].values() for r in recs} | {(16, 2)}
     assert summary["trainings"] == len(distinct) == summary["trained_this_run"]  # memoised across methods
+    assert summary["methods"] == json.loads(json.dumps(results["methods"]))  # the published summary has the fronts
     for recs in results["evaluations"].values():
         for r in recs:
             assert 0 <= r["test_map"] <= 100 and r["flops"] > 0 and r["latency_ms"] > 0
@@ -79,3 +80,20 @@ def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
     with pytest.raises(ConfigError, match=r"train\.steps \(saved 3, now 4\)") as err:
         entry.run(small(data_dir, **{"train.steps": 4}), workdir)
     assert err.value.field == "workdir"
+
+
+def test_picks_choose_on_validation_and_report_test():
+    """By hand: default 10 MFLOPs at 20% valid. At <= 10 MFLOPs the most accurate on validation is (48, 6) (22%, though
+    its test mAP is below (40, 3)'s); the cheapest at >= 20% valid is (40, 5) at 6 MFLOPs; (72, 7) is neither."""
+    def rec(r, d, flops, valid, test):
+        return {"resolution": r, "depth": d, "flops": flops, "valid_map": valid, "test_map": test, "test_ap50": 0.0,
+                "latency_ms": 1.0}
+
+    front = [rec(40, 3, 4e6, 15.0, 19.0), rec(40, 5, 6e6, 20.5, 18.0), rec(48, 6, 9e6, 22.0, 17.0),
+             rec(72, 7, 30e6, 30.0, 29.0)]
+    out = entry.picks(front, rec(64, 5, 10e6, 20.0, 20.0))
+    assert (out["best_within_default_flops"]["resolution"], out["best_within_default_flops"]["depth"]) == (48, 6)
+    assert (out["cheapest_at_default_map"]["resolution"], out["cheapest_at_default_map"]["depth"]) == (40, 5)
+    assert out["cheapest_at_default_map"]["test_map"] == 18.0
+    none = entry.picks([rec(72, 7, 30e6, 19.0, 19.0)], rec(64, 5, 10e6, 20.0, 20.0))
+    assert none == {"best_within_default_flops": None, "cheapest_at_default_map": None}
