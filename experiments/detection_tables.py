@@ -1,5 +1,7 @@
 """README's tables of the accuracy-against-compute searches (registered in `experiments.readme_tables.TABLES`):
-the multi-objective check on NAS-Bench-Macro (results/macro_front.json, `python benchmarks/macro_front.py`)."""
+the multi-objective check on NAS-Bench-Macro (results/macro_front.json, `python benchmarks/macro_front.py`) and the
+detector search (results/detection_search.json, `python -m experiments.detection_search ... --publish
+detection_search`)."""
 
 from __future__ import annotations
 
@@ -33,4 +35,45 @@ def macro_front(results: dict[str, dict[str, Any]]) -> str:
             f"Settings tuned on seeds {', '.join(str(x) for x in s['tuned_on_seeds'])}.\n\n")
     header = ["method", "hypervolume ratio, mean", "median", "quartiles", "worst run",
               "known front points found per run"]
+    return text + markdown_table(header, rows) + sources_line(results)
+
+
+SEARCH_NAMES = {"reinforce": "REINFORCE, LSTM controller", "evolution": "aging evolution",
+                "random": "random search", "gradient": "gradient (differentiable resizing, softmax over exits)"}
+
+
+def _config(rec: dict[str, Any] | None) -> str:
+    if rec is None:
+        return "none"
+    return f"{rec['resolution']} px d{rec['depth']}: {rec['test_map']:.1f}% at {rec['flops'] / 1e6:.1f} M"
+
+
+def detection_search(results: dict[str, dict[str, Any]]) -> str:
+    """Per method: on how many seeds its validation front holds a configuration that dominates the default on test
+    mAP at no more FLOPs, and per seed the two picks made on validation mAP (reported on test)."""
+    r = results["detection_search"]
+    f, s = r["figures"], r["settings"]
+    d = f["default"]
+    seeds = f["seeds"]
+    rows = []
+    for m, v in f["methods"].items():
+        per = v["per_seed"]
+        name = SEARCH_NAMES.get(m, m)
+        if m == "evolution":
+            name += f" (P={s['evolution']['population_size']}, S={s['evolution']['sample_size']})"
+        rows.append([name, f"{v['seeds_dominating_default']} of {len(per)}",
+                     f"{sum(p['distinct'] for p in per) / len(per):.0f}",
+                     "; ".join(_config(p["best_within_default_flops"]) for p in per),
+                     "; ".join(_config(p["cheapest_at_default_map"]) for p in per)])
+    text = (f"{f['dataset']} ({s['splits']['train']:,} / {s['splits']['valid']:,} / {s['splits']['test']:,} canvases "
+            f"of {f['image_shape'][0]} px), seeds {', '.join(str(x) for x in seeds)} (each both the search's and its "
+            f"trainings' seed), {s['evaluations']} evaluations per search, {s['train']['steps']} training steps per "
+            f"configuration, reward mAP x (FLOPs / default)^{s['reward']['alpha']:g}. The default, {d['resolution']} px "
+            f"depth {d['depth']}: test mAP {d['test_map']:.1f}% (mean of the seeds; "
+            + ", ".join(f"{x['test_map']:.1f}" for x in f["default_per_seed"])
+            + f") at {d['flops'] / 1e6:.1f} MFLOPs. A seed counts when a configuration on the method's validation "
+            "front has at least the default's test mAP at no more FLOPs, strictly better in one. Picks, chosen on "
+            "validation mAP and given as test mAP at MFLOPs, one per seed:\n\n")
+    header = ["method", "seeds dominating the default", "distinct configurations per seed (mean)",
+              "most accurate at <= the default's FLOPs", "cheapest at >= the default's validation mAP"]
     return text + markdown_table(header, rows) + sources_line(results)

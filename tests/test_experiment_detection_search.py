@@ -12,6 +12,7 @@ import pytest
 
 from experiments import detection_search as entry
 from experiments.configs import detection_search as ds_config
+from experiments.detection_tables import SEARCH_NAMES, detection_search
 from jaxnas.common.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -62,6 +63,12 @@ def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
     distinct = {(r["resolution"], r["depth"]) for recs in results["evaluations"].values() for r in recs} | {(16, 2)}
     assert summary["trainings"] == len(distinct) == summary["trained_this_run"]  # memoised across methods
     assert summary["methods"] == json.loads(json.dumps(results["methods"]))  # the published summary has the fronts
+    published = {"figures": json.loads(json.dumps(summary)), "settings": small(data_dir).to_dict(),
+                 "provenance": {"device": {"jax_backend": "cpu", "cores": 2, "cpu": "x"}}}
+    table = detection_search(({"detection_search": published}))
+    assert table.count("\n| ") == 1 + 4 and "seeds 0 (" in table and "results/detection_search.json" in table
+    for m, v in summary["methods"].items():
+        assert f"| {v['seeds_dominating_default']} of 1 |" in table.split(SEARCH_NAMES[m])[1].splitlines()[0]
     for recs in results["evaluations"].values():
         for r in recs:
             assert 0 <= r["test_map"] <= 100 and r["flops"] > 0 and r["latency_ms"] > 0
