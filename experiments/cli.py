@@ -30,6 +30,15 @@ FLAGS = flags.FLAGS
 USAGE_ERROR = 2  # exit status of every refused input
 
 
+def headless() -> None:
+    """For command-line entry points, which only write figures to files: matplotlib's non-interactive Agg backend.
+    Importing the library never changes the backend, so a notebook's inline figures and a user's own plots keep
+    theirs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
 def launch(run: Callable[[config_dict.ConfigDict, str], dict[str, Any]], default_config: str) -> None:
     """Defines the flags, then runs `run(config, workdir)` under absl and prints its summary."""
     global _DEFAULT_CONFIG
@@ -46,6 +55,7 @@ def launch(run: Callable[[config_dict.ConfigDict, str], dict[str, Any]], default
         if len(argv) > 1:
             fail(f"error: unexpected arguments: {' '.join(argv[1:])} (every setting is a flag: --config.FIELD=VALUE)")
         quiet_library_logs()
+        headless()
         start = time.perf_counter()
         if FLAGS.publish is not None:  # a bad name fails before any work
             try:

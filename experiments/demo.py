@@ -17,7 +17,7 @@ from collections.abc import Callable
 from absl import app, flags
 
 from experiments import cyclegan, darts, detection_search, mtl, nas_search, nb201, neat, speedups, stylegan
-from experiments.cli import quiet_library_logs
+from experiments.cli import headless, quiet_library_logs
 from experiments.configs import cyclegan as cyclegan_config
 from experiments.configs import darts as darts_config
 from experiments.configs import detection_search as detection_config
@@ -151,6 +151,7 @@ def run_demo(workdir: str) -> dict:
 def main(argv: list[str]) -> None:
     del argv
     quiet_library_logs()
+    headless()
     try:
         run_demo(flags.FLAGS.workdir)
     except ConfigError as err:

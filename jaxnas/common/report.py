@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # reports are written headless (CI, servers); notebooks still display figures inline
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # the backend is the caller's: command-line entry points choose Agg (experiments.cli)
 
 
 def _cell(value: Any, digits: int) -> str:
@@ -72,3 +70,31 @@ class Report:
         with open(self.path, "w", encoding="utf-8") as f:
             f.write(self.markdown())
         return self.path
+
+
+_FIGURE = re.compile(r"!\[[^\]]*\]\(([^)\s]+\.(?:png|jpg|jpeg|gif))\)")
+
+
+def report_parts(path: str) -> list[tuple[str, str]]:
+    """A written report split for display: ("markdown", text) and ("image", file path) in order, each `![...](f.png)`
+    a separate image (relative paths resolved against the report's folder)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    folder, parts, pos = os.path.dirname(os.path.abspath(path)), [], 0
+    for m in _FIGURE.finditer(text):
+        if text[pos:m.start()].strip():
+            parts.append(("markdown", text[pos:m.start()]))
+        parts.append(("image", os.path.join(folder, m.group(1))))
+        pos = m.end()
+    if text[pos:].strip():
+        parts.append(("markdown", text[pos:]))
+    return parts
+
+
+def show_report(path: str) -> None:
+    """Displays a written report in a notebook with its figures inline (a Markdown link to a local file shows nothing
+    on Colab): the text as Markdown, each figure as an image output."""
+    from IPython.display import Image, Markdown, display
+
+    for kind, value in report_parts(path):
+        display(Markdown(value) if kind == "markdown" else Image(filename=value))
