@@ -157,12 +157,12 @@ def test_metaqnn_qlearning_end_to_end_and_resume(data_dir, tmp_path):
     data = load_images("digits", size=8, data_dir=data_dir)
     trainer = PopulationTrainer(space.network(num_classes=10), data, nas_search.train_settings(c, data.train_x.shape[0]),
                                 chunk_size=8)
-    strategy = STRATEGIES.get("qlearning")(space, total_models=24, batch_size=8)
-    full, full_info = run_trained_search(strategy, trainer, 24, seed=2, progress=False)
-    assert len({tuple(a) for a in full.archs}) == 24  # a trained model is never trained again
+    strategy = STRATEGIES.get("qlearning")(space, total_models=16, batch_size=8)
+    full, full_info = run_trained_search(strategy, trainer, 16, seed=2, progress=False)
+    assert len({tuple(a) for a in full.archs}) == 16  # a trained model is never trained again
     ckpt = str(tmp_path / "ckpt")
-    run_trained_search(strategy, trainer, 24, seed=2, checkpoint_dir=ckpt, progress=False, stop_after_batches=1)
-    resumed, info = run_trained_search(strategy, trainer, 24, seed=2, checkpoint_dir=ckpt, progress=False)
+    run_trained_search(strategy, trainer, 16, seed=2, checkpoint_dir=ckpt, progress=False, stop_after_batches=1)
+    resumed, info = run_trained_search(strategy, trainer, 16, seed=2, checkpoint_dir=ckpt, progress=False)
     assert info["resumed_from_batch"] == 1
     np.testing.assert_array_equal(resumed.archs, full.archs)
     np.testing.assert_allclose(resumed.valid_acc, full.valid_acc, atol=1e-4)
