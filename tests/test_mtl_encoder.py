@@ -98,3 +98,27 @@ def test_missing_model_folder_fails_clearly(tmp_path):
     with pytest.raises(ConfigError, match="max_length"):
         Tokenizer().encode(["x"], max_length=1)
     assert os.path.isfile(os.path.join(model_dir(), "tokenizer.json"))
+
+
+def test_encode_in_one_call_equals_the_four_call_path_and_the_reference(pretrained, tokenizer, reference):
+    """`encode(texts)` (bucketed widths, padded batches) gives what the four calls give, and so sentence-transformers'
+    embeddings; its settings are the model folder's own (256 tokens, mean pooling, normalised)."""
+    from mtl.sentence_encoder import SentenceEncoder, model_settings
+
+    assert model_settings() == {"max_length": 256, "pooling": "mean", "normalize": True}
+    sentences = [str(s) for s in reference["sentences"]]
+    length = int(reference["max_seq_length"])
+    model = SentenceEncoder(max_length=length)
+    out = model.encode(sentences, batch_size=5)  # 12 texts: batches of 5, 5 and 2 (padded rows dropped)
+    config, params = pretrained
+    enc = tokenizer.encode(sentences, max_length=length)
+    hidden = BertEncoder(config).apply({"params": params}, enc["input_ids"], enc["attention_mask"])
+    four = np.asarray(pool(hidden, enc["attention_mask"], "mean", True))
+    assert out.shape == (12, 384) and out.dtype == np.float32
+    assert np.abs(out - four).max() <= 1e-5
+    assert np.abs(out - reference["embeddings"]).max() <= 1e-4
+    np.testing.assert_allclose(model.encode(sentences[3]), out[3:4], atol=1e-5)  # a single string
+    with pytest.raises(ConfigError, match="^batch_size: got 0"):
+        model.encode(sentences, batch_size=0)
+    with pytest.raises(ConfigError, match="^max_length: got 1000; allowed: 2 .. 512"):
+        SentenceEncoder(max_length=1000)
