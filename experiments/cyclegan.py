@@ -205,6 +205,9 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     state, history = trainer.train(key, workdir=os.path.join(workdir, "checkpoints"), state=state, callback=measure,
                                    progress=config.progress, metrics_path=os.path.join(workdir, "metrics.jsonl"),
                                    settings=recorded)
+    from gans.saved_generator import save_cyclegan
+
+    save_cyclegan(workdir, cfg, state.params)  # gans.saved_generator.load_generator(workdir) translates again
     keys = set(curve[0])
     curve += [{k: v for k, v in h.items() if k in keys} for h in history if "cycle_error" in h]
     rate, timed = steady_rate(history)  # without the first (compiling) step of each run, resumed runs' included

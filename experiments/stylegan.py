@@ -219,6 +219,9 @@ def train_and_measure(cfg: StyleGANConfig, settings: GANTrainSettings, images: n
     state, history = trainer.train(key, workdir=os.path.join(workdir, "checkpoints"), state=state, callback=measure,
                                    progress=config.progress, metrics_path=os.path.join(workdir, "metrics.jsonl"),
                                    settings=feats.settings(config))
+    from gans.saved_generator import save_stylegan
+
+    save_stylegan(workdir, cfg, state.g_ema, state.w_avg, trainer.final_lod)  # for gans.saved_generator.load_generator
     curve += [{k: v for k, v in h.items() if k in curve[0] or k.startswith("inception_")} for h in history if "fid" in h]
     rate, timed = steady_rate(history)  # without each run's compiling steps, resumed runs' included
     styles = Styles(trainer, state.g_ema)

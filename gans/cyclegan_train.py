@@ -236,20 +236,24 @@ class CycleGANTrainer:
     def translate(self, params: Any, images: np.ndarray, direction: str, batch_size: int = 64) -> np.ndarray:
         """G(images) for direction "ab" or F(images) for "ba"; images and result in [0, 1], (N, R, R, C)."""
         check_choice("direction", direction, ("ab", "ba"))
-        fn = self._translator(direction)
-        name = "g_" + direction
-        out = []
-        for start in range(0, len(images), batch_size):
-            chunk = np.asarray(images[start:start + batch_size], np.float32) * 2.0 - 1.0
-            pad = batch_size - len(chunk)
-            if pad:
-                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
-            out.append(np.asarray(fn(params[name], chunk))[: batch_size - pad])
-        if not out:
-            return np.zeros((0, *images.shape[1:]), np.float32)
-        return np.clip((np.concatenate(out) + 1.0) / 2.0, 0.0, 1.0)
+        return translate_in_batches(self._translator(direction), params["g_" + direction], images, batch_size)
 
     @functools.cache
     def _translator(self, direction: str) -> Callable:
         module = self.g_ab if direction == "ab" else self.g_ba
         return jax.jit(lambda p, x: module.apply({"params": p}, x))
+
+
+def translate_in_batches(fn: Callable, gen_params: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """`fn(gen_params, x)` (a jitted generator on [-1, 1] images) over `images` in [0, 1], `batch_size` at a time
+    (the last batch zero-padded, so one program serves every call); the result in [0, 1]."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = np.asarray(images[start:start + batch_size], np.float32) * 2.0 - 1.0
+        pad = batch_size - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
+        out.append(np.asarray(fn(gen_params, chunk))[: batch_size - pad])
+    if not out:
+        return np.zeros((0, *np.shape(images)[1:]), np.float32)
+    return np.clip((np.concatenate(out) + 1.0) / 2.0, 0.0, 1.0)

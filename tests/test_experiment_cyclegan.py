@@ -20,6 +20,11 @@ def test_small_run_writes_results_and_resumes(tmp_path):
     config = cyclegan_config.get_config("small")
     config.transform = "tint"
     summary = cyclegan.run(config, str(tmp_path))
+    from gans.saved_generator import load_generator  # G and F load again without the trainer
+
+    g = load_generator(str(tmp_path))
+    x = np.random.default_rng(0).uniform(0, 1, (2, g.config.resolution, g.config.resolution, g.config.channels_a))
+    assert g.translate(x, "ab").shape == (2, g.config.resolution, g.config.resolution, g.config.channels_b)
     results = json.load(open(tmp_path / "results.json"))
     for key in ("translation_error_ab", "translation_error_ba", "cycle_error", "label_preservation", "steps",
                 "fid_a", "fid_b", "iterations_per_s"):

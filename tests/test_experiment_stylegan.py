@@ -6,6 +6,7 @@ import json
 import math
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -26,6 +27,13 @@ def test_small_run_writes_results_images_and_ablation_and_resumes(tmp_path):
         assert key in results and math.isfinite(results[key]), key
     assert results["steps"] == 4 and [c["step"] for c in results["curve"]] == [0, 2, 4]
     assert summary["fid"] == results["fid"] > 0
+    from gans.saved_generator import load_generator  # the final generators load again without the trainer
+
+    main, plain = load_generator(str(tmp_path)), load_generator(str(tmp_path / "no_mapping"))
+    assert main.config.use_mapping and not plain.config.use_mapping
+    images = main.sample(jax.random.key(0), 3, psi=0.7)
+    r = main.config.resolution
+    assert images.shape == (3, r, r, 1) and 0 <= images.min() <= images.max() <= 1
     assert results["classifier_task"] == "classes"
     assert set(results["style_mixing"]) == {"coarse", "middle", "fine", "per_layer", "paper_claim"}
     assert set(results["style_mixing"]["paper_claim"]) == {"ordering", "coarse_carry_identity"}
