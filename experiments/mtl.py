@@ -38,6 +38,7 @@ from mtl.encoder import COMPUTE_DTYPES, POOLINGS, BertConfig, Tokenizer, load_pr
 from mtl.freezing import DESCRIPTIONS, FREEZING
 from mtl.losses import FOCAL_ALPHA_SCHEMES, LOSSES, make_loss
 from mtl.metrics import classification_report
+from mtl.saved_classifier import keep_best, save_classifier
 from mtl.model import HeadConfig, MultiTaskModel, init_params, split_params
 from mtl.train import MultiTaskTrainer, TrainSettings
 
@@ -201,8 +202,9 @@ def _counts(setup: Setup, task: str, sources: list[mdata.Corpus] | None = None) 
 
 def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, workdir: str, loss: str,
                     freeze: str, settings: TrainSettings, seed: int, sources: list[mdata.Corpus] | None = None,
-                    encoder_params: Any = None) -> dict[str, Any]:
-    """One training run, evaluated on the test corpora; its result is cached in `<workdir>/runs/<name>/`.
+                    encoder_params: Any = None, keep_weights: bool = False) -> dict[str, Any]:
+    """One training run, evaluated on the test corpora; its result is cached in `<workdir>/runs/<name>/`, its
+    final weights too with `keep_weights` (`<name>/classifier/`, for `mtl.saved_classifier`).
 
     A rerun in the same workdir reuses a finished run only if it was made with the same settings (data,
     encoder, head, loss, optimisation); otherwise it stops with a `ConfigError("workdir")`.
@@ -261,6 +263,11 @@ def train_and_score(setup: Setup, config: config_dict.ConfigDict, *, name: str, 
         kernels = {t: np.asarray(p["first"]["kernel"]) for t, p in split_params(full)[1].items()}
         np.savez(heads_file, **kernels)
         result["heads"] = {t: {"first": {"kernel": k}} for t, k in kernels.items()}
+    if keep_weights:  # an unchanged pretrained encoder is named, not copied
+        frozen = freeze == "encoder" and encoder_params is None and config.encoder.pretrained
+        save_classifier(os.path.join(run_dir, "classifier"), setup.model, full,
+                        {t.name: t.class_names for t in setup.tasks}, settings.max_length,
+                        config.encoder.path if frozen else None)
     shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)  # the result is kept instead
     return result
 
@@ -302,9 +309,13 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     settings = _settings(config)
     # 1. the losses
     runs = {loss: [train_and_score(setup, config, name=f"{loss}_seed{s}", workdir=workdir, loss=loss,
-                                   freeze=config.freeze, settings=settings, seed=config.seed + s)
+                                   freeze=config.freeze, settings=settings, seed=config.seed + s, keep_weights=True)
                    for s in range(config.seeds)] for loss in losses}
     results["losses"] = {loss: summarise(rs, setup) for loss, rs in runs.items()}
+    # the best loss's first run's weights, for mtl.saved_classifier.load_classifier(workdir)
+    results["classifier"] = keep_best(
+        workdir, {loss: float(np.mean([v["macro_f1"] for v in results["losses"][loss].values()])) for loss in runs},
+        {loss: [r["name"] for r in rs] for loss, rs in runs.items()})
     results["loss_curves"] = {loss: rs[0]["loss_curve"] for loss, rs in runs.items()}
     results["confusion"] = {loss: {t.name: rs[0]["tasks"][t.name]["confusion_matrix"] for t in setup.tasks}
                             for loss, rs in runs.items()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -49,9 +49,23 @@ def model_settings(path: str | None = None) -> dict[str, Any]:
     return out
 
 
-def _bucket(width: int, limit: int) -> int:
-    """The smallest power of two >= width (at least 8), capped at `limit`."""
-    return min(limit, max(8, 1 << (max(width, 1) - 1).bit_length()))
+def token_batches(tokenizer: Tokenizer, texts: Sequence[str], max_length: int,
+                  batch_size: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(start, count, ids, mask) for `texts` in batches of `batch_size` rows (the last padded with rows attending to
+    one [PAD] token: finite, to be dropped), each tokenised to at most `max_length` tokens and padded to a
+    power-of-two width (at least 8), so that a few compiled programs serve any texts."""
+    if batch_size < 1:
+        raise ConfigError("batch_size", f"got {batch_size}; allowed: >= 1")
+    for start in range(0, len(texts), batch_size):
+        chunk = [str(t) for t in texts[start:start + batch_size]]
+        enc = tokenizer.encode(chunk, max_length=max_length)
+        n, w = enc["input_ids"].shape
+        width = min(max_length, max(8, 1 << (w - 1).bit_length()))
+        ids = np.zeros((batch_size, width), np.int32)
+        mask = np.zeros((batch_size, width), np.int32)
+        ids[:n, :w], mask[:n, :w] = enc["input_ids"], enc["attention_mask"]
+        mask[n:, 0] = 1
+        yield start, n, ids, mask
 
 
 class SentenceEncoder:
@@ -86,19 +100,9 @@ class SentenceEncoder:
         """(N, D) float32 embeddings of `texts` (a single string gives (1, D)), `batch_size` texts per call."""
         if isinstance(texts, str):
             texts = [texts]
-        if batch_size < 1:
-            raise ConfigError("batch_size", f"got {batch_size}; allowed: >= 1")
         out = np.zeros((len(texts), self.dim), np.float32)
-        for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start:start + batch_size])
-            enc = self.tokenizer.encode(chunk, max_length=self.max_length)
-            width = _bucket(enc["input_ids"].shape[1], self.max_length)
-            ids = np.zeros((batch_size, width), np.int32)
-            mask = np.zeros((batch_size, width), np.int32)
-            ids[:len(chunk), :enc["input_ids"].shape[1]] = enc["input_ids"]
-            mask[:len(chunk), :enc["attention_mask"].shape[1]] = enc["attention_mask"]
-            mask[len(chunk):, 0] = 1  # padding rows attend to one [PAD] token: finite, and dropped below
-            out[start:start + len(chunk)] = np.asarray(self._embed(self.params, ids, mask))[:len(chunk)]
+        for start, n, ids, mask in token_batches(self.tokenizer, texts, self.max_length, batch_size):
+            out[start:start + n] = np.asarray(self._embed(self.params, ids, mask))[:n]
         return out
 
 

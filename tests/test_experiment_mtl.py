@@ -204,3 +204,33 @@ def test_rerun_refuses_other_settings_or_an_edited_corpus_and_falls_back_past_a_
     config.train.steps = 7
     with pytest.raises(ConfigError, match=r"^workdir: .*train\.steps \(saved 4, now 7\)"):
         mtl.run(config, str(tmp_path / "uninterrupted"))
+
+
+@pytest.mark.slow
+def test_the_best_losss_classifier_is_kept_and_predicts_like_its_run(small_run):
+    """load_classifier(workdir) gives the best loss's first run (by mean macro-F1 over tasks); its predictions on the
+    test split reproduce that run's stored per-task reports; the other runs' weights are not kept."""
+    import numpy as np
+
+    from mtl.metrics import classification_report
+    from mtl.saved_classifier import load_classifier
+
+    workdir, _, results = small_run
+    kept = results["classifier"]
+    means = {loss: np.mean([v["macro_f1"] for v in per_task.values()]) for loss, per_task in results["losses"].items()}
+    assert kept["candidate"] == max(means, key=means.get) and kept["run"] == f"{kept['candidate']}_seed0"
+    assert sorted(os.listdir(os.path.join(workdir, "classifier"))) == ["classifier.json", "classifier.msgpack",
+                                                                      "run.json"]
+    assert not any(os.path.exists(os.path.join(workdir, "runs", r, "classifier"))
+                   for r in os.listdir(os.path.join(workdir, "runs")))
+    clf = load_classifier(workdir)
+    with open(os.path.join(workdir, "runs", kept["run"], "result.json")) as f:
+        stored = json.loads(f.readline())["tasks"]
+    setup = mtl.load_setup(mtl_config.get_config("small"))
+    for task in setup.tasks:
+        corpus = setup.test[task.name]
+        labels = clf.predict(list(corpus.texts), batch_size=16)[task.name]
+        pred = np.array([task.class_names.index(c) for c in labels])
+        ours = classification_report(corpus.labels[task.name], pred, task.class_names)
+        assert ours["macro_f1"] == pytest.approx(stored[task.name]["macro_f1"], abs=1e-9), task.name
+    assert set(clf.predict("a single sentence")) == {t.name for t in setup.tasks}
