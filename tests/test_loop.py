@@ -131,3 +131,14 @@ def test_position_read_from_the_state_for_chunks_of_varying_length(tmp_path):
 def test_settings_are_flattened_to_dotted_keys():
     assert flat_settings({"a": 1, "b": {"c": (1, 2), "d": {"e": "x"}}, "f": {}}) == {
         "a": 1, "b.c": [1, 2], "b.d.e": "x", "f": {}}
+
+
+def test_progress_says_compiling_and_how_long_it_took(tmp_path, capsys):
+    """With progress on, the first call of a run (and any call a job marks `compiles`) is reported with its time."""
+    def step(i, state):
+        return {"x": state["x"] + 1}, {"compiles": i == 3}
+
+    run_loop(step, {"x": jnp.zeros(())}, end=5, settings={}, progress=True, desc="toy")
+    out = capsys.readouterr().out
+    assert "toy: step 1 took " in out and "toy: step 4 took " in out and "toy: step 2 took" not in out
+    assert out.count("(compiling included)") == 2

@@ -18,7 +18,8 @@ Around the step the loop does, the same way for every job:
 * `metrics_path` (`metrics.jsonl`): one JSON object per record, rewritten from the restored history when the loop
   starts, so after a resume it holds no duplicate or stale lines past the resumed position;
 * checkpoints every `checkpoint_every` units, at `end`, and when `done(state)` says the job has finished early;
-* a tqdm bar over the units (rate and time left) unless `progress` is false.
+* a tqdm bar over the units (rate and time left) unless `progress` is false; it says "compiling ..." during a
+  run's first call and prints how long each compiling call took.
 
 `steady_rate(history)` turns the records into a throughput that leaves out the steps that compiled (a job marks
 them `compiles`), in every run the history spans, so a resumed run's compilation never counts as steady state.
@@ -198,6 +199,8 @@ def run_loop(step: Step, state: Any, *, end: int, settings: Mapping[str, Any], c
                 if stop_after is not None and calls >= stop_after:
                     break
                 t0 = time.perf_counter()
+                if calls == 0 and progress:  # the first call of a run compiles (a resumed run's too)
+                    bar.set_postfix_str("compiling ...", refresh=True)
                 new_state, metrics = step(pos, state)
                 m = _record(metrics)
                 if not m.pop("finite", True):
@@ -212,6 +215,10 @@ def run_loop(step: Step, state: Any, *, end: int, settings: Mapping[str, Any], c
                     record.update(callback(new_pos, state) or {})
                 history.append(record)
                 stream.write(record)
+                if progress and (calls == 0 or record.get("compiles")):
+                    bar.write(f"{desc}: {unit} {new_pos} took {record['seconds']:.1f} s (compiling included)")
+                    if calls == 0:
+                        bar.set_postfix_str("", refresh=False)
                 calls += 1
                 bar.update(min(new_pos, end) - min(pos, end))
                 if postfix is not None:
