@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -22,6 +23,7 @@ from absl import app, flags, logging
 from ml_collections import config_dict, config_flags
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
+from jaxnas.common import distributed
 from jaxnas.common.errors import ConfigError
 from jaxnas.common.metrics import to_jsonable
 from jaxnas.common.provenance import check_name, record_result
@@ -68,12 +70,26 @@ def launch(run: Callable[[config_dict.ConfigDict, str], dict[str, Any]], default
             fail(f"error: --config: got {spec!r}; {problem if isinstance(problem, str) else 'it did not load'}")
         workdir = FLAGS.workdir
         check_workdir(workdir)
+        private = None
+        try:
+            if distributed.requested():  # several processes: connect them; only process 0 writes the workdir
+                distributed.initialize()
+                if not distributed.is_writer():
+                    private = tempfile.TemporaryDirectory(prefix="jaxnas-process-")
+                    workdir = os.path.join(private.name, "workdir")
+        except ConfigError as err:
+            fail(f"error: {err}")
         created = missing_dirs(workdir)  # what a refused run may have made and must not leave behind
         try:
             summary = run(FLAGS.config, workdir)
         except ConfigError as err:
             remove_if_empty(created)
             fail(f"error: config.{err}")
+        finally:
+            if private is not None:
+                private.cleanup()
+        if private is not None:  # the writer prints and publishes
+            return
         if FLAGS.publish is not None:
             config = FLAGS.config
             command = f"python -m {_module_name(run)} {shlex.join(sys.argv[1:])}"

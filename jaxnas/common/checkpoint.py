@@ -78,7 +78,15 @@ class Checkpointer:
 
     def __init__(self, directory: str | os.PathLike[str], max_to_keep: int | None = 2):
         self.directory = os.path.abspath(os.fspath(directory))
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True)
+        # Several processes (jaxnas.common.distributed) each hold the whole state and checkpoint it on their own:
+        # process 0 into the work directory, the others into their private folders.
+        extra: dict[str, Any] = {"create": True}
+        if jax.process_count() > 1:
+            me = jax.process_index()
+            os.makedirs(self.directory, exist_ok=True)  # orbax does not create it for a subset of processes
+            extra = {"create": False,
+                     "multiprocessing_options": ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})}
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False, **extra)
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
     def latest_step(self) -> int | None:
@@ -86,6 +94,8 @@ class Checkpointer:
 
     def save(self, step: int, state: Any, meta: dict[str, Any] | None = None) -> None:
         """Saves `state` (any pytree of arrays) and `meta` (JSON-able dict) as checkpoint `step`."""
+        if jax.process_count() > 1:  # orbax refuses process-local device arrays there: numpy ones are the same data
+            state = jax.device_get(state)
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta or {}))
         self._manager.save(step, args=args, force=True)
         self._manager.wait_until_finished()
@@ -95,7 +105,10 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             return None
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        if jax.process_count() > 1:  # restored as numpy (see save); the caller places it on its devices
+            abstract = jax.tree.map(lambda x: np.zeros(np.shape(x), x.dtype), template)
+        else:
+            abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
         restored = self._manager.restore(step, args=args)
         return step, restored["state"], dict(restored["meta"] or {})

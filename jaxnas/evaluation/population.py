@@ -34,6 +34,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxnas.common.distributed import gather_rows, share
 from jaxnas.common.errors import check, check_choice, check_positive
 from jaxnas.models.dispatch import DISPATCH_FOR_EXECUTION, with_dispatch
 from jaxnas.problems.classification import Classification
@@ -356,8 +357,15 @@ class PopulationTrainer:
         """
         archs = np.asarray(archs, np.int32)
         check(archs.ndim == 2, "archs", f"expected shape (P, num_positions), got {archs.shape}")
-        keys = self.candidate_keys(seed, first_id + np.arange(archs.shape[0]))
-        out = self.run_chunked(self._score_chunk, (keys, archs), (self.device_data(data), self.data_key(seed)))
+        total = archs.shape[0]
+        # several processes (jaxnas.common.distributed): each trains its share on its own devices, then all rows
+        # are gathered on every process; a candidate's result does not depend on where it trained (keys by id)
+        own = share(total) if jax.process_count() > 1 else np.arange(total)
+        mine = own if len(own) else np.zeros(1, np.int64)  # a process with no share trains a copy it drops
+        keys = self.candidate_keys(seed, first_id + mine)
+        out = self.run_chunked(self._score_chunk, (keys, archs[mine]), (self.device_data(data), self.data_key(seed)))
+        if jax.process_count() > 1:
+            out = gather_rows(jax.tree.map(lambda o: o[:len(own)], out), total)
         return Scores(*out)
 
     def device_data(self, data: Any | None = None) -> Data:
