@@ -120,5 +120,8 @@ def keep_best(workdir: str, scores: dict[str, float], run_names: dict[str, list[
     for names in run_names.values():
         for other in names:
             shutil.rmtree(os.path.join(workdir, "runs", other, "classifier"), ignore_errors=True)
-    kept = os.path.isfile(mark) and json.load(open(mark))["run"] == name
+    kept = False
+    if os.path.isfile(mark):
+        with open(mark) as f:
+            kept = json.load(f)["run"] == name
     return {"candidate": best, "run": name, "score": scores[best], "path": dst if kept else None}
