@@ -15,7 +15,8 @@ Around the step the loop does, the same way for every job:
   damaged checkpoint to the newest one that restores (saying so), and names the directory to delete when none does;
 * history: one record per call (`metrics` as plain numbers, the position under `unit`, `seconds`, and what
   `callback(position, state)` returns), kept in every checkpoint's metadata so a restart restores it;
-* `metrics_path` (`metrics.jsonl`): one JSON object per record, rewritten from the restored history when the loop
+* `metrics_path` (`metrics.jsonl`): one JSON object per record (with JAXNAS_TENSORBOARD=1 also TensorBoard scalars in
+  `tensorboard/` beside it), rewritten from the restored history when the loop
   starts, so after a resume it holds no duplicate or stale lines past the resumed position;
 * checkpoints every `checkpoint_every` units, at `end`, and when `done(state)` says the job has finished early;
 * a tqdm bar over the units (rate and time left) unless `progress` is false; it says "compiling ..." during a
@@ -39,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnas.common.checkpoint import Checkpointer
+from jaxnas.common import tensorboard
 from jaxnas.common.metrics import to_jsonable
 
 Step = Callable[[int, Any], tuple[Any, Mapping[str, Any]]]
@@ -117,24 +119,33 @@ def _bar(enabled: bool, total: int, initial: int, desc: str, unit: str):
 
 
 class _Metrics:
-    """`metrics.jsonl`: rewritten from the restored history, then one line appended (and flushed) per record."""
+    """`metrics.jsonl`: rewritten from the restored history, then one line appended (and flushed) per record; with
+    `JAXNAS_TENSORBOARD=1` the new records' numbers also go to TensorBoard (`tensorboard/` beside it)."""
 
-    def __init__(self, path: str | None, history: list[dict[str, Any]]):
-        self._file = None
+    def __init__(self, path: str | None, history: list[dict[str, Any]], unit: str = "step"):
+        self._file, self._tb, self._unit = None, None, unit
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._file = open(path, "w", encoding="utf-8")
             for record in history:
-                self.write(record)
+                self._line(record)
+            if tensorboard.requested():  # a resumed run adds a new event file; the earlier one keeps its steps
+                self._tb = tensorboard.ScalarWriter(os.path.join(os.path.dirname(os.path.abspath(path)), "tensorboard"))
+
+    def _line(self, record: Mapping[str, Any]) -> None:
+        self._file.write(json.dumps(to_jsonable(record)) + "\n")
+        self._file.flush()
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self._file is not None:
-            self._file.write(json.dumps(to_jsonable(record)) + "\n")
-            self._file.flush()
+            self._line(record)
+        if self._tb is not None:
+            self._tb.write_scalars(int(record.get(self._unit, 0)), {k: v for k, v in record.items() if k != self._unit})
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        for f in (self._file, self._tb):
+            if f is not None:
+                f.close()
 
 
 def _drop_newer(ckpt: Checkpointer, step: int) -> Checkpointer:
@@ -191,7 +202,7 @@ def run_loop(step: Step, state: Any, *, end: int, settings: Mapping[str, Any], c
                 ckpt = _drop_newer(ckpt, resumed)
         pos = resumed if resumed is not None else start
         state = place(state) if place is not None else state
-        stream = _Metrics(metrics_path, history)
+        stream = _Metrics(metrics_path, history, unit)
         bar = _bar(progress, end, min(pos, end), desc, unit)
         calls = 0
         try:
