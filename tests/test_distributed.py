@@ -92,8 +92,8 @@ def test_two_processes_train_a_population_like_one(tmp_path, digits_8x8):
 
 
 def test_through_an_entry_point_only_process_0_writes_the_workdir(tmp_path):
-    """Both processes run the whole search (same seeds, same result); process 1 works in a private temporary folder
-    it removes, prints nothing, and publishes nothing."""
+    """The table protocol's runs are split between the processes and gathered (the result of one process); process 1
+    works in a private temporary folder it removes, prints nothing, and publishes nothing."""
     work = tmp_path / "work"
     (tmp_path / "tmp").mkdir()
     cmd = [sys.executable, "-m", "experiments.nb201", "--config", "experiments/configs/nb201.py:small",
@@ -101,6 +101,16 @@ def test_through_an_entry_point_only_process_0_writes_the_workdir(tmp_path):
     (out0, _), (out1, _) = _run_both([cmd, cmd], _free_port(), ROOT, TMPDIR=str(tmp_path / "tmp"))
     summary = json.loads(out0[out0.index("\n{") + 1:])  # the summary the writer prints last
     assert summary["runs"] == 4 and "\n{" not in out1
+    # the table protocol's runs were split (runs 0, 2 and 1, 3) and gathered: the result of one process
+    from experiments import nb201
+    from experiments.configs import nb201 as nb201_config
+
+    c = nb201_config.get_config("small")
+    c.strategy, c.runs, c.progress = "random", 4, False
+    one = nb201.run(c, str(tmp_path / "one"))
+    for key in ("valid_mean", "valid_std", "test_mean", "evaluations_mean"):
+        assert summary[key] == pytest.approx(one[key], rel=1e-6), key
+    assert summary["most_chosen_arch"] == one["most_chosen_arch"]
     assert (work / "results.json").exists() and (work / "report.md").exists()
     assert os.listdir(tmp_path / "tmp") == []  # process 1's private folder is gone
 

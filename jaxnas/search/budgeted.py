@@ -29,6 +29,7 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxnas.common.checkpoint import fingerprint
+from jaxnas.common.distributed import gather_rows, share
 from jaxnas.common.errors import check, check_positive
 from jaxnas.common.loop import described, run_loop
 from jaxnas.problems.tabular import Table
@@ -189,17 +190,20 @@ class BudgetedSearch:
         return jax.jit(fn, donate_argnums=(2,))
 
     # --- many runs ----------------------------------------------------------------------------
-    def run_keys(self, seed: int, runs: int) -> jax.Array:
-        """One key per run, padded to fill every device's blocks (padding runs are discarded)."""
+    def run_keys(self, seed: int, runs: int, ids: np.ndarray | None = None) -> jax.Array:
+        """One key per run of `ids` (default: all `runs`), padded to fill every device's blocks (padding runs are
+        discarded). A run's key depends on its index only, not on the padding or on which process runs it."""
         check_positive("runs", runs, integer=True)
         check(runs <= MAX_RUNS, "runs", f"got {runs}; allowed: at most {MAX_RUNS:,}")
         check(runs * self.max_steps <= MAX_HISTORY_STEPS, "runs",
               f"got {runs}; with up to {self.max_steps:,} steps per run that plans {runs * self.max_steps:,} search "
               f"steps; allowed: at most {MAX_HISTORY_STEPS:,} (fewer runs or a smaller budget)")
-        per_device = -(-runs // len(self.devices))
+        ids = np.arange(runs) if ids is None else np.asarray(ids, np.int64)
+        per_device = -(-max(len(ids), 1) // len(self.devices))
         block = min(self.block_runs or per_device, per_device)
         padded = -(-per_device // block) * block * len(self.devices)
-        return jax.random.split(jax.random.key(seed), padded)
+        pad = padded - len(ids)
+        return jax.random.split(jax.random.key(seed), runs + pad)[np.concatenate([ids, runs + np.arange(pad)])]
 
     def run(self, seed: int, runs: int, checkpoint_dir: str | None = None, progress: bool = True,
             stop_after_chunks: int | None = None, desc: str = "search",
@@ -213,7 +217,10 @@ class BudgetedSearch:
         resumption); `metrics_path` receives one JSON line per chunk (runs finished, mean best validation so far).
         """
         start = time.perf_counter()
-        keys = jax.device_put(self.run_keys(seed, runs), self._run_sharding)
+        # several processes (jaxnas.common.distributed): each runs its share of the runs, all gathered at the end
+        own = share(runs) if jax.process_count() > 1 else np.arange(runs)
+        mine = len(own)
+        keys = jax.device_put(self.run_keys(seed, runs, own), self._run_sharding)
         carry = jax.device_put(jax.vmap(self._init_run)(keys), self._run_sharding)
         table = jax.device_put(self.table, self._replicated)
         recorded = {"seed": seed, "runs": runs, "budget_s": self.budget_s, "chunk_steps": self.chunk_steps,
@@ -223,10 +230,10 @@ class BudgetedSearch:
         def chunk(i: int, state: tuple[RunCarry, StepRecord]) -> tuple[tuple[RunCarry, StepRecord], dict]:
             c, hist = self._chunk(table, keys, state[0])
             record = jax.tree.map(np.asarray, hist)  # small; kept on the host
-            best = np.asarray(c.best_valid)[:runs]
+            best = np.asarray(c.best_valid)[:mine]
             return (c, _concat([state[1], record])), {
-                "runs_done": int(np.sum(np.asarray(c.done)[:runs])),
-                "best_valid_mean": float(np.mean(best)) if np.isfinite(best).all() else None}
+                "runs_done": int(np.sum(np.asarray(c.done)[:mine])),
+                "best_valid_mean": float(np.mean(best)) if mine and np.isfinite(best).all() else None}
 
         # the checkpoint of chunk n holds n * chunk_steps history steps
         out = run_loop(chunk, (carry, self._empty_history(len(keys))), end=n_chunks, settings=recorded,
@@ -234,11 +241,17 @@ class BudgetedSearch:
                        done=lambda st: bool(jnp.all(st[0].done)),
                        template=lambda n: (carry, self._empty_history(len(keys), n * self.chunk_steps)),
                        place=lambda st: (jax.device_put(st[0], self._run_sharding), jax.tree.map(np.asarray, st[1])),
-                       postfix=lambda r: {"runs_done": f"{r['runs_done']}/{runs}"}, progress=progress, desc=desc,
+                       postfix=lambda r: {"runs_done": f"{r['runs_done']}/{mine}"}, progress=progress, desc=desc,
                        unit="chunk", stop_after=stop_after_chunks)
         carry, hist = out.state
-        hist = jax.tree.map(lambda a: np.asarray(a)[:runs], hist)
-        c = jax.tree.map(lambda a: np.asarray(a)[:runs], carry)
+        hist = jax.tree.map(lambda a: np.asarray(a)[:mine], hist)
+        c = jax.tree.map(lambda a: np.asarray(a)[:mine], carry)
+        if jax.process_count() > 1:  # processes may stop after different numbers of chunks: pad the history first
+            from jax.experimental import multihost_utils
+
+            width = int(np.max(multihost_utils.process_allgather(np.array([hist.counted.shape[1]]))))
+            hist = jax.tree.map(lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1]))), hist)
+            c, hist = gather_rows((c, hist), runs)
         return SearchResult(best_valid=c.best_valid, best_test=c.best_test, best_index=c.best_index,
                             best_arch=c.best_arch, num_evals=c.num_evals, elapsed=c.elapsed, history=hist,
                             wall_s=time.perf_counter() - start, resumed_from_step=out.resumed_from)
