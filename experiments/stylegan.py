@@ -252,8 +252,9 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     settings.validate()
     import jax  # the trainer shards each batch over every device: refused here, not after the feature net trains
 
-    check(settings.batch_size % jax.device_count() == 0, "train.batch_size", f"got {settings.batch_size}; allowed: a "
-          f"multiple of the {jax.device_count()} devices ({jax.default_backend()}) the batch is split over")
+    n_dev = jax.local_device_count()
+    check(settings.batch_size % n_dev == 0, "train.batch_size", f"got {settings.batch_size}; allowed: a "
+          f"multiple of the {n_dev} devices ({jax.default_backend()}) the batch is split over")
     inception = None
     if config.eval.inception:
         from gans.inception import load_inception  # only when asked for: the network is large

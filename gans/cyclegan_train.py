@@ -114,7 +114,7 @@ class CycleGANTrainer:
         self.config, self.settings = config, settings
         self.domains = [np.ascontiguousarray(x * 2.0 - 1.0, np.float32) for x in (domain_a, domain_b)]
         # Default: as many devices as divide the batch (the paper's batch of 1 runs on one device).
-        self.devices = list(devices or jax.devices()[:math.gcd(settings.batch_size, len(jax.devices()))])
+        self.devices = list(devices or jax.local_devices()[:math.gcd(settings.batch_size, jax.local_device_count())])
         check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
               f"got {settings.batch_size}; allowed: a multiple of the number of devices ({len(self.devices)})")
         self.mesh = Mesh(np.array(self.devices), ("data",))

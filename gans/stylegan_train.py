@@ -167,7 +167,7 @@ class StyleGANTrainer:
               f"got {settings.batch_size}; the dataset has only {len(images)} images")
         self.config, self.settings = config, settings
         self.images = np.ascontiguousarray(images * 2.0 - 1.0, np.float32)
-        self.devices = list(devices or jax.devices())
+        self.devices = list(devices or jax.local_devices())  # each process its own (jaxnas.common.distributed)
         check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
               f"got {settings.batch_size}; allowed: a multiple of the number of devices ({len(self.devices)})")
         self.mesh = Mesh(np.array(self.devices), ("data",))

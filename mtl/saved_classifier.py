@@ -39,7 +39,8 @@ def save_classifier(folder: str, model: MultiTaskModel, params: Any, class_names
     is the unchanged pretrained one (then it is not written), None when its weights must be saved."""
     os.makedirs(folder, exist_ok=True)
     dtype = next(k for k, v in COMPUTE_DTYPES.items() if v == model.dtype)
-    meta = {"tasks": [[name, list(class_names[name])] for name, _ in model.tasks], "head": dataclasses.asdict(model.head),
+    meta = {"tasks": [[name, list(class_names[name])] for name, _ in model.tasks],
+            "head": dataclasses.asdict(model.head),
             "pooling": model.pooling, "dtype": dtype, "encoder_config": dataclasses.asdict(model.encoder_config),
             "max_length": int(max_length), "pretrained_encoder": pretrained_encoder}
     tree = {k: v for k, v in params.items() if not (k == "encoder" and pretrained_encoder is not None)}
@@ -62,7 +63,8 @@ class Classifier:
                                     tuple((name, len(names)) for name, names in meta["tasks"]),
                                     HeadConfig(**meta["head"]), meta["pooling"], COMPUTE_DTYPES[meta["dtype"]])
         ids = jnp.zeros((1, 2), jnp.int32)
-        template = jax.eval_shape(lambda: self.model.init(jax.random.key(0), ids, jnp.ones((1, 2), jnp.int32)))["params"]
+        mask = jnp.ones((1, 2), jnp.int32)
+        template = jax.eval_shape(lambda: self.model.init(jax.random.key(0), ids, mask))["params"]
         path = meta["pretrained_encoder"]
         stored = {k: v for k, v in template.items() if not (k == "encoder" and path is not None)}
         with open(os.path.join(folder, WEIGHTS), "rb") as f:
@@ -89,7 +91,8 @@ class Classifier:
 
     def predict(self, texts: Sequence[str] | str, batch_size: int = 64) -> dict[str, list[str]]:
         """{task: the most probable class name of each text}."""
-        return {t: [self.class_names[t][i] for i in p.argmax(1)] for t, p in self.predict_proba(texts, batch_size).items()}
+        probs = self.predict_proba(texts, batch_size)
+        return {t: [self.class_names[t][i] for i in p.argmax(1)] for t, p in probs.items()}
 
 
 def load_classifier(workdir: str) -> Classifier:

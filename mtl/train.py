@@ -203,7 +203,7 @@ class MultiTaskTrainer:
       losses: {task: loss function} (`mtl.losses.make_loss`), configured with the training counts.
       freeze: one of `mtl.freezing.FREEZING`.
       tokenizer: turns texts into ids (`mtl.encoder.Tokenizer`).
-      devices: devices for the data-parallel step (default: all); the batch is split over them.
+      devices: devices for the data-parallel step (default: this process's); the batch is split over them.
       cache_features: with `freeze="encoder"`, compute the encoder's features once and train the heads on
         them (default); False runs the frozen encoder in every step (same result, for checking).
     """
@@ -226,7 +226,7 @@ class MultiTaskTrainer:
         check(set(losses) == set(self.tasks), "loss", f"need one loss per task {self.tasks}, got {sorted(losses)}")
         self.losses = dict(losses)
         self.sources = list(sources)
-        self.devices = list(devices or jax.devices())
+        self.devices = list(devices or jax.local_devices())  # each process its own (jaxnas.common.distributed)
         check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
               f"got {settings.batch_size}; allowed: a multiple of the number of devices ({len(self.devices)})")
         self.mesh = Mesh(np.array(self.devices), ("data",))

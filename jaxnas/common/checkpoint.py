@@ -84,8 +84,8 @@ class Checkpointer:
         if jax.process_count() > 1:
             me = jax.process_index()
             os.makedirs(self.directory, exist_ok=True)  # orbax does not create it for a subset of processes
-            extra = {"create": False,
-                     "multiprocessing_options": ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})}
+            only_me = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+            extra = {"create": False, "multiprocessing_options": only_me}
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False, **extra)
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
