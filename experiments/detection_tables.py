@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from experiments.table_format import markdown_table, sources_line
+from jaxnas.search.pareto import hypervolume_2d
 
 NAMES = {"reinforce": "REINFORCE, LSTM controller", "evolution": "aging evolution (P=10, S=3)",
          "gradient": "gradient (relaxed categorical, fitted model)", "random": "random search"}
@@ -55,6 +56,14 @@ def detection_search(results: dict[str, dict[str, Any]]) -> str:
     f, s = r["figures"], r["settings"]
     d = f["default"]
     seeds = f["seeds"]
+    # each front measured on test: its hypervolume (test mAP % x MFLOPs below the reference), one reference for all
+    fronts = [p["front"] for v in f["methods"].values() for p in v["per_seed"]]
+    ref = (0.0, max([r["flops"] for fr in fronts for r in fr] + [d["flops"]]) / 1e6)
+
+    def hv(front: list[dict[str, Any]]) -> float:
+        return hypervolume_2d([r["test_map"] for r in front], [r["flops"] / 1e6 for r in front], ref) if front else 0.0
+
+    hvs = {m: sum(hv(p["front"]) for p in v["per_seed"]) / len(v["per_seed"]) for m, v in f["methods"].items()}
     rows = []
     for m, v in f["methods"].items():
         per = v["per_seed"]
@@ -63,6 +72,7 @@ def detection_search(results: dict[str, dict[str, Any]]) -> str:
             name += f" (P={s['evolution']['population_size']}, S={s['evolution']['sample_size']})"
         rows.append([name, f"{v['seeds_dominating_default']} of {len(per)}",
                      f"{sum(p['distinct'] for p in per) / len(per):.0f}",
+                     f"{hvs[m]:.0f}" + (f" ({hvs[m] / hvs['random']:.2f}x random)" if hvs.get("random") else ""),
                      "; ".join(_config(p["best_within_default_flops"]) for p in per),
                      "; ".join(_config(p["cheapest_at_default_map"]) for p in per)])
     text = (f"{f['dataset']} ({s['splits']['train']:,} / {s['splits']['valid']:,} / {s['splits']['test']:,} canvases "
@@ -73,7 +83,10 @@ def detection_search(results: dict[str, dict[str, Any]]) -> str:
             + ", ".join(f"{x['test_map']:.1f}" for x in f["default_per_seed"])
             + f") at {d['flops'] / 1e6:.1f} MFLOPs. A seed counts when a configuration on the method's validation "
             "front has at least the default's test mAP at no more FLOPs, strictly better in one. Picks, chosen on "
-            "validation mAP and given as test mAP at MFLOPs, one per seed:\n\n")
+            "validation mAP and given as test mAP at MFLOPs, one per seed. Hypervolume: the area (test mAP % x MFLOPs) "
+            f"the method's validation front dominates on test, bounded by 0% and {ref[1]:.1f} MFLOPs (the most costly "
+            "front point of any method):\n\n")
     header = ["method", "seeds dominating the default", "distinct configurations per seed (mean)",
+              "front's test hypervolume, mean over seeds",
               "most accurate at <= the default's FLOPs", "cheapest at >= the default's validation mAP"]
     return text + markdown_table(header, rows) + sources_line(results)

@@ -104,3 +104,23 @@ def test_picks_choose_on_validation_and_report_test():
     assert out["cheapest_at_default_map"]["test_map"] == 18.0
     none = entry.picks([rec(72, 7, 30e6, 19.0, 19.0)], rec(64, 5, 10e6, 20.0, 20.0))
     assert none == {"best_within_default_flops": None, "cheapest_at_default_map": None}
+
+
+def test_table_hypervolume_by_hand():
+    """Fronts measured on test against (0 %, the costliest front point): random's one point (10 %, 2 of 4 MFLOPs)
+    covers 10 x 2 = 20; evolution's two, (10 %, 1) and (20 %, 4), cover 10 x 3 + 20 x 0 = 30, so 1.50x random."""
+    def rec(flops, test):
+        return {"resolution": 32, "depth": 2, "flops": flops * 1e6, "valid_map": test, "test_map": test,
+                "test_ap50": 0.0, "latency_ms": 1.0}
+
+    def method(front):
+        return {"seeds_dominating_default": 0, "per_seed": [{"seed": 0, "distinct": len(front), "front": front,
+                                                              "best_within_default_flops": None,
+                                                              "cheapest_at_default_map": None}]}
+
+    figures = {"dataset": "d", "image_shape": [8, 8, 1], "seeds": [0], "default": {**rec(3, 5.0), "depth": 5},
+               "default_per_seed": [rec(3, 5.0)],
+               "methods": {"random": method([rec(2, 10.0)]), "evolution": method([rec(1, 10.0), rec(4, 20.0)])}}
+    settings = small(".").to_dict()
+    table = detection_search({"detection_search": {"figures": figures, "settings": settings, "provenance": {}}})
+    assert "| 20 (1.00x random) |" in table and "| 30 (1.50x random) |" in table and "4.0 MFLOPs (the most" in table
