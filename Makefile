@@ -26,8 +26,11 @@ demo: setup
 
 # --max-worker-restart=0: a worker that crashes ends the run with the test it died in named (xdist's replacement of
 # a crashed worker under --dist loadfile can hang until CI's time limit: pytest-xdist issues 784, 1323).
+# --no-loadscope-reorder: xdist otherwise hands out files by their number of tests (most first), which put the
+# files of a few long tests last, one worker running them alone at the end; tests/conftest.py orders them first.
+# --durations=25: the slowest tests, at the end of every run's log (where to look when the suite grows).
 test: setup
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --max-worker-restart=0
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --max-worker-restart=0 --durations=25
 
 bench: setup
 	$(PY) benchmarks/nb201_search_speed.py

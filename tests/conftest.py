@@ -21,14 +21,18 @@ from jaxnas.problems.nb201_table import load_nb201_table, resolve_table_path, ta
 
 
 # Test files that take minutes, collected first (longest first, from a per-test profile of the whole suite on the
-# 2-core CPU): the workers (`--dist loadfile`) take whole files in collection order, and a long file collected late
-# ran alone at the end while the other worker sat idle (the DARTS files, the notebooks). The rest keep their order.
+# 2-core CPU): the workers (`--dist loadfile --no-loadscope-reorder`, see the Makefile) take whole files in collection
+# order, and a long file collected late ran alone at the end while the other worker sat idle (the DARTS files, the
+# notebooks). The rest keep their order.
 HEAVY_FIRST = (
     "test_darts_nasnet.py", "test_nas_search.py", "test_speedups.py", "test_dispatch.py", "test_experiment_darts.py",
     "test_experiment_stylegan.py", "test_neat.py", "test_notebook_neat.py", "test_metaqnn.py",
     "test_experiment_nb201.py", "test_stylegan_train.py", "test_experiment_mtl.py", "test_nasnet.py", "test_darts.py",
     "test_experiment_detection_search.py", "test_detection_search.py", "test_notebook_stylegan.py",
     "test_notebook_mtl.py", "test_notebook_cyclegan.py", "test_notebook_metaqnn.py", "test_notebook_nb201.py",
+    "test_hierarchical.py", "test_network.py", "test_experiment_cyclegan.py", "test_qlearning.py", "test_search.py",
+    "test_cyclegan_train.py", "test_experiment_neat.py", "test_strategies.py", "test_nasnet_supernet.py",
+    "test_distributed.py", "test_packaging.py",
 )
 
 
