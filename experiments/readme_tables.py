@@ -335,6 +335,7 @@ TABLES: dict[str, Table] = {
     "darts_methods": Table(("darts_methods", "darts_gdas"), darts_tables.darts_methods),
     "darts_nasnet": Table(("darts_nasnet",), darts_tables.darts_nasnet),
     "macro_front": Table(("macro_front",), detection_tables.macro_front),
+    "detection_search": Table(("detection_search",), detection_tables.detection_search),
     "mtl_losses": Table(("mtl",), mtl_tables.losses),
     "mtl_demo_losses": Table(("mtl_demo",), mtl_tables.losses),
     "mtl_oversampling": Table(("mtl",), mtl_tables.oversampling),
