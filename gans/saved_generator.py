@@ -26,17 +26,14 @@ import numpy as np
 from flax import serialization
 
 from jaxnas.common.errors import ConfigError, check_choice
+from jaxnas.common.metrics import write_bytes, write_json
 
 META, WEIGHTS = "generator.json", "generator.msgpack"
 
 
 def _write(workdir: str, meta: dict[str, Any], tree: Any) -> None:
-    os.makedirs(workdir, exist_ok=True)
-    for name, data in ((WEIGHTS, serialization.to_bytes(jax.device_get(tree))), (META, json.dumps(meta, indent=1))):
-        tmp = os.path.join(workdir, name + ".tmp")
-        with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
-            f.write(data)
-        os.replace(tmp, os.path.join(workdir, name))  # a kill never leaves half a file under the final name
+    write_bytes(os.path.join(workdir, WEIGHTS), serialization.to_bytes(jax.device_get(tree)))
+    write_json(os.path.join(workdir, META), meta)  # last: a folder with generator.json is complete
 
 
 def save_stylegan(workdir: str, config: Any, g_ema: Any, w_avg: Any, lod: float) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 from flax import serialization
 
 from jaxnas.common.errors import ConfigError
+from jaxnas.common.metrics import write_bytes, write_json
 from mtl.encoder import COMPUTE_DTYPES, BertConfig, Tokenizer, load_pretrained
 from mtl.model import HeadConfig, MultiTaskModel
 
@@ -37,18 +38,14 @@ def save_classifier(folder: str, model: MultiTaskModel, params: Any, class_names
                     max_length: int, pretrained_encoder: str | None) -> None:
     """`params`: the whole model's. `pretrained_encoder`: the weights folder ('' for the default) when the encoder
     is the unchanged pretrained one (then it is not written), None when its weights must be saved."""
-    os.makedirs(folder, exist_ok=True)
     dtype = next(k for k, v in COMPUTE_DTYPES.items() if v == model.dtype)
     meta = {"tasks": [[name, list(class_names[name])] for name, _ in model.tasks],
             "head": dataclasses.asdict(model.head),
             "pooling": model.pooling, "dtype": dtype, "encoder_config": dataclasses.asdict(model.encoder_config),
             "max_length": int(max_length), "pretrained_encoder": pretrained_encoder}
     tree = {k: v for k, v in params.items() if not (k == "encoder" and pretrained_encoder is not None)}
-    for name, data in ((WEIGHTS, serialization.to_bytes(jax.device_get(tree))), (META, json.dumps(meta, indent=1))):
-        tmp = os.path.join(folder, name + ".tmp")
-        with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
-            f.write(data)
-        os.replace(tmp, os.path.join(folder, name))
+    write_bytes(os.path.join(folder, WEIGHTS), serialization.to_bytes(jax.device_get(tree)))
+    write_json(os.path.join(folder, META), meta)  # last: a folder with classifier.json is complete
 
 
 class Classifier:

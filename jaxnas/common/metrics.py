@@ -74,3 +74,13 @@ def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
         json.dump(to_jsonable(data), f, indent=2)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Writes `data` atomically (a crash never leaves half a file under `path`)."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
