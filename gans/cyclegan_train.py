@@ -35,11 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
 from gans.cyclegan import CycleGANConfig, PatchDiscriminator, ResnetGenerator, init_cyclegan
 from gans.losses import ADVERSARIAL_LOSSES, adversarial_g_loss, cycle_loss, discriminator_loss, identity_loss
 from gans.pool import pool_init, pool_query
+from jaxnas.common import distributed
 from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check, check_choice, check_positive, check_range
 from jaxnas.common.loop import all_finite, run_loop
@@ -99,7 +100,8 @@ class CycleGANTrainer:
 
     def __init__(self, config: CycleGANConfig, settings: CycleGANSettings, domain_a: np.ndarray, domain_b: np.ndarray,
                  devices: list[jax.Device] | None = None):
-        """`devices`: the data-parallel devices (default: the first gcd(batch_size, device count) of them)."""
+        """`devices`: the data-parallel devices (default: the first gcd(batch_size, device count) of them; with
+        several processes all their devices, and the batch a multiple of their number)."""
         config.validate()
         settings.validate()
         r = config.resolution
@@ -114,7 +116,11 @@ class CycleGANTrainer:
         self.config, self.settings = config, settings
         self.domains = [np.ascontiguousarray(x * 2.0 - 1.0, np.float32) for x in (domain_a, domain_b)]
         # Default: as many devices as divide the batch (the paper's batch of 1 runs on one device).
-        self.devices = list(devices or jax.local_devices()[:math.gcd(settings.batch_size, jax.local_device_count())])
+        if devices is None and jax.process_count() > 1:  # every process's devices take part
+            check(settings.batch_size % jax.device_count() == 0, "train.batch_size",
+                  f"got {settings.batch_size}; allowed with {jax.process_count()} processes: a multiple of the number "
+                  f"of devices ({jax.device_count()})")
+        self.devices = list(devices or jax.devices()[:math.gcd(settings.batch_size, jax.device_count())])
         check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
               f"got {settings.batch_size}; allowed: a multiple of the number of devices ({len(self.devices)})")
         self.mesh = Mesh(np.array(self.devices), ("data",))
@@ -220,23 +226,26 @@ class CycleGANTrainer:
         state = state if state is not None else self.init_state(jax.random.fold_in(key, 10**6))
         recorded = {"model": self.config, "train": s, "key": np.asarray(jax.random.key_data(key)).tolist(),
                     "images": fingerprint(*self.domains), **(settings or {})}
+        replicate = functools.partial(distributed.place, mesh=self.mesh, spec=P())
+        state, placed_key = replicate(state), replicate(key)
 
         def step(i: int, st: CycleState) -> tuple[CycleState, dict[str, Any]]:
             compiles, self._compiled = not self._compiled, True  # the first call of each run compiles
-            new, metrics = self._step(st, *self.batch(i), key)
+            new, metrics = self._step(st, *distributed.place(self.batch(i), self.mesh, P("data")), placed_key)
             return new, {**metrics, "compiles": compiles}
 
         out = run_loop(step, state, end=min(stop_at or s.steps, s.steps),
                        settings=recorded, checkpoint_dir=workdir, metrics_path=metrics_path,
                        checkpoint_every=s.checkpoint_every, start=int(state.step),
-                       place=lambda st: jax.device_put(st, NamedSharding(self.mesh, P())), callback=callback,
+                       place=replicate, callback=callback,
                        progress=progress, desc="CycleGAN", label="CycleGAN training", hint="lower train.lr")
         return out.state, out.history
 
     def translate(self, params: Any, images: np.ndarray, direction: str, batch_size: int = 64) -> np.ndarray:
         """G(images) for direction "ab" or F(images) for "ba"; images and result in [0, 1], (N, R, R, C)."""
         check_choice("direction", direction, ("ab", "ba"))
-        return translate_in_batches(self._translator(direction), params["g_" + direction], images, batch_size)
+        gen = distributed.local(params["g_" + direction])  # each process translates on its own devices
+        return translate_in_batches(self._translator(direction), gen, images, batch_size)
 
     @functools.cache
     def _translator(self, direction: str) -> Callable:

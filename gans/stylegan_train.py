@@ -37,11 +37,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
 from gans.losses import d_logistic, g_nonsaturating, lazy_adam_hparams, r1_per_example
 from gans.stylegan import (Discriminator, Generator, StyleGANConfig, broadcast_ws, mix_styles, mixing_crossover,
                            progressive_reals, truncate, update_w_avg)
+from jaxnas.common import distributed
 from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check, check_positive, check_range
 from jaxnas.common.loop import all_finite, run_loop
@@ -167,7 +168,7 @@ class StyleGANTrainer:
               f"got {settings.batch_size}; the dataset has only {len(images)} images")
         self.config, self.settings = config, settings
         self.images = np.ascontiguousarray(images * 2.0 - 1.0, np.float32)
-        self.devices = list(devices or jax.local_devices())  # each process its own (jaxnas.common.distributed)
+        self.devices = list(devices or jax.devices())  # several processes: all of theirs (the batch split over them)
         check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
               f"got {settings.batch_size}; allowed: a multiple of the number of devices ({len(self.devices)})")
         self.mesh = Mesh(np.array(self.devices), ("data",))
@@ -281,17 +282,20 @@ class StyleGANTrainer:
         state = state if state is not None else self.init_state(jax.random.fold_in(key, 10**6))
         recorded = {"model": self.config, "train": s, "key": np.asarray(jax.random.key_data(key)).tolist(),
                     "images": fingerprint(self.images), **(settings or {})}
+        replicate = functools.partial(distributed.place, mesh=self.mesh, spec=P())
+        state, placed_key = replicate(state), replicate(key)
 
         def step(i: int, st: GANState) -> tuple[GANState, dict[str, Any]]:
             regularize = s.r1_gamma > 0 and i % s.r1_interval == 0
             compiles = regularize not in self._compiled  # this call's seconds include compiling its variant
             self._compiled.add(regularize)
-            new, metrics = self._steps[regularize](st, self.batch(i), key)
+            real = distributed.place(self.batch(i), self.mesh, P("data"))
+            new, metrics = self._steps[regularize](st, real, placed_key)
             return new, {**metrics, "compiles": compiles}
 
         out = run_loop(step, state, end=min(stop_at or s.steps, s.steps), settings=recorded, checkpoint_dir=workdir,
                        metrics_path=metrics_path, checkpoint_every=s.checkpoint_every, start=int(state.step),
-                       place=lambda st: jax.device_put(st, NamedSharding(self.mesh, P())), callback=callback,
+                       place=replicate, callback=callback,
                        progress=progress, desc="StyleGAN", label="StyleGAN training",
                        hint="lower train.lr or raise train.r1_gamma")
         return out.state, out.history
@@ -301,6 +305,7 @@ class StyleGANTrainer:
         """n images in [0, 1] (N, R, R, C) from `g_params` (use the EMA weights for evaluation) at level of
         detail `lod` (None: the one training ends at, 0 normally; mid-training pass ``self.lod(step)``)."""
         lod = self.final_lod if lod is None else lod
+        g_params, w_avg = distributed.local((g_params, w_avg))  # each process samples on its own devices
         lat = _latents(key, n, self.config, mixing)
         images, _ = self._generate(psi, cutoff)(g_params, lat, w_avg, jnp.asarray(lod, jnp.float32))
         return np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0)

@@ -15,6 +15,11 @@ only the heads are trained, which is exactly the frozen-encoder computation at a
 A step whose loss or gradients are not finite is not applied; training stops with an error naming the
 step. Checkpoints (orbax) hold the parameters, optimiser state and step; the batch order is a pure
 function of (seed, step), so a resumed run ends with the same parameters as an uninterrupted one.
+
+Several processes (`jaxnas.common.distributed`, one per host): the mesh holds every process's devices, each
+process computes the same global batch and places only its own devices' part of it, and the replicated state
+is updated identically everywhere, so two processes of one device each give the one-process, two-device
+result; evaluations run on each process's own copy of the weights.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
+from jaxnas.common import distributed
 from jaxnas.common.errors import check, check_positive, check_range
 from jaxnas.common.loop import run_loop
 from jaxnas.common.tree import tree_where
@@ -203,7 +209,8 @@ class MultiTaskTrainer:
       losses: {task: loss function} (`mtl.losses.make_loss`), configured with the training counts.
       freeze: one of `mtl.freezing.FREEZING`.
       tokenizer: turns texts into ids (`mtl.encoder.Tokenizer`).
-      devices: devices for the data-parallel step (default: this process's); the batch is split over them.
+      devices: devices for the data-parallel step (default: every device, those of all processes in a
+        multi-process run, `jaxnas.common.distributed`); the batch is split over them.
       cache_features: with `freeze="encoder"`, compute the encoder's features once and train the heads on
         them (default); False runs the frozen encoder in every step (same result, for checking).
     """
@@ -226,7 +233,7 @@ class MultiTaskTrainer:
         check(set(losses) == set(self.tasks), "loss", f"need one loss per task {self.tasks}, got {sorted(losses)}")
         self.losses = dict(losses)
         self.sources = list(sources)
-        self.devices = list(devices or jax.local_devices())  # each process its own (jaxnas.common.distributed)
+        self.devices = list(devices or jax.devices())  # several processes: all of theirs (the batch split over them)
         check(settings.batch_size % len(self.devices) == 0, "train.batch_size",
               f"got {settings.batch_size}; allowed: a multiple of the number of devices ({len(self.devices)})")
         self.mesh = Mesh(np.array(self.devices), ("data",))
@@ -297,7 +304,7 @@ class MultiTaskTrainer:
     # ------------------------------------------------------------------ public API
     def init_state(self) -> TrainState:
         params = jax.tree.map(jnp.array, self.initial_params)  # a copy: the state's buffers are donated
-        return TrainState(jnp.zeros([], jnp.int32), params, self.tx.init(params))
+        return distributed.place(TrainState(jnp.zeros([], jnp.int32), params, self.tx.init(params)), self.mesh, P())
 
     def batch(self, step: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         j, idx = self.schedule(step)
@@ -324,23 +331,26 @@ class MultiTaskTrainer:
         state = self.init_state()
         meta = {"train": dataclasses.asdict(self.settings), "freeze": self.freeze,
                 "key": np.asarray(jax.random.key_data(key)).tolist(), **(settings_meta or {})}
+        placed_key = distributed.place(key, self.mesh, P())
+
         def step(s: int, st: TrainState) -> tuple[TrainState, dict[str, float]]:
-            inputs, labels = self.batch(s)
-            t0 = time.perf_counter()  # the step alone, as the freezing study's step times have always been
-            st, metrics = self._step(st, inputs, labels, key)
+            batch = self.batch(s)
+            t0 = time.perf_counter()  # the step alone (with its transfer), as the freezing study's have always been
+            inputs, labels = distributed.place(batch, self.mesh, P("data"))
+            st, metrics = self._step(st, inputs, labels, placed_key)
             metrics = {k: float(v) for k, v in metrics.items()}
             return st, {**metrics, "seconds": time.perf_counter() - t0}
 
-        replicated = NamedSharding(self.mesh, P())  # a restored state lands on one device
         out = run_loop(step, state, end=min(stop_at or self.settings.steps, self.settings.steps), settings=meta,
                        checkpoint_dir=workdir, metrics_path=metrics_path,
-                       checkpoint_every=self.settings.checkpoint_every, place=lambda st: jax.device_put(st, replicated),
+                       checkpoint_every=self.settings.checkpoint_every, place=lambda st: distributed.place(st, self.mesh, P()),
                        progress=progress, desc=desc, label="MTL training",
                        hint="a loss or a gradient is not finite; lower train.lr_encoder / train.lr_heads")
         return out.state, out.history
 
     def predict(self, params: Any, corpus: Corpus) -> dict[str, np.ndarray]:
-        """Logits per task (N, C_t) of the model in evaluation mode."""
+        """Logits per task (N, C_t) of the model in evaluation mode (each process computes them all)."""
+        params = distributed.local(params)
         tokens = tokenize(self.tokenizer, corpus, self.settings.max_length)
         inputs = extract_features(self.model, self.encoder_params, tokens, self.settings) if self.features_mode \
             else tokens

@@ -1,6 +1,7 @@
 """Two processes on this machine (a localhost coordinator, CPU collectives through gloo) give the result of one
 (issue 26's multi-host): population training splits the candidates by process and gathers them on every process;
-through an entry point only process 0 writes the work directory."""
+a data-parallel trainer (MTL) splits each global batch between the processes' devices; through an entry point only
+process 0 writes the work directory."""
 
 from __future__ import annotations
 
@@ -37,6 +38,42 @@ trainer = PopulationTrainer(NB201Network(channels=4, cells_per_stage=1, num_clas
 s = trainer.score(archs, seed=3, first_id=7)
 np.savez(sys.argv[2], valid=s.valid_acc, test=s.test_acc, curve=s.train_loss, devices=len(jax.devices()),
          local=len(jax.local_devices()), index=jax.process_index())
+"""
+
+
+# Each process: a tiny multi-task model (dropout on, so the per-device random streams matter) trained 4 steps on a
+# global batch of 8 split over the two processes' devices, checkpointed every 2 steps into its own folder, then
+# predicting a corpus on its own copy of the weights.
+MTL_SCRIPT = """
+import sys, numpy as np
+from jaxnas.common import distributed
+if distributed.requested():  # the one-process reference runs the same script
+    distributed.initialize()
+import jax
+from mtl.data import Corpus, TextTask
+from mtl.encoder import BertConfig, Tokenizer
+from mtl.losses import make_loss
+from mtl.model import HeadConfig, MultiTaskModel, init_params
+from mtl.train import MultiTaskTrainer, TrainSettings
+tasks = (TextTask("topic", ("a", "b", "c")), TextTask("sentiment", ("neg", "pos")))
+rng = np.random.default_rng(0)
+words = "good bad movie film book tweet news great awful fine plot actor story price".split()
+texts = [" ".join(rng.choice(words, size=rng.integers(2, 12))) for _ in range(40)]
+corpus = Corpus(np.array(texts, object), {"topic": rng.integers(0, 3, 40), "sentiment": rng.integers(0, 2, 40)}, tasks)
+cfg = BertConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_position_embeddings=32,
+                 hidden_dropout=0.1, attention_dropout=0.1)
+model = MultiTaskModel(cfg, (("topic", 3), ("sentiment", 2)), HeadConfig(hidden=8, dropout=0.1))
+settings = TrainSettings(steps=4, batch_size=8, max_length=16, pad_multiple=8, lr_encoder=1e-3, lr_heads=1e-2,
+                         checkpoint_every=2, eval_batch_size=16)
+devices = jax.devices() if len(sys.argv) < 4 else jax.devices()[:int(sys.argv[3])]
+trainer = MultiTaskTrainer(model, init_params(model, jax.random.key(0)), [corpus],
+                           {t.name: make_loss("focal", corpus.counts(t.name)) for t in tasks}, "none", Tokenizer(),
+                           settings, devices=devices)
+state, history = trainer.train(jax.random.key(1), workdir=sys.argv[1])
+logits = trainer.predict(state.params, corpus)
+leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state.params))]
+np.savez(sys.argv[2], losses=np.array([h["loss"] for h in history]), topic=logits["topic"],
+         sentiment=logits["sentiment"], devices=len(trainer.devices), **{f"leaf{i}": x for i, x in enumerate(leaves)})
 """
 
 
@@ -89,6 +126,29 @@ def test_two_processes_train_a_population_like_one(tmp_path, digits_8x8):
         np.testing.assert_allclose(p["curve"], one.train_loss, rtol=2e-5, atol=2e-5)
         np.testing.assert_allclose(p["valid"], one.valid_acc, atol=1e-3)
         np.testing.assert_allclose(p["test"], one.test_acc, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_two_processes_train_a_multi_task_model_like_one(tmp_path):
+    """Two processes of one device each == one process of two devices (the same mesh size): the losses, the
+    trained weights (every leaf) and the predictions, on both processes."""
+    script = tmp_path / "train_mtl.py"  # not mtl.py, which would hide the package
+    script.write_text(MTL_SCRIPT)
+    cmds = [[sys.executable, str(script), str(tmp_path / f"ck{i}"), str(tmp_path / f"p{i}.npz")] for i in range(2)]
+    _run_both(cmds, _free_port(), ROOT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAXNAS_")}
+    env.update({"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
+                "PYTHONPATH": ROOT})
+    subprocess.run([sys.executable, str(script), str(tmp_path / "ck_one"), str(tmp_path / "one.npz"), "2"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    one = np.load(tmp_path / "one.npz")
+    assert int(one["devices"]) == 2
+    for i in range(2):
+        p = np.load(tmp_path / f"p{i}.npz")
+        assert int(p["devices"]) == 2 and sorted(p.files) == sorted(one.files)
+        for name in one.files:
+            np.testing.assert_allclose(p[name], one[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert os.path.isdir(tmp_path / "ck0") and os.path.isdir(tmp_path / "ck1")  # each process checkpointed
 
 
 def test_through_an_entry_point_only_process_0_writes_the_workdir(tmp_path):

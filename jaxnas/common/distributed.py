@@ -97,3 +97,44 @@ def gather_rows(tree: Any, total: int) -> Any:
         return out
 
     return jax.tree.map(order, gathered)
+
+
+def place(tree: Any, mesh: Any, spec: Any) -> Any:
+    """`tree` (host or device values, the same on every process) as arrays over `mesh` laid out by `spec`: the
+    batch of a data-parallel step (`P("data")`) or its replicated state (`P()`).
+
+    In one process this is `jax.device_put`. Across processes each process builds only the shards its own devices
+    hold (`jax.make_array_from_callback`), so a global batch that every process can compute (the trainers' batches
+    are deterministic functions of the step) is split between them without any transfer."""
+    import jax
+    from jax.sharding import NamedSharding
+
+    sharding = NamedSharding(mesh, spec)
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def one(x: Any) -> Any:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return jax.device_put(x, sharding)  # already global: laid out anew
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(one(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(one, tree)
+
+
+def local(tree: Any) -> Any:
+    """This process's copy of replicated arrays (`place(..., P())`, or a data-parallel step's state): arrays on
+    one local device, for the computations every process makes on its own (evaluations, sampling). Values that
+    are already local are returned as they are."""
+    import jax
+
+    def one(x: Any) -> Any:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            if not x.is_fully_replicated:
+                raise ValueError(f"local() needs replicated arrays; got one laid out as {x.sharding}")
+            return x.addressable_data(0)
+        return x
+
+    return jax.tree.map(one, tree)
