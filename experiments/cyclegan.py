@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from jaxnas.common.report import Report
 
 # BOUNDS (every numeric setting and its cap) lives beside the defaults in experiments/configs/cyclegan.py.
-CHOICES = {"progress": (True, False), "data.channels": (0, 1, 3)}
+CHOICES = {"progress": (True, False), "data.channels": (0, 1, 3), "data.download": (True, False)}
 STRINGS = ("transform", "data.name", "data.npz", "data.npz_a", "data.npz_b", "data.data_dir")
 # What the image loader calls the settings it was given (its own field names), as the user types them.
 LOADER_FIELDS = {"npz_path": "data.npz", "images": "data.npz", "labels": "data.npz", "dataset": "data.name",
@@ -170,7 +170,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     d = config.data
     try:
         data = load_domains(name=d.name, transform=config.transform, npz=d.npz, npz_a=d.npz_a, npz_b=d.npz_b,
-                            size=config.model.resolution, channels=d.channels, data_dir=d.data_dir, seed=config.seed)
+                            size=config.model.resolution, channels=d.channels, data_dir=d.data_dir, seed=config.seed,
+                            download=d.download)
     except ConfigError as err:
         raise as_setting(err, LOADER_FIELDS) from None
     cfg = prefixed("model", lambda: CycleGANConfig(channels_a=data.image_shape_a[2], channels_b=data.image_shape_b[2],

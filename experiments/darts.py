@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 CHOICES = {"space": darts_config.SPACES, "method": darts_config.METHODS, "darts.hvp": ("finite", "exact"),
            "darts.gdas_estimator": ("code", "paper"),
-           "progress": (True, False), "eigen": (True, False)}
+           "progress": (True, False), "eigen": (True, False), "download": (True, False)}
 STRINGS = ("dataset", "data_dir", "npz_path")
 SCRATCH_FIRST_ID = 2_000_000  # candidate ids (init keys) of the from-scratch training
 
@@ -98,7 +98,7 @@ def search(config: config_dict.ConfigDict, settings: DartsSettings, data: Any, w
 
     from jaxnas.common.checkpoint import fingerprint
 
-    run_settings = {"config": {k: v for k, v in config.to_dict().items() if k not in ("progress", "scratch", "train",
+    run_settings = {"config": {k: v for k, v in config.to_dict().items() if k not in ("progress", "download", "scratch", "train",
                                                                                       "network", "es")},
                     "data": {"name": data.name, "content": fingerprint(data.train_x, data.train_y)}}
     out = run_loop(step, {"search": states, "records": records}, end=config.epochs, settings=run_settings,

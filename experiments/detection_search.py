@@ -32,7 +32,7 @@ from jaxnas.common.errors import ConfigError, check
 if TYPE_CHECKING:
     from jaxnas.common.report import Report
 
-CHOICES = {"method": ds_config.METHODS, "progress": (True, False)}
+CHOICES = {"method": ds_config.METHODS, "progress": (True, False), "download": (True, False)}
 STRINGS = ("dataset", "data_dir", "images_dir", "gradient.penalties")
 SEARCH_METHODS = ("reinforce", "evolution", "random")
 
@@ -104,7 +104,7 @@ def load_data(config: config_dict.ConfigDict) -> Any:
     return load_detection(config.dataset, data_dir=config.data_dir, image_size=config.image_size,
                           max_objects=config.max_objects, seed=config.data_seed, images_dir=config.images_dir or None,
                           annotations_json=config.annotations_json or None, splits=(s.train, s.valid, s.test),
-                          digit_sizes=(config.digit_min, config.digit_max))
+                          digit_sizes=(config.digit_min, config.digit_max), download=config.download)
 
 
 def _say(config: config_dict.ConfigDict, text: str) -> None:
@@ -150,7 +150,7 @@ def run_gradient(config: config_dict.ConfigDict, data: Any, evaluator: Any, spac
 
 # Settings a run may change on its workdir (more seeds, another method, longer searches, output); every other one is
 # part of what the memo and the gradient runs saved there mean, so a rerun that changes it is refused.
-FREE = ("method", "seed", "seeds", "evaluations", "progress", "pictures")
+FREE = ("method", "seed", "seeds", "evaluations", "progress", "pictures", "download")
 
 
 def check_workdir_settings(config: config_dict.ConfigDict, workdir: str) -> None:

@@ -81,7 +81,7 @@ CHOICES = {"freeze": tuple(FREEZING), "data.source": ("vader", "separate"), "enc
            "encoder.dtype": tuple(COMPUTE_DTYPES), "freezing.loss": tuple(LOSSES.names()),
            "sparsity.loss": tuple(LOSSES.names()), "loss.focal_alpha": ("''", *FOCAL_ALPHA_SCHEMES)}
 STRINGS = ("losses", "freezing.strategies", "sparsity.l1", "data.tfds_data_dir", "encoder.path", "data.vader_path")
-FLAGS = ("progress", "encoder.pretrained", "freezing.random_init", "oversample")
+FLAGS = ("progress", "encoder.pretrained", "freezing.random_init", "oversample", "data.download")
 
 
 def validate(config: config_dict.ConfigDict) -> tuple[list[str], list[str], list[float]]:
@@ -153,7 +153,8 @@ def load_setup(config: config_dict.ConfigDict) -> Setup:
             if spec.tfds:
                 corpus = _named(f"data.corpora.{name}.", TFDS_FIELDS, lambda: corpora.load_tfds_task(
                     spec.tfds, task=name, split=spec.split, text_key=spec.text_column or None,
-                    label_key=spec.label_column or None, data_dir=d.tfds_data_dir or None))
+                    label_key=spec.label_column or None, data_dir=d.tfds_data_dir or None,
+                    download=d.download))
             else:  # validate() saw a path or a dataset
                 corpus = corpora.load_table_task(spec.path, task=name, text_column=spec.text_column,
                                                label_column=spec.label_column, field=f"data.corpora.{name}.path")

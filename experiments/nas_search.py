@@ -94,7 +94,7 @@ def validate(config: config_dict.ConfigDict) -> None:
     check_bounds(config, BOUNDS)
     for name in OWN_SECTION:  # the space's own settings, checked by building it (cheap: no compilation)
         build_space(config, name)
-    check_choices(config, {"progress": (True, False), "execution": EXECUTIONS})
+    check_choices(config, {"progress": (True, False), "download": (True, False), "execution": EXECUTIONS})
     check_strings(config, ("dataset", "data_dir"))
     check_files(config, ("npz_path",))
     check(config.dataset != "", "dataset", "got ''; allowed: digits, npz (with npz_path) or a prepared TFDS name")
@@ -147,7 +147,8 @@ def load_data(config: config_dict.ConfigDict):
     wrong in the .npz file: its labels, its images), keeping the loader's message."""
     try:
         return load_images(config.dataset if not config.npz_path else "npz", size=config.image_size,
-                           npz_path=config.npz_path or None, data_dir=config.data_dir or None, seed=config.seed)
+                           npz_path=config.npz_path or None, data_dir=config.data_dir or None, seed=config.seed,
+                           download=config.download)
     except ConfigError as err:
         raise as_setting(err, LOADER_FIELDS) from None
 

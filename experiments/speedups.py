@@ -60,7 +60,7 @@ BOUNDS = {
 }
 CHOICES = {"speedup": SPEEDUPS, "execution": EXECUTIONS,
            "pruning.method": ("magnitude", "structured"), "pruning.mode": ("before", "during"),
-           "weight_sharing.off_path": ("frozen", "decayed"), "progress": (True, False),
+           "weight_sharing.off_path": ("frozen", "decayed"), "progress": (True, False), "download": (True, False),
            "early_stopping.median_rule": (True, False)}
 STRINGS = ("dataset", "data_dir")  # a dataset name is checked by load_images before anything is read
 
@@ -358,7 +358,8 @@ def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, arch
 def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = None) -> dict[str, Any]:
     validate(config)
     settings = prefixed("train", lambda: TrainSettings(**config.train.to_dict()))
-    data = load_images(config.dataset, size=config.image_size, data_dir=config.data_dir or None, seed=config.seed)
+    data = load_images(config.dataset, size=config.image_size, data_dir=config.data_dir or None, seed=config.seed,
+                       download=config.download)
     space = SPACES.get(config.space, "space")
     net = prefixed("network", lambda: space.network(num_classes=data.num_classes, **config.network.to_dict()))
     trainer = PopulationTrainer(net, data, settings, chunk_size=config.chunk_size, execution=config.execution)

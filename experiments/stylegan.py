@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 
 # BOUNDS (every numeric setting and its cap) lives beside the defaults in experiments/configs/stylegan.py.
-CHOICES = {"progress": (True, False), "ablation.no_mapping": (True, False), "data.channels": (0, 1, 3),
+CHOICES = {"progress": (True, False), "data.download": (True, False), "ablation.no_mapping": (True, False), "data.channels": (0, 1, 3),
            "model.discriminator": DISCRIMINATORS, "model.structure": STRUCTURES}
 STRINGS = ("data.name", "data.npz", "data.data_dir", "eval.inception")
 # What the image loader calls the settings it was given (its own field names), as the user types them.
@@ -267,7 +267,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     try:
         data = load_images(config.data.name, size=cfg.resolution, npz_path=config.data.npz or None,
                            data_dir=config.data.data_dir or None, seed=config.seed,
-                           channels=config.data.channels or None, labels_required=False)
+                           channels=config.data.channels or None, labels_required=False,
+                           download=config.data.download)
     except ConfigError as err:
         raise as_setting(err, LOADER_FIELDS) from None
     cfg = dataclasses.replace(cfg, channels=data.image_shape[2])

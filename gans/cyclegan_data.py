@@ -156,9 +156,10 @@ def npz_pair_domains(npz_a: str, npz_b: str, *, size: int | None, channels: int 
         class_labels=tuple(int(c) for c in joint) if labeled else None)
 
 
-def tfds_cycle_gan_domains(name: str, *, size: int, data_dir: str | None = None) -> UnpairedData:
-    """A prepared TFDS `cycle_gan/<pair>` dataset (splits trainA, trainB, testA, testB), resized to `size`."""
-    builder = tfds_source.prepared_catalogue_builder(name, tfds_source.catalogue_search_dirs(data_dir))
+def tfds_cycle_gan_domains(name: str, *, size: int, data_dir: str | None = None, download: bool = False) -> UnpairedData:
+    """A prepared TFDS `cycle_gan/<pair>` dataset (splits trainA, trainB, testA, testB), resized to `size`;
+    `download` lets TFDS fetch and prepare it when it is not prepared."""
+    builder = tfds_source.prepared_catalogue_builder(name, tfds_source.catalogue_search_dirs(data_dir), download)
     info = builder.info
     splits = ("trainA", "trainB", "testA", "testB")
     check(all(s in info.splits for s in splits), "data.name",
@@ -177,7 +178,8 @@ def tfds_cycle_gan_domains(name: str, *, size: int, data_dir: str | None = None)
 
 
 def load_domains(*, name: str = "digits", transform: str = "invert", npz: str = "", npz_a: str = "", npz_b: str = "",
-                 size: int = 32, channels: int = 0, data_dir: str = "", seed: int = 0) -> UnpairedData:
+                 size: int = 32, channels: int = 0, data_dir: str = "", seed: int = 0,
+                 download: bool = False) -> UnpairedData:
     """Builds the two domains from the `data` config fields (see the module docstring for the modes).
 
     `channels` 0 picks the transform's requirement (tint: 3) or the source's own; `transform` applies to
@@ -190,8 +192,8 @@ def load_domains(*, name: str = "digits", transform: str = "invert", npz: str = 
         check(not npz, "data.npz", "give either data.npz (known-transform mode) or data.npz_a/npz_b (a pair), not both")
         return npz_pair_domains(npz_a, npz_b, size=size, channels=channels or None, seed=seed)
     if name.startswith("cycle_gan"):
-        return tfds_cycle_gan_domains(name, size=size, data_dir=data_dir or None)
+        return tfds_cycle_gan_domains(name, size=size, data_dir=data_dir or None, download=download)
     t = TRANSFORMS.get(transform, "transform")
     ds = load_images(name, size=size, npz_path=npz or None, data_dir=data_dir or None, seed=seed,
-                     channels=channels or t.channels, labels_required=False)
+                     channels=channels or t.channels, labels_required=False, download=download)
     return known_transform_domains(ds, transform, seed)

@@ -307,12 +307,12 @@ def load_table_task(path: str, *, task: str, text_column: str = "text", label_co
 
 def load_tfds_task(name: str, *, task: str, split: str = "train", text_key: str | None = None,
                    label_key: str | None = None, data_dir: str | None = None,
-                   max_examples: int | None = None) -> Corpus:
+                   max_examples: int | None = None, download: bool = False) -> Corpus:
     """A one-task corpus from a prepared TFDS catalogue text dataset, read without TensorFlow.
 
     Args:
-      name: catalogue name (ag_news_subset, imdb_reviews, ...). Never downloaded: an unprepared dataset
-        raises `ConfigError("dataset")` at once, saying how to prepare it.
+      name: catalogue name (ag_news_subset, imdb_reviews, ...). An unprepared dataset raises
+        `ConfigError("dataset")` at once, saying how to prepare it, unless `download` lets TFDS fetch it.
       task: the task name. split: a TFDS split. data_dir: see `tfds_source.catalogue_search_dirs`.
       text_key, label_key: features to read; default `TFDS_TEXT_DEFAULTS[name]`, else "text" / "label".
       max_examples: read only the first this many examples.
@@ -324,7 +324,7 @@ def load_tfds_task(name: str, *, task: str, split: str = "train", text_key: str 
     text_key, label_key = text_key or default_text, label_key or default_label
     if max_examples is not None:
         check_positive("max_examples", max_examples, integer=True)
-    builder = tfds_source.prepared_catalogue_builder(name, tfds_source.catalogue_search_dirs(data_dir))
+    builder = tfds_source.prepared_catalogue_builder(name, tfds_source.catalogue_search_dirs(data_dir), download)
     features = builder.info.features
     check_choice("split", split.split("[")[0], list(builder.info.splits))
     check_choice("text_key", text_key, list(features))

@@ -302,6 +302,32 @@ def test_prepared_catalogue_dataset_is_read(tmp_path):
     np.testing.assert_allclose(native.test_x, expected, atol=1e-6)
 
 
+def test_download_is_opt_in_and_prepares_array_record(tmp_path, monkeypatch, capsys):
+    """download=False (the default) refuses an unprepared catalogue dataset at once and names the opt-in;
+    download=True lets TFDS prepare it (the fake builder 'downloads' nothing) as array_record into data_dir,
+    then reads it like a prepared one; a failed download names the `download` field with TFDS's reason."""
+    builder_cls = _fake_catalogue_builder()
+    with pytest.raises(ConfigError) as refused:
+        load_images(FAKE_NAME, data_dir=str(tmp_path / "a"), size=None)
+    assert refused.value.field == "dataset" and "download=True" in str(refused.value)
+    assert not (tmp_path / "a" / FAKE_NAME).exists()
+    ds = load_images(FAKE_NAME, data_dir=str(tmp_path / "a"), size=None, download=True)
+    assert "downloads and prepares" in capsys.readouterr().out
+    assert builder_cls(data_dir=str(tmp_path / "a")).is_prepared() and len(ds.test_y) == 30
+    assert glob.glob(str(tmp_path / "a" / FAKE_NAME / "1.0.0" / "*.array_record*"))
+    again = load_images(FAKE_NAME, data_dir=str(tmp_path / "a"), size=None, download=True)  # prepared: read
+    np.testing.assert_array_equal(again.test_x, ds.test_x)
+    assert "downloads" not in capsys.readouterr().out
+
+    def offline(self, *args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(builder_cls, "download_and_prepare", offline)
+    with pytest.raises(ConfigError) as failed:
+        load_images(FAKE_NAME, data_dir=str(tmp_path / "b"), size=None, download=True)
+    assert failed.value.field == "download" and "network is unreachable" in str(failed.value)
+
+
 def test_npz_without_labels_loads_only_when_allowed(tmp_path):
     path = _write_npz(tmp_path / "images_only.npz", images=np.random.default_rng(0).uniform(size=(20, 4, 4)))
     with pytest.raises(ConfigError) as info:

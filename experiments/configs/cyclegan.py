@@ -49,7 +49,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.progress = True
     c.transform = "tint"
     c.data = config_dict.ConfigDict({"name": "digits", "npz": "", "npz_a": "", "npz_b": "", "data_dir": "",
-                                     "channels": 0})
+                                     "channels": 0, "download": False})  # download: TFDS may fetch a missing dataset
     c.model = config_dict.ConfigDict({"resolution": 32, "ngf": 16, "ndf": 16, "n_res_blocks": 3, "n_downsampling": 2,
                                       "disc_layers": 2, "init_std": 0.02})
     c.train = config_dict.ConfigDict({"steps": 5000, "batch_size": 1, "lr": 2e-4, "beta1": 0.5, "beta2": 0.999,

@@ -51,6 +51,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.method = "darts"
     c.dataset = "digits"  # digits (embedded, offline) | a prepared TFDS name (mnist, ...) | npz
     c.data_dir = ""
+    c.download = False  # True: TFDS may download and prepare a catalogue dataset missing from data_dir (needs internet)
     c.npz_path = ""
     c.image_size = 8  # a multiple of 4
     c.seed = 0  # searches use seeds seed .. seed + seeds - 1, all in one vmapped program

@@ -45,6 +45,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.method = "all"
     c.dataset = "digits_detection"  # digits_detection (embedded) | coco_files | a prepared TFDS name (voc, coco/2017)
     c.data_dir = ""
+    c.download = False  # True: TFDS may download and prepare a catalogue dataset missing from data_dir (needs internet)
     c.images_dir = ""  # coco_files: the images folder
     c.annotations_json = ""  # coco_files: the COCO annotations file
     c.image_size = 64  # native size the dataset is loaded at (square)

@@ -45,6 +45,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         "test_fraction": 0.2,
         "split_seed": 0,
         "tfds_data_dir": "",
+        "download": False,  # True: TFDS may download and prepare a corpus missing from tfds_data_dir (internet)
         "corpora": {"topic": _corpus(), "sentiment": _corpus()},
     })
     c.encoder = config_dict.ConfigDict({"path": "", "pooling": "mean", "pretrained": True, "dtype": "float32"})

@@ -26,6 +26,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.strategy = "aging_evolution"  # any name in jaxnas.strategies.STRATEGIES
     c.dataset = "digits"  # digits (embedded, offline) | a prepared TFDS name (mnist, ...) | npz
     c.data_dir = ""  # TFDS data dir; empty: $JAXNAS_DATA_DIR or ~/.cache/jaxnas/tensorflow_datasets
+    c.download = False  # True: TFDS may download and prepare a catalogue dataset missing from data_dir (needs internet)
     c.npz_path = ""  # a .npz with 'images' (N,H,W[,C]) in [0, 1] and 'labels' (N,); its errors name npz_path
     c.image_size = 16  # 4-256, a multiple of 4
     c.seed = 0  # 0 to 2**31 - 1

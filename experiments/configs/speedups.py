@@ -26,6 +26,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.space = "nb201"  # a space with a candidate network (jaxnas.spaces.SPACES)
     c.dataset = "digits"
     c.data_dir = ""
+    c.download = False  # True: TFDS may download and prepare a catalogue dataset missing from data_dir (needs internet)
     c.image_size = 8
     c.seed = 0
     c.candidates = 16  # random architectures scored both ways

@@ -38,7 +38,8 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.seed = 0
     c.progress = True
     # channels: 0 keeps the source's (digits: 1), 1 averages RGB to gray, 3 makes RGB.
-    c.data = config_dict.ConfigDict({"name": "digits", "npz": "", "data_dir": "", "channels": 0})
+    c.data = config_dict.ConfigDict({"name": "digits", "npz": "", "data_dir": "", "channels": 0,
+                                 "download": False})  # download: TFDS may fetch a missing catalogue dataset
     # CPU-sized network (official: fmap_base 8192, fmap_max 512, z/w 512). fmap_base 256 / fmap_max 128 keep the
     # official profile's halving per resolution (128 / 64 / 32 channels at 4 / 8 / 16 px); a flat 64 channels
     # (fmap_base 512, fmap_max 64) trained 1.5x slower and worse. structure "progressive" is the paper's

@@ -232,8 +232,9 @@ def read_coco(images_dir: str, annotations_json: str, image_size: int, max_objec
 # ----------------------------------------------------------------------------- prepared TFDS detection datasets
 
 
-def prepared_catalogue(name: str, data_dir: str | None, local: tuple[str, ...]) -> Any:
-    """The builder of a catalogue dataset prepared in a search folder; fails fast (no download) if there is none.
+def prepared_catalogue(name: str, data_dir: str | None, local: tuple[str, ...], download: bool = False) -> Any:
+    """The builder of a catalogue dataset prepared in a search folder; when there is none, downloaded and prepared
+    with `download` (`tfds_source.download_catalogue`), else a fast failure (no network).
 
     Where the dataset's own code needs TensorFlow (coco), the prepared files are opened by their metadata alone
     (`tfds.builder_from_directory`, newest version; `name:version` picks one). `local`: the two local source
@@ -257,9 +258,12 @@ def prepared_catalogue(name: str, data_dir: str | None, local: tuple[str, ...]) 
             if infos:
                 newest = max(infos, key=lambda p: tfds.core.Version(os.path.basename(os.path.dirname(p))))
                 return tfds.builder_from_directory(os.path.dirname(newest))
+    if download:
+        return tfds_source.download_catalogue(name, dirs[0])
     raise ConfigError("dataset", (
-        f"TFDS dataset {name!r} is not prepared in {', '.join(dirs)}; jaxnas never downloads it (offline, TFDS "
-        f"would retry for minutes). On a machine with internet and tensorflow run: tfds build {name} "
+        f"TFDS dataset {name!r} is not prepared in {', '.join(dirs)}; jaxnas does not download by default (offline, "
+        f"TFDS would retry for minutes): {tfds_source.DOWNLOAD_HINT}. Or on a machine with internet and tensorflow "
+        f"run: tfds build {name} "
         f"--data_dir={dirs[0]} --file_format=array_record, then copy {os.path.join(dirs[0], base.split('/')[0])} "
         f"to the same place here (or pass data_dir= where it is). Offline: name='{local[0]}', or "
         f"name='{local[1]}' with images_dir= and annotations_json="))
@@ -350,11 +354,11 @@ def load_coco(images_dir: str, annotations_json: str, image_size: int = 64, max_
 
 def load_catalogue(name: str, data_dir: str | None, size: int, max_objects: int, channels: int,
                    valid_fraction: float, seed: int, max_images: int | None,
-                   local: tuple[str, ...]) -> DetectionDataset:
+                   local: tuple[str, ...], download: bool = False) -> DetectionDataset:
     """A prepared TFDS detection dataset as a `DetectionDataset` (splits: see `jaxnas.data.detection`)."""
     from jaxnas.data.detection import DetectionDataset, DetectionSplit  # late: detection imports us
 
-    builder = prepared_catalogue(name, data_dir, local)
+    builder = prepared_catalogue(name, data_dir, local, download)
     features, splits = builder.info.features, builder.info.splits
     objects = features["objects"] if "objects" in features else None
     ok = "image" in features and objects is not None and all(k in objects for k in ("bbox", "label"))

@@ -28,7 +28,8 @@ ones (padding rows: box 0, label 0). Sources (`load_detection(name=...)`):
   random by image (`valid_fraction`, `test_fraction`, `seed`); `load_coco` does the same directly.
 * a prepared TFDS catalogue detection dataset (`"voc"`, `"voc/2012"`, `"coco/2017"`, ...): an `image` and
   `objects` with normalised `bbox` (ymin, xmin, ymax, xmax) and `label`, read without TensorFlow from its
-  array_record files. Nothing is downloaded: an unprepared dataset fails at once with the `tfds build` command.
+  array_record files. Nothing is downloaded unless `download=True`: an unprepared dataset fails at once with the
+  `tfds build` command.
   Splits: train / validation / test where the test split is annotated (voc/2007: objects in its first 64
   examples); otherwise (voc/2012, coco) valid is a random `valid_fraction` of train and test is the validation
   split. Datasets whose TFDS code imports TensorFlow (coco) are opened from their prepared files' metadata.
@@ -316,7 +317,8 @@ def load_detection(name: str = SYNTHETIC, data_dir: str | None = "", image_size:
                    seed: int = 0, *, images_dir: str | None = None, annotations_json: str | None = None,
                    channels: int | None = None, splits: tuple[int, int, int] = (2000, 500, 500),
                    digit_sizes: tuple[int, int] = (12, 28), valid_fraction: float = 0.2,
-                   test_fraction: float = 0.2, max_images: int | None = None) -> DetectionDataset:
+                   test_fraction: float = 0.2, max_images: int | None = None,
+                   download: bool = False) -> DetectionDataset:
     """Loads a detection dataset (see the module docstring for the sources and the generation procedure).
 
     Args:
@@ -334,6 +336,8 @@ def load_detection(name: str = SYNTHETIC, data_dir: str | None = "", image_size:
       valid_fraction, test_fraction: share of the source digits (synthetic) or images (coco_files) held out;
         `valid_fraction` also carves valid out of a catalogue train split when its test split has no labels.
       max_images: read at most this many images per catalogue split (COCO train has 118k).
+      download: let TFDS download and prepare a catalogue dataset that is not prepared (needs internet; off by
+        default: an unprepared one fails at once with instructions).
 
     Raises:
       ConfigError: naming the field of an invalid setting or input; unknown names list the allowed ones.
@@ -366,7 +370,7 @@ def load_detection(name: str = SYNTHETIC, data_dir: str | None = "", image_size:
                          test_fraction=test_fraction, seed=seed, channels=channels or 3)
     if tfds_source.in_catalogue(name):
         return load_catalogue(name, data_dir, image_size, max_objects, channels or 3, valid_fraction, seed,
-                              max_images, (SYNTHETIC, COCO_FILES))
+                              max_images, (SYNTHETIC, COCO_FILES), download)
     raise ConfigError("dataset", (
         f"unknown dataset {name!r}. Allowed: '{SYNTHETIC}' (embedded, offline), '{COCO_FILES}' with images_dir= "
         "and annotations_json=, or a TFDS detection dataset prepared in data_dir (e.g. voc, voc/2012, coco/2017); "

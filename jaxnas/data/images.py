@@ -8,8 +8,8 @@ Sources (`load_images(name=...)`):
   `labels` may be left out where the caller allows it (`labels_required=False`, e.g. for GAN training):
   the dataset then has one class and `labeled=False`. Labels are mapped to the classes present (sorted distinct
   values -> 0..K-1, kept in `class_labels`) and their number is bounded (`jaxnas.data.labels`).
-* a TFDS catalogue name (`"mnist"`, `"fashion_mnist"`, `"cifar10"`, ...), used only if already prepared
-  on disk in the array_record format; nothing is ever downloaded.
+* a TFDS catalogue name (`"mnist"`, `"fashion_mnist"`, `"cifar10"`, ...), read when prepared on disk in the
+  array_record format; an unprepared one fails at once, unless `download=True` lets TFDS fetch and prepare it.
 
 Images are resized to `size` x `size` with a bilinear (triangle) filter, antialiased when shrinking,
 exactly as `jax.image.resize(..., "linear")` (non-square images are first cropped to their centre square),
@@ -224,11 +224,12 @@ def _load_npz(*, data_dir: str | None, npz_path: str | None, convert: Convert, l
     return _Loaded(len(class_labels), convert(images), indices, class_labels=class_labels)
 
 
-def _load_catalogue(name: str, data_dir: str | None, convert: Convert, labels_required: bool = True) -> _Loaded:
+def _load_catalogue(name: str, data_dir: str | None, convert: Convert, labels_required: bool = True,
+                    download: bool = False) -> _Loaded:
     """A prepared TFDS catalogue dataset: `train` split (+ `test` if present), read as array_record.
 
     Without a class label (e.g. celeb_a) it loads only when `labels_required` is False, as one class."""
-    builder = tfds_source.prepared_catalogue_builder(name, tfds_source.catalogue_search_dirs(data_dir))
+    builder = tfds_source.prepared_catalogue_builder(name, tfds_source.catalogue_search_dirs(data_dir), download)
     info = builder.info
     image_key, label_key = info.supervised_keys or ("image", "label")
     hint = tfds_source.prepare_hint(name, os.fspath(builder.data_dir_root))
@@ -278,6 +279,7 @@ def load_images(
     seed: int = 0,
     channels: int | None = None,
     labels_required: bool = True,
+    download: bool = False,
 ) -> ImageDataset:
     """Loads an image classification dataset as resized, stratified train / valid / test splits.
 
@@ -296,13 +298,15 @@ def load_images(
       channels: 1 or 3 to average RGB to gray or repeat gray to RGB; `None` keeps the source's channels.
       labels_required: False accepts a `.npz` without `labels` or a catalogue dataset without a class label
         (one class, `labeled=False`), for callers that need images only (GANs).
+      download: let TFDS download and prepare a catalogue dataset that is not prepared (needs internet; off
+        by default: an unprepared one fails at once with instructions).
 
     Returns:
       An `ImageDataset`; every class with at least three examples is present in every split.
 
     Raises:
       ConfigError: on an invalid setting, a bad npz file, an unknown name, or a catalogue dataset that is
-        not prepared (raised at once; nothing is downloaded).
+        not prepared (raised at once; nothing is downloaded unless `download`).
     """
     check(isinstance(name, str) and name != "", "dataset", f"got {name!r}; allowed: a dataset name string")
     if size is not None:
@@ -325,7 +329,7 @@ def load_images(
         extra = {} if name != "npz" else {"labels_required": labels_required}
         loaded = DATASETS.get(name, "dataset")(data_dir=data_dir, npz_path=npz_path, convert=convert, **extra)
     elif tfds_source.in_catalogue(name):
-        loaded = _load_catalogue(name, data_dir, convert, labels_required)
+        loaded = _load_catalogue(name, data_dir, convert, labels_required, download)
     else:
         raise ConfigError("dataset", _unknown_name_message(name))
 

@@ -5,9 +5,10 @@ Two jobs:
 * The embedded sklearn digits are served through a local TFDS `GeneratorBasedBuilder`
   (`jaxnas_digits`, `file_format="array_record"`), prepared once into a cache folder and read back
   with `builder.as_data_source(...)`, the same path a prepared catalogue dataset takes.
-* Catalogue datasets (`mnist`, `cifar10`, ...) are used only when already prepared on disk. The lookup
-  never downloads: offline, TFDS would retry for minutes before failing, so a missing dataset is
-  reported at once with instructions.
+* Catalogue datasets (`mnist`, `cifar10`, ...) are used when already prepared on disk. By default the
+  lookup never downloads: offline, TFDS would retry for minutes before failing, so a missing dataset is
+  reported at once with instructions. `download=True` (opt-in, for machines with internet) lets TFDS
+  download and prepare it, as array_record, into the first search folder (`download_catalogue`).
 
 `tensorflow_datasets` is imported lazily, so that importing `jaxnas.data` stays cheap.
 """
@@ -200,10 +201,39 @@ def unknown_name_hint(name: str, local: Sequence[str] = ()) -> str:
     return f"{near}List the TFDS catalogue with: {LIST_CATALOGUE}"
 
 
+DOWNLOAD_HINT = ("on a machine with internet, download=True (the configs' download / data.download) lets TFDS fetch "
+                 "and prepare it")
+
+
+def download_catalogue(name: str, data_dir: str) -> Any:
+    """Downloads and prepares catalogue dataset `name` into `data_dir` (array_record, read without TensorFlow)
+    and returns its builder: the opt-in `download=True` of the loaders. Several processes on one machine
+    prepare it once (a file lock). Any failure (no network, a dataset whose preparation needs TensorFlow or
+    manual files) is a `ConfigError` naming `download`, with TFDS's reason."""
+    import tensorflow_datasets as tfds
+
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+        with file_lock(os.path.join(data_dir, f".{re.split(r'[/:]', name)[0]}.lock")):
+            builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+            if not builder.is_prepared():
+                print(f"download=True: TFDS downloads and prepares {name!r} into {data_dir} ...", flush=True)
+                builder.download_and_prepare()
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 (network, missing TensorFlow, manual downloads: TFDS raises many kinds)
+        needs_tf = isinstance(err, ImportError) and "tensorflow" in str(err).lower()
+        raise ConfigError("download", (
+            f"TFDS could not download and prepare {name!r} into {data_dir} ({type(err).__name__}: {err})"
+            + ("; preparing this dataset needs TensorFlow: pip install tensorflow" if needs_tf else ""))) from err
+    return builder
+
+
 def prepare_hint(name: str, data_dir: str) -> str:
     """How to get catalogue dataset `name` into `data_dir` (for error messages)."""
     return (
-        f"jaxnas never downloads here (offline, TFDS would retry for minutes). On a machine with internet run: "
+        f"jaxnas does not download by default (offline, TFDS would retry for minutes); {DOWNLOAD_HINT}. "
+        f"Or, on a machine with internet, run: "
         f"python -c \"import tensorflow_datasets as tfds; tfds.data_source('{name}', data_dir='{data_dir}')\" "
         f"(this prepares the array_record files that are read without TensorFlow), then copy the folder "
         f"'{os.path.join(data_dir, re.split(r'[/:]', name)[0])}' to the same place on this machine, or pass "
@@ -212,10 +242,11 @@ def prepare_hint(name: str, data_dir: str) -> str:
     )
 
 
-def prepared_catalogue_builder(name: str, search_dirs: Sequence[str]) -> Any:
+def prepared_catalogue_builder(name: str, search_dirs: Sequence[str], download: bool = False) -> Any:
     """Returns the builder of catalogue dataset `name` prepared in one of `search_dirs`.
 
-    Raises `ConfigError("dataset", ...)` without touching the network when none has it prepared.
+    When none has it prepared: with `download`, `download_catalogue` into the first; else
+    `ConfigError("dataset", ...)` without touching the network.
     """
     import tensorflow_datasets as tfds
 
@@ -229,6 +260,8 @@ def prepared_catalogue_builder(name: str, search_dirs: Sequence[str]) -> Any:
             raise ConfigError("dataset", f"TFDS could not resolve {name!r}: {err}") from err
         if builder.is_prepared():
             return builder
+    if download:
+        return download_catalogue(name, search_dirs[0])
     raise ConfigError(
         "dataset",
         f"TFDS dataset {name!r} is not prepared in {', '.join(search_dirs)}. {prepare_hint(name, search_dirs[0])}",
