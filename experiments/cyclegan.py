@@ -278,12 +278,15 @@ def write_report(report: Report | None, workdir: str, config: config_dict.Config
     if data.truth_ab is not None:
         rows_ab.insert(2, data.truth_ab(a))
         rows_ba.insert(2, data.truth_ba(b))
-    names = "input, translation, " + ("truth T(x), " if data.truth_ab is not None else "") + "reconstruction"
     for direction, rows in (("ab", rows_ab), ("ba", rows_ba)):
+        there, back = ("G", "F") if direction == "ab" else ("F", "G")
+        labels = [f"input ({direction[0].upper()})", f"{there}(x)", *(["truth T(x)"] if len(rows) == 4 else []),
+                  f"{back}({there}(x))"]
         c = max(r.shape[-1] for r in rows)
         rows = [np.repeat(r, c // r.shape[-1], axis=-1) for r in rows]  # gray rows shown as RGB next to RGB ones
         show(report, grid(np.concatenate(rows), len(rows)), f"cyclegan_{direction}.png",
-             f"{'A -> B' if direction == 'ab' else 'B -> A'}, rows: {names}.")
+             f"{'A -> B' if direction == 'ab' else 'B -> A'}, rows: {', '.join(labels)} (the reconstruction).",
+             title=f"{'A -> B' if direction == 'ab' else 'B -> A'}: 8 test images", rows=labels)
     if own:
         report.write()
 

@@ -28,6 +28,9 @@ def layer_ranges(num_ws: int) -> dict[str, tuple[int, int]]:
     return {"coarse": (0, a), "middle": (a, b), "fine": (b, num_ws)}
 
 
+PSI_SWEEP = (1.0, 0.7, 0.5, 0.0, -0.5)  # the report's truncation sweep (0: the average w)
+
+
 def style_images(styles: Styles, w_avg: jax.Array, key: jax.Array, psi_values: list[float]) -> dict[str, np.ndarray]:
     """A style-mixing grid (rows: source A; columns A, B, A with B's coarse / middle / fine) and a truncation sweep."""
     import jax
@@ -42,6 +45,12 @@ def style_images(styles: Styles, w_avg: jax.Array, key: jax.Array, psi_values: l
     mixing = np.stack(cols, axis=1).reshape(-1, *cols[0].shape[1:])  # (5 * 5, R, R, C)
     sweep = [styles.render(truncate(ws_a, w_avg, psi, None)) for psi in psi_values]
     return {"mixing": mixing, "truncation": np.stack(sweep, axis=1).reshape(-1, *sweep[0].shape[1:])}
+
+
+def _mixing_labels(ranges: dict[str, tuple[int, int]]) -> dict[str, list[str]]:
+    """The style-mixing grid's labels: a pair of latents per row; A, B, then A with B's style inputs lo-hi."""
+    return {"rows": [f"pair {i + 1}" for i in range(5)],
+            "cols": ["A", "B", *(f"A + B's {k}\n(inputs {lo}-{hi - 1})" for k, (lo, hi) in ranges.items())]}
 
 
 def _mixing_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -124,17 +133,20 @@ def write_report(report: Report | None, workdir: str, config: config_dict.Config
     key = jax.random.key(config.seed)
     trainer, state, styles = main["trainer"], main["state"], main["styles"]
     show(report, grid(trainer.sample(state.g_ema, jax.random.fold_in(key, 3), 64), 8), "stylegan_samples.png",
-          "Samples of the EMA generator (no truncation).")
+         "Samples of the EMA generator (no truncation).", title=f"64 samples after {settings.steps} steps")
     psi, cutoff = config.eval.psi, config.eval.cutoff or None
     show(report, grid(trainer.sample(state.g_ema, jax.random.fold_in(key, 3), 64, state.w_avg, psi, cutoff), 8),
-          "stylegan_samples_truncated.png", f"The same latents with truncation psi {psi}, cutoff {cutoff}.")
-    pics = style_images(styles, state.w_avg, jax.random.fold_in(key, 7), [1.0, 0.7, 0.5, 0.0, -0.5])
+         "stylegan_samples_truncated.png", f"The same latents with truncation psi {psi}, cutoff {cutoff}.",
+         title=f"the same 64, truncated (psi {psi:g})")
+    pics = style_images(styles, state.w_avg, jax.random.fold_in(key, 7), list(PSI_SWEEP))
     ranges = layer_ranges(cfg.num_ws)
     show(report, grid(pics["mixing"], 5), "stylegan_mixing.png",
-          "Style mixing: columns A, B, then A with B's coarse, middle and fine styles (style inputs "
-          + ", ".join(f"{k} {lo}-{hi - 1}" for k, (lo, hi) in ranges.items()) + ").")
+         "Style mixing: columns A, B, then A with B's coarse, middle and fine styles (style inputs "
+         + ", ".join(f"{k} {lo}-{hi - 1}" for k, (lo, hi) in ranges.items()) + ").",
+         **_mixing_labels(ranges))
     show(report, grid(pics["truncation"], 5), "stylegan_truncation.png",
-          "Truncation sweep: psi 1, 0.7, 0.5, 0 (the average w), -0.5.")
+         "Truncation sweep: psi 1, 0.7, 0.5, 0 (the average w), -0.5.",
+         rows=[f"latent {i + 1}" for i in range(5)], cols=[f"psi {p:g}" for p in PSI_SWEEP])
     report.heading("What the styles control", level=3)
     report.text(f"{config.eval.mixing_pairs} pairs of latents (A, B); A re-rendered with B's coarse, middle or fine "
                 "styles, classified by the feature classifier.")
@@ -158,9 +170,10 @@ def write_report(report: Report | None, workdir: str, config: config_dict.Config
         report.text(f"Without the mapping network (w = normalised z), same budget and seed: FID {nm['fid']:.1f} "
                     f"(with: {results['fid']:.1f}), KID {nm['kid']:.2f} (with: {results['kid']:.2f}).")
         show(report, grid(ablation["trainer"].sample(ablation["state"].g_ema, jax.random.fold_in(key, 3), 64), 8),
-              "stylegan_samples_no_mapping.png", "Samples of the generator trained without the mapping network.")
+             "stylegan_samples_no_mapping.png", "Samples of the generator trained without the mapping network.",
+             title="64 samples, no mapping network")
         nm_pics = style_images(ablation["styles"], ablation["state"].w_avg, jax.random.fold_in(key, 7), [1.0])
         show(report, grid(nm_pics["mixing"], 5), "stylegan_mixing_no_mapping.png",
-              "Style mixing without the mapping network (same layout as above).")
+             "Style mixing without the mapping network (same layout as above).", **_mixing_labels(ranges))
     if own:
         report.write()
