@@ -99,6 +99,21 @@ def mixing_verdict(style_mixing: dict[str, Any]) -> str:
             "coarse styles make B's digit >= 50%.")
 
 
+def short_run_note(steps: int) -> str:
+    """A plain warning for runs shorter than the default configuration's (e.g. `make demo`'s): they have not
+    converged, and their pictures are not expected to show recognisable digits."""
+    from experiments.configs import stylegan as stylegan_config
+
+    default = stylegan_config.get_config().train.steps
+    if steps >= default:
+        return ""
+    return (f"**Not converged: a short run** ({steps:,} of the default configuration's {default:,} steps). Its "
+            "samples and grids below are not expected to show recognisable digits. The default configuration "
+            "(`python -m experiments.stylegan --config experiments/configs/stylegan.py --config.ablation.no_mapping"
+            "=false`: about 13 minutes of training on a 2-core CPU) reaches the figures of the README's StyleGAN "
+            "table, its precision saying what share of samples falls among real digits.")
+
+
 def write_report(report: Report | None, workdir: str, config: config_dict.ConfigDict, cfg: StyleGANConfig,
                  settings: GANTrainSettings, results: dict[str, Any], main: dict[str, Any],
                  ablation: dict[str, Any] | None) -> None:
@@ -118,6 +133,9 @@ def write_report(report: Report | None, workdir: str, config: config_dict.Config
                 f"{results['classifier_test_accuracy']:.3f}; comparable only within this project). KID "
                 f"{results['kid']:.2f}, precision {results['precision']:.2f}, recall {results['recall']:.2f}. "
                 f"{results['images_per_s']:.0f} training images/s on {results['device']}.")
+    note = short_run_note(settings.steps)
+    if note:
+        report.text(note)
     if "inception_fid" in results:
         report.text(f"Inception-v3 FID {results['inception_fid']:.2f}, KID {results['inception_kid']:.4f} "
                     f"(weights: {config.eval.inception}).")

@@ -257,3 +257,12 @@ def test_a_batch_the_devices_cannot_split_is_refused_before_any_data(tmp_path, m
     config.train.batch_size = jax.device_count() + 1
     with pytest.raises(ConfigError, match=rf"^train\.batch_size: got {jax.device_count() + 1}; allowed: a multiple"):
         stylegan.run(config, str(tmp_path / "run"))
+
+
+def test_a_run_shorter_than_the_default_says_plainly_it_has_not_converged():
+    from experiments.stylegan_report import short_run_note
+
+    default = stylegan_config.get_config().train.steps
+    demo = stylegan_config.get_config("demo").train.steps
+    assert demo < default and short_run_note(demo).startswith(f"**Not converged: a short run** ({demo:,} of ")
+    assert short_run_note(default) == "" and short_run_note(default + 1) == ""
