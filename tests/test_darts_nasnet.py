@@ -105,9 +105,10 @@ def test_settings_refuse_what_the_space_cannot_do():
     np.testing.assert_allclose(np.delete(np.asarray(w), M.SKIP, -1), 1 / M.NUM_OPS)
 
 
-def test_nasnet_space_end_to_end(tmp_path_factory):
+def test_nasnet_space_end_to_end(tmp_path_factory, optimized_compile):
     """The entry point on DARTS's cell: results per seed, the derived cells in the NASNet space trained from
     scratch, the report's figures; no table (none exists for this space)."""
+    assert not jax.config.read("jax_disable_most_optimizations")  # optimized_compile came after fast_compile
     c = darts_config.get_config("nasnet_small")
     c.data_dir, c.progress = str(tmp_path_factory.mktemp("tfds")), False
     workdir = str(tmp_path_factory.mktemp("nasnet"))

@@ -55,14 +55,24 @@ def test_switch_runs_only_the_chosen_branch():
     assert ran == [1]
 
 
-def _loss_and_grads(net, variables, x, y, arch, jit):
+def _loss_and_grads(net, variables, x, y, arch):
     def loss(params):
         logits, upd = net.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, arch, train=True,
                                 mutable=["batch_stats"])
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), (upd["batch_stats"], logits)
 
-    f = jax.value_and_grad(loss, has_aux=True)
-    return (jax.jit(f) if jit else f)(variables["params"])
+    return jax.value_and_grad(loss, has_aux=True)(variables["params"])
+
+
+def _evaluate(net, variables, x, arch):
+    return net.apply(variables, x, arch, train=False)
+
+
+# The architecture as an argument: one compiled program per dispatch serves every row (select, switch). The
+# plain network closes over a numpy architecture instead (its op ids known when tracing): compiled per row.
+TRACED = {mode: (jax.jit(lambda v, x, y, a, mode=mode: _loss_and_grads(with_dispatch(NET, mode), v, x, y, a)),
+                 jax.jit(lambda v, x, a, mode=mode: _evaluate(with_dispatch(NET, mode), v, x, a)))
+          for mode in ("select", "switch")}
 
 
 @pytest.mark.parametrize("row", range(len(EVERY_OP)))
@@ -70,22 +80,19 @@ def test_switch_select_and_the_plain_network_agree_for_every_op_on_every_edge(di
     arch = EVERY_OP[row]
     x, y = jnp.asarray(digits_8x8.train_x[:16]), jnp.asarray(digits_8x8.train_y[:16])
     variables = NET.init(jax.random.key(row), x[:1], arch, train=True)
-    results = {
-        "select": _loss_and_grads(NET, variables, x, y, jnp.asarray(arch), jit=True),
-        "switch": _loss_and_grads(with_dispatch(NET, "switch"), variables, x, y, jnp.asarray(arch), jit=True),
-        "plain": _loss_and_grads(with_dispatch(NET, "switch"), variables, x, y, arch, jit=False),  # numpy arch
-    }
-    (ref_loss, (ref_stats, ref_logits)), ref_grads = results.pop("plain")
+    plain = with_dispatch(NET, "switch")
+    results = {mode: train(variables, x, y, jnp.asarray(arch)) for mode, (train, _) in TRACED.items()}
+    (ref_loss, (ref_stats, ref_logits)), ref_grads = jax.jit(
+        lambda v, x, y: _loss_and_grads(plain, v, x, y, arch))(variables, x, y)  # numpy arch: a plain network
     for name, ((loss, (stats, logits)), grads) in results.items():
         np.testing.assert_allclose(loss, ref_loss, rtol=1e-5, err_msg=name)
         np.testing.assert_allclose(logits, ref_logits, rtol=1e-4, atol=1e-5, err_msg=name)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=name), grads, ref_grads)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name), stats, ref_stats)
     # evaluation (running statistics) agrees as well
-    outs = [n.apply(variables, x, a, train=False) for n, a in
-            ((NET, arch), (with_dispatch(NET, "switch"), jnp.asarray(arch)), (with_dispatch(NET, "switch"), arch))]
-    for out in outs[1:]:
-        np.testing.assert_allclose(out, outs[0], rtol=1e-4, atol=1e-5)
+    ref = jax.jit(lambda v, x: _evaluate(plain, v, x, arch))(variables, x)
+    for mode, (_, evaluate) in TRACED.items():
+        np.testing.assert_allclose(evaluate(variables, x, jnp.asarray(arch)), ref, rtol=1e-4, atol=1e-5, err_msg=mode)
 
 
 def _hand_loop(arch, digits, settings, key, data_key):
