@@ -156,7 +156,7 @@ def test_every_setting_of_the_three_configs_has_a_rule():
     ruled = set(nb201.BOUNDS) | {"benchmark", "strategy", "progress", "table_path", "macro.path"}
     assert _leaves(nb201_config.get_config()) == ruled
     ruled = (set(nas_search.BOUNDS) | nas_search.SPACE_SETTINGS
-             | {"space", "strategy", "progress", "execution", "dataset", "data_dir", "npz_path"})
+             | {"space", "strategy", "progress", "download", "execution", "dataset", "data_dir", "npz_path"})
     assert _leaves(nas_config.get_config()) == ruled
     config = mtl_config.get_config()
     corpora = {f"data.corpora.{n}.{f}" for n in config.data.corpora
