@@ -280,7 +280,7 @@ def write_report(report: Report | None, workdir: str, config: config_dict.Config
         rows_ba.insert(2, data.truth_ba(b))
     for direction, rows in (("ab", rows_ab), ("ba", rows_ba)):
         there, back = ("G", "F") if direction == "ab" else ("F", "G")
-        labels = [f"input ({direction[0].upper()})", f"{there}(x)", *(["truth T(x)"] if len(rows) == 4 else []),
+        labels = [f"input ({direction[0].upper()})", f"{there}(x)", *(["truth T(x)"] if data.truth_ab is not None else []),
                   f"{back}({there}(x))"]
         c = max(r.shape[-1] for r in rows)
         rows = [np.repeat(r, c // r.shape[-1], axis=-1) for r in rows]  # gray rows shown as RGB next to RGB ones

@@ -98,8 +98,8 @@ def search(config: config_dict.ConfigDict, settings: DartsSettings, data: Any, w
 
     from jaxnas.common.checkpoint import fingerprint
 
-    run_settings = {"config": {k: v for k, v in config.to_dict().items() if k not in ("progress", "download", "scratch", "train",
-                                                                                      "network", "es")},
+    free = ("progress", "download", "scratch", "train", "network", "es")  # not what the search's epochs depend on
+    run_settings = {"config": {k: v for k, v in config.to_dict().items() if k not in free},
                     "data": {"name": data.name, "content": fingerprint(data.train_x, data.train_y)}}
     out = run_loop(step, {"search": states, "records": records}, end=config.epochs, settings=run_settings,
                    checkpoint_dir=os.path.join(workdir, "checkpoints"),

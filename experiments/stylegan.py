@@ -56,7 +56,8 @@ if TYPE_CHECKING:
 
 
 # BOUNDS (every numeric setting and its cap) lives beside the defaults in experiments/configs/stylegan.py.
-CHOICES = {"progress": (True, False), "data.download": (True, False), "ablation.no_mapping": (True, False), "data.channels": (0, 1, 3),
+CHOICES = {"progress": (True, False), "data.download": (True, False), "ablation.no_mapping": (True, False),
+           "data.channels": (0, 1, 3),
            "model.discriminator": DISCRIMINATORS, "model.structure": STRUCTURES}
 STRINGS = ("data.name", "data.npz", "data.data_dir", "eval.inception")
 # What the image loader calls the settings it was given (its own field names), as the user types them.

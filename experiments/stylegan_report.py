@@ -29,6 +29,7 @@ def layer_ranges(num_ws: int) -> dict[str, tuple[int, int]]:
 
 
 PSI_SWEEP = (1.0, 0.7, 0.5, 0.0, -0.5)  # the report's truncation sweep (0: the average w)
+GRID_ROWS = 5  # latents (pairs of latents for mixing) per picture grid
 
 
 def style_images(styles: Styles, w_avg: jax.Array, key: jax.Array, psi_values: list[float]) -> dict[str, np.ndarray]:
@@ -38,8 +39,8 @@ def style_images(styles: Styles, w_avg: jax.Array, key: jax.Array, psi_values: l
     from gans.stylegan_styles import truncate
 
     k1, k2 = jax.random.split(key)
-    ws_a = styles.ws(jax.random.normal(k1, (5, styles.z_dim)))
-    ws_b = styles.ws(jax.random.normal(k2, (5, styles.z_dim)))
+    ws_a = styles.ws(jax.random.normal(k1, (GRID_ROWS, styles.z_dim)))
+    ws_b = styles.ws(jax.random.normal(k2, (GRID_ROWS, styles.z_dim)))
     cols = [styles.render(ws_a), styles.render(ws_b)]
     cols += [styles.mix(ws_a, ws_b, lo, hi) for lo, hi in layer_ranges(styles.num_ws).values()]
     mixing = np.stack(cols, axis=1).reshape(-1, *cols[0].shape[1:])  # (5 * 5, R, R, C)
@@ -49,7 +50,7 @@ def style_images(styles: Styles, w_avg: jax.Array, key: jax.Array, psi_values: l
 
 def _mixing_labels(ranges: dict[str, tuple[int, int]]) -> dict[str, list[str]]:
     """The style-mixing grid's labels: a pair of latents per row; A, B, then A with B's style inputs lo-hi."""
-    return {"rows": [f"pair {i + 1}" for i in range(5)],
+    return {"rows": [f"pair {i + 1}" for i in range(GRID_ROWS)],
             "cols": ["A", "B", *(f"A + B's {k}\n(inputs {lo}-{hi - 1})" for k, (lo, hi) in ranges.items())]}
 
 
@@ -158,13 +159,13 @@ def write_report(report: Report | None, workdir: str, config: config_dict.Config
          title=f"the same 64, truncated (psi {psi:g})")
     pics = style_images(styles, state.w_avg, jax.random.fold_in(key, 7), list(PSI_SWEEP))
     ranges = layer_ranges(cfg.num_ws)
-    show(report, grid(pics["mixing"], 5), "stylegan_mixing.png",
+    show(report, grid(pics["mixing"], GRID_ROWS), "stylegan_mixing.png",
          "Style mixing: columns A, B, then A with B's coarse, middle and fine styles (style inputs "
          + ", ".join(f"{k} {lo}-{hi - 1}" for k, (lo, hi) in ranges.items()) + ").",
          **_mixing_labels(ranges))
-    show(report, grid(pics["truncation"], 5), "stylegan_truncation.png",
+    show(report, grid(pics["truncation"], GRID_ROWS), "stylegan_truncation.png",
          "Truncation sweep: psi 1, 0.7, 0.5, 0 (the average w), -0.5.",
-         rows=[f"latent {i + 1}" for i in range(5)], cols=[f"psi {p:g}" for p in PSI_SWEEP])
+         rows=[f"latent {i + 1}" for i in range(GRID_ROWS)], cols=[f"psi {p:g}" for p in PSI_SWEEP])
     report.heading("What the styles control", level=3)
     report.text(f"{config.eval.mixing_pairs} pairs of latents (A, B); A re-rendered with B's coarse, middle or fine "
                 "styles, classified by the feature classifier.")
@@ -191,7 +192,7 @@ def write_report(report: Report | None, workdir: str, config: config_dict.Config
              "stylegan_samples_no_mapping.png", "Samples of the generator trained without the mapping network.",
              title="64 samples, no mapping network")
         nm_pics = style_images(ablation["styles"], ablation["state"].w_avg, jax.random.fold_in(key, 7), [1.0])
-        show(report, grid(nm_pics["mixing"], 5), "stylegan_mixing_no_mapping.png",
+        show(report, grid(nm_pics["mixing"], GRID_ROWS), "stylegan_mixing_no_mapping.png",
              "Style mixing without the mapping network (same layout as above).", **_mixing_labels(ranges))
     if own:
         report.write()

@@ -343,7 +343,8 @@ class MultiTaskTrainer:
 
         out = run_loop(step, state, end=min(stop_at or self.settings.steps, self.settings.steps), settings=meta,
                        checkpoint_dir=workdir, metrics_path=metrics_path,
-                       checkpoint_every=self.settings.checkpoint_every, place=lambda st: distributed.place(st, self.mesh, P()),
+                       checkpoint_every=self.settings.checkpoint_every,
+                       place=lambda st: distributed.place(st, self.mesh, P()),
                        progress=progress, desc=desc, label="MTL training",
                        hint="a loss or a gradient is not finite; lower train.lr_encoder / train.lr_heads")
         return out.state, out.history
