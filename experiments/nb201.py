@@ -7,7 +7,8 @@ NAS-Bench-201's protocol (Dong & Yang, ICLR 2020, Sec. 5), on NAS-Bench-201 or a
     python -m experiments.nb201 --config experiments/configs/nb201.py --config.benchmark=macro \
         --config.strategy=all --workdir runs/macro          # NAS-Bench-Macro, 100 evaluations per search
 
-`--config.strategy=all` runs every strategy and writes one comparison table and plot. Outputs in the
+`--config.strategy=all` runs every strategy and writes one comparison table and plot (several names separated by
+commas, `--config.strategy=aging_evolution,random`, compare those). Outputs in the
 work directory: `results.json`, `runs.jsonl` (one line per search run), `metrics.jsonl` (one line per
 compiled chunk), `best_so_far.png`, `report.md`, and `checkpoints/` (a rerun with the same workdir resumes).
 """
@@ -27,7 +28,7 @@ from experiments.builders import build_benchmark, build_strategy
 from experiments.cli import launch
 from experiments.validation import STRATEGY_BOUNDS, Bounds, check_bounds, check_choices, check_files
 from jaxnas.common.checkpoint import file_fingerprint
-from jaxnas.common.errors import check_choice, check_positive
+from jaxnas.common.errors import ConfigError, check_choice, check_positive
 from jaxnas.common.metrics import JsonlWriter, device_summary, write_json
 from jaxnas.problems import BENCHMARKS, Table, TabularBenchmark
 from jaxnas.search import BudgetedSearch, SearchResult, best_so_far_curve
@@ -57,7 +58,7 @@ BOUNDS = {
 def validate(config: config_dict.ConfigDict) -> list[str]:
     """Checks every setting before any table is read or anything compiled; returns the strategies to run."""
     check_choice("benchmark", config.benchmark, BENCHMARKS.names())
-    check_choice("strategy", config.strategy, [*STRATEGIES, "all"])
+    names = strategy_names(config.strategy)
     check_positive("runs", config.runs, integer=True)
     check_positive("chunk_steps", config.chunk_steps, integer=True)
     check_positive("budget_s", config.budget_s)
@@ -65,9 +66,22 @@ def validate(config: config_dict.ConfigDict) -> list[str]:
     check_choices(config, {"progress": (True, False)})
     check_files(config, ("table_path", "macro.path"))
     space = BENCHMARKS.get(config.benchmark).space
-    names = STRATEGIES.names() if config.strategy == "all" else [config.strategy]
     for name in names:
         build_strategy(config, name, space)  # validates the strategy's own settings
+    return names
+
+
+def strategy_names(value: Any) -> list[str]:
+    """`strategy`: one name, `all`, or several names separated by commas (a comparison of those, in that order)."""
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) and "," in value else [value]
+    allowed = f"{', '.join(STRATEGIES.names())}, all, or several names separated by commas"
+    if names == ["all"]:
+        return STRATEGIES.names()
+    for name in names:
+        if name not in STRATEGIES:
+            raise ConfigError("strategy", f"got {value!r}; allowed: {allowed}")
+    if len(set(names)) != len(names):
+        raise ConfigError("strategy", f"got {value!r}; allowed: {allowed}, each once")
     return names
 
 

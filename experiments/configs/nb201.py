@@ -25,7 +25,7 @@ from ml_collections import config_dict
 def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
     c.benchmark = "nb201"  # nb201 | macro (jaxnas.problems.BENCHMARKS)
-    c.strategy = "aging_evolution"  # random | aging_evolution | tournament | reinforce | qlearning | all
+    c.strategy = "aging_evolution"  # random | aging_evolution | tournament | reinforce | qlearning | all | a,b,...
     c.runs = 500  # independent searches, all in one compiled, vmapped call (1-10,000)
     # NAS-Bench-201: simulated seconds per search (the paper's budget); at most 1e6, and at most 100,000
     # evaluations per run: budget_s / the table's cheapest evaluation (about 32.5 s in NAS-Bench-201)
