@@ -42,6 +42,24 @@ def test_ask_shapes_and_scan_vmap(name):
     assert not np.array_equal(archs[0], archs[1])  # different seeds, different searches
 
 
+def test_jitted_ask_and_tell_are_made_once_per_strategy():
+    """Equal strategies share one jitted ask/tell (a second search in one process compiles nothing), and the jitted
+    methods give what the plain ones give."""
+    from jaxnas.strategies.base import jitted
+
+    first, again = tournament(SPACE, population_size=6), tournament(SPACE, population_size=6)
+    assert jitted(first) is jitted(again) and jitted(first) is not jitted(tournament(SPACE, population_size=7))
+    ask, tell = jitted(first)
+    state = first.init(jax.random.key(0))
+    archs, asked = ask(jax.random.key(1), state)
+    plain_archs, plain_asked = first.ask(jax.random.key(1), state)
+    np.testing.assert_array_equal(archs, plain_archs)
+    fitness = jnp.array([3.0])
+    told, _ = tell(asked, archs, fitness)
+    plain_told, _ = first.tell(plain_asked, plain_archs, fitness)
+    jax.tree.map(np.testing.assert_array_equal, told, plain_told)
+
+
 def test_aging_removes_the_oldest():
     strat = aging_evolution(SPACE, population_size=4, sample_size=2)
     archs = np.asarray(SPACE.decode(jnp.arange(7) * 101))  # 7 distinct architectures

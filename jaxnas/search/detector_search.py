@@ -35,6 +35,7 @@ from jaxnas.evaluation.detection_training import (DETECTION_TRAINING, DetectionT
 from jaxnas.evaluation.population import TrainSettings
 from jaxnas.search.pareto import MNAS_SOFT_W, mnas_reward
 from jaxnas.spaces.detector import DetectorChoices
+from jaxnas.strategies.base import jitted
 from jaxnas.strategies.evolution import aging_evolution
 from jaxnas.strategies.random import RandomSearch
 from jaxnas.strategies.reinforce import Reinforce
@@ -168,7 +169,7 @@ def run_search(settings: SearchSettings, evaluator: ConfigurationEvaluator,
     target = default_flops(evaluator, choices)
     key = jax.random.key(settings.seed)
     state = strategy.init(jax.random.fold_in(key, 2**31 - 1))
-    ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
+    ask, tell = jitted(strategy)
     history = []
     for step in range(settings.evaluations):
         archs, state = ask(jax.random.fold_in(key, step), state)

@@ -21,7 +21,7 @@ from jaxnas.common.checkpoint import fingerprint
 from jaxnas.common.errors import check, check_positive
 from jaxnas.common.loop import described, run_loop
 from jaxnas.evaluation.population import PopulationTrainer
-from jaxnas.strategies.base import Strategy
+from jaxnas.strategies.base import Strategy, jitted
 
 MAX_EVALUATIONS = 1_000_000  # trained candidates one search may plan (a typo must not plan an unbounded search)
 
@@ -58,7 +58,7 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
           f"strategy batch ({batch}) must equal the engine's chunk size ({trainer.chunk_size})")
     n_batches = -(-evaluations // batch)
     key = jax.random.key(seed)
-    ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
+    ask, tell = jitted(strategy)
     state = strategy.init(jax.random.fold_in(key, 0))
     hist = _empty(n_batches * batch, strategy.space.num_positions)
     start = time.perf_counter()

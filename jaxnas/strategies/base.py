@@ -13,6 +13,8 @@ evaluation) is treated as the worst possible score, never as a number to learn f
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import jax
@@ -37,3 +39,19 @@ def sanitize_fitness(fitness: jax.Array) -> jax.Array:
     """float32 fitness with NaN mapped to -inf, so a failed evaluation is never selected."""
     fitness = jnp.asarray(fitness, jnp.float32)
     return jnp.where(jnp.isnan(fitness), -jnp.inf, fitness)
+
+
+def jitted(strategy: Strategy) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """`jax.jit(strategy.ask), jax.jit(strategy.tell)`, made once per strategy: equal strategies (hashable settings
+    objects) share their compiled programs, so a second search in one process (a resumed one, a baseline beside
+    it) does not compile them again. Each new `jax.jit` of a bound method compiles anew (measured: 20 s per
+    Q-learning `ask` in MetaQNN's space on the 2-core CPU, three times in one test)."""
+    try:
+        return _jitted(strategy)
+    except TypeError:  # an unhashable strategy: jitted for this caller only
+        return jax.jit(strategy.ask), jax.jit(strategy.tell)
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted(strategy: Strategy) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    return jax.jit(strategy.ask), jax.jit(strategy.tell)
