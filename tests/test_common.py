@@ -85,6 +85,29 @@ def test_checkpoint_round_trip_keeps_types(tmp_path):
     assert os.path.isdir(tmp_path / "ckpt")
 
 
+def test_restored_arrays_are_placed_as_their_templates(tmp_path):
+    """Uncommitted templates (a fresh run's arrays) restore uncommitted, keys included, so a resumed run calls the
+    fresh run's compiled programs (checked: one compile for both); a template committed to a device keeps it."""
+    device = jax.devices()[0]
+    state = {"w": jnp.arange(4.0), "key": jax.random.key(3), "pinned": jax.device_put(jnp.ones(2), device)}
+    assert not state["w"].committed and state["pinned"].committed
+    with Checkpointer(tmp_path / "ckpt") as ckpt:
+        ckpt.save(1, state)
+        _, restored, _ = ckpt.restore(state)
+    assert not restored["w"].committed and not restored["key"].committed and restored["pinned"].committed
+    np.testing.assert_array_equal(restored["w"], state["w"])
+    assert jnp.array_equal(jax.random.key_data(restored["key"]), jax.random.key_data(state["key"]))
+    traced = []
+
+    @jax.jit
+    def f(w, key):
+        traced.append(1)
+        return w + jax.random.uniform(key)
+
+    np.testing.assert_array_equal(f(state["w"], state["key"]), f(restored["w"], restored["key"]))
+    assert len(traced) == 1
+
+
 def _two_checkpoints(directory):
     ckpt = Checkpointer(directory)
     for step in (1, 2):
