@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 
 # BOUNDS (every numeric setting and its cap) lives beside the defaults in experiments/configs/neat.py.
-CHOICES = {"progress": (True, False), "neat.per_gene_mutation": (True, False)}
+CHOICES = {"progress": (True, False), "neat.per_gene_mutation": (True, False), "neat.split_disabled": (True, False),
+           "neat.conn_from_outputs": (True, False), "neat.structure_first": (True, False)}
 
 
 def validate(config: config_dict.ConfigDict) -> None:
@@ -53,10 +54,11 @@ def validate(config: config_dict.ConfigDict) -> None:
           f"neat.population_size {population}; allowed: a divisor of it (or change neat.population_size)")
     from jaxnas.problems.neat_tasks import NEAT_PROBLEMS
     from jaxnas.spaces.neat import ACTIVATIONS
-    from jaxnas.strategies.neat import COMPATIBILITY, PERTURBATIONS
+    from jaxnas.strategies.neat import COMPATIBILITY, PERTURBATIONS, SPAWN, SPECIATION
 
     check_choices(config, {"problem": tuple(NEAT_PROBLEMS), "activation": tuple(ACTIVATIONS),
-                           "neat.compatibility": COMPATIBILITY, "neat.weight_perturbation": PERTURBATIONS})
+                           "neat.compatibility": COMPATIBILITY, "neat.weight_perturbation": PERTURBATIONS,
+                           "neat.speciation": SPECIATION, "neat.spawn": SPAWN})
     check(config.eval_batch <= population, "eval_batch",
           f"got {config.eval_batch}; allowed: 0 (all at once) to neat.population_size ({population})")
 

@@ -98,6 +98,7 @@ CASES = [
     Case("neat", ("--config.neat.conn_add_rate=1.5",), "config.neat.conn_add_rate", "a number in [0, 1]"),
     Case("neat", ("--config.neat.weight_perturbation=cauchy",), "config.neat.weight_perturbation",
          "allowed: gaussian, uniform"),
+    Case("neat", ("--config.neat.speciation=nearest",), "config.neat.speciation", "allowed: first, closest"),
     Case("neat", ("--config.problem=sudoku",), "config.problem", "allowed: xor, cartpole, double_pole"),
     Case("neat", ("--config.activation=relu6",), "config.activation", "allowed: sigmoid, tanh"),
     Case("neat", ("--config.eval_batch=1000",), "config.eval_batch", "neat.population_size (150)"),
@@ -251,8 +252,8 @@ def test_every_setting_of_neat_stylegan_cyclegan_has_a_rule():
     from experiments import cyclegan, neat, stylegan
     from experiments.configs import cyclegan as cyclegan_config, neat as neat_config, stylegan as stylegan_config
 
-    named_by_libraries = {"problem", "activation", "neat.compatibility", "neat.weight_perturbation", "transform",
-                          "train.adversarial_loss"}  # choices the libraries' registries define
+    named_by_libraries = {"problem", "activation", "neat.compatibility", "neat.weight_perturbation", "neat.speciation",
+                          "neat.spawn", "transform", "train.adversarial_loss"}  # choices the libraries' registries define
     variants = {neat: ("small", "demo", "dpnv", "neat_python"), stylegan: ("small", "demo"),
                 cyclegan: ("small", "demo")}
     for entry, config_module in ((neat, neat_config), (stylegan, stylegan_config), (cyclegan, cyclegan_config)):

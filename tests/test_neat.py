@@ -180,6 +180,24 @@ def test_add_node_preserves_the_output_at_the_split():
         assert new_in["weight"] == 1.0
 
 
+def test_neat_python_structural_variants_split_disabled_genes_and_never_start_at_an_output():
+    """neat-python's add node picks any connection (a disabled one too); its add connection never starts at an
+    output. The paper's rules (the defaults) split enabled connections only and may start anywhere."""
+    space = NeatSpace(2, 1, max_nodes=6, max_conns=8)
+    only_disabled = genome(space, [(0, 0, 2, 0.5, False), (1, 1, 2, -0.5, False)])
+    u = jax.random.uniform(jax.random.key(0), (64, 5)).at[:, 0].set(0.0)  # add node always on
+    z = jnp.zeros(64)
+    node_on = lambda **kw: jax.vmap(lambda u, z: ops.structural_with(  # noqa: E731
+        u, z, only_disabled, space, 1.0, 0.0, 1.0, **kw)[1][0])(u, z)
+    assert bool(jnp.all(node_on() == EMPTY)) and bool(jnp.all(node_on(split_disabled=True) != EMPTY))
+    hidden = genome(space, [(0, 0, 3, 0.5, True), (1, 1, 2, 0.5, True)], hidden=[3])  # 3 a dead end: 2 -> 3 no cycle
+    u = jax.random.uniform(jax.random.key(1), (256, 5)).at[:, 0].set(1.0).at[:, 2].set(0.0)  # add connection on
+    sources = lambda **kw: np.asarray(jax.vmap(lambda u, z: ops.structural_with(  # noqa: E731
+        u, jnp.zeros(()), hidden, space, 0.0, 1.0, 1.0, **kw)[1][3])(u, jnp.zeros(256)))
+    paper, neat_python = sources(), sources(from_outputs=False)
+    assert (paper == 2).any() and not (neat_python == 2).any() and (neat_python != EMPTY).any()
+
+
 @pytest.fixture(scope="module")
 def evolved():
     """A population after a few generations of heavy structural mutation (hidden nodes, disabled genes)."""
@@ -259,6 +277,85 @@ def test_speciation_follows_the_sequential_first_compatible_rule(evolved):
         if e >= 0:
             assert e == s
     assert len(set(mapping.values())) == len(mapping)
+
+
+def test_closest_speciation_follows_neat_python(evolved):
+    """`speciation="closest"` against a transcription of neat-python 2.0's `DefaultSpeciesSet.speciate`: each old
+    species, oldest first, takes the unplaced genome closest to its representative; the others, in order, join the
+    closest representative within the threshold (existing species, then species founded before them) or found one."""
+    neat, runner = evolved
+    carry, _ = runner._chunk(jax.random.key(5), runner.init(jax.random.key(5)), jnp.int32(3))
+    state = carry.state
+    neat = dataclasses.replace(neat, compatibility_threshold=1.0, speciation="closest")
+    species = np.asarray(jax.jit(neat._speciate)(state, state.genomes)[0].species)
+    genomes = [jax.tree.map(lambda v, i=i: v[i], state.genomes) for i in range(neat.population_size)]
+    dist = lambda a, b: float(neat.distance(b, a))  # noqa: E731  (neat-python: distance(representative, genome))
+    old = sorted((int(o), s) for s, (o, a) in enumerate(zip(np.asarray(state.sp_order), np.asarray(state.alive))) if a)
+    unplaced, reps, expected = list(range(neat.population_size)), {}, {}
+    for _, slot in old:
+        rep = jax.tree.map(lambda v: v[slot], state.rep)
+        i = min(unplaced, key=lambda j: dist(rep, genomes[j]))  # ties: the first, as Python's min
+        reps[slot], expected[i] = i, slot
+        unplaced.remove(i)
+    for i in unplaced:
+        near = [(dist(genomes[r], genomes[i]), sid) for sid, r in reps.items()]
+        near = [c for c in near if c[0] < neat.compatibility_threshold]
+        sid = min(near, key=lambda c: c[0])[1] if near else -1 - i
+        if not near:
+            reps[sid] = i
+        expected[i] = sid
+    expected = [expected[i] for i in range(neat.population_size)]
+    assert min(expected) < 0 and max(expected) >= 0 and len(set(expected)) >= 3
+    mapping = {}  # new species get free slots: the partition must match, old species by slot
+    for e, s in zip(expected, species):
+        assert mapping.setdefault(e, s) == s
+        assert e < 0 or e == s
+    assert len(set(mapping.values())) == len(mapping)
+
+
+def _neat_python_spawn(adjusted, previous, pop_size, minimum):
+    """neat-python 2.0's `compute_spawn` then `_adjust_spawn_exact`, transcribed (species in its order)."""
+    total = sum(adjusted)
+    spawn = []
+    for af, ps in zip(adjusted, previous):
+        s = max(minimum, af / total * pop_size) if total > 0 else minimum
+        d = (s - ps) * 0.5
+        c = int(round(d))
+        spawn.append(ps + (c if abs(c) > 0 else (1 if d > 0 else -1 if d < 0 else 0)))
+    norm = pop_size / sum(spawn)
+    spawn = [max(minimum, int(round(n * norm))) for n in spawn]
+    diff = pop_size - sum(spawn)
+    order = sorted(range(len(spawn)), key=lambda k: spawn[k], reverse=diff < 0)
+    for k in range(len(order) if diff < 0 else abs(diff)):  # one pass when shrinking: neat-python then raises
+        j = order[k % len(order)]
+        if diff > 0:
+            spawn[j], diff = spawn[j] + 1, diff - 1
+        elif diff < 0 and spawn[j] > minimum:
+            spawn[j], diff = spawn[j] - 1, diff + 1
+    assert diff == 0, "neat-python raises here (more species than the population holds at their minimum)"
+    return spawn
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_neat_python_spawn_equals_its_reference(evolved, seed):
+    """`spawn="neat-python"`: the species' offspring against the transcription above, on evolved populations
+    spread over several species (stagnation off, so every live species is eligible)."""
+    neat, runner = evolved
+    neat = dataclasses.replace(neat, spawn="neat-python", elitism=2, min_species_size=1, compatibility_threshold=1.0,
+                               max_stagnation=100, population_size=48)
+    runner = NeatRunner(neat, runner.problem, chunk=3)
+    carry, _ = runner._chunk(jax.random.key(seed), runner.init(jax.random.key(seed)), jnp.int32(3))
+    st = carry.state
+    off = np.asarray(jax.jit(neat.offspring)(st))
+    f, sp = np.asarray(st.fitness, np.float64), np.asarray(st.species)
+    live = [s for s in range(neat.max_species) if (sp == s).any()]
+    assert len(live) >= 3 and off.sum() == neat.population_size
+    live.sort(key=lambda s: f[sp == s].max())  # neat-python's order: ascending species fitness
+    lo, hi = f.min(), f.max()
+    adjusted = [(f[sp == s].mean() - lo) / max(1.0, hi - lo) for s in live]
+    expected = _neat_python_spawn(adjusted, [int((sp == s).sum()) for s in live], neat.population_size, 2)
+    assert [int(off[s]) for s in live] == expected
+    assert all(off[s] == 0 for s in range(neat.max_species) if s not in live)
 
 
 def test_offspring_add_up_and_follow_adjusted_fitness(evolved):

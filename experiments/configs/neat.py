@@ -53,7 +53,8 @@ BOUNDS = {
     "neat.population_size": (int, 1, 10_000), "neat.max_species": (int, 1, 4096),
     "neat.normalize_min_genes": (int, 1, 100_000), "neat.survival_threshold": (float, 0.0, 1.0, True),
     **{f"neat.{f}": (int, 0, 1_000_000) for f in ("elitism", "elitism_min_species_size", "max_stagnation",
-                                                   "species_elitism", "population_stagnation")},
+                                                   "species_elitism", "population_stagnation", "min_species_size",
+                                                   "min_parents")},
     **{f"neat.{f}": (float, 0.0, 1e6, True) for f in ("compatibility_threshold", "weight_mutate_power",
                                                        "weight_init_std", "weight_clamp", "bias_mutate_power",
                                                        "bias_init_std")},
@@ -120,8 +121,12 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
 # neat-python 2.0's XOR example (`examples/xor/config-feedforward`) in our settings' terms: its distance
 # (node + connection parts, each normalised by the larger genome), its per-gene mutation rule with Gaussian
 # steps, structural rates with deletions, two elites per species whatever its size, crossover for every child, no
-# interspecies mating, stagnation after 20 generations with the two best species protected, and its
-# enable-bit mutation (rate 0.01 to a random value, i.e. a flip with probability 0.005).
+# interspecies mating, stagnation after 20 generations with the two best species protected, its
+# enable-bit mutation (rate 0.01 to a random value, i.e. a flip with probability 0.005), its speciation (the closest
+# compatible species, each species' representative the new genome closest to its old one), its offspring counts
+# (min_species_size 1, its default, so at least max(1, elitism) = 2 per species, half-way smoothing) and at least
+# two parents per species; its mutation order (structure, then every gene's weight and bias); add node may split a
+# disabled connection, add connection never starts at an output.
 NEAT_PYTHON_XOR = {
     "compatibility": "neat-python", "compatibility_threshold": 3.0, "disjoint_coefficient": 1.0,
     "weight_coefficient": 0.5, "per_gene_mutation": True, "weight_perturbation": "gaussian",
@@ -129,7 +134,8 @@ NEAT_PYTHON_XOR = {
     "enable_mutate_rate": 0.005, "node_add_rate": 0.2, "node_delete_rate": 0.2, "conn_add_rate": 0.5,
     "conn_delete_rate": 0.5, "elitism": 2, "elitism_min_species_size": 0, "survival_threshold": 0.2,
     "crossover_rate": 1.0, "interspecies_rate": 0.0, "max_stagnation": 20, "species_elitism": 2,
-    "population_stagnation": 0,
+    "population_stagnation": 0, "speciation": "closest", "spawn": "neat-python", "min_species_size": 1,
+    "min_parents": 2, "structure_first": True, "split_disabled": True, "conn_from_outputs": False,
 }
 
 

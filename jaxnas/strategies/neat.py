@@ -34,6 +34,15 @@ double pole without velocities the paper uses a population of 1,000, c3 = 3.0, d
 add-connection 0.3 (`experiments/configs/neat.py:DPNV`), with recurrent networks (`NeatSpace(recurrent=True)`:
 add-connection may then close loops, see `neat_ops.structural_with`).
 
+neat-python 2.0's own rules, for reproducing its results (`experiments/configs/neat.py:NEAT_PYTHON_XOR` sets them
+all): `speciation="closest"` (each species' new representative the new genome closest to its old one, every other
+genome to the closest compatible species, `neat_speciation._assign_closest`), `spawn="neat-python"` (mean fitness
+scaled to the population's range, a minimum species size, each species half way from its size to its target,
+`neat_reproduction._neat_python_spawn`), `min_parents=2`, `structure_first` (its mutation order: structural
+mutations, then deletions, then the weights and biases of every gene, the new ones too; neat-python interleaves
+add node, delete node, add connection, delete connection), `split_disabled`, `conn_from_outputs=False`,
+`compatibility="neat-python"`, `per_gene_mutation`, Gaussian steps, node and connection deletion.
+
 Where the paper is silent we take neat-python's values: perturbation power 0.5 (the uniform step's half-width;
 the paper gives no magnitude), new weights N(0, 1),
 weights clamped to [-30, 30], the top 20% of each species may reproduce, and offspring are allotted in
@@ -72,6 +81,8 @@ from jaxnas.strategies.neat_speciation import NeatSpeciation
 from jaxnas.strategies.neat_state import BIG, NeatState
 
 COMPATIBILITY = ("paper", "neat-python")
+SPECIATION = ("first", "closest")
+SPAWN = ("shared", "neat-python")
 PERTURBATIONS = ("gaussian", "uniform")
 
 
@@ -92,7 +103,11 @@ class Neat(NeatSpeciation, NeatReproduction):
     weight_coefficient: float = 0.4
     normalize_min_genes: int = 20
     max_species: int = 64
+    speciation: str = "first"  # "first": the paper's first compatible species; "closest": neat-python's
     # selection and reproduction
+    spawn: str = "shared"  # "shared": the paper's summed adjusted fitness; "neat-python": its rule (min size, smoothing)
+    min_species_size: int = 0  # spawn="neat-python" only: at least max(min_species_size, elitism) offspring
+    min_parents: int = 1  # the survivors a species breeds from: ceil(survival_threshold x size), at least this
     survival_threshold: float = 0.2
     elitism: int = 1
     elitism_min_species_size: int = 6
@@ -117,6 +132,9 @@ class Neat(NeatSpeciation, NeatReproduction):
     enable_mutate_rate: float = 0.0
     node_add_rate: float = 0.03
     conn_add_rate: float = 0.05
+    structure_first: bool = False  # True (neat-python): add node / connection, deletions, then weights and biases
+    split_disabled: bool = False  # True (neat-python): add node may split a disabled connection
+    conn_from_outputs: bool = True  # False (neat-python): add connection never starts at an output
     node_delete_rate: float = 0.0
     conn_delete_rate: float = 0.0
     # not a NEAT setting: the name of the `vmap` axis when several runs are batched (`NeatRunner.run_seeds`), so
@@ -128,12 +146,14 @@ class Neat(NeatSpeciation, NeatReproduction):
               f"got {self.batch_axis!r}; allowed: None or a vmap axis name")
         check(self.compatibility in COMPATIBILITY, "compatibility",
               f"got {self.compatibility!r}; allowed: {', '.join(COMPATIBILITY)}")
+        check(self.speciation in SPECIATION, "speciation", f"got {self.speciation!r}; allowed: {', '.join(SPECIATION)}")
+        check(self.spawn in SPAWN, "spawn", f"got {self.spawn!r}; allowed: {', '.join(SPAWN)}")
         check(self.weight_perturbation in PERTURBATIONS, "weight_perturbation",
               f"got {self.weight_perturbation!r}; allowed: {', '.join(PERTURBATIONS)}")
         for field in ("population_size", "max_species", "normalize_min_genes"):
             check_positive(field, getattr(self, field), integer=True)
         for field in ("elitism", "elitism_min_species_size", "max_stagnation", "species_elitism",
-                      "population_stagnation"):
+                      "population_stagnation", "min_species_size", "min_parents"):
             value = getattr(self, field)
             check(isinstance(value, int) and not isinstance(value, bool) and value >= 0, field,
                   f"got {value!r}; allowed: an integer >= 0")

@@ -205,26 +205,29 @@ def structural(key: jax.Array, g: Genome, space: NeatSpace, node_rate: float, co
 
 
 def structural_with(u: jax.Array, z: jax.Array, g: Genome, space: NeatSpace, node_rate: float, conn_rate: float,
-                    init_std: float) -> tuple[Genome, tuple[jax.Array, ...]]:
+                    init_std: float, split_disabled: bool = False, from_outputs: bool = True
+                    ) -> tuple[Genome, tuple[jax.Array, ...]]:
     """Add-node and add-connection on a compacted genome; new ids are left for `assign_innovations`.
 
     Add node (paper): a random enabled connection a->b is disabled and replaced by a->new (weight 1) and
     new->b (the old weight); the new node's bias is 0. Add connection: a random node a (any) and a random
     non-input node b, kept only if no gene a->b exists and, in a feed-forward space, a != b and b does not
     reach a (no cycle; a recurrent space allows loops and self-loops); weight N(0, init_std). One attempt
-    each (as in neat-python); a mutation that finds no room is skipped.
+    each (as in neat-python); a mutation that finds no room is skipped. neat-python's variants: `split_disabled`
+    (add node may split a disabled connection too) and `from_outputs=False` (an output is never the source a).
     Random numbers: `u` (5,) uniforms (add node?, which gene, add connection?, a, b), `z` () a standard normal.
     Returns the genome with weights and enable bits written, and the proposal
     (split_innov, split_in, split_out, add_in, add_out, node_slot, conn_slot_in, conn_slot_out, conn_slot_add).
     """
     n_nodes, n_conns = jnp.sum(g.node_valid), jnp.sum(g.conn_valid)
     # add node
-    split, has_enabled = pick(u[1], g.conn_valid & g.conn_enabled)
+    split, has_enabled = pick(u[1], g.conn_valid & (True if split_disabled else g.conn_enabled))
     do_node = (u[0] < node_rate) & has_enabled & (n_nodes < space.max_nodes) & (
         n_conns + 2 <= space.max_conns)
     c_in, c_out = n_conns, n_conns + 1
     # add connection (among the nodes that existed before this mutation)
-    a, _ = pick(u[3], g.node_valid)
+    index = jnp.arange(space.max_nodes)
+    a, _ = pick(u[3], g.node_valid & (from_outputs | (index < space.num_inputs) | (index >= space.num_io)))
     b, _ = pick(u[4], g.node_valid & (jnp.arange(space.max_nodes) >= space.num_inputs))
     a_id, b_id = g.node_id[a], g.node_id[b]
     exists = jnp.any(g.conn_valid & (g.conn_in == a_id) & (g.conn_out == b_id))

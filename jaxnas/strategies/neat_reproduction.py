@@ -33,7 +33,8 @@ class NeatReproduction:
     """Reproduction methods of `Neat` (its settings: population size, selection and mutation rates)."""
 
     def offspring(self, state: NeatState) -> jax.Array:
-        """(S,) offspring per species: proportional to the summed adjusted fitness f_i / |species|."""
+        """(S,) offspring per species: proportional to the summed adjusted fitness f_i / |species| (`spawn=
+        "shared"`), or by neat-python's rule (`spawn="neat-python"`, `_neat_python_spawn`)."""
         p, s = self.population_size, self.max_species
         f = state.fitness
         finite = jnp.isfinite(f)
@@ -50,6 +51,8 @@ class NeatReproduction:
             refocus = state.pop_since >= self.population_stagnation
             eligible = jnp.where(refocus, live & (rank < 2), eligible)
         eligible = jnp.where(jnp.any(eligible), eligible, live & (rank == 0))  # never let the population die out
+        if self.spawn == "neat-python":
+            return self._neat_python_spawn(state, n, eligible)
         share = jnp.where(eligible, adjusted, 0.0)
         share = jnp.where(jnp.sum(share) > 0, share, jnp.where(eligible, n, 0).astype(jnp.float32))
         quota = p * share / jnp.sum(share)
@@ -57,6 +60,49 @@ class NeatReproduction:
         extra = p - jnp.sum(base)
         frac_rank = jnp.argsort(jnp.argsort(-jnp.where(eligible, quota - base, -1.0)))
         return base + (frac_rank < extra).astype(jnp.int32)
+
+    def _neat_python_spawn(self, state: NeatState, n: jax.Array, eligible: jax.Array) -> jax.Array:
+        """neat-python 2.0's offspring counts (`DefaultReproduction.reproduce`, `compute_spawn`,
+        `_adjust_spawn_exact`) for the `eligible` (not stagnant) species of sizes `n`: each species' mean fitness
+        scaled to [0, 1] over the eligible species' members (range at least 1); a target in proportion to it, at
+        least m = max(`min_species_size`, `elitism`); each species moves half way from its size towards its target
+        (rounded half to even, at least one step); the counts are scaled to the population size, rounded, held
+        at m, then made to sum exactly to it: round robin, +1 from the smallest species or -1 from the largest
+        above m (ties: lower species fitness first, neat-python's order). Where neat-python raises (one pass of
+        -1 from each species above m does not reach the population size), we go on: more passes, then below m,
+        largest first."""
+        p, s = self.population_size, self.max_species
+        f = state.fitness
+        m = max(self.min_species_size, self.elitism)
+        member = eligible[state.species] & jnp.isfinite(f)
+        lo = jnp.min(jnp.where(member, f, jnp.inf))
+        hi = jnp.max(jnp.where(member, f, -jnp.inf))
+        mean = jax.ops.segment_sum(jnp.where(member, f, 0.0), state.species, num_segments=s) / jnp.maximum(n, 1)
+        af = jnp.where(eligible, (mean - lo) / jnp.maximum(1.0, hi - lo), 0.0)
+        total = jnp.sum(af)
+        target = jnp.where(total > 0, jnp.maximum(m, af / jnp.where(total > 0, total, 1.0) * p), m)
+        d = (target - n) * 0.5
+        c = jnp.round(d)
+        spawn = jnp.where(eligible, n + jnp.where(c != 0, c, jnp.sign(d)), 0.0)
+        spawn = jnp.where(eligible, jnp.maximum(m, jnp.round(spawn * (p / jnp.sum(spawn)))), 0).astype(jnp.int32)
+        sp_fit = jax.ops.segment_max(jnp.where(member, f, -jnp.inf), state.species, num_segments=s)
+        diff = p - jnp.sum(spawn)
+        k = jnp.sum(eligible)
+        up = jnp.argsort(jnp.lexsort((sp_fit, spawn, ~eligible)))  # rank: smallest first, ties lower fitness
+        spawn = spawn + jnp.where(eligible & (diff > 0), jnp.maximum(diff, 0) // k + (up < jnp.maximum(diff, 0) % k), 0)
+        order = jnp.lexsort((sp_fit, -spawn, ~eligible))  # largest first, ties lower fitness; fixed, as neat-python's
+
+        def shrink(floor):
+            def body(carry):
+                spawn, extra = carry
+                can = (eligible & (spawn > floor))[order]
+                take = can & (jnp.cumsum(can) <= extra)
+                return spawn.at[order].add(-take.astype(jnp.int32)), extra - jnp.sum(take)
+
+            return lambda spawn: jax.lax.while_loop(
+                lambda c: (c[1] > 0) & jnp.any(eligible & (c[0] > floor)), body, (spawn, jnp.sum(spawn) - p))[0]
+
+        return shrink(0)(shrink(m)(spawn))
 
     def _next_generation(self, key: jax.Array, state: NeatState) -> NeatState:
         p, s = self.population_size, self.max_species
@@ -68,7 +114,8 @@ class NeatReproduction:
         n = jnp.bincount(species, length=s)
         order = jnp.lexsort((-f, species))  # members grouped by species, fittest first
         m_start = jnp.cumsum(n) - n
-        pool = jnp.clip(jnp.ceil(self.survival_threshold * n).astype(jnp.int32), 1, jnp.maximum(n, 1))
+        pool = jnp.ceil(self.survival_threshold * n).astype(jnp.int32)
+        pool = jnp.clip(jnp.maximum(pool, self.min_parents), 1, jnp.maximum(n, 1))
         elites = jnp.where(n >= self.elitism_min_species_size, jnp.minimum(jnp.minimum(self.elitism, n), offspring), 0)
         ends = jnp.cumsum(offspring)
         child_sp = jnp.minimum(jnp.searchsorted(ends, jnp.arange(p), side="right", method="compare_all"), s - 1)  # (P,)
@@ -95,18 +142,23 @@ class NeatReproduction:
         draws = ops.crossover_draws(k_cross, (p,), sp.max_conns, sp.max_nodes)
         crossed = jax.vmap(ops.crossover_with, in_axes=(0, 0, 0, None))(draws, g1, g2, self.disabled_gene_rate)
         children = ops.tree_select(do_cross, crossed, g1)
-        children, proposal = jax.vmap(self._mutate)(self.mutation_draws(k_mut, p), children)
+        draws = self.mutation_draws(k_mut, p)
+        children, proposal = jax.vmap(self._mutate)(draws, children)
         no_new = lambda x: jnp.where(is_elite, EMPTY, x)  # noqa: E731  (elites are copied: they propose nothing)
         proposal = (no_new(proposal[0]), *proposal[1:3], no_new(proposal[3]), no_new(proposal[4]), *proposal[5:])
         children, next_node, next_innov = ops.assign_innovations(children, proposal, state.next_node, state.next_innov)
+        if self.structure_first:  # neat-python: deletions, then weights and biases of every gene, new ones too
+            children = jax.vmap(lambda r, g: self._attributes(r, self._deletions(r, g)))(draws, children)
         children = ops.tree_select(is_elite, g1, children)  # elites are copied unchanged
-        # New representatives: a random member of each species of the evaluated generation (paper Sec. 3.3).
-        u = jax.random.uniform(k_rep, (p,))
-        best_u = jax.ops.segment_max(u, species, num_segments=s)
-        member = jnp.argmax((species[None, :] == jnp.arange(s)[:, None]) & (u[None, :] == best_u[:, None]), 1)
         keep = state.alive & (offspring > 0)
-        rep = jax.tree.map(lambda old, x: jnp.where(keep.reshape((-1,) + (1,) * (x.ndim - 1)), x[member], old),
-                           state.rep, state.genomes)
+        if self.speciation == "first":  # new representatives: a random member of each species (paper Sec. 3.3)
+            u = jax.random.uniform(k_rep, (p,))
+            best_u = jax.ops.segment_max(u, species, num_segments=s)
+            member = jnp.argmax((species[None, :] == jnp.arange(s)[:, None]) & (u[None, :] == best_u[:, None]), 1)
+            rep = jax.tree.map(lambda old, x: jnp.where(keep.reshape((-1,) + (1,) * (x.ndim - 1)), x[member], old),
+                               state.rep, state.genomes)
+        else:  # neat-python: the old representative stays, to pick its successor among the children
+            rep = state.rep
         state = state.replace(rep=rep, alive=keep, next_node=next_node, next_innov=next_innov)
         return self._speciate(state, children)[0]
 
@@ -126,11 +178,19 @@ class NeatReproduction:
         return draws
 
     def _mutate(self, r: dict[str, jax.Array], g: Genome) -> tuple[Genome, tuple[jax.Array, ...]]:
-        """Weight, bias and enable-bit mutation, optional deletions, then the structural proposals.
+        """Weight, bias and enable-bit mutation, optional deletions, then the structural proposals (with
+        `structure_first`, neat-python's order, only the proposals: the rest follows `assign_innovations`).
 
         `r`: one genome's slice of `mutation_draws`; `r["u"]` columns: weights on, biases on, delete node
         on, which node, delete connection on, which connection, then the five of `ops.structural_with`.
         """
+        if not self.structure_first:
+            g = self._deletions(r, self._attributes(r, g))
+        return ops.structural_with(r["u"][6:], r["z"], g, self.space, self.node_add_rate, self.conn_add_rate,
+                                   self.weight_init_std, self.split_disabled, self.conn_from_outputs)
+
+    def _attributes(self, r: dict[str, jax.Array], g: Genome) -> Genome:
+        """Weight, bias and enable-bit mutation (`_mutate`'s draws)."""
         u = r["u"]
         weight = ops.perturb(g.conn_weight, g.conn_valid, u[0], r["u_w"], r["z_w"], self.weight_mutate_rate,
                              self.weight_replace_rate, self.weight_mutate_power, self.weight_init_std,
@@ -142,9 +202,13 @@ class NeatReproduction:
         g = g.replace(conn_weight=weight, node_bias=bias)
         if self.enable_mutate_rate:
             g = g.replace(conn_enabled=g.conn_enabled ^ (g.conn_valid & (r["u_e"] < self.enable_mutate_rate)))
+        return g
+
+    def _deletions(self, r: dict[str, jax.Array], g: Genome) -> Genome:
+        """The optional node and connection deletions (neat-python's), then the genes compacted."""
+        u = r["u"]
         if self.node_delete_rate or self.conn_delete_rate:
             g = ops.tree_select(u[2] < self.node_delete_rate, ops.delete_node(u[3], g, self.space), g)
             g = ops.tree_select(u[4] < self.conn_delete_rate, ops.delete_conn(u[5], g), g)
             g = ops.compact(g)
-        return ops.structural_with(u[6:], r["z"], g, self.space, self.node_add_rate, self.conn_add_rate,
-                                   self.weight_init_std)
+        return g

@@ -76,7 +76,8 @@ class NeatSpeciation:
         on the smallest `size_tiers` entry that holds every gene.
         """
         s, p = self.max_species, self.population_size
-        branches = [functools.partial(self._assign_species, tier=tier) for tier in self.size_tiers()]
+        assign = self._assign_species if self.speciation == "first" else self._assign_closest
+        branches = [functools.partial(assign, tier=tier) for tier in self.size_tiers()]
         if len(branches) == 1:
             species, alive, rep, order, nxt = branches[0](state, genomes)
         else:
@@ -124,6 +125,65 @@ class NeatSpeciation:
         init = (jnp.array(0), jnp.full(p, -1, jnp.int32), state.alive, state.rep, state.sp_order, state.next_species)
         _, species, alive, rep, order, nxt = jax.lax.while_loop(cond, body, init)
         return species, alive, rep, order, nxt
+
+    def _assign_closest(self, state: NeatState, genomes: Genome, tier: tuple[int, int]) -> tuple[jax.Array, ...]:
+        """neat-python 2.0's speciation (`DefaultSpeciesSet.speciate`), same returns as `_assign_species`.
+
+        Each existing species, oldest first, takes as its new representative the not yet placed genome closest to
+        its old one (no threshold); every other genome joins the species with the closest representative within
+        the threshold, the candidates being the existing species and the species founded by genomes before it in
+        population order (ties: the earlier species); a genome with none founds a species. The founders are found
+        in population order, each pass updating the later genomes' closest candidate, which gives the sequential
+        rule's result (a genome's candidates are exactly the founders before it)."""
+        s, t, p = self.max_species, self.compatibility_threshold, self.population_size
+        cut = lambda g: ops.prefix(g, *tier)  # noqa: E731
+        view = cut(genomes)
+        dist = lambda one: jax.vmap(self.distance, in_axes=(0, None))(view, cut(one))  # noqa: E731  (P,)
+        visit = jnp.argsort(jnp.where(state.alive, state.sp_order, BIG))  # existing species, oldest first
+        n_old = jnp.sum(state.alive)
+        idx = jnp.arange(p)
+
+        def new_rep(k, carry):  # species visit[k] takes the unplaced genome closest to its old representative
+            species, alive, rep = carry
+            slot = visit[k]
+            live = (k < n_old) & jnp.any(species < 0)
+            i = jnp.argmin(jnp.where(species < 0, dist(jax.tree.map(lambda r: r[slot], rep)), jnp.inf))
+            rep = jax.tree.map(lambda r, x: r.at[slot].set(jnp.where(live, x[i], r[slot])), rep, genomes)
+            return (jnp.where(live & (idx == i), slot, species), alive.at[slot].set(live | (alive[slot] & (k >= n_old))),
+                    rep)
+
+        species, alive, rep = jax.lax.fori_loop(0, s, new_rep, (jnp.full(p, -1, jnp.int32), state.alive, state.rep))
+        best_d, best_s = jnp.full(p, jnp.inf), jnp.full(p, -1, jnp.int32)
+
+        def closest(k, carry):  # every unplaced genome's closest existing species within the threshold
+            best_d, best_s = carry
+            d = jnp.where((k < n_old) & (species < 0), dist(jax.tree.map(lambda r: r[visit[k]], rep)), jnp.inf)
+            better = (d < t) & (d < best_d)
+            return jnp.where(better, d, best_d), jnp.where(better, visit[k], best_s)
+
+        best_d, best_s = jax.lax.fori_loop(0, s, closest, (best_d, best_s))
+
+        def undecided(species, best_s):
+            return (species < 0) & (best_s < 0)
+
+        def cond(carry):
+            species, best_d, best_s, alive, *_ = carry
+            return jnp.any(undecided(species, best_s)) & ~jnp.all(alive)
+
+        def found(carry):  # the first genome without a candidate founds a species; later genomes compare with it
+            species, best_d, best_s, alive, rep, order, nxt = carry
+            i = jnp.argmax(undecided(species, best_s))
+            slot = jnp.argmax(~alive)
+            leader = jax.tree.map(lambda x: x[i], genomes)
+            d = jnp.where((species < 0) & (idx > i), dist(leader), jnp.inf)
+            better = (d < t) & (d < best_d)
+            return (species.at[i].set(slot), jnp.where(better, d, best_d), jnp.where(better, slot, best_s),
+                    alive.at[slot].set(True), jax.tree.map(lambda r, x: r.at[slot].set(x), rep, leader),
+                    order.at[slot].set(nxt), nxt + 1)
+
+        init = (species, best_d, best_s, alive, rep, state.sp_order, state.next_species)
+        species, _, best_s, alive, rep, order, nxt = jax.lax.while_loop(cond, found, init)
+        return jnp.where(species < 0, best_s, species), alive, rep, order, nxt
 
     def _nearest_species(self, genomes: Genome, rep: Genome, alive: jax.Array) -> jax.Array:
         """(P,) the live species with the nearest representative (a documented deviation, for the genomes that
