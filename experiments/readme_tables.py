@@ -277,6 +277,16 @@ def _neat_problems(results: dict[str, dict[str, Any]]) -> str:
     return markdown_table(header, rows) + sources_line(results)
 
 
+def _neat_rules(results: dict[str, dict[str, Any]]) -> str:
+    """benchmarks/neat_rules_ablation.py: ours with neat-python's rules, then with one at a time taken back."""
+    (r,) = results.values()
+    seeds = r["seeds"]
+    rows = [[name, f"{v['solved']}/{v['seeds']}", "–" if v["median_generations"] is None else f"{v['median_generations']:g}"]
+            for name, v in r["figures"].items()]
+    return (markdown_table([f"XOR, neat-python's settings, seeds {seeds[0]}-{seeds[-1]}", "solved",
+                            "median generations"], rows) + sources_line(results))
+
+
 def _neat_quality(results: dict[str, dict[str, Any]]) -> str:
     (r,) = results.values()
     f = r["figures"]
@@ -323,6 +333,7 @@ TABLES: dict[str, Table] = {
     "neat_problems": Table(("neat_xor", "neat_cartpole", "neat_double_pole", "neat_digits",
                             *(f"neat_dpnv_seed{s}" for s in range(10))), _neat_problems),
     "neat_quality": Table(("neat_xor_quality",), _neat_quality),
+    "neat_rules": Table(("neat_rules_ablation",), _neat_rules),
     "neat_timing": Table(("neat_vs_neat_python_timing",), _neat_timing),
     "speedups": Table(("speedups_weight_sharing", "speedups_pruning_structured", "speedups_pruning_magnitude",
                        "speedups_early_stopping", "speedups_incremental"), _speedups),
