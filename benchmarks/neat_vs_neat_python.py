@@ -10,7 +10,8 @@ The published figures come from two invocations (quality, then timing on the fin
 
 Quality. Ours runs with the paper's defaults and with neat-python's XOR example settings
 (`experiments/configs/neat.py:NEAT_PYTHON_XOR`: its distance, per-gene mutation, structural rates with deletions,
-elitism 2, survival 0.2, stagnation 20), each with Gaussian and with uniform weight perturbation
+elitism 2, survival 0.2, stagnation 20, and its own speciation, offspring counts and mutation order), each with
+Gaussian and with uniform weight perturbation
 (`Neat.weight_perturbation`), on seeds 0-19 and 20-39 (`--seed-sets`); neat-python on the same seed numbers (its
 own generator: the same number is not the same run). The 20 seeds of ours run vmapped in one program.
 Generations are counted as neat-python's `Population.run` does: generations evaluated, the solving one included.
