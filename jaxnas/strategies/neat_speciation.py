@@ -135,7 +135,7 @@ class NeatSpeciation:
         population order (ties: the earlier species); a genome with none founds a species. The founders are found
         in population order, each pass updating the later genomes' closest candidate, which gives the sequential
         rule's result (a genome's candidates are exactly the founders before it)."""
-        s, t, p = self.max_species, self.compatibility_threshold, self.population_size
+        t, p = self.compatibility_threshold, self.population_size
         cut = lambda g: ops.prefix(g, *tier)  # noqa: E731
         view = cut(genomes)
         dist = lambda one: jax.vmap(self.distance, in_axes=(0, None))(view, cut(one))  # noqa: E731  (P,)
@@ -143,25 +143,26 @@ class NeatSpeciation:
         n_old = jnp.sum(state.alive)
         idx = jnp.arange(p)
 
-        def new_rep(k, carry):  # species visit[k] takes the unplaced genome closest to its old representative
-            species, alive, rep = carry
+        def new_rep(carry):  # species visit[k] takes the unplaced genome closest to its old representative
+            k, species, alive, rep = carry
             slot = visit[k]
-            live = (k < n_old) & jnp.any(species < 0)
+            live = jnp.any(species < 0)
             i = jnp.argmin(jnp.where(species < 0, dist(jax.tree.map(lambda r: r[slot], rep)), jnp.inf))
             rep = jax.tree.map(lambda r, x: r.at[slot].set(jnp.where(live, x[i], r[slot])), rep, genomes)
-            return (jnp.where(live & (idx == i), slot, species), alive.at[slot].set(live | (alive[slot] & (k >= n_old))),
-                    rep)
+            return k + 1, jnp.where(live & (idx == i), slot, species), alive.at[slot].set(live), rep
 
-        species, alive, rep = jax.lax.fori_loop(0, s, new_rep, (jnp.full(p, -1, jnp.int32), state.alive, state.rep))
-        best_d, best_s = jnp.full(p, jnp.inf), jnp.full(p, -1, jnp.int32)
+        # one pass per existing species (a loop to n_old, not to the S slots: most slots are empty)
+        init = (jnp.array(0), jnp.full(p, -1, jnp.int32), state.alive, state.rep)
+        _, species, alive, rep = jax.lax.while_loop(lambda c: c[0] < n_old, new_rep, init)
 
-        def closest(k, carry):  # every unplaced genome's closest existing species within the threshold
-            best_d, best_s = carry
-            d = jnp.where((k < n_old) & (species < 0), dist(jax.tree.map(lambda r: r[visit[k]], rep)), jnp.inf)
+        def closest(carry):  # every unplaced genome's closest existing species within the threshold
+            k, best_d, best_s = carry
+            d = jnp.where(species < 0, dist(jax.tree.map(lambda r: r[visit[k]], rep)), jnp.inf)
             better = (d < t) & (d < best_d)
-            return jnp.where(better, d, best_d), jnp.where(better, visit[k], best_s)
+            return k + 1, jnp.where(better, d, best_d), jnp.where(better, visit[k], best_s)
 
-        best_d, best_s = jax.lax.fori_loop(0, s, closest, (best_d, best_s))
+        init = (jnp.array(0), jnp.full(p, jnp.inf), jnp.full(p, -1, jnp.int32))
+        _, best_d, best_s = jax.lax.while_loop(lambda c: c[0] < n_old, closest, init)
 
         def undecided(species, best_s):
             return (species < 0) & (best_s < 0)
