@@ -73,7 +73,7 @@ def validate(config: config_dict.ConfigDict) -> list[str]:
 
 def strategy_names(value: Any) -> list[str]:
     """`strategy`: one name, `all`, or several names separated by commas (a comparison of those, in that order)."""
-    names = [n.strip() for n in value.split(",")] if isinstance(value, str) and "," in value else [value]
+    names = [n.strip() for n in str(value).split(",")]
     allowed = f"{', '.join(STRATEGIES.names())}, all, or several names separated by commas"
     if names == ["all"]:
         return STRATEGIES.names()

@@ -80,7 +80,7 @@ class NeatReproduction:
         mean = jax.ops.segment_sum(jnp.where(member, f, 0.0), state.species, num_segments=s) / jnp.maximum(n, 1)
         af = jnp.where(eligible, (mean - lo) / jnp.maximum(1.0, hi - lo), 0.0)
         total = jnp.sum(af)
-        target = jnp.where(total > 0, jnp.maximum(m, af / jnp.where(total > 0, total, 1.0) * p), m)
+        target = jnp.where(total > 0, jnp.maximum(m, af / total * p), m)  # the unselected branch's NaN is dropped
         d = (target - n) * 0.5
         c = jnp.round(d)
         spawn = jnp.where(eligible, n + jnp.where(c != 0, c, jnp.sign(d)), 0.0)
@@ -89,7 +89,8 @@ class NeatReproduction:
         diff = p - jnp.sum(spawn)
         k = jnp.sum(eligible)
         up = jnp.argsort(jnp.lexsort((sp_fit, spawn, ~eligible)))  # rank: smallest first, ties lower fitness
-        spawn = spawn + jnp.where(eligible & (diff > 0), jnp.maximum(diff, 0) // k + (up < jnp.maximum(diff, 0) % k), 0)
+        short = jnp.maximum(diff, 0)
+        spawn = spawn + jnp.where(eligible, short // k + (up < short % k), 0)
         order = jnp.lexsort((sp_fit, -spawn, ~eligible))  # largest first, ties lower fitness; fixed, as neat-python's
 
         def shrink(floor):
