@@ -217,7 +217,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
             own_default = next(d for d in defaults if d["seed"] == seed)
             front = pareto_front(mine, acc="valid_map")
             beats = dominating(front, own_default, acc="test_map")
-            per_seed.append({"seed": seed, "evaluations": len(mine),
+            per_seed.append({"seed": seed, "asks": len(mine),
                              "distinct": len({(r["resolution"], r["depth"]) for r in mine}),
                              "front": [_brief(r) for r in front], "dominating_default": [_brief(r) for r in beats],
                              **picks(front, own_default)})

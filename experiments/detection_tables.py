@@ -75,10 +75,16 @@ def detection_search(results: dict[str, dict[str, Any]]) -> str:
                      f"{hvs[m]:.0f}" + (f" ({hvs[m] / hvs['random']:.2f}x random)" if hvs.get("random") else ""),
                      "; ".join(_config(p["best_within_default_flops"]) for p in per),
                      "; ".join(_config(p["cheapest_at_default_map"]) for p in per)])
+    per_seed = [p for v in f["methods"].values() for p in v["per_seed"]]
+    budget = (f"{s['evaluations']} distinct configurations evaluated per search (repeats free)"
+              if all("asks" in p for p in per_seed) else f"{s['evaluations']} evaluations per search")
+    alpha, beta = s["reward"]["alpha"], s["reward"]["beta"]
+    reward = (f"reward mAP x (FLOPs / default)^{alpha:g}" if alpha == beta else
+              f"reward mAP x (FLOPs / default)^w, w = {alpha:g} at or below the default's FLOPs and {beta:g} above")
     text = (f"{f['dataset']} ({s['splits']['train']:,} / {s['splits']['valid']:,} / {s['splits']['test']:,} canvases "
             f"of {f['image_shape'][0]} px), seeds {', '.join(str(x) for x in seeds)} (each both the search's and its "
-            f"trainings' seed), {s['evaluations']} evaluations per search, {s['train']['steps']} training steps per "
-            f"configuration, reward mAP x (FLOPs / default)^{s['reward']['alpha']:g}. The default, {d['resolution']} px "
+            f"trainings' seed), {budget}, {s['train']['steps']} training steps per "
+            f"configuration, {reward}. The default, {d['resolution']} px "
             f"depth {d['depth']}: test mAP {d['test_map']:.1f}% (mean of the seeds; "
             + ", ".join(f"{x['test_map']:.1f}" for x in f["default_per_seed"])
             + f") at {d['flops'] / 1e6:.1f} MFLOPs. A seed counts when a configuration on the method's validation "

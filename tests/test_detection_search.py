@@ -142,12 +142,29 @@ def test_search_loop_is_deterministic_and_records_rewards(tiny_data, method):
     settings = SearchSettings(method=method, evaluations=6, population_size=3, seed=1)
     a, b = _TableEvaluator(tiny_data), _TableEvaluator(tiny_data)
     h1, h2 = run_search(settings, a, TINY_CHOICES), run_search(settings, b, TINY_CHOICES)
-    assert a.calls == b.calls and len(h1) == 6
+    assert a.calls == b.calls and [(r["resolution"], r["depth"]) for r in h1] == [(r["resolution"], r["depth"]) for r in h2]
     assert [r["reward"] for r in h1] == [r["reward"] for r in h2]
+    # the budget counts distinct configurations: asks go on past repeats (flagged) until 6 were evaluated
+    configs = [(r["resolution"], r["depth"]) for r in h1]
+    assert len(set(configs)) == 6 and configs[-1] not in configs[:-1]
+    assert [r["repeat"] for r in h1] == [c in configs[:i] for i, c in enumerate(configs)]
     target = configuration_flops(tiny_data.num_classes, 20, 3, TINY_DETECTOR)  # the default: middle of both ranges
-    for r in h1:
-        assert r["reward"] == pytest.approx(mnas_reward(r["valid_map"], r["flops"], target))
+    for r in h1:  # MnasNet's hard constraint by default: mAP at or below the target, mAP x target / FLOPs above
+        assert r["reward"] == pytest.approx(mnas_reward(r["valid_map"], r["flops"], target, 0.0, -1.0))
         assert r["resolution"] in TINY_CHOICES.resolutions and r["depth"] in TINY_CHOICES.depths
+
+
+def test_each_method_draws_from_its_own_stream_and_a_converged_search_stops(tiny_data):
+    """REINFORCE's first asks (a uniform policy) are not random search's; a search whose space holds fewer
+    configurations than its budget stops after 10 x its budget of asks."""
+    first = {m: [(r["resolution"], r["depth"]) for r in run_search(SearchSettings(method=m, evaluations=4, seed=1),
+                                                                     _TableEvaluator(tiny_data), TINY_CHOICES)]
+             for m in ("random", "reinforce")}
+    assert first["random"][:4] != first["reinforce"][:4]
+    size = len(TINY_CHOICES.resolutions) * len(TINY_CHOICES.depths)
+    history = run_search(SearchSettings(method="random", evaluations=size + 1, seed=0), _TableEvaluator(tiny_data),
+                         TINY_CHOICES)
+    assert len(history) == 10 * (size + 1) and len({(r["resolution"], r["depth"]) for r in history}) == size
 
 
 def test_search_settings_refuse_bad_values():

@@ -59,7 +59,11 @@ def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
     with open(os.path.join(workdir, "results.json")) as f:
         results = json.load(f)
     assert set(results["evaluations"]) == {"reinforce", "evolution", "random", "gradient"}
-    assert [len(results["evaluations"][m]) for m in ("reinforce", "evolution", "random", "gradient")] == [2, 2, 2, 1]
+    # each search evaluates 2 distinct configurations (its repeats, flagged, cost nothing); gradient: one penalty
+    assert [len({(r["resolution"], r["depth"]) for r in results["evaluations"][m]})
+            for m in ("reinforce", "evolution", "random", "gradient")] == [2, 2, 2, 1]
+    for m in ("reinforce", "evolution", "random"):
+        assert sum(not r["repeat"] for r in results["evaluations"][m]) == 2
     distinct = {(r["resolution"], r["depth"]) for recs in results["evaluations"].values() for r in recs} | {(16, 2)}
     assert summary["trainings"] == len(distinct) == summary["trained_this_run"]  # memoised across methods
     assert summary["methods"] == json.loads(json.dumps(results["methods"]))  # the published summary has the fronts

@@ -28,6 +28,8 @@ import numpy as np
 from jaxnas.common.errors import ConfigError, check
 
 MNAS_SOFT_W = -0.07  # MnasNet's soft constraint, alpha = beta = -0.07 (Tan et al. 2019, Sec. 3)
+MNAS_HARD = (0.0, -1.0)  # MnasNet's hard constraint (alpha, beta): no reward for compute saved below the target,
+# the reward divided by the overshoot above it (Sec. 3)
 
 
 def _vectors(acc: Any, cost: Any, names: tuple[str, str] = ("acc", "cost")) -> tuple[np.ndarray, np.ndarray]:
