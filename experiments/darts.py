@@ -63,7 +63,8 @@ def darts_settings(config: config_dict.ConfigDict) -> DartsSettings:
     return DartsSettings(
         space=config.space, method=method, order=2 if config.method == "darts2" else 1, hvp=d.hvp,
         hvp_radius=d.hvp_radius,
-        channels=d.channels, cells_per_stage=d.cells_per_stage, stages=d.stages, batch_size=d.batch_size, w_lr=d.w_lr,
+        channels=d.channels, cells_per_stage=d.cells_per_stage, stages=d.stages, steps=d.steps,
+        batch_size=d.batch_size, w_lr=d.w_lr,
         w_lr_min=d.w_lr_min, w_momentum=d.w_momentum, w_weight_decay=d.w_weight_decay, w_grad_clip=d.w_grad_clip,
         a_lr=d.a_lr, a_weight_decay=d.a_weight_decay, alpha_init_scale=d.alpha_init_scale,
         eigen=bool(config.eigen or config.method == "rdarts_es"), power_iterations=d.power_iterations,
@@ -121,7 +122,7 @@ def final_epochs(config: config_dict.ConfigDict, eigenvalues: np.ndarray) -> lis
     return [early_stop_epoch(ev, es.window, es.factor, es.delta, es.start_epoch) for ev in eigenvalues]
 
 
-def space_view(name: str) -> dict[str, Any]:
+def space_view(name: str, steps: int = 4) -> dict[str, Any]:
     """What the experiment needs of a space's derived architectures: the space they belong to (printing, the
     from-scratch network), which positions hold ops, the op names, which ops have no parameters, and the unit
     the op positions are counted in."""
@@ -131,10 +132,10 @@ def space_view(name: str) -> dict[str, Any]:
 
         return {"space": nb201.SPACE, "op_positions": slice(None), "ops": nb201.OPS, "free": (NONE, SKIP, POOL),
                 "unit": "edges"}
-    from jaxnas.models.darts_nasnet import DARTS_SPACE, EVAL_OPS
+    from jaxnas.models.darts_nasnet import EVAL_OPS, darts_space
 
     free = tuple(EVAL_OPS.index(o) for o in ("identity", "max_pool_3x3", "avg_pool_3x3"))
-    return {"space": DARTS_SPACE, "op_positions": slice(1, None, 2), "ops": EVAL_OPS, "free": free,
+    return {"space": darts_space(steps), "op_positions": slice(1, None, 2), "ops": EVAL_OPS, "free": free,
             "unit": "kept edges (normal and reduction cell)"}
 
 
@@ -166,7 +167,7 @@ def train_from_scratch(config: config_dict.ConfigDict, data: Any, archs: np.ndar
     options = config.network.to_dict()
     if config.space == "nasnet":  # the derived cells in the search network's layout
         options["stages"] = config.darts.stages
-    net = space_view(config.space)["space"].network(num_classes=data.num_classes, **options)
+    net = space_view(config.space, config.darts.steps)["space"].network(num_classes=data.num_classes, **options)
     trainer = PopulationTrainer(net, data, settings, chunk_size=config.scratch.chunk_size)
     reps = np.tile(archs, (config.scratch.seeds, 1))  # repetition r of every arch, then r + 1
     scores = trainer.score(reps, seed=config.seed, first_id=SCRATCH_FIRST_ID)
@@ -188,7 +189,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     data = load_data(config)
     os.makedirs(workdir, exist_ok=True)
     recs, info = search(config, settings, data, workdir)
-    view = space_view(config.space)
+    view = space_view(config.space, config.darts.steps)
     archs = recs.arch  # (S, E, positions)
     op_ids = archs[..., view["op_positions"]]  # (S, E, op positions)
     stops = final_epochs(config, recs.eigenvalue)

@@ -31,11 +31,11 @@ def alpha_panels(space: str, probs: np.ndarray) -> tuple[np.ndarray, list[str], 
 
         return probs, [f"edge {a} \u2192 {b}" for a, b in nb201.EDGES], nb201.OPS
     from jaxnas.models.darts_cell import DARTS_OPS, num_edges
-    from jaxnas.models.darts_nasnet import STEPS
 
+    steps = next(i for i in range(1, 64) if num_edges(i) >= probs.shape[3])  # edges -> intermediate nodes
     panels, titles = [], []
     for c, cell in enumerate(("normal", "reduction")):
-        for i in range(STEPS):
+        for i in range(steps):
             panels.append(probs[:, :, c, num_edges(i):num_edges(i + 1)].mean(2))
             titles.append(f"{cell} node {2 + i} (mean of {2 + i} edges)")
     return np.stack(panels, 2), titles, DARTS_OPS
@@ -132,6 +132,8 @@ def write_report(config: config_dict.ConfigDict, results: dict[str, Any], recs: 
     per_seed = results["per_seed"]
     stops = [r["stop_epoch"] for r in per_seed]
     where = {"nb201": "NAS-Bench-201", "nasnet": "DARTS's cell"}[config.space]
+    if config.space == "nasnet" and config.darts.steps != 4:
+        where += f" ({config.darts.steps} intermediate nodes)"
     report.heading(f"{name} on {where}, {len(per_seed)} seeds vmapped, {config.epochs} epochs ({results['dataset']})")
     summary = (f"Supernet C={config.darts.channels}, {config.darts.cells_per_stage} cell(s) per stage, batch "
                f"{config.darts.batch_size}; {results['wall_s']:.0f} s of search ({results['device']}). Final cells: "

@@ -93,6 +93,29 @@ def test_jittable_discretisation_is_the_papers_rule():
     assert "out=concat(2,3,4,5)" in M.DARTS_SPACE.to_string(archs[0])
 
 
+def test_steps_sizes_the_cell_and_a_smaller_cell_derives_the_first_nodes():
+    """`darts.steps` (DARTS's `Network(steps=...)`): alpha (2, 5, 8) for 2 nodes, an architecture of 2 combinations
+    per cell, and the same discretisation as the 4-node cell's first two nodes on the shared edges."""
+    from jaxnas.evaluation.darts_spaces import supernet_space
+
+    space = supernet_space("nasnet", 2)
+    assert space.alpha_shape == (2, 5, M.NUM_OPS) and supernet_space("nasnet", 2) is space
+    alpha = np.random.default_rng(1).normal(size=(3, 2, M.NUM_EDGES, M.NUM_OPS))
+    small = np.asarray(jax.jit(space.derive)(alpha[:, :, :5]))
+    full = np.asarray(jax.jit(M.derive)(alpha))
+    assert small.shape == (3, 16) and nasnet.cells_of(M.darts_space(2)).num_positions == 16
+    np.testing.assert_array_equal(small.reshape(3, 2, 8), full.reshape(3, 2, 16)[:, :, :8])
+    assert "out=concat(2,3)" in M.darts_space(2).to_string(small[0])
+    net = space.build(2, 1, 2, 4)
+    x = jnp.ones((2, 8, 8, 1))
+    v = net.init(jax.random.key(0), x, jnp.ones(space.alpha_shape) / M.NUM_OPS, False)
+    assert net.apply(v, x, jnp.ones(space.alpha_shape) / M.NUM_OPS, False).shape == (2, 4)
+    with pytest.raises(ConfigError, match="^darts.steps.*allowed on nb201: 4"):
+        D.DartsSettings(space="nb201", steps=3)
+    with pytest.raises(ConfigError, match="^darts.steps"):
+        D.DartsSettings(space="nasnet", steps=0)
+
+
 def test_settings_refuse_what_the_space_cannot_do():
     with pytest.raises(ConfigError, match="^darts.space"):
         D.DartsSettings(space="macro")
@@ -106,8 +129,9 @@ def test_settings_refuse_what_the_space_cannot_do():
 
 
 def test_nasnet_space_end_to_end(tmp_path_factory, optimized_compile):
-    """The entry point on DARTS's cell: results per seed, the derived cells in the NASNet space trained from
-    scratch, the report's figures; no table (none exists for this space)."""
+    """The entry point on DARTS's cell (2 intermediate nodes: a fifth of the 4-node supernet's compile time): results
+    per seed, the derived cells in the NASNet space trained from scratch, the report's figures; no table (none exists
+    for this space)."""
     assert not jax.config.read("jax_disable_most_optimizations")  # optimized_compile came after fast_compile
     c = darts_config.get_config("nasnet_small")
     c.data_dir, c.progress = str(tmp_path_factory.mktemp("tfds")), False
@@ -116,11 +140,12 @@ def test_nasnet_space_end_to_end(tmp_path_factory, optimized_compile):
     with open(os.path.join(workdir, "results.json")) as f:
         res = json.load(f)
     assert res["space"] == "nasnet" and summary["mean_final_table_test"] is None
-    assert res["edges_per_arch"] == 16 and len(res["per_seed"]) == 2
+    assert res["settings"]["darts"]["steps"] == 2
+    assert res["edges_per_arch"] == 8 and len(res["per_seed"]) == 2
     for row in res["per_seed"]:
         assert len(row["archs"]) == 2 and row["final_arch"] == row["archs"][-1] and "table_test" not in row
-        assert row["final_arch"].count("out=concat(2,3,4,5)") == 2
-        assert 0 <= row["scratch_valid"][0] <= 100 and 0 <= row["parameter_free_edges"] <= 16
+        assert row["final_arch"].count("out=concat(2,3)") == 2
+        assert 0 <= row["scratch_valid"][0] <= 100 and 0 <= row["parameter_free_edges"] <= 8
     share = np.array(list(res["op_share_by_epoch"].values()))
     assert list(res["op_share_by_epoch"]) == list(M.EVAL_OPS)
     np.testing.assert_allclose(share.sum(0), 1.0, rtol=1e-6)
@@ -128,4 +153,4 @@ def test_nasnet_space_end_to_end(tmp_path_factory, optimized_compile):
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
     assert not os.path.exists(os.path.join(workdir, "table_accuracy.png"))
     with open(os.path.join(workdir, "report.md")) as f:
-        assert "on DARTS's cell, 2 seeds vmapped, 2 epochs" in f.read()
+        assert "on DARTS's cell (2 intermediate nodes), 2 seeds vmapped, 2 epochs" in f.read()

@@ -28,7 +28,7 @@ SPACES = ("nb201", "nasnet")
 BOUNDS = {
     "seed": (int, 0, 2**31 - 1), "seeds": (int, 1, 256), "epochs": (int, 1, 10_000), "image_size": (int, 4, 256),
     "darts.channels": (int, 1, 512), "darts.cells_per_stage": (int, 1, 16),
-    "darts.stages": (int, 1, 5), "darts.batch_size": (int, 1, 4096),
+    "darts.stages": (int, 1, 5), "darts.steps": (int, 1, 8), "darts.batch_size": (int, 1, 4096),
     "darts.w_lr": (float, 0.0, 10.0, True), "darts.w_lr_min": (float, 0.0, 10.0),
     "darts.w_momentum": (float, 0.0, 0.999), "darts.w_weight_decay": (float, 0.0, 1.0),
     "darts.w_grad_clip": (float, 0.0, 1e6, True), "darts.a_lr": (float, 0.0, 10.0, True),
@@ -63,6 +63,8 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     # (NAS-Bench-201's DARTS: channels 16, cells_per_stage 5).
     c.darts = config_dict.ConfigDict({
         "channels": 8, "cells_per_stage": 1, "stages": 3, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001,
+        # DARTS's cell (space nasnet) only: intermediate nodes per cell (DARTS: 4; nb201's cell is fixed)
+        "steps": 4,
         "w_momentum": 0.9,
         "w_weight_decay": 3e-4, "w_grad_clip": 5.0, "a_lr": 3e-4, "a_weight_decay": 1e-3, "alpha_init_scale": 1e-3,
         "hvp": "finite", "hvp_radius": 0.01, "power_iterations": 20,
@@ -92,8 +94,9 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         c.epochs = 20
         c.darts.channels = 4
         c.network.channels = 4
-    elif variant == "nasnet_small":  # tests: DARTS's cell, 3 cells (stages=2), tiny
+    elif variant == "nasnet_small":  # tests: DARTS's cell with 2 intermediate nodes (5 edges), 3 cells (stages=2)
         c.space = "nasnet"
+        c.darts.steps = 2
         c.seeds = 2
         c.epochs = 2
         c.darts.stages = 2

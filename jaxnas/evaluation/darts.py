@@ -90,6 +90,7 @@ class DartsSettings:
     channels: int = 16
     cells_per_stage: int = 5
     stages: int = 3  # stacks of cells, a reduction between two (NAS-Bench-201's network: 3 only)
+    steps: int = 4  # DARTS's cell: intermediate nodes per cell (its code's `steps`; NAS-Bench-201's cell: fixed)
     batch_size: int = 64
     w_lr: float = 0.025
     w_lr_min: float = 0.001
@@ -118,8 +119,9 @@ class DartsSettings:
         check_choice("darts.hvp", self.hvp, HVP_MODES)
         check(self.space != "nb201" or self.stages == 3, "darts.stages",
               f"got {self.stages}; allowed on nb201: 3 (its network has three stages)")
-        for name in ("channels", "cells_per_stage", "stages", "batch_size", "power_iterations"):
+        for name in ("channels", "cells_per_stage", "stages", "steps", "batch_size", "power_iterations"):
             check_positive(f"darts.{name}", getattr(self, name), integer=True)
+        supernet_space(self.space, self.steps)  # a fixed cell (nb201) refuses another number of steps
         for name in ("hvp_radius", "w_lr", "a_lr", "a_eps"):
             check_positive(f"darts.{name}", getattr(self, name))
         check(0 <= self.aux_skip <= 10, "darts.aux_skip", f"must lie in [0, 10], got {self.aux_skip}")
@@ -186,8 +188,8 @@ def split_half(x: Any, y: Any) -> SplitData:
 
 def make_model(settings: DartsSettings, num_classes: int) -> nn.Module:
     """The supernet of `settings`' space and size."""
-    return supernet_space(settings.space).build(settings.channels, settings.cells_per_stage, settings.stages,
-                                                num_classes)
+    space = supernet_space(settings.space, settings.steps)
+    return space.build(settings.channels, settings.cells_per_stage, settings.stages, num_classes)
 
 
 def weight_transform(s: DartsSettings) -> optax.GradientTransformation:
@@ -205,7 +207,8 @@ def alpha_transform(s: DartsSettings) -> optax.GradientTransformation:
 def init_state(settings: DartsSettings, model: nn.Module, key: jax.Array, sample_x: jax.Array) -> DartsState:
     """Fresh weights, alpha = alpha_init_scale * N(0, 1), both optimisers' states; sample_x (B, H, W, C) for shapes."""
     k_net, k_alpha = jax.random.split(key)
-    alpha = settings.alpha_init_scale * jax.random.normal(k_alpha, supernet_space(settings.space).alpha_shape)
+    shape = supernet_space(settings.space, settings.steps).alpha_shape
+    alpha = settings.alpha_init_scale * jax.random.normal(k_alpha, shape)
     variables = model.init(k_net, sample_x, jax.nn.softmax(alpha, -1), False)
     params = variables["params"]
     zero = jnp.zeros((), jnp.int32)
@@ -296,7 +299,7 @@ def run_epoch(settings: DartsSettings, model: nn.Module, state: DartsState, data
     train_loss = jnp.sum(jnp.where(m.ok, m.train_loss, 0.0)) / n_ok
     train_acc = jnp.sum(jnp.where(m.ok, m.train_acc, 0.0)) / n_ok
     # evaluated as trained: DARTS's relaxation, GDAS's derived cell (one-hot argmax: it never trains the mixture)
-    space = supernet_space(settings.space)
+    space = supernet_space(settings.space, settings.steps)
     relaxed = Mix(hyper.aux, jnp.zeros(space.alpha_shape), jnp.ones(()), False, skip=space.skip)
     valid_loss, valid_acc = evaluate(model, state.params, state.batch_stats, state.alpha, data.xa, data.ya, bs,
                                      relaxed.replace(hard=settings.method == "gdas"))

@@ -218,7 +218,7 @@ def step_mix(settings: DartsSettings, hyper: Hyper, key: jax.Array) -> Mix:
     """The mix of one forward pass: a fresh Gumbel sample for GDAS (one per forward pass, as its code)."""
     from jaxnas.evaluation.darts_spaces import supernet_space
 
-    space = supernet_space(settings.space)
+    space = supernet_space(settings.space, settings.steps)
     shape = space.alpha_shape
     gumbel = jax.random.gumbel(key, shape) if settings.method == "gdas" else jnp.zeros(shape)
     return Mix(hyper.aux, gumbel, hyper.tau, settings.method == "gdas", settings.gdas_estimator, space.skip)

@@ -45,7 +45,15 @@ SKIP, NONE = DARTS_OPS.index("skip_connect"), DARTS_OPS.index("none")
 # The architecture DARTS derives, in the NASNet space's encoding: B = 4 combinations of two (input, op) elements
 # over the DARTS ops except `none` (`skip_connect` is the space's `identity`), every combination concatenated.
 EVAL_OPS = tuple("identity" if o == "skip_connect" else o for o in DARTS_OPS if o != "none")
-DARTS_SPACE = nasnet.space(B=STEPS, ops=EVAL_OPS, output="all")
+
+
+def darts_space(steps: int = STEPS) -> Any:
+    """The NASNet space (a `CategoricalSpace`, one object per `steps`) of the cells DARTS derives with `steps`
+    intermediate nodes: B = steps combinations."""
+    return nasnet.space(B=steps, ops=EVAL_OPS, output="all")
+
+
+DARTS_SPACE = darts_space()
 _NO_AFFINE = {"scale": None, "bias": None}
 
 
@@ -260,5 +268,5 @@ def derive(alpha: jax.Array, steps: int = STEPS) -> jax.Array:
 
 
 __all__ = ["DARTS_OPS", "DartsNASNetNetwork", "MixedDartsCell", "apply_op", "source_ops", "derive", "edges_from",
-           "DARTS_SPACE", "EVAL_OPS",
+           "DARTS_SPACE", "darts_space", "EVAL_OPS", "num_edges",
            "NUM_EDGES", "NUM_OPS", "SKIP", "NONE", "STEPS"]
