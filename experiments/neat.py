@@ -5,7 +5,8 @@
 Writes `results.json` (`solved`, `generations`, `best_fitness`, `evals_per_s`, the winner's `nodes`,
 `hidden_nodes`, `connections`, and its genome), `history.jsonl` (one line per generation), `metrics.jsonl` (one
 line per compiled chunk, written as it runs), `fitness.png`,
-`network.png`, `report.md`, and `checkpoints/`: a killed run restarted with the same workdir resumes and
+`network.png`, `winner.py` (the winner as plain Python, `jaxnas.spaces.neat_export`), `report.md`, and
+`checkpoints/`: a killed run restarted with the same workdir resumes and
 ends with the uninterrupted result.
 """
 
@@ -22,6 +23,7 @@ from experiments.configs import neat as neat_config
 from experiments.validation import Bounds, check_bounds, check_choices
 from jaxnas.common import distributed
 from jaxnas.common.errors import check
+from jaxnas.spaces.neat_export import draw_network, to_python
 
 # jax, matplotlib and the NEAT modules are imported where they are used: a refused setting exits before them.
 if TYPE_CHECKING:
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
 
     from jaxnas.common.report import Report
     from jaxnas.search.neat import NeatRunner
-    from jaxnas.spaces.neat import NeatSpace
 
 
 # BOUNDS (every numeric setting and its cap) lives beside the defaults in experiments/configs/neat.py.
@@ -77,62 +78,6 @@ def build(config: config_dict.ConfigDict) -> tuple[Any, Any]:
     space = problem.space(max_nodes, max_conns, config.activation)  # errors name max_nodes / max_conns
     neat = prefixed("neat", lambda: Neat(space, **config.neat.to_dict()))
     return problem, neat
-
-
-def draw_network(genome: dict[str, Any], space: NeatSpace, ax: plt.Axes, title: str = "") -> None:
-    """Nodes in columns by evaluation level (inputs left, outputs right); edges blue > 0, red < 0, width ~ |w|;
-    disabled genes dotted grey. Recurrent genomes: columns by distance from the inputs; connections that go
-    back (or stay in a column) curve, and a self-loop is a ring around its node."""
-    import matplotlib.pyplot as plt
-
-    nodes = {n["id"]: n for n in genome["nodes"]}
-    enabled = [c for c in genome["connections"] if c["enabled"]]
-    depth = {i: 0 for i in nodes}
-    if space.recurrent:  # shortest distance from an input; unreachable nodes in the first hidden column
-        depth = {i: (0 if i < space.num_inputs else 1) for i in nodes}
-        frontier, seen = list(range(space.num_inputs)), set(range(space.num_inputs))
-        while frontier:
-            nxt = [c["out"] for c in enabled if c["in"] in frontier and c["out"] not in seen]
-            for o in nxt:
-                depth[o] = max(depth[c] for c in frontier) + 1
-            seen.update(nxt)
-            frontier = sorted(set(nxt))
-    else:
-        for _ in range(len(nodes)):
-            for c in enabled:
-                depth[c["out"]] = max(depth[c["out"]], depth[c["in"]] + 1)
-    outputs = range(space.num_inputs, space.num_io)
-    last = max(depth.values()) + 1
-    for o in outputs:
-        depth[o] = last
-    for i in range(space.num_inputs):
-        depth[i] = 0
-    columns: dict[int, list[int]] = {}
-    for i in sorted(nodes):
-        columns.setdefault(depth[i], []).append(i)
-    pos = {i: (d, (k + 1) / (len(ids) + 1)) for d, ids in columns.items() for k, i in enumerate(ids)}
-    wmax = max([abs(c["weight"]) for c in genome["connections"]] + [1e-6])
-    for c in genome["connections"]:
-        (x0, y0), (x1, y1) = pos[c["in"]], pos[c["out"]]
-        color, lw = "tab:blue" if c["weight"] > 0 else "tab:red", 0.5 + 3 * abs(c["weight"]) / wmax
-        if c["enabled"] and c["in"] == c["out"]:
-            ax.add_patch(plt.Circle((x0 + 0.12, y0 + 0.05), 0.08, fill=False, color=color, lw=lw, alpha=0.8))
-        elif c["enabled"]:
-            back = x1 <= x0  # recurrent: drawn as an arc
-            ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "lw": lw, "color": color, "alpha": 0.8,
-                                                             "shrinkA": 8, "shrinkB": 8,
-                                                             "connectionstyle": f"arc3,rad={0.5 if back else 0.0}"})
-        else:
-            ax.plot([x0, x1], [y0, y1], ls=":", color="0.7", lw=0.8)
-    for i, (x, y) in pos.items():
-        kind = "input" if i < space.num_inputs else "output" if i < space.num_io else "hidden"
-        color = {"input": "0.85", "output": "tab:orange", "hidden": "white"}[kind]
-        ax.scatter([x], [y], s=300, c=color, edgecolors="k", zorder=3)
-        ax.text(x, y, str(i), ha="center", va="center", fontsize=7, zorder=4)
-    ax.set_xlim(-0.5, last + 0.5)
-    ax.set_ylim(0, 1)
-    ax.axis("off")
-    ax.set_title(title or "best genome (blue > 0, red < 0, width ~ |w|, dotted: disabled)", fontsize=9)
 
 
 def plot_history(hist: dict[str, np.ndarray], threshold: float) -> plt.Figure:
@@ -225,6 +170,9 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     if config.seeds > 1 and problem.stops_early:  # without a stopping rule every seed runs to the cap
         results["over_seeds"] = over_seeds(runner, config)
     write_json(os.path.join(workdir, "results.json"), results)
+    source = to_python(genome, space)
+    with open(os.path.join(workdir, "winner.py"), "w") as f:
+        f.write(source)
     own = report is None
     report = report or Report(workdir, "NEAT")
     report.heading(f"NEAT on {problem.name}: {problem.description}")
@@ -248,6 +196,10 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     draw_network(genome, space, ax)
     report.figure(fig, rel("network.png"), "The best genome's network." if problem.champion_test is None else
                   "The champion's network (the genome that passed the champion test, or the last one tested).")
+    lines = source.strip().splitlines()
+    shown = "\n".join(lines if len(lines) <= 40 else lines[:40] + ["    ..."])
+    report.text(f"The same network as plain Python (`{rel('winner.py')}`, needs only `math`):\n\n```python\n"
+                f"{shown}\n```")
     if own:
         report.write()
     return {k: v for k, v in results.items() if k not in ("winner", "settings")}

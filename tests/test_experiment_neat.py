@@ -31,6 +31,11 @@ def test_small_xor_run_writes_results_and_restarts(tmp_path):
     assert seeds["seeds"] == 2 and seeds["solved_at_generation"][0] == (-1 if single is None else single)
     for png in ("fitness.png", "network.png"):
         assert os.path.getsize(tmp_path / png) > 500
+    scope = {}  # the winner as plain Python computes the outputs the library reported (rounded to 4 places there)
+    exec(open(tmp_path / "winner.py").read(), scope)
+    exported = [scope["network"](a, b)[0] for a, b in ((0, 0), (0, 1), (1, 0), (1, 1))]
+    assert exported == pytest.approx(results["outputs"], abs=6e-5)
+    assert "def network(x0, x1):" in open(tmp_path / "report.md").read()
     lines = open(tmp_path / "history.jsonl").read().splitlines()
     assert len(lines) == results["generations"]
     again = neat.run(config, str(tmp_path))  # finished: restored, not rerun

@@ -13,6 +13,7 @@ def test_neat_notebook_runs(tmp_path, monkeypatch):
     assert "same output after the split: True" in outputs
     assert "new node ids: [2, 2, 2, 2] | innovations: [[1, 2], [1, 2], [1, 2], [1, 2]] | counters now: 3 3" in outputs
     assert "XOR outputs of the winner" in outputs and "of 2 seeds solved" in outputs
+    assert "def network(x0, x1):" in outputs and "exported network on the XOR inputs: [" in outputs
     assert "without velocities: {'solved'" in outputs
     for path in ("xor/results.json", "xor/network.png", "double_pole/results.json", "double_pole_nv/network.png"):
         assert (tmp_path / "work" / path).exists(), path

@@ -1,0 +1,125 @@
+"""A NEAT genome exported (`jaxnas.spaces.neat_export`): the source of a hand-made genome is what one would write,
+its values are hand-computed ones, and on random genomes (hidden chains, disabled and parallel genes, dead ends,
+recurrent loops) the exported Python equals the library's own decode + forward / step."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas.common.errors import ConfigError
+from jaxnas.spaces.neat import EMPTY, Genome, NeatSpace, to_host
+from jaxnas.spaces.neat_export import draw_network, to_function, to_python
+
+
+def make_genome(space: NeatSpace, hidden: list[int], biases: dict[int, float],
+                conns: list[tuple[int, int, float, bool]]) -> Genome:
+    """A padded genome from plain lists: nodes (inputs, outputs, `hidden` ids), connections (in, out, w, enabled)
+    numbered by innovation in the given order."""
+    ids = list(range(space.num_io)) + sorted(hidden)
+    node_id = np.full(space.max_nodes, EMPTY, np.int32)
+    node_id[:len(ids)] = ids
+    bias = np.zeros(space.max_nodes, np.float32)
+    bias[:len(ids)] = [biases.get(i, 0.0) for i in ids]
+    c = space.max_conns
+    cols = {"conn_in": np.full(c, EMPTY, np.int32), "conn_out": np.full(c, EMPTY, np.int32),
+            "conn_weight": np.zeros(c, np.float32), "conn_enabled": np.zeros(c, bool),
+            "conn_innov": np.full(c, EMPTY, np.int32)}
+    for k, (a, o, w, e) in enumerate(conns):
+        cols["conn_in"][k], cols["conn_out"][k], cols["conn_weight"][k], cols["conn_enabled"][k] = a, o, w, e
+        cols["conn_innov"][k] = k
+    return Genome(node_id=jnp.asarray(node_id), node_bias=jnp.asarray(bias),
+                  **{k: jnp.asarray(v) for k, v in cols.items()})
+
+
+def sig(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-4.9 * z))
+
+
+def test_a_hand_made_genome_reads_as_written_and_computes_the_hand_values():
+    space = NeatSpace(2, 1, max_nodes=6, max_conns=8)
+    # x0 -> h3 -> y0, x1 -> y0, a disabled x0 -> y0, and h4 fed by x1 that reaches no output
+    genome = make_genome(space, [3, 4], {2: -0.25, 3: 0.5, 4: 1.0},
+                         [(0, 2, 9.0, False), (1, 2, -1.5, True), (0, 3, 2.0, True), (3, 2, 0.75, True),
+                          (1, 4, 1.0, True)])
+    source = to_python(genome, space)
+    assert "    h3 = sigmoid(2.0 * x0 + 0.5)\n    y0 = sigmoid(-1.5 * x1 + 0.75 * h3 - 0.25)\n" in source
+    assert "h4" not in source and "9.0" not in source and "def network(x0, x1):" in source
+    f = to_function(genome, space)
+    for x0, x1 in ((0.0, 0.0), (1.0, 0.0), (0.3, -2.0)):
+        expected = sig(-1.5 * x1 + 0.75 * sig(2.0 * x0 + 0.5) - 0.25)
+        assert f(x0, x1) == pytest.approx((expected,), rel=1e-12)
+        assert float(space.apply(genome, jnp.array([[x0, x1]]))[0, 0]) == pytest.approx(expected, rel=1e-5)
+    assert to_python(to_host(genome), space) == source  # the JSON form of results.json exports the same
+
+
+def random_genome(rng: np.random.Generator, space: NeatSpace, num_hidden: int, num_conns: int) -> Genome:
+    """Hidden ids not in evaluation order, outputs that feed hidden nodes, parallel and disabled genes; feed-forward
+    spaces get edges along a random topological order, recurrent ones any edge (loops included)."""
+    hidden = list(rng.choice(np.arange(space.num_io, space.num_io + 3 * num_hidden), num_hidden, replace=False))
+    computed = list(range(space.num_inputs, space.num_io)) + hidden
+    order = list(range(space.num_inputs)) + list(rng.permutation(computed))
+    conns = []
+    for _ in range(num_conns):
+        if space.recurrent:
+            a, o = rng.choice(order), rng.choice(computed)
+        else:
+            j = rng.integers(space.num_inputs, len(order))
+            a, o = order[rng.integers(0, j)], order[j]
+        conns.append((int(a), int(o), float(rng.normal(0, 1.5)), bool(rng.random() < 0.8)))
+    conns.append(conns[0][:3] + (True,))  # a parallel gene
+    biases = {int(n): float(rng.normal()) for n in computed}
+    return make_genome(space, [int(h) for h in hidden], biases, conns)
+
+
+@pytest.mark.parametrize("activation,output_activation", [("sigmoid", None), ("tanh", "identity"), ("relu", "sigmoid")])
+def test_random_feed_forward_genomes_equal_the_library_forward(activation, output_activation):
+    space = NeatSpace(3, 2, max_nodes=16, max_conns=40, activation=activation, output_activation=output_activation)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 3)).astype(np.float32)
+    forward = jax.jit(space.apply)
+    for _ in range(12):
+        genome = random_genome(rng, space, num_hidden=int(rng.integers(0, 8)), num_conns=int(rng.integers(4, 30)))
+        f = to_function(genome, space)
+        ours = np.array([f(*row) for row in x.astype(float)])
+        np.testing.assert_allclose(ours, np.asarray(forward(genome, x)), rtol=2e-5, atol=2e-6)
+
+
+def test_random_recurrent_genomes_step_like_the_library():
+    space = NeatSpace(2, 1, max_nodes=12, max_conns=30, recurrent=True)
+    rng = np.random.default_rng(1)
+    step = jax.jit(space.step)
+    for _ in range(8):
+        genome = random_genome(rng, space, num_hidden=int(rng.integers(0, 6)), num_conns=int(rng.integers(3, 25)))
+        f, net = to_function(genome, space), space.decode(genome)
+        values, state = space.initial_values(1), {}
+        for _t in range(5):
+            x = rng.normal(size=(1, 2)).astype(np.float32)
+            values, out = step(net, values, jnp.asarray(x))
+            state, ours = f(tuple(float(v) for v in x[0]), state)
+            np.testing.assert_allclose(ours, np.asarray(out)[0], rtol=2e-5, atol=2e-6)
+
+
+def test_a_cycle_in_a_feed_forward_space_and_a_population_are_refused_by_name():
+    space = NeatSpace(1, 1, max_nodes=4, max_conns=4)
+    cyclic = make_genome(space, [2], {}, [(0, 2, 1.0, True), (2, 1, 1.0, True), (1, 2, 1.0, True)])
+    with pytest.raises(ConfigError, match="^genome: .*cycle"):
+        to_python(cyclic, space)
+    population = jax.tree.map(lambda a: jnp.stack([a, a]), cyclic)
+    with pytest.raises(ConfigError, match="^genome: expected one genome"):
+        to_python(population, space)
+
+
+def test_draw_network_labels_the_nodes_by_their_names():
+    import matplotlib.pyplot as plt
+
+    space = NeatSpace(2, 1, max_nodes=6, max_conns=8)
+    genome = make_genome(space, [3], {}, [(0, 3, 1.0, True), (3, 2, -1.0, True), (1, 2, 0.5, False)])
+    fig, ax = plt.subplots()
+    draw_network(genome, space, ax)
+    assert sorted(t.get_text() for t in ax.texts if t.get_text()) == ["h3", "x0", "x1", "y0"]
+    plt.close(fig)
