@@ -17,9 +17,9 @@ from jaxnas.spaces.neat_export import draw_network, to_function, to_python
 
 
 def make_genome(space: NeatSpace, hidden: list[int], biases: dict[int, float],
-                conns: list[tuple[int, int, float, bool]]) -> Genome:
+                conns: list[tuple[int, int, float, bool]], acts: dict[int, int] | None = None) -> Genome:
     """A padded genome from plain lists: nodes (inputs, outputs, `hidden` ids), connections (in, out, w, enabled)
-    numbered by innovation in the given order."""
+    numbered by innovation in the given order; `acts`: a CPPN's activation index per node (default 0)."""
     ids = list(range(space.num_io)) + sorted(hidden)
     node_id = np.full(space.max_nodes, EMPTY, np.int32)
     node_id[:len(ids)] = ids
@@ -32,7 +32,12 @@ def make_genome(space: NeatSpace, hidden: list[int], biases: dict[int, float],
     for k, (a, o, w, e) in enumerate(conns):
         cols["conn_in"][k], cols["conn_out"][k], cols["conn_weight"][k], cols["conn_enabled"][k] = a, o, w, e
         cols["conn_innov"][k] = k
-    return Genome(node_id=jnp.asarray(node_id), node_bias=jnp.asarray(bias),
+    node_act = None
+    if space.activations is not None:
+        node_act = np.zeros(space.max_nodes, np.int32)
+        node_act[:len(ids)] = [(acts or {}).get(i, 0) for i in ids]
+        node_act = jnp.asarray(node_act)
+    return Genome(node_id=jnp.asarray(node_id), node_bias=jnp.asarray(bias), node_act=node_act,
                   **{k: jnp.asarray(v) for k, v in cols.items()})
 
 
@@ -73,7 +78,8 @@ def random_genome(rng: np.random.Generator, space: NeatSpace, num_hidden: int, n
         conns.append((int(a), int(o), float(rng.normal(0, 1.5)), bool(rng.random() < 0.8)))
     conns.append(conns[0][:3] + (True,))  # a parallel gene
     biases = {int(n): float(rng.normal()) for n in computed}
-    return make_genome(space, [int(h) for h in hidden], biases, conns)
+    acts = {int(n): int(rng.integers(len(space.activations))) for n in computed} if space.activations else None
+    return make_genome(space, [int(h) for h in hidden], biases, conns, acts)
 
 
 @pytest.mark.parametrize("activation,output_activation", [("sigmoid", None), ("tanh", "identity"), ("relu", "sigmoid")])
@@ -87,6 +93,22 @@ def test_random_feed_forward_genomes_equal_the_library_forward(activation, outpu
         f = to_function(genome, space)
         ours = np.array([f(*row) for row in x.astype(float)])
         np.testing.assert_allclose(ours, np.asarray(forward(genome, x)), rtol=2e-5, atol=2e-6)
+
+
+def test_random_cppn_genomes_with_their_own_activations_equal_the_library_forward():
+    space = NeatSpace(4, 1, max_nodes=16, max_conns=40, activation="tanh",
+                      activations=("tanh", "sin", "gauss", "abs", "identity", "sigmoid"))
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 4)).astype(np.float32)
+    forward = jax.jit(space.apply)
+    for _ in range(12):
+        genome = random_genome(rng, space, num_hidden=int(rng.integers(1, 8)), num_conns=int(rng.integers(6, 30)))
+        f = to_function(genome, space)
+        ours = np.array([f(*row) for row in x.astype(float)])
+        np.testing.assert_allclose(ours, np.asarray(forward(genome, x)), rtol=2e-5, atol=2e-6)
+    one = make_genome(space, [5], {}, [(0, 5, 1.0, True), (5, 4, 1.0, True)], acts={5: 1, 4: 2})
+    assert "h5 = sin(1.0 * x0 + 0.0)" in to_python(one, space) and "y0 = gauss(1.0 * h5" in to_python(one, space)
+    assert to_function(one, space)(0.5, 0, 0, 0) == pytest.approx((math.exp(-math.sin(0.5) ** 2),))
 
 
 def test_random_recurrent_genomes_step_like_the_library():

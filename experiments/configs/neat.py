@@ -40,7 +40,7 @@ _NOT_SETTINGS = ("space", "batch_axis")
 
 _RATES = ("crossover_rate", "interspecies_rate", "disabled_gene_rate", "weight_mutate_rate", "weight_replace_rate",
           "bias_mutate_rate", "bias_replace_rate", "enable_mutate_rate", "node_add_rate", "conn_add_rate",
-          "node_delete_rate", "conn_delete_rate")
+          "node_delete_rate", "conn_delete_rate", "activation_mutate_rate")
 # Every numeric setting as (kind, low, high[, low excluded]), as the user types it. experiments.neat refuses a
 # value outside (NaN and infinity included) in one line naming the field, before any data is loaded or anything
 # compiled; the caps keep a typo from planning an unbounded run (generations, population, seeds, genome capacity,
@@ -79,7 +79,7 @@ def strategy_defaults() -> dict:
 def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
     # Caps (BOUNDS above) keep a typo from planning an unbounded run; the refusal names the field.
-    c.problem = "xor"  # xor | cartpole | double_pole | double_pole_nv | digits
+    c.problem = "xor"  # xor | cartpole | double_pole | double_pole_nv | digits | boxes (HyperNEAT)
     c.seed = 0  # 0 .. 2**31 - 1
     c.seeds = 1  # > 1: also run seeds seed .. seed+seeds-1 vmapped in one program and report the solve rate (<= 100)
     c.generations = 300  # at most (1 .. 100,000); a run stops at the first generation that reaches the threshold
@@ -106,6 +106,12 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         c.generations = 150
         c.chunk = 5
         c.neat.update(DPNV)
+    elif variant == "hyperneat":  # the boxes task with the authors' released settings (FindClusterExperiment.dat)
+        c.problem = "boxes"
+        c.generations = 300
+        c.neat.population_size = 300
+        c.neat.weight_mutate_power = 2.5
+        c.neat.bias_mutate_power = 2.5
     elif variant == "small":
         c.generations = 6
         c.chunk = 3
@@ -114,7 +120,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         c.max_conns = 12
         c.progress = False
     elif variant not in (None, ""):
-        raise ValueError(f"config variant: got {variant!r}; allowed: neat_python, dpnv, demo, small")
+        raise ValueError(f"config variant: got {variant!r}; allowed: neat_python, dpnv, hyperneat, demo, small")
     return c
 
 

@@ -18,6 +18,8 @@
   the probability given to the right class). It has no fitness threshold (runs use all their generations);
   `experiments.neat` counts it as solved at a training accuracy of `digits_target` (90%) and reports
   validation and test accuracy (`digits_accuracy`).
+* `boxes`: HyperNEAT's visual discrimination task (`jaxnas.problems.hyperneat`): the genome is a CPPN with
+  per-node activations whose outputs are the weights of an 11x11 -> 11x11 substrate.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class NeatProblem:
     details: Callable[[NeatSpace, Genome, dict[str, np.ndarray]], dict[str, Any]] | None = None
     # solved_when(details) -> bool: "solved" for a problem without a stopping rule (digits: a training accuracy)
     solved_when: Callable[[dict[str, Any]], bool] | None = None
+    activations: tuple[str, ...] | None = None  # a CPPN's per-node functions (HyperNEAT, `NeatSpace.activations`)
 
     @property
     def stops_early(self) -> bool:
@@ -67,7 +70,7 @@ class NeatProblem:
         """The genome shape for this problem with the given capacities."""
         return NeatSpace(self.num_inputs, self.num_outputs, max_nodes=max_nodes, max_conns=max_conns,
                          activation=activation, output_activation=self.output_activation,
-                         recurrent=self.recurrent)
+                         recurrent=self.recurrent, activations=self.activations)
 
     def evaluate(self, space: NeatSpace, genomes: Genome, batch_size: int | None = None) -> jax.Array:
         """(P,) fitness of a population; `batch_size` genomes at a time bounds the memory."""
@@ -233,9 +236,20 @@ def _digits(o: ProblemOptions) -> NeatProblem:
     return problem
 
 
+@NEAT_PROBLEMS.register("boxes")
+def _boxes(o: ProblemOptions) -> NeatProblem:
+    from jaxnas.problems import hyperneat as hn
+
+    return NeatProblem("boxes", 4, 1, 0.95 * hn.MAX_FITNESS, hn.boxes_fitness, output_activation="tanh",
+                       activations=hn.CPPN, details=lambda sp, g, h: hn.boxes_details(sp, g),
+                       description="HyperNEAT's visual discrimination: a CPPN draws the 121x121 weights of an 11x11 "
+                                   "substrate that must find the large of two boxes; solved at 95% of the best "
+                                   "fitness (2,260)")
+
+
 def make_problem(name: str, *, double_pole_steps: int = pb.DOUBLE_POLE_STEPS, seed: int = 0,
                  digits_target: float = 0.9) -> NeatProblem:
-    """The named problem of `NEAT_PROBLEMS` (`xor`, `cartpole`, `double_pole`, `double_pole_nv`, `digits`)."""
+    """The named problem of `NEAT_PROBLEMS` (`xor`, `cartpole`, `double_pole`, `double_pole_nv`, `digits`, `boxes`)."""
     return NEAT_PROBLEMS.get(name, field="problem")(ProblemOptions(double_pole_steps, seed, digits_target))
 
 

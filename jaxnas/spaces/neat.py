@@ -57,6 +57,9 @@ class Genome:
     conn_weight: jax.Array  # (C,) float32
     conn_enabled: jax.Array  # (C,) bool
     conn_innov: jax.Array  # (C,) int32, ascending, EMPTY-padded
+    # (N,) int32: each node's activation, an index into `NeatSpace.activations` (a CPPN's genes, HyperNEAT);
+    # None in a space with one activation for all nodes
+    node_act: jax.Array | None = None
 
     @property
     def node_valid(self) -> jax.Array:
@@ -75,6 +78,7 @@ class Network:
     bias: jax.Array  # (N,) float32
     level: jax.Array  # (N,) int32: evaluation level; -1 for inputs and empty slots
     num_levels: jax.Array  # () int32: 1 + the largest level
+    act: jax.Array | None = None  # (N,) int32 activation index per node (`NeatSpace.activations`), or None
 
 
 def sigmoid(x: jax.Array) -> jax.Array:
@@ -82,7 +86,14 @@ def sigmoid(x: jax.Array) -> jax.Array:
     return jax.nn.sigmoid(4.9 * x)
 
 
-ACTIVATIONS = {"sigmoid": sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x}
+def gauss(x: jax.Array) -> jax.Array:
+    """The Gaussian of CPPNs (Stanley 2007), exp(-x^2): symmetric, a bump at 0."""
+    return jnp.exp(-jnp.square(x))
+
+
+ACTIVATIONS = {"sigmoid": sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x,
+               # the CPPN functions of HyperNEAT (Stanley, D'Ambrosio & Gauci 2009): repetition, symmetry
+               "sin": jnp.sin, "gauss": gauss, "abs": jnp.abs}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +107,10 @@ class NeatSpace:
     activation: str = "sigmoid"  # hidden and output nodes
     output_activation: str | None = None  # None: same as `activation`
     recurrent: bool = False  # True: cycles allowed, networks run with `step`
+    # Per-node activation genes (a CPPN, HyperNEAT): the functions a node may have. The outputs start with
+    # `output_activation` (or `activation`), new hidden nodes draw one at random, `Neat.activation_mutate_rate`
+    # redraws them. None: every hidden node has `activation`, every output `output_activation`.
+    activations: tuple[str, ...] | None = None
 
     def __post_init__(self):
         for field in ("num_inputs", "num_outputs", "max_nodes", "max_conns"):
@@ -110,6 +125,14 @@ class NeatSpace:
             value = getattr(self, field)
             if value is not None:
                 check(value in ACTIVATIONS, field, f"got {value!r}; allowed: {', '.join(ACTIVATIONS)}")
+        if self.activations is not None:
+            acts = self.activations
+            check(isinstance(acts, tuple) and len(acts) > 0 and len(set(acts)) == len(acts)
+                  and all(a in ACTIVATIONS for a in acts), "activations",
+                  f"got {acts!r}; allowed: None or a tuple of distinct names among {', '.join(ACTIVATIONS)}")
+            start = self.output_activation or self.activation
+            check(start in acts, "output_activation", f"got {start!r}: the outputs' first activation must be one of "
+                  f"activations ({', '.join(acts)})")
 
     @property
     def num_io(self) -> int:
@@ -136,6 +159,8 @@ class NeatSpace:
             conn_weight=jnp.pad(jnp.asarray(weights, jnp.float32), (0, pad_c)),
             conn_enabled=jnp.asarray(np.pad(np.ones(k.size, bool), (0, pad_c))),
             conn_innov=jnp.asarray(np.pad(k, (0, pad_c), constant_values=EMPTY), jnp.int32),
+            node_act=None if self.activations is None else jnp.zeros(n, jnp.int32).at[self.num_inputs:io].set(
+                self.activations.index(self.output_activation or self.activation)),
         )
 
     @property
@@ -167,7 +192,8 @@ class NeatSpace:
         is_input = jnp.arange(n) < self.num_inputs
         if self.recurrent:  # no topological order: `step` updates every node at once
             level = jnp.where(is_input | ~genome.node_valid, -1, 0)
-            return Network(weights=weights, bias=genome.node_bias, level=level, num_levels=jnp.int32(1))
+            return Network(weights=weights, bias=genome.node_bias, level=level, num_levels=jnp.int32(1),
+                           act=genome.node_act)
 
         def relax(depth):  # elementwise over the (N, N) adjacency: XLA CPU runs this faster than a scatter-max
             return jnp.maximum(depth, jnp.max(jnp.where(adjacent, depth[:, None] + 1, 0), axis=0))
@@ -185,7 +211,8 @@ class NeatSpace:
         depth0 = jnp.where(is_input, 0, 1)
         depth, _, _ = jax.lax.while_loop(cond, body, (relax(depth0), depth0, jnp.int32(1)))
         level = jnp.where(is_input | ~genome.node_valid, -1, depth - 1)
-        return Network(weights=weights, bias=genome.node_bias, level=level, num_levels=jnp.max(level) + 1)
+        return Network(weights=weights, bias=genome.node_bias, level=level, num_levels=jnp.max(level) + 1,
+                       act=genome.node_act)
 
     def forward(self, net: Network, inputs: jax.Array, num_levels: jax.Array | None = None) -> jax.Array:
         """Outputs (B, O) of a decoded network for inputs (B, I).
@@ -201,7 +228,7 @@ class NeatSpace:
 
         def body(lvl, values):
             pre = values @ net.weights + net.bias  # (B, N)
-            return jnp.where(net.level == lvl, self._activate(pre), values)
+            return jnp.where(net.level == lvl, self._activate(pre, net.act), values)
 
         values = jax.lax.fori_loop(0, net.num_levels if num_levels is None else num_levels, body, values)
         return values[:, self.num_inputs:self.num_io]
@@ -217,12 +244,18 @@ class NeatSpace:
         steps as their depth to respond to an input)."""
         values = jnp.concatenate([inputs.astype(jnp.float32), values[:, self.num_inputs:]], axis=1)
         pre = values @ net.weights + net.bias  # (B, N)
-        new = jnp.where(net.level >= 0, self._activate(pre), 0.0)  # inputs, empty slots: 0
+        new = jnp.where(net.level >= 0, self._activate(pre, net.act), 0.0)  # inputs, empty slots: 0
         values = jnp.where(jnp.arange(self.max_nodes) < self.num_inputs, values, new)
         return values, values[:, self.num_inputs:self.num_io]
 
-    def _activate(self, pre: jax.Array) -> jax.Array:
-        """Activations (B, N) of every slot from its input sum: `output_activation` on outputs, else `activation`."""
+    def _activate(self, pre: jax.Array, act: jax.Array | None = None) -> jax.Array:
+        """Activations (B, N) of every slot from its input sum: each node's own function (`act`, a CPPN) or
+        `output_activation` on outputs and `activation` elsewhere."""
+        if self.activations is not None:
+            out = ACTIVATIONS[self.activations[0]](pre)
+            for k, name in enumerate(self.activations[1:], 1):
+                out = jnp.where(act == k, ACTIVATIONS[name](pre), out)
+            return out
         is_output = (jnp.arange(self.max_nodes) >= self.num_inputs) & (jnp.arange(self.max_nodes) < self.num_io)
         out_act = ACTIVATIONS[self.output_activation or self.activation]
         return jnp.where(is_output, out_act(pre), ACTIVATIONS[self.activation](pre))
@@ -235,7 +268,9 @@ class NeatSpace:
 def to_host(genome: Genome) -> dict[str, Any]:
     """One genome as plain Python lists (JSON-able): nodes and connection genes without the padding."""
     g = jax.tree.map(np.asarray, genome)
-    nodes = [{"id": int(i), "bias": float(b)} for i, b in zip(g.node_id, g.node_bias) if i != EMPTY]
+    acts = g.node_act if g.node_act is not None else [None] * len(g.node_id)
+    nodes = [{"id": int(i), "bias": float(b), **({} if a is None else {"activation": int(a)})}
+             for i, b, a in zip(g.node_id, g.node_bias, acts) if i != EMPTY]
     conns = [{"innovation": int(k), "in": int(a), "out": int(o), "weight": float(w), "enabled": bool(e)}
              for k, a, o, w, e in zip(g.conn_innov, g.conn_in, g.conn_out, g.conn_weight, g.conn_enabled)
              if k != EMPTY]

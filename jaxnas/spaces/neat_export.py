@@ -14,7 +14,7 @@ function computes what `space.apply` does up to float64 against float32 rounding
 returning the tuple of outputs; a recurrent one (`space.recurrent`) becomes `def network_step(inputs, state)`, one
 synchronous time step as `NeatSpace.step`: every non-input node from the previous step's activations (`state`, a
 dict from node name to value, missing names 0.0: a flushed network) and this step's inputs; it returns the new
-state and the outputs.
+state and the outputs. A CPPN (`space.activations`) writes each node with its own function (sin, gauss, ...).
 
 `to_function` compiles that source (the source is ours: no user text is executed); `draw_network` draws the genome
 with matplotlib (nodes in columns by evaluation level, edges coloured by sign and sized by weight).
@@ -36,6 +36,9 @@ _PY_ACTIVATIONS = {
     "tanh": "def tanh(z):\n    return math.tanh(z)\n",
     "relu": "def relu(z):\n    return max(z, 0.0)\n",
     "identity": "def identity(z):\n    return z\n",
+    "sin": "def sin(z):\n    return math.sin(z)\n",
+    "gauss": "def gauss(z):\n    return math.exp(-min(z * z, 700.0))\n",
+    "abs": "def abs(z):\n    return math.fabs(z)\n",
 }
 
 
@@ -99,8 +102,13 @@ def to_python(genome: Any, space: Any, name: str | None = None) -> str:
     nodes = {n["id"]: n["bias"] for n in g["nodes"]}
     conns = [c for c in g["connections"] if c["enabled"]]
     hidden_act, out_act = space.activation, space.output_activation or space.activation
-    act = lambda n: out_act if space.num_inputs <= n < space.num_io else hidden_act  # noqa: E731
-    header = "import math\n\n\n" + "\n".join(_PY_ACTIVATIONS[a] for a in dict.fromkeys((hidden_act, out_act)))
+    if space.activations is not None:  # a CPPN: each node's own function
+        own = {n["id"]: space.activations[n.get("activation", 0)] for n in g["nodes"]}
+        act = own.__getitem__
+    else:
+        act = lambda n: out_act if space.num_inputs <= n < space.num_io else hidden_act  # noqa: E731
+    used = dict.fromkeys(act(n) for n in sorted(nodes) if n >= space.num_inputs)
+    header = "import math\n\n\n" + "\n".join(_PY_ACTIVATIONS[a] for a in used)
     outputs = ", ".join(_name(o, space) for o in range(space.num_inputs, space.num_io))
     inputs = [_name(i, space) for i in range(space.num_inputs)]
     if not space.recurrent:

@@ -63,6 +63,11 @@ Deliberate deviations, each documented where it happens:
 * the interspecies partner is drawn from the top `survival_threshold` of the whole population (it may
   belong to the same species; the paper does not say how the partner is chosen);
 * biases are clamped with `weight_clamp`, as neat-python's XOR settings clamp both to [-30, 30].
+
+CPPNs (HyperNEAT; `NeatSpace.activations`): every non-input node also carries an activation gene, as in
+neat-python: new hidden nodes draw one at random, `activation_mutate_rate` redraws each node's at that rate (per
+node, after the bias), crossover takes a matching node's from either parent, and neat-python's distance counts a
+differing activation as 1 (the paper's Eq. 1 has no node term and ignores it).
 """
 
 from __future__ import annotations
@@ -130,6 +135,7 @@ class Neat(NeatSpeciation, NeatReproduction):
     bias_mutate_power: float = 0.5
     bias_init_std: float = 1.0
     enable_mutate_rate: float = 0.0
+    activation_mutate_rate: float = 0.0  # a CPPN (`NeatSpace.activations`): each node's function redrawn at this rate
     node_add_rate: float = 0.03
     conn_add_rate: float = 0.05
     structure_first: bool = False  # True (neat-python): add node / connection, deletions, then weights and biases
@@ -166,8 +172,12 @@ class Neat(NeatSpeciation, NeatReproduction):
               f"got {self.survival_threshold}; allowed: in (0, 1]")
         for field in ("crossover_rate", "interspecies_rate", "disabled_gene_rate", "weight_mutate_rate",
                       "weight_replace_rate", "bias_mutate_rate", "bias_replace_rate", "enable_mutate_rate",
-                      "node_add_rate", "conn_add_rate", "node_delete_rate", "conn_delete_rate"):
+                      "node_add_rate", "conn_add_rate", "node_delete_rate", "conn_delete_rate",
+                      "activation_mutate_rate"):
             check_range(field, getattr(self, field), 0.0, 1.0)
+        check(not self.activation_mutate_rate or self.space.activations is not None, "activation_mutate_rate",
+              f"got {self.activation_mutate_rate}; a space without per-node activations (NeatSpace.activations) "
+              "has none to mutate; allowed: 0")
 
     # --- ask / tell ---
 

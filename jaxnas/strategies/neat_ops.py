@@ -47,7 +47,8 @@ def compatibility_neat_python(g: Genome, h: Genome, c_disjoint: float, c_weight:
 
     Connections: (c_weight * sum over matching genes of (|dw| + [enable bits differ]) + c_disjoint * unmatched)
     / the larger connection count. Nodes (outputs and hidden): (c_weight * sum of |d bias| over matching
-    nodes + c_disjoint * unmatched) / the larger node count. Genes match by innovation number here (by
+    nodes, plus 1 per matching node whose activation differs in a CPPN, + c_disjoint * unmatched) / the larger
+    node count. Genes match by innovation number here (by
     (in, out) key there; the two agree unless the same pair was added twice in different generations).
     """
     idx, match = align(g, h)
@@ -62,7 +63,10 @@ def compatibility_neat_python(g: Genome, h: Genome, c_disjoint: float, c_weight:
     nidx = jnp.minimum(jnp.searchsorted(h.node_id, g.node_id, method="compare_all"), n - 1)
     nmatch = g_nodes & (h.node_id[nidx] == g.node_id)
     kg, kh, km = jnp.sum(g_nodes), jnp.sum(h_nodes), jnp.sum(nmatch)
-    node = (c_weight * jnp.sum(jnp.where(nmatch, jnp.abs(g.node_bias - h.node_bias[nidx]), 0.0))
+    node_diff = jnp.abs(g.node_bias - h.node_bias[nidx])
+    if g.node_act is not None:  # a CPPN: a different activation adds 1 (neat-python's DefaultNodeGene.distance)
+        node_diff = node_diff + (g.node_act != h.node_act[nidx])
+    node = (c_weight * jnp.sum(jnp.where(nmatch, node_diff, 0.0))
             + c_disjoint * (kg + kh - 2 * km)) / jnp.maximum(jnp.maximum(kg, kh), 1)
     return conn + node
 
@@ -77,23 +81,26 @@ def crossover(key: jax.Array, fitter: Genome, other: Genome, disabled_rate: floa
     child's gene is therefore disabled with probability 0.75 + 0.25 / 2 = 0.875, with both disabled always.
     Disjoint and excess genes are copied from the fitter parent with their enable bit: a disabled one is
     never re-enabled by crossover. Node genes follow the fitter parent; a bias present in both parents comes
-    from either at random.
+    from either at random, and so, independently, does a CPPN node's activation.
     """
-    return crossover_with(crossover_draws(key, (), fitter.conn_innov.shape[-1], fitter.node_id.shape[-1]),
-                          fitter, other, disabled_rate)
+    return crossover_with(crossover_draws(key, (), fitter.conn_innov.shape[-1], fitter.node_id.shape[-1],
+                                          fitter.node_act is not None), fitter, other, disabled_rate)
 
 
-def crossover_draws(key: jax.Array, lead: tuple[int, ...], c: int, n: int) -> tuple[jax.Array, ...]:
+def crossover_draws(key: jax.Array, lead: tuple[int, ...], c: int, n: int, acts: bool = False
+                    ) -> tuple[jax.Array, ...]:
     """The uniforms one crossover consumes, for `lead` crossovers at once (drawn population-wide: on CPU one
-    large draw is several times cheaper than many small ones from split keys)."""
+    large draw is several times cheaper than many small ones from split keys); `acts`: one more per node for the
+    activation genes of a CPPN."""
     k1, k2, k3 = jax.random.split(key, 3)
-    return (jax.random.uniform(k1, lead + (c,)), jax.random.uniform(k2, lead + (c,)),
-            jax.random.uniform(k3, lead + (n,)))
+    draws = (jax.random.uniform(k1, lead + (c,)), jax.random.uniform(k2, lead + (c,)),
+             jax.random.uniform(k3, lead + (n,)))
+    return draws + (jax.random.uniform(jax.random.fold_in(key, 4), lead + (n,)),) if acts else draws
 
 
 def crossover_with(draws: tuple[jax.Array, ...], fitter: Genome, other: Genome, disabled_rate: float) -> Genome:
     """`crossover` with its random numbers given (see `crossover_draws`)."""
-    u_parent, u_enable, u_bias = draws
+    u_parent, u_enable, u_bias = draws[:3]
     idx, match = align(fitter, other)
     take_other = match & (u_parent < 0.5)
     weight = jnp.where(take_other, other.conn_weight[idx], fitter.conn_weight)
@@ -104,7 +111,10 @@ def crossover_with(draws: tuple[jax.Array, ...], fitter: Genome, other: Genome, 
     nidx = jnp.minimum(jnp.searchsorted(other.node_id, fitter.node_id, method="compare_all"), n - 1)
     nmatch = fitter.node_valid & (other.node_id[nidx] == fitter.node_id)
     bias = jnp.where(nmatch & (u_bias < 0.5), other.node_bias[nidx], fitter.node_bias)
-    return fitter.replace(conn_weight=weight, conn_enabled=enabled, node_bias=bias)
+    child = fitter.replace(conn_weight=weight, conn_enabled=enabled, node_bias=bias)
+    if fitter.node_act is not None:
+        child = child.replace(node_act=jnp.where(nmatch & (draws[3] < 0.5), other.node_act[nidx], fitter.node_act))
+    return child
 
 
 def perturb(values: jax.Array, mask: jax.Array, u_on: jax.Array, u: jax.Array, z: jax.Array, rate: float,
@@ -156,7 +166,8 @@ def compact(g: Genome) -> Genome:
     keep_c = jnp.arange(cs.shape[0]) < n_conns
     return Genome(node_id=jnp.where(keep_n, g.node_id[ns], EMPTY), node_bias=g.node_bias[ns],
                   conn_in=g.conn_in[cs], conn_out=g.conn_out[cs], conn_weight=g.conn_weight[cs],
-                  conn_enabled=g.conn_enabled[cs] & keep_c, conn_innov=jnp.where(keep_c, g.conn_innov[cs], EMPTY))
+                  conn_enabled=g.conn_enabled[cs] & keep_c, conn_innov=jnp.where(keep_c, g.conn_innov[cs], EMPTY),
+                  node_act=None if g.node_act is None else g.node_act[ns])
 
 
 def delete_node(u: jax.Array, g: Genome, space: NeatSpace) -> Genome:
@@ -261,12 +272,14 @@ def group_ids(keys: tuple[jax.Array, ...], valid: jax.Array) -> tuple[jax.Array,
 
 
 def assign_innovations(g: Genome, proposal: tuple[jax.Array, ...], next_node: jax.Array,
-                       next_innov: jax.Array) -> tuple[Genome, jax.Array, jax.Array]:
+                       next_innov: jax.Array, new_act: jax.Array | None = None) -> tuple[Genome, jax.Array, jax.Array]:
     """Gives the population's structural mutations their node ids and innovation numbers.
 
     Within one generation, the same mutation gets the same numbers everywhere (paper Sec. 3.2): splits of
     the same connection gene share the new node id and both new innovations; additions of the same a->b
-    share one innovation. Returns the population and the advanced counters.
+    share one innovation. A CPPN's new node gets its genome's `new_act` (P,) activation (a random one: each
+    genome draws its own, as neat-python's `activation_default = random` does). Returns the population and the
+    advanced counters.
     """
     split_innov, split_in, split_out, add_a, add_b, node_slot, c_in, c_out, c_new = proposal  # each (P,)
     do_node, do_conn = split_innov != EMPTY, add_a != EMPTY
@@ -292,6 +305,8 @@ def assign_innovations(g: Genome, proposal: tuple[jax.Array, ...], next_node: ja
         conn_innov=put(put(put(g.conn_innov, c_in, innov_in, do_node), c_out, innov_out, do_node),
                        c_new, innov_add, do_conn),
     )
+    if g.node_act is not None:
+        g = g.replace(node_act=put(g.node_act, node_slot, new_act, do_node))
     # New ids exceed every existing one and fill the first free slots in increasing order: still sorted.
     return g, next_node + n_new_nodes, next_innov + 2 * n_new_nodes + n_new_conns
 
@@ -305,7 +320,7 @@ def prefix(g: Genome, conns: int, nodes: int) -> Genome:
     cut_c, cut_n = lambda x: x[..., :conns], lambda x: x[..., :nodes]  # noqa: E731
     return Genome(node_id=cut_n(g.node_id), node_bias=cut_n(g.node_bias), conn_in=cut_c(g.conn_in),
                   conn_out=cut_c(g.conn_out), conn_weight=cut_c(g.conn_weight), conn_enabled=cut_c(g.conn_enabled),
-                  conn_innov=cut_c(g.conn_innov))
+                  conn_innov=cut_c(g.conn_innov), node_act=None if g.node_act is None else cut_n(g.node_act))
 
 
 def tree_select(on: jax.Array, a: Genome, b: Genome) -> Genome:

@@ -140,14 +140,15 @@ class NeatReproduction:
         g1 = jax.tree.map(lambda x: x[fitter], state.genomes)
         g2 = jax.tree.map(lambda x: x[weaker], state.genomes)
         sp = self.space
-        draws = ops.crossover_draws(k_cross, (p,), sp.max_conns, sp.max_nodes)
+        draws = ops.crossover_draws(k_cross, (p,), sp.max_conns, sp.max_nodes, sp.activations is not None)
         crossed = jax.vmap(ops.crossover_with, in_axes=(0, 0, 0, None))(draws, g1, g2, self.disabled_gene_rate)
         children = ops.tree_select(do_cross, crossed, g1)
         draws = self.mutation_draws(k_mut, p)
         children, proposal = jax.vmap(self._mutate)(draws, children)
         no_new = lambda x: jnp.where(is_elite, EMPTY, x)  # noqa: E731  (elites are copied: they propose nothing)
         proposal = (no_new(proposal[0]), *proposal[1:3], no_new(proposal[3]), no_new(proposal[4]), *proposal[5:])
-        children, next_node, next_innov = ops.assign_innovations(children, proposal, state.next_node, state.next_innov)
+        children, next_node, next_innov = ops.assign_innovations(children, proposal, state.next_node, state.next_innov,
+                                                                 draws.get("new_act"))
         if self.structure_first:  # neat-python: deletions, then weights and biases of every gene, new ones too
             children = jax.vmap(lambda r, g: self._attributes(r, self._deletions(r, g)))(draws, children)
         children = ops.tree_select(is_elite, g1, children)  # elites are copied unchanged
@@ -176,6 +177,12 @@ class NeatReproduction:
         if self.weight_perturbation == "uniform":  # the steps; Gaussian steps reuse z_w / z_b
             draws["s_w"] = jax.random.uniform(k[7], (p, sp.max_conns), minval=-1.0, maxval=1.0)
             draws["s_b"] = jax.random.uniform(k[8], (p, sp.max_nodes), minval=-1.0, maxval=1.0)
+        if sp.activations is not None:  # a CPPN: new nodes' functions, and the redraws
+            ka = jax.random.split(jax.random.fold_in(key, 9), 3)
+            n_acts = len(sp.activations)
+            draws["new_act"] = jax.random.randint(ka[0], (p,), 0, n_acts)
+            draws["u_a"] = jax.random.uniform(ka[1], (p, sp.max_nodes))
+            draws["k_a"] = jax.random.randint(ka[2], (p, sp.max_nodes), 0, n_acts)
         return draws
 
     def _mutate(self, r: dict[str, jax.Array], g: Genome) -> tuple[Genome, tuple[jax.Array, ...]]:
@@ -201,6 +208,9 @@ class NeatReproduction:
                            self.bias_replace_rate, self.bias_mutate_power, self.bias_init_std, self.weight_clamp,
                            self.per_gene_mutation, r.get("s_b"))
         g = g.replace(conn_weight=weight, node_bias=bias)
+        if self.activation_mutate_rate:  # neat-python: each node's activation redrawn (perhaps the same) at the rate
+            g = g.replace(node_act=jnp.where(hidden_or_out & (r["u_a"] < self.activation_mutate_rate), r["k_a"],
+                                             g.node_act))
         if self.enable_mutate_rate:
             g = g.replace(conn_enabled=g.conn_enabled ^ (g.conn_valid & (r["u_e"] < self.enable_mutate_rate)))
         return g
