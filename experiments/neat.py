@@ -196,6 +196,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     draw_network(genome, space, ax)
     report.figure(fig, rel("network.png"), "The best genome's network." if problem.champion_test is None else
                   "The champion's network (the genome that passed the champion test, or the last one tested).")
+    for fig, name, caption in problem.pictures(space, best) if problem.pictures is not None else ():
+        report.figure(fig, rel(name), caption)
     lines = source.strip().splitlines()
     shown = "\n".join(lines if len(lines) <= 40 else lines[:40] + ["    ..."])
     report.text(f"The same network as plain Python (`{rel('winner.py')}`, needs only `math`):\n\n```python\n"

@@ -74,9 +74,10 @@ def test_every_problem_is_in_the_registry_with_its_own_rules():
     """The entry point holds no per-problem code: each problem says how it is solved and what to report."""
     from jaxnas.problems.neat_tasks import NEAT_PROBLEMS, make_problem
 
-    assert list(NEAT_PROBLEMS) == ["xor", "cartpole", "double_pole", "double_pole_nv", "digits"]
+    assert list(NEAT_PROBLEMS) == ["xor", "cartpole", "double_pole", "double_pole_nv", "digits", "boxes"]
     stops = {name: make_problem(name).stops_early for name in NEAT_PROBLEMS}
-    assert stops == {"xor": True, "cartpole": True, "double_pole": True, "double_pole_nv": True, "digits": False}
+    assert stops == {"xor": True, "cartpole": True, "double_pole": True, "double_pole_nv": True, "digits": False,
+                     "boxes": True}
     digits = make_problem("digits", digits_target=0.5)
     assert digits.solved_when({"train_accuracy": 0.5}) and not digits.solved_when({"train_accuracy": 0.49})
     with pytest.raises(ConfigError, match=r"^problem: unknown problem 'sudoku'; allowed: xor, cartpole"):

@@ -134,3 +134,37 @@ def test_substrate_answers_equal_a_plain_reference_from_the_exported_cppn():
     fitness = float(make_problem("boxes").fitness(CPPN_SPACE, g))
     assert fitness == pytest.approx(10 + sum(max(0.0, 30 - r * r) for r in ref), rel=1e-5)
     del rng
+
+
+def test_weight_tiles_put_each_input_nodes_outgoing_weights_in_its_own_tile():
+    from jaxnas.problems.hyperneat_pictures import weight_tiles
+
+    r = 3
+    w = np.arange(r**4, dtype=float).reshape(r * r, r * r)  # w[i, o], i = y * r + x
+    tiles = weight_tiles(w, r)
+    for iy in range(r):
+        for ix in range(r):
+            np.testing.assert_array_equal(tiles[iy * r:(iy + 1) * r, ix * r:(ix + 1) * r],
+                                          w[iy * r + ix].reshape(r, r))
+
+
+def test_a_tiny_boxes_run_through_the_entry_point_reports_the_substrate(tmp_path):
+    import json
+    import os
+
+    from experiments import neat as entry
+    from experiments.configs import neat as neat_config
+
+    c = neat_config.get_config("hyperneat")
+    c.generations, c.chunk, c.progress, c.neat.population_size, c.max_nodes, c.max_conns = 2, 2, False, 12, 8, 12
+    entry.run(c, str(tmp_path))
+    res = json.load(open(tmp_path / "results.json"))
+    assert res["problem"] == "boxes" and res["generations"] == 2 and res["settings"]["neat"]["weight_mutate_power"] == 2.5
+    apart = sum(1 for lx in range(1, 10) for ly in range(1, 10) for sx in range(11) for sy in range(11)
+                if max(abs(sx - lx), abs(sy - ly)) > 2)  # the small box neither on nor beside the large one
+    assert 0 <= res["trials_exact"] <= 75 and res["all_placements"] == apart
+    assert res["trials_mean_distance"] >= 0 and res["trials_33x33_mean_distance_cells"] >= 0
+    assert all("activation" in n for n in res["winner"]["nodes"])
+    for name in ("substrate_weights.png", "boxes_trials.png", "network.png", "winner.py"):
+        assert os.path.getsize(tmp_path / name) > 100, name
+    assert "sin(" in open(tmp_path / "winner.py").read() or "tanh(" in open(tmp_path / "winner.py").read()

@@ -60,6 +60,8 @@ class NeatProblem:
     # solved_when(details) -> bool: "solved" for a problem without a stopping rule (digits: a training accuracy)
     solved_when: Callable[[dict[str, Any]], bool] | None = None
     activations: tuple[str, ...] | None = None  # a CPPN's per-node functions (HyperNEAT, `NeatSpace.activations`)
+    # pictures(space, winner) -> [(matplotlib figure, file name, caption)]: what the report adds for this problem
+    pictures: Callable[[NeatSpace, Genome], list[tuple[Any, str, str]]] | None = None
 
     @property
     def stops_early(self) -> bool:
@@ -236,12 +238,18 @@ def _digits(o: ProblemOptions) -> NeatProblem:
     return problem
 
 
+def _boxes_pictures(space: NeatSpace, genome: Genome) -> list[tuple[Any, str, str]]:
+    from jaxnas.problems.hyperneat_pictures import pictures  # matplotlib only when a report is drawn
+
+    return pictures(space, genome)
+
+
 @NEAT_PROBLEMS.register("boxes")
 def _boxes(o: ProblemOptions) -> NeatProblem:
     from jaxnas.problems import hyperneat as hn
 
     return NeatProblem("boxes", 4, 1, 0.95 * hn.MAX_FITNESS, hn.boxes_fitness, output_activation="tanh",
-                       activations=hn.CPPN, details=lambda sp, g, h: hn.boxes_details(sp, g),
+                       activations=hn.CPPN, details=lambda sp, g, h: hn.boxes_details(sp, g), pictures=_boxes_pictures,
                        description="HyperNEAT's visual discrimination: a CPPN draws the 121x121 weights of an 11x11 "
                                    "substrate that must find the large of two boxes; solved at 95% of the best "
                                    "fitness (2,260)")

@@ -190,7 +190,10 @@ def draw_network(genome: Any, space: Any, ax: Any, title: str = "") -> None:
         kind = "input" if i < space.num_inputs else "output" if i < space.num_io else "hidden"
         color = {"input": "0.85", "output": "tab:orange", "hidden": "white"}[kind]
         ax.scatter([x], [y], s=300, c=color, edgecolors="k", zorder=3)
-        ax.text(x, y, _name(i, space), ha="center", va="center", fontsize=7, zorder=4)
+        label = _name(i, space)
+        if space.activations is not None and i >= space.num_inputs:  # a CPPN: each node's function under its name
+            label += "\n" + space.activations[nodes[i].get("activation", 0)]
+        ax.text(x, y, label, ha="center", va="center", fontsize=6 if "\n" in label else 7, zorder=4)
     ax.set_xlim(-0.5, last + 0.5)
     ax.set_ylim(0, 1)
     ax.axis("off")
