@@ -6,10 +6,12 @@ Command:
   python -m experiments.neat --config experiments/configs/neat.py --config.problem=double_pole --workdir runs/neat_dp
   python -m experiments.neat --config experiments/configs/neat.py:neat_python --workdir runs/neat_xor_np
   python -m experiments.neat --config experiments/configs/neat.py:dpnv --workdir runs/neat_dpnv
+  python -m experiments.neat --config experiments/configs/neat.py:hyperneat --workdir runs/hyperneat_boxes
 Variants: `:neat_python` (neat-python's XOR example settings, as in benchmarks/neat_vs_neat_python.py),
 `:dpnv` (the double pole without velocities with the paper's settings for it: population 1,000, c3 = 3.0,
-delta_t = 4.0, add-connection 0.3; recurrent networks), `:demo` (`make demo`: XOR, the double pole, and the
-double pole without velocities, about two minutes), `:small` (tests).
+delta_t = 4.0, add-connection 0.3; recurrent networks), `:hyperneat` (HyperNEAT on the boxes task with the
+authors' released settings: population 300, 300 generations, mutation power 2.5), `:demo` (`make demo`: XOR, the
+double pole, the double pole without velocities, and a short HyperNEAT run, about three minutes), `:small` (tests).
 
 Defaults are the paper's (`jaxnas.strategies.neat`): population 150, delta_t 3.0, c1 = c2 = 1, c3 = 0.4,
 add-node 0.03, add-connection 0.05, and so on; any of them can be changed with `--config.neat.<name>=...`.
@@ -85,7 +87,8 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.generations = 300  # at most (1 .. 100,000); a run stops at the first generation that reaches the threshold
     c.max_nodes = 0  # 0: inputs + outputs + 16; else at least inputs + outputs, at most 1,024
     c.max_conns = 0  # 0: inputs * outputs + 48; else at least inputs * outputs, at most 16,384
-    c.activation = "sigmoid"  # sigmoid | tanh | relu | identity
+    # sigmoid | tanh | relu | identity | sin | gauss | abs (in a CPPN problem, new nodes draw their own)
+    c.activation = "sigmoid"
     c.chunk = 10  # generations per compiled call (1 .. 1,000); checkpoints between calls
     c.eval_batch = 0  # genomes evaluated at once per device (0: all of them; at most neat.population_size)
     c.devices = 1  # devices the evaluation is sharded over (0: all local devices; at most those there are; must

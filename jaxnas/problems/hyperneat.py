@@ -44,7 +44,8 @@ MAX_FITNESS = 10.0 + 75 * 30.0
 
 def grid(resolution: int) -> np.ndarray:
     """(resolution^2, 2) coordinates (x, y) in [-1, 1] of a square sheet, row-major (y the row)."""
-    check(isinstance(resolution, int) and resolution >= 2, "resolution", f"got {resolution!r}; allowed: an integer >= 2")
+    check(isinstance(resolution, int) and resolution >= 2, "resolution",
+          f"got {resolution!r}; allowed: an integer >= 2")
     c = np.linspace(-1.0, 1.0, resolution, dtype=np.float32)
     y, x = np.meshgrid(c, c, indexing="ij")
     return np.stack([x.ravel(), y.ravel()], -1)

@@ -79,7 +79,8 @@ def plot_trials(space: Any, genome: Any, count: int = 4) -> plt.Figure:
 def pictures(space: Any, genome: Any) -> list[tuple[Any, str, str]]:
     """(figure, file name, caption) of each picture the NEAT report adds for the boxes task."""
     return [(plot_substrate(space, genome), "substrate_weights.png",
-             "The winner's substrate: weights from each input node (tile) to the output sheet, as its CPPN draws them."),
+             "The winner's substrate: weights from each input node (tile) to the output sheet, as its CPPN draws "
+             "them."),
             (plot_trials(space, genome), "boxes_trials.png",
              "The winner on example trials at the evolved 11x11 and, queried again without evolution, at 33x33.")]
 

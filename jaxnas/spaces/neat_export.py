@@ -10,8 +10,8 @@ sum of its enabled in-connections plus its bias through the node's activation, e
 Inputs are `x0..x{I-1}`, outputs `y0..y{O-1}`, hidden nodes `h{id}` (their gene ids). Disabled genes, and hidden
 nodes that reach no output, are left out; parallel genes between the same two nodes are written as separate terms
 (the decoded network sums them). Numbers are printed as the shortest decimals that round to the same float32, so the
-function computes what `space.apply` does up to float64 against float32 rounding. A feed-forward genome becomes `def network(x0, ...)`
-returning the tuple of outputs; a recurrent one (`space.recurrent`) becomes `def network_step(inputs, state)`, one
+function computes what `space.apply` does up to float64 against float32 rounding. A feed-forward genome becomes
+`def network(x0, ...)` returning the tuple of outputs; a recurrent one (`space.recurrent`) becomes `def network_step(inputs, state)`, one
 synchronous time step as `NeatSpace.step`: every non-input node from the previous step's activations (`state`, a
 dict from node name to value, missing names 0.0: a flushed network) and this step's inputs; it returns the new
 state and the outputs. A CPPN (`space.activations`) writes each node with its own function (sin, gauss, ...).
