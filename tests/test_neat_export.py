@@ -85,11 +85,16 @@ def random_genome(rng: np.random.Generator, space: NeatSpace, num_hidden: int, n
 @pytest.mark.parametrize("activation,output_activation", [("sigmoid", None), ("tanh", "identity"), ("relu", "sigmoid")])
 def test_random_feed_forward_genomes_equal_the_library_forward(activation, output_activation):
     space = NeatSpace(3, 2, max_nodes=16, max_conns=40, activation=activation, output_activation=output_activation)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(6, 3)).astype(np.float32)
+    check_random_feed_forward(space, np.random.default_rng(0), hidden=(0, 8), conns=(4, 30))
+
+
+def check_random_feed_forward(space: NeatSpace, rng: np.random.Generator, hidden: tuple[int, int],
+                              conns: tuple[int, int], genomes: int = 12) -> None:
+    """Random genomes exported and run in Python equal the library's jitted forward on random inputs."""
+    x = rng.normal(size=(6, space.num_inputs)).astype(np.float32)
     forward = jax.jit(space.apply)
-    for _ in range(12):
-        genome = random_genome(rng, space, num_hidden=int(rng.integers(0, 8)), num_conns=int(rng.integers(4, 30)))
+    for _ in range(genomes):
+        genome = random_genome(rng, space, num_hidden=int(rng.integers(*hidden)), num_conns=int(rng.integers(*conns)))
         f = to_function(genome, space)
         ours = np.array([f(*row) for row in x.astype(float)])
         np.testing.assert_allclose(ours, np.asarray(forward(genome, x)), rtol=2e-5, atol=2e-6)
@@ -98,14 +103,7 @@ def test_random_feed_forward_genomes_equal_the_library_forward(activation, outpu
 def test_random_cppn_genomes_with_their_own_activations_equal_the_library_forward():
     space = NeatSpace(4, 1, max_nodes=16, max_conns=40, activation="tanh",
                       activations=("tanh", "sin", "gauss", "abs", "identity", "sigmoid"))
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(6, 4)).astype(np.float32)
-    forward = jax.jit(space.apply)
-    for _ in range(12):
-        genome = random_genome(rng, space, num_hidden=int(rng.integers(1, 8)), num_conns=int(rng.integers(6, 30)))
-        f = to_function(genome, space)
-        ours = np.array([f(*row) for row in x.astype(float)])
-        np.testing.assert_allclose(ours, np.asarray(forward(genome, x)), rtol=2e-5, atol=2e-6)
+    check_random_feed_forward(space, np.random.default_rng(2), hidden=(1, 8), conns=(6, 30))
     one = make_genome(space, [5], {}, [(0, 5, 1.0, True), (5, 4, 1.0, True)], acts={5: 1, 4: 2})
     assert "h5 = sin(1.0 * x0 + 0.0)" in to_python(one, space) and "y0 = gauss(1.0 * h5" in to_python(one, space)
     assert to_function(one, space)(0.5, 0, 0, 0) == pytest.approx((math.exp(-math.sin(0.5) ** 2),))
