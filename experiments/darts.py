@@ -122,7 +122,7 @@ def final_epochs(config: config_dict.ConfigDict, eigenvalues: np.ndarray) -> lis
     return [early_stop_epoch(ev, es.window, es.factor, es.delta, es.start_epoch) for ev in eigenvalues]
 
 
-def space_view(name: str, steps: int = 4) -> dict[str, Any]:
+def space_view(name: str, steps: int = 4) -> dict[str, Any]:  # 4: DARTS's (DEFAULT_STEPS)
     """What the experiment needs of a space's derived architectures: the space they belong to (printing, the
     from-scratch network), which positions hold ops, the op names, which ops have no parameters, and the unit
     the op positions are counted in."""

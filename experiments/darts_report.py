@@ -23,16 +23,18 @@ METHOD_NAMES = {"darts": "DARTS (first order)", "darts2": "DARTS (second order)"
                 "gdas": "GDAS", "rdarts_es": "RobustDARTS early stopping (DARTS-ES)", "beta": "beta-DARTS"}
 
 
-def alpha_panels(space: str, probs: np.ndarray) -> tuple[np.ndarray, list[str], tuple[str, ...]]:
+def alpha_panels(space: str, probs: np.ndarray, steps: int = 4) -> tuple[np.ndarray, list[str], tuple[str, ...]]:
     """probs (S, E, *alpha_shape) -> (S, E, panels, ops), the panels' titles and the op names: NAS-Bench-201 one
-    panel per edge; DARTS's cell one per (cell type, node), the mean of the node's incoming edges."""
+    panel per edge; DARTS's cell (`steps` intermediate nodes) one per (cell type, node), the mean of the node's
+    incoming edges."""
     if space == "nb201":
         from jaxnas.spaces import nb201
 
         return probs, [f"edge {a} \u2192 {b}" for a, b in nb201.EDGES], nb201.OPS
     from jaxnas.models.darts_cell import DARTS_OPS, num_edges
 
-    steps = next(i for i in range(1, 64) if num_edges(i) >= probs.shape[3])  # edges -> intermediate nodes
+    if probs.shape[3] != num_edges(steps):
+        raise ValueError(f"probs: {probs.shape[3]} edges per cell; a cell of {steps} nodes has {num_edges(steps)}")
     panels, titles = [], []
     for c, cell in enumerate(("normal", "reduction")):
         for i in range(steps):
@@ -162,7 +164,7 @@ def write_report(config: config_dict.ConfigDict, results: dict[str, Any], recs: 
             row["scratch test %"] = float(np.mean(r["scratch_test"]))
         rows.append(row)
     report.table(rows)
-    probs, titles, ops = alpha_panels(config.space, recs.probs)
+    probs, titles, ops = alpha_panels(config.space, recs.probs, config.darts.steps)
     report.figure(plot_alphas(probs, ops, titles), rel("alphas.png"),
                   "softmax(alpha) of each op against epochs (mean over seeds; band: min to max).")
     if results["mean_table_test_by_epoch"] is not None:

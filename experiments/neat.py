@@ -23,7 +23,6 @@ from experiments.configs import neat as neat_config
 from experiments.validation import Bounds, check_bounds, check_choices
 from jaxnas.common import distributed
 from jaxnas.common.errors import check
-from jaxnas.spaces.neat_export import draw_network, to_python
 
 # jax, matplotlib and the NEAT modules are imported where they are used: a refused setting exits before them.
 if TYPE_CHECKING:
@@ -130,6 +129,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     from jaxnas.common.report import Report
     from jaxnas.search.neat import NeatRunner
     from jaxnas.spaces.neat import to_host
+    from jaxnas.spaces.neat_export import draw_network, to_python
 
     space = neat.space
     devices = jax.local_devices()[:config.devices or None]
@@ -145,6 +145,8 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     # a problem solved by testing the champion reports the genome that passed (or the last one tested)
     best = carry.state.best if problem.champion_test is None else carry.champion
     genome = to_host(best)
+    if space.activations is not None:  # the names a CPPN winner's "activation" indices refer to
+        genome["activations"] = list(space.activations)
     details = problem.details(space, best, hist) if problem.details is not None else {}
     solved_at = int(carry.solved_at)
     solved = problem.solved_when(details) if problem.solved_when is not None else solved_at >= 0

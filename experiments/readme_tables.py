@@ -258,6 +258,11 @@ def _neat_problems(results: dict[str, dict[str, Any]]) -> str:
         result = "solved" if f["solved"] else "not solved"
         if f.get("valid_accuracy") is not None:
             result += f" (validation accuracy {f['valid_accuracy']:.1%})"
+        if f.get("trials_mean_distance") is not None:  # HyperNEAT's boxes: distances in 11x11 cells
+            result += (f" (mean distance {f['trials_mean_distance']:.2f} cells on the 75 trials, "
+                       f"{f['trials_exact']} exact; {f['all_placements_mean_distance']:.2f} on all "
+                       f"{f['all_placements']:,} placements; {f['trials_33x33_mean_distance_11x11_cells']:.2f} queried "
+                       "at 33x33)")
         if f.get("over_seeds"):
             o = f["over_seeds"]
             result += f"; {o['solved']} of {o['seeds']} seeds solved, median {o['median_generations']:g} generations"
@@ -330,7 +335,7 @@ def _neat_timing(results: dict[str, dict[str, Any]]) -> str:
 
 
 TABLES: dict[str, Table] = {
-    "neat_problems": Table(("neat_xor", "neat_cartpole", "neat_double_pole", "neat_digits",
+    "neat_problems": Table(("neat_xor", "neat_cartpole", "neat_double_pole", "neat_digits", "neat_boxes",
                             *(f"neat_dpnv_seed{s}" for s in range(10))), _neat_problems),
     "neat_quality": Table(("neat_xor_quality",), _neat_quality),
     "neat_rules": Table(("neat_rules_ablation",), _neat_rules),

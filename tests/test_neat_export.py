@@ -109,8 +109,23 @@ def test_random_cppn_genomes_with_their_own_activations_equal_the_library_forwar
     assert to_function(one, space)(0.5, 0, 0, 0) == pytest.approx((math.exp(-math.sin(0.5) ** 2),))
 
 
-def test_random_recurrent_genomes_step_like_the_library():
-    space = NeatSpace(2, 1, max_nodes=12, max_conns=30, recurrent=True)
+def test_every_activation_has_its_python_source_and_a_cppn_node_needs_its_gene():
+    from jaxnas.spaces.neat import ACTIVATIONS
+    from jaxnas.spaces.neat_export import _PY_ACTIVATIONS
+
+    assert set(_PY_ACTIVATIONS) == set(ACTIVATIONS)
+    space = NeatSpace(1, 1, max_nodes=4, max_conns=4, activation="abs", activations=("abs", "sin"))
+    genome = to_host(make_genome(space, [2], {}, [(0, 2, 1.0, True), (2, 1, -2.0, True)], {1: 0, 2: 1}))
+    assert "y0 = absolute(-2.0 * h2" in to_python(genome, space)  # the builtin `abs` is not shadowed
+    assert to_function(genome, space)(0.3) == pytest.approx((abs(-2.0 * math.sin(0.3)),))
+    del genome["nodes"][2]["activation"]
+    with pytest.raises(ConfigError, match=r"^genome: nodes \[2\] have no 'activation'"):
+        to_python(genome, space)
+
+
+@pytest.mark.parametrize("activations", [None, ("tanh", "sin", "gauss", "abs")])
+def test_random_recurrent_genomes_step_like_the_library(activations):
+    space = NeatSpace(2, 1, max_nodes=12, max_conns=30, recurrent=True, activation="tanh", activations=activations)
     rng = np.random.default_rng(1)
     step = jax.jit(space.step)
     for _ in range(8):

@@ -9,7 +9,7 @@ Beta-Decay regularisation, lambda 0 -> 50). After every epoch each seed's derive
 up in the NAS-Bench-201 table; at the end each seed's final cell is trained from scratch by the population engine
 (`train`, `network`, the same recipe as `experiments.nas_search`).
 Spaces: nb201 (NAS-Bench-201's cell, one alpha (6, 5)) and nasnet (DARTS's own cell, a normal and a reduction
-alpha (2, 14, 8), the paper's top-2 discretisation; the derived cells are trained from scratch as NASNet networks
+alpha (2, 14, 8) with `darts.steps` = 4 nodes, the paper's top-2 discretisation; the derived cells are trained from scratch as NASNet networks
 of the same layout, `darts.stages` stacks of `network.cells_per_stage` cells).
 Variants: `:small` (tests), `:demo` (`make demo`), `:nasnet` (DARTS's cell at the CPU's scale),
 `:nasnet_small` (tests).

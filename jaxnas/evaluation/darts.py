@@ -139,7 +139,7 @@ class DartsState:
 
     params: Any
     batch_stats: Any
-    alpha: jax.Array  # the space's alpha_shape: (6, 5) on NAS-Bench-201, (2, 14, 8) on DARTS's cell
+    alpha: jax.Array  # the space's alpha_shape: (6, 5) on NAS-Bench-201, (2, 14, 8) on DARTS's 4-node cell
     w_opt: Any  # optax state of `weight_transform` (its last element holds the momentum buffer)
     a_opt: Any
     step: jax.Array  # int32, steps taken (skipped ones included)

@@ -56,11 +56,15 @@ DEFAULT_STEPS = darts_nasnet.STEPS
 SPACES: dict[str, Callable[[int], SupernetSpace]] = {"nb201": _nb201, "nasnet": _nasnet}
 
 
-@functools.lru_cache(maxsize=None)
 def supernet_space(name: str, steps: int = DEFAULT_STEPS) -> SupernetSpace:
     """The registered space `name` with `steps` intermediate nodes per cell; refused naming `darts.space` or
-    `darts.steps` otherwise. Cached: one space (and so one set of jitted programs) per (name, steps)."""
+    `darts.steps` otherwise. One object (and so one set of jitted programs) per (name, steps)."""
     check_choice("darts.space", name, tuple(SPACES))
+    return _cached_space(name, int(steps))
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_space(name: str, steps: int) -> SupernetSpace:
     return SPACES[name](steps)
 
 

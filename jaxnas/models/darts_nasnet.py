@@ -18,8 +18,8 @@ nothing; the pools are followed by a batch norm (`MixedOp`); `skip_connect` is t
 on a cell input the strided ReLU-conv1x1-BN of `nasnet_ops` (DARTS: `FactorizedReduce`, deviation); the separable
 convolutions (ReLU-depthwise-pointwise-BN twice) and the dilated ones (once, dilation 2) are `nasnet_ops`'. Every
 edge owns every op's kernels (stacked along a leading edge axis); the edges leaving one state run together, each op
-`vmap`ped over them. `derive` turns alpha into an architecture of `DARTS_SPACE`, the NASNet space of the cells DARTS
-derives (its evaluation network: `jaxnas.models.nasnet`, cell output the concatenation of all combinations).
+`vmap`ped over them. `derive` turns alpha into an architecture of `darts_space(steps)` (`DARTS_SPACE` for 4 nodes),
+the NASNet space of the cells DARTS derives (its evaluation network: `jaxnas.models.nasnet`, cell output the concatenation of all combinations).
 
 Deviations besides the reduction skip: no auxiliary head or drop path (search network: none either); the input-state
 numbering is NASNet's (DARTS's s0 is our state 1), which only changes which of two exactly tied edges ranks first.
@@ -253,7 +253,7 @@ class DartsNASNetNetwork(nn.Module):
 
 def derive(alpha: jax.Array, steps: int = STEPS) -> jax.Array:
     """DARTS's discretisation (`darts_cell.derive_cell`, jittable): alpha (..., 2, E, 8) -> an architecture of
-    `DARTS_SPACE` (..., 8 * steps) int32. Per node, the 2 edges whose strongest non-`none` op weighs most (the
+    `darts_space(steps)` (..., 8 * steps) int32. Per node, the 2 edges whose strongest non-`none` op weighs most (the
     earlier state first on a tie), each with that op."""
     w = jax.nn.softmax(alpha, -1)
     w = jnp.where(jnp.arange(NUM_OPS) == NONE, -jnp.inf, w)

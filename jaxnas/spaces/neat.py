@@ -6,7 +6,8 @@ genes; each connection gene has an in-node, an out-node, a weight, an enable bit
 
 Here a genome is a fixed-shape pytree so that a population stacks and vmaps:
 
-* node genes: `node_id (N,)`, `node_bias (N,)`. Slots hold ids in increasing order: inputs
+* node genes: `node_id (N,)`, `node_bias (N,)`, and in a CPPN space (`NeatSpace.activations`, HyperNEAT) `node_act
+  (N,)`, each node's activation as an index into `activations`. Slots hold ids in increasing order: inputs
   `0..I-1`, outputs `I..I+O-1`, then hidden nodes (ids from a global counter), then `EMPTY`.
 * connection genes: `conn_in, conn_out (C,)` (node ids), `conn_weight (C,)`, `conn_enabled (C,)`,
   `conn_innov (C,)`, sorted by innovation number with `EMPTY` slots last.
@@ -21,7 +22,8 @@ added, loops and self-loops included, and a network is run one time step at a ti
 
 Decoding (`decode`) turns one genome into a dense weight matrix and a level per node (the longest path
 from any node without enabled inputs); evaluation (`forward`) then computes the levels in order, all
-nodes of one level at once. The activation is the paper's steepened sigmoid 1 / (1 + exp(-4.9 x)).
+nodes of one level at once. The activation is the paper's steepened sigmoid 1 / (1 + exp(-4.9 x)) by default
+(`activation`, `output_activation`), or each node's own in a CPPN space.
 
 Recurrent networks (`step`) update every node at once from the previous time step's activations, one
 update per time step: each node's input sum reads the activations its in-nodes had after the last step
@@ -107,9 +109,9 @@ class NeatSpace:
     activation: str = "sigmoid"  # hidden and output nodes
     output_activation: str | None = None  # None: same as `activation`
     recurrent: bool = False  # True: cycles allowed, networks run with `step`
-    # Per-node activation genes (a CPPN, HyperNEAT): the functions a node may have. The outputs start with
+    # Per-node activation genes (a CPPN, HyperNEAT): the functions a node may have. The outputs keep
     # `output_activation` (or `activation`), new hidden nodes draw one at random, `Neat.activation_mutate_rate`
-    # redraws them. None: every hidden node has `activation`, every output `output_activation`.
+    # redraws hidden nodes' functions. None: every hidden node has `activation`, every output `output_activation`.
     activations: tuple[str, ...] | None = None
 
     def __post_init__(self):
@@ -130,9 +132,10 @@ class NeatSpace:
             check(isinstance(acts, tuple) and len(acts) > 0 and len(set(acts)) == len(acts)
                   and all(a in ACTIVATIONS for a in acts), "activations",
                   f"got {acts!r}; allowed: None or a tuple of distinct names among {', '.join(ACTIVATIONS)}")
-            start = self.output_activation or self.activation
-            check(start in acts, "output_activation", f"got {start!r}: the outputs' first activation must be one of "
-                  f"activations ({', '.join(acts)})")
+            field = "output_activation" if self.output_activation is not None else "activation"
+            start = getattr(self, field)
+            check(start in acts, field, f"got {start!r}: the outputs' activation must be one of activations "
+                  f"({', '.join(acts)})")
 
     @property
     def num_io(self) -> int:
@@ -252,6 +255,9 @@ class NeatSpace:
         """Activations (B, N) of every slot from its input sum: each node's own function (`act`, a CPPN) or
         `output_activation` on outputs and `activation` elsewhere."""
         if self.activations is not None:
+            if act is None:
+                raise ValueError("genome: a space with per-node activations (NeatSpace.activations) needs genomes "
+                                 "with node_act; build them with this space (initial_genome, Neat.init)")
             out = ACTIVATIONS[self.activations[0]](pre)
             for k, name in enumerate(self.activations[1:], 1):
                 out = jnp.where(act == k, ACTIVATIONS[name](pre), out)
@@ -266,7 +272,8 @@ class NeatSpace:
 
 
 def to_host(genome: Genome) -> dict[str, Any]:
-    """One genome as plain Python lists (JSON-able): nodes and connection genes without the padding."""
+    """One genome as plain Python lists (JSON-able): nodes and connection genes without the padding; a CPPN's
+    nodes with their "activation" (an index into the space's `activations`)."""
     g = jax.tree.map(np.asarray, genome)
     acts = g.node_act if g.node_act is not None else [None] * len(g.node_id)
     nodes = [{"id": int(i), "bias": float(b), **({} if a is None else {"activation": int(a)})}

@@ -38,8 +38,9 @@ _PY_ACTIVATIONS = {
     "identity": "def identity(z):\n    return z\n",
     "sin": "def sin(z):\n    return math.sin(z)\n",
     "gauss": "def gauss(z):\n    return math.exp(-min(z * z, 700.0))\n",
-    "abs": "def abs(z):\n    return math.fabs(z)\n",
+    "abs": "def absolute(z):\n    return math.fabs(z)\n",
 }
+_PY_NAMES = {"abs": "absolute"}  # Python builtins the exported module must not shadow
 
 
 def _genome_dict(genome: Any) -> dict[str, Any]:
@@ -53,6 +54,14 @@ def _genome_dict(genome: Any) -> dict[str, Any]:
     check(getattr(genome.node_id, "ndim", 0) == 1, "genome",
           f"expected one genome, got node_id of shape {tuple(genome.node_id.shape)}; index the population first")
     return to_host(genome)
+
+
+def _cppn_functions(g: dict[str, Any], space: Any) -> dict[int, str]:
+    """A CPPN genome's node id -> activation name; refused (naming `genome`) where a node lacks its gene."""
+    missing = [n["id"] for n in g["nodes"] if n["id"] >= space.num_inputs and "activation" not in n]
+    check(not missing, "genome", f"nodes {missing} have no 'activation': a CPPN space (activations="
+          f"{space.activations}) needs each node's activation gene (to_host writes it from node_act)")
+    return {n["id"]: space.activations[n["activation"]] for n in g["nodes"] if n["id"] >= space.num_inputs}
 
 
 def _name(node: int, space: Any) -> str:
@@ -93,7 +102,7 @@ def _num(v: float) -> str:
 def _assignment(node: int, bias: float, conns: list[dict[str, Any]], act: str, space: Any, read) -> str:
     terms = [f"{_num(c['weight'])} * {read(c['in'])}" for c in conns if c["out"] == node]
     total = " + ".join(terms + [_num(bias)]).replace("+ -", "- ")
-    return f"{_name(node, space)} = {act}({total})"
+    return f"{_name(node, space)} = {_PY_NAMES.get(act, act)}({total})"
 
 
 def to_python(genome: Any, space: Any, name: str | None = None) -> str:
@@ -103,8 +112,7 @@ def to_python(genome: Any, space: Any, name: str | None = None) -> str:
     conns = [c for c in g["connections"] if c["enabled"]]
     hidden_act, out_act = space.activation, space.output_activation or space.activation
     if space.activations is not None:  # a CPPN: each node's own function
-        own = {n["id"]: space.activations[n.get("activation", 0)] for n in g["nodes"]}
-        act = own.__getitem__
+        act = _cppn_functions(g, space).__getitem__
     else:
         act = lambda n: out_act if space.num_inputs <= n < space.num_io else hidden_act  # noqa: E731
     used = dict.fromkeys(act(n) for n in sorted(nodes) if n >= space.num_inputs)
@@ -192,7 +200,7 @@ def draw_network(genome: Any, space: Any, ax: Any, title: str = "") -> None:
         ax.scatter([x], [y], s=300, c=color, edgecolors="k", zorder=3)
         label = _name(i, space)
         if space.activations is not None and i >= space.num_inputs:  # a CPPN: each node's function under its name
-            label += "\n" + space.activations[nodes[i].get("activation", 0)]
+            label += "\n" + _cppn_functions(genome, space)[i]
         ax.text(x, y, label, ha="center", va="center", fontsize=6 if "\n" in label else 7, zorder=4)
     ax.set_xlim(-0.5, last + 0.5)
     ax.set_ylim(0, 1)

@@ -65,9 +65,10 @@ Deliberate deviations, each documented where it happens:
 * biases are clamped with `weight_clamp`, as neat-python's XOR settings clamp both to [-30, 30].
 
 CPPNs (HyperNEAT; `NeatSpace.activations`): every non-input node also carries an activation gene, as in
-neat-python: new hidden nodes draw one at random, `activation_mutate_rate` redraws each node's at that rate (per
-node, after the bias), crossover takes a matching node's from either parent, and neat-python's distance counts a
-differing activation as 1 (the paper's Eq. 1 has no node term and ignores it).
+neat-python: new hidden nodes draw one at random, `activation_mutate_rate` redraws each hidden node's at that rate
+(per node, after the bias; the outputs keep theirs, unlike neat-python, so a HyperNEAT output stays signed),
+crossover takes a matching node's from either parent, and neat-python's distance counts a differing activation as 1
+(the paper's Eq. 1 has no node term and ignores it).
 """
 
 from __future__ import annotations

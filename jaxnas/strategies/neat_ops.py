@@ -306,6 +306,9 @@ def assign_innovations(g: Genome, proposal: tuple[jax.Array, ...], next_node: ja
                        c_new, innov_add, do_conn),
     )
     if g.node_act is not None:
+        if new_act is None:
+            raise ValueError("new_act: a CPPN population (genomes with node_act) needs each genome's activation for "
+                             "a new node")
         g = g.replace(node_act=put(g.node_act, node_slot, new_act, do_node))
     # New ids exceed every existing one and fill the first free slots in increasing order: still sorted.
     return g, next_node + n_new_nodes, next_innov + 2 * n_new_nodes + n_new_conns

@@ -208,9 +208,10 @@ class NeatReproduction:
                            self.bias_replace_rate, self.bias_mutate_power, self.bias_init_std, self.weight_clamp,
                            self.per_gene_mutation, r.get("s_b"))
         g = g.replace(conn_weight=weight, node_bias=bias)
-        if self.activation_mutate_rate:  # neat-python: each node's activation redrawn (perhaps the same) at the rate
-            g = g.replace(node_act=jnp.where(hidden_or_out & (r["u_a"] < self.activation_mutate_rate), r["k_a"],
-                                             g.node_act))
+        if self.activation_mutate_rate:  # each hidden node's function redrawn (perhaps the same) at the rate; the
+            # outputs keep theirs (HyperNEAT's signed output; neat-python would redraw them too)
+            hidden = g.node_valid & (g.node_id >= self.space.first_hidden_id)
+            g = g.replace(node_act=jnp.where(hidden & (r["u_a"] < self.activation_mutate_rate), r["k_a"], g.node_act))
         if self.enable_mutate_rate:
             g = g.replace(conn_enabled=g.conn_enabled ^ (g.conn_valid & (r["u_e"] < self.enable_mutate_rate)))
         return g
