@@ -25,20 +25,28 @@ pytestmark = pytest.mark.usefixtures("fast_compile")  # exact checks and tiny ru
 
 
 def genome(space: NeatSpace, conns: list[tuple[int, int, int, float, bool]], hidden: list[int] = (),
-           biases: dict[int, float] | None = None) -> Genome:
-    """A genome from (innovation, in, out, weight, enabled) tuples and hidden node ids."""
+           biases: dict[int, float] | None = None, acts: dict[int, int] | None = None) -> Genome:
+    """A genome from (innovation, in, out, weight, enabled) tuples and hidden node ids; in a CPPN space each
+    node's activation index from `acts` (default 0)."""
     ids = list(range(space.num_io)) + sorted(hidden)
     node_id = np.full(space.max_nodes, EMPTY, np.int32)
     node_id[:len(ids)] = ids
     bias = np.zeros(space.max_nodes, np.float32)
     for i, b in (biases or {}).items():
         bias[ids.index(i)] = b
+    node_act = None
+    if space.activations is not None:
+        node_act = np.zeros(space.max_nodes, np.int32)
+        for i, a in (acts or {}).items():
+            node_act[ids.index(i)] = a
+        node_act = jnp.asarray(node_act)
     conns = sorted(conns)
     pad = space.max_conns - len(conns)
     col = lambda j, fill, dt: np.array([c[j] for c in conns] + [fill] * pad, dt)  # noqa: E731
     return Genome(node_id=jnp.asarray(node_id), node_bias=jnp.asarray(bias), conn_in=jnp.asarray(col(1, EMPTY, np.int32)),
                   conn_out=jnp.asarray(col(2, EMPTY, np.int32)), conn_weight=jnp.asarray(col(3, 0.0, np.float32)),
-                  conn_enabled=jnp.asarray(col(4, False, bool)), conn_innov=jnp.asarray(col(0, EMPTY, np.int32)))
+                  conn_enabled=jnp.asarray(col(4, False, bool)), conn_innov=jnp.asarray(col(0, EMPTY, np.int32)),
+                  node_act=node_act)
 
 
 def stack(*gs: Genome) -> Genome:

@@ -12,33 +12,15 @@ import numpy as np
 import pytest
 
 from jaxnas.common.errors import ConfigError
-from jaxnas.spaces.neat import EMPTY, Genome, NeatSpace, to_host
+from jaxnas.spaces.neat import Genome, NeatSpace, to_host
 from jaxnas.spaces.neat_export import draw_network, to_function, to_python
+from test_neat import genome as padded_genome
 
 
 def make_genome(space: NeatSpace, hidden: list[int], biases: dict[int, float],
                 conns: list[tuple[int, int, float, bool]], acts: dict[int, int] | None = None) -> Genome:
-    """A padded genome from plain lists: nodes (inputs, outputs, `hidden` ids), connections (in, out, w, enabled)
-    numbered by innovation in the given order; `acts`: a CPPN's activation index per node (default 0)."""
-    ids = list(range(space.num_io)) + sorted(hidden)
-    node_id = np.full(space.max_nodes, EMPTY, np.int32)
-    node_id[:len(ids)] = ids
-    bias = np.zeros(space.max_nodes, np.float32)
-    bias[:len(ids)] = [biases.get(i, 0.0) for i in ids]
-    c = space.max_conns
-    cols = {"conn_in": np.full(c, EMPTY, np.int32), "conn_out": np.full(c, EMPTY, np.int32),
-            "conn_weight": np.zeros(c, np.float32), "conn_enabled": np.zeros(c, bool),
-            "conn_innov": np.full(c, EMPTY, np.int32)}
-    for k, (a, o, w, e) in enumerate(conns):
-        cols["conn_in"][k], cols["conn_out"][k], cols["conn_weight"][k], cols["conn_enabled"][k] = a, o, w, e
-        cols["conn_innov"][k] = k
-    node_act = None
-    if space.activations is not None:
-        node_act = np.zeros(space.max_nodes, np.int32)
-        node_act[:len(ids)] = [(acts or {}).get(i, 0) for i in ids]
-        node_act = jnp.asarray(node_act)
-    return Genome(node_id=jnp.asarray(node_id), node_bias=jnp.asarray(bias), node_act=node_act,
-                  **{k: jnp.asarray(v) for k, v in cols.items()})
+    """`test_neat.genome` with connections (in, out, w, enabled) numbered by innovation in the given order."""
+    return padded_genome(space, [(k, *c) for k, c in enumerate(conns)], hidden, biases, acts)
 
 
 def sig(z: float) -> float:

@@ -181,6 +181,7 @@ def draw_network(genome: Any, space: Any, ax: Any, title: str = "") -> None:
     for i in sorted(nodes):
         columns.setdefault(depth[i], []).append(i)
     pos = {i: (d, (k + 1) / (len(ids) + 1)) for d, ids in columns.items() for k, i in enumerate(ids)}
+    functions = _cppn_functions(genome, space) if space.activations is not None else {}
     wmax = max([abs(c["weight"]) for c in genome["connections"]] + [1e-6])
     for c in genome["connections"]:
         (x0, y0), (x1, y1) = pos[c["in"]], pos[c["out"]]
@@ -199,8 +200,8 @@ def draw_network(genome: Any, space: Any, ax: Any, title: str = "") -> None:
         color = {"input": "0.85", "output": "tab:orange", "hidden": "white"}[kind]
         ax.scatter([x], [y], s=300, c=color, edgecolors="k", zorder=3)
         label = _name(i, space)
-        if space.activations is not None and i >= space.num_inputs:  # a CPPN: each node's function under its name
-            label += "\n" + _cppn_functions(genome, space)[i]
+        if i in functions:  # a CPPN: each node's function under its name
+            label += "\n" + functions[i]
         ax.text(x, y, label, ha="center", va="center", fontsize=6 if "\n" in label else 7, zorder=4)
     ax.set_xlim(-0.5, last + 0.5)
     ax.set_ylim(0, 1)
