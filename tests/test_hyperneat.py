@@ -21,9 +21,10 @@ from jaxnas.strategies.neat import Neat
 from test_neat_export import make_genome
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
+SIX = ("tanh", "sigmoid", "sin", "gauss", "abs", "identity")  # the issue's six CPPN functions
 CPPN_SPACE = NeatSpace(4, 1, max_nodes=10, max_conns=16, activation="sigmoid", output_activation="tanh",
-                       activations=hn.CPPN)
-TANH = hn.CPPN.index("tanh")
+                       activations=SIX)
+TANH = SIX.index("tanh")
 
 
 def _generations(neat: Neat, n: int, seed: int = 0):
@@ -59,7 +60,7 @@ def test_cppn_activation_genes_start_at_the_output_function_draw_new_nodes_at_ra
             n += sum(old[int(i)] != int(a) for i, a in zip(a_ids, a_act) if int(i) in old)
         changed.append(n)
     assert changed[1] > changed[0]
-    assert set(np.unique(runs[1][-1].node_act).tolist()) <= set(range(len(hn.CPPN)))
+    assert set(np.unique(runs[1][-1].node_act).tolist()) <= set(range(len(SIX)))
 
 
 def test_cppn_distance_counts_a_different_activation_and_crossover_takes_either_parents():
@@ -80,6 +81,21 @@ def test_cppn_settings_are_checked_by_name():
         NeatSpace(4, 1, activations=("tanh", "cosh"))
     with pytest.raises(ConfigError, match="^output_activation"):
         NeatSpace(4, 1, output_activation="relu", activations=("tanh", "sin"))
+
+
+def test_the_boxes_cppn_uses_the_authors_functions():
+    """The authors' code (`NEAT_FastNetwork.cpp`, SignedActivation): sigmoid 1 / (1 + e^-x) - 0.5 doubled, linear
+    min(max(x, -3), 3) / 3; the boxes CPPN's output is that signed sigmoid, its hidden functions their four."""
+    from jaxnas.spaces.neat import ACTIVATIONS
+
+    x = np.linspace(-8.0, 8.0, 65, dtype=np.float32)
+    np.testing.assert_allclose(ACTIVATIONS["signed_sigmoid"](x), (1 / (1 + np.exp(-x.astype(float))) - 0.5) * 2.0,
+                               atol=1e-6)
+    np.testing.assert_allclose(ACTIVATIONS["clipped_linear"](x), np.minimum(np.maximum(x, -3), 3) / 3, atol=1e-7)
+    problem = make_problem("boxes")
+    space = problem.space(8, 12)
+    assert space.activations == hn.CPPN == ("signed_sigmoid", "sin", "gauss", "clipped_linear")
+    assert space.output_activation == "signed_sigmoid"
 
 
 def test_expression_threshold_and_scaling_are_the_hand_computed_weights():
@@ -182,12 +198,13 @@ def test_a_tiny_boxes_run_through_the_entry_point_reports_the_substrate(tmp_path
     assert res["winner"]["activations"] == list(hn.CPPN)
     scope = {}  # the exported CPPN gives the weights the library queries from the winner's genome
     exec(open(tmp_path / "winner.py").read(), scope)
-    winner = make_genome(CPPN_SPACE, [n["id"] for n in res["winner"]["nodes"] if n["id"] >= 5],
+    box_space = NeatSpace(4, 1, max_nodes=8, max_conns=12, output_activation="signed_sigmoid", activations=hn.CPPN)
+    winner = make_genome(box_space, [n["id"] for n in res["winner"]["nodes"] if n["id"] >= 5],
                          {n["id"]: n["bias"] for n in res["winner"]["nodes"]},
                          [(c["in"], c["out"], c["weight"], c["enabled"]) for c in res["winner"]["connections"]],
                          {n["id"]: n["activation"] for n in res["winner"]["nodes"]})
     sub = hn.Substrate(hn.grid(3), hn.grid(3))
-    raw = np.asarray(hn.query(CPPN_SPACE, winner, sub))
+    raw = np.asarray(hn.query(box_space, winner, sub))
     coords = hn.grid(3).astype(float)
     for i in (0, 4, 8):
         for o in (1, 5, 7):

@@ -287,6 +287,25 @@ def test_speciation_follows_the_sequential_first_compatible_rule(evolved):
     assert len(set(mapping.values())) == len(mapping)
 
 
+def test_a_moving_threshold_steers_towards_the_target_number_of_species(evolved):
+    """`target_species` (the authors' HyperNEAT code, SpeciesSizeTarget / CompatibilityModifier): speciation uses
+    the state's threshold, which then moves one `threshold_step` towards the target (more species: up, fewer: down,
+    never below the step); without a target the setting is used and the state's value never moves."""
+    neat, runner = evolved
+    state = runner._chunk(jax.random.key(5), runner.init(jax.random.key(5)), jnp.int32(3))[0].state
+    assert float(state.threshold) == neat.compatibility_threshold  # no target: unchanged through 3 generations
+    fixed = dataclasses.replace(neat, compatibility_threshold=1.0)
+    ref, _ = jax.jit(fixed._speciate)(state, state.genomes)
+    n = int(jnp.sum(ref.alive))
+    assert n >= 3 and float(ref.threshold) == float(state.threshold)
+    for target, start, want in ((2, 1.0, 1.25), (n, 1.0, 1.0), (50, 1.0, 0.75), (50, 0.25, 0.25), (50, 0.4, 0.25)):
+        steer = dataclasses.replace(neat, compatibility_threshold=7.0, target_species=target, threshold_step=0.25)
+        new, _ = jax.jit(steer._speciate)(state.replace(threshold=jnp.float32(start)), state.genomes)
+        if start == 1.0:  # the state's threshold, not the setting, decided the partition
+            np.testing.assert_array_equal(np.asarray(new.species), np.asarray(ref.species))
+        assert float(new.threshold) == pytest.approx(want), (target, start)
+
+
 def test_closest_speciation_follows_neat_python(evolved):
     """`speciation="closest"` against a transcription of neat-python 2.0's `DefaultSpeciesSet.speciate`: each old
     species, oldest first, takes the unplaced genome closest to its representative; the others, in order, join the

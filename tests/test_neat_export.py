@@ -84,7 +84,8 @@ def check_random_feed_forward(space: NeatSpace, rng: np.random.Generator, hidden
 
 def test_random_cppn_genomes_with_their_own_activations_equal_the_library_forward():
     space = NeatSpace(4, 1, max_nodes=16, max_conns=40, activation="tanh",
-                      activations=("tanh", "sin", "gauss", "abs", "identity", "sigmoid"))
+                      activations=("tanh", "sin", "gauss", "abs", "identity", "sigmoid", "signed_sigmoid",
+                                   "clipped_linear"))
     check_random_feed_forward(space, np.random.default_rng(2), hidden=(1, 8), conns=(6, 30))
     one = make_genome(space, [5], {}, [(0, 5, 1.0, True), (5, 4, 1.0, True)], acts={5: 1, 4: 2})
     assert "h5 = sin(1.0 * x0 + 0.0)" in to_python(one, space) and "y0 = gauss(1.0 * h5" in to_python(one, space)

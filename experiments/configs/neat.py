@@ -113,8 +113,18 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         c.problem = "boxes"
         c.generations = 300
         c.neat.population_size = 300
-        c.neat.weight_mutate_power = 2.5
+        c.neat.weight_mutate_power = 2.5  # MutationPower, uniform steps
         c.neat.bias_mutate_power = 2.5
+        c.neat.weight_clamp = 5.0  # the authors' link weights stay in [-5, 5]
+        c.neat.weight_init_std = c.neat.bias_init_std = 3.0**0.5  # theirs U(-3, 3): the same spread
+        # their distance 2 disjoint + 2 excess + 1 mean weight difference (no normalisation), threshold 6 moved
+        # by 0.3 each generation towards 8 species (SpeciesSizeTarget); dropoff age 15; no population-wide rule
+        c.neat.excess_coefficient = c.neat.disjoint_coefficient = 2.0
+        c.neat.weight_coefficient = 1.0
+        c.neat.compatibility_threshold = 6.0
+        c.neat.target_species = 8
+        c.neat.threshold_step = 0.3
+        c.neat.population_stagnation = 0
     elif variant == "small":
         c.generations = 6
         c.chunk = 3

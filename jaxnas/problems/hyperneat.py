@@ -3,8 +3,9 @@ large network (Stanley, D'Ambrosio & Gauci, "A Hypercube-Based Encoding for Evol
 Artificial Life 15(2), 2009), and the paper's visual discrimination ("boxes") task.
 
 * **CPPN**: a NEAT genome (`jaxnas.spaces.neat`) with per-node activation genes (`NeatSpace.activations`: `CPPN`
-  below), 4 inputs (x1, y1, x2, y2: the source and target nodes' coordinates) and one output, a signed sigmoid
-  (`tanh`, kept by every mutation). New hidden nodes draw their function at random.
+  below, the authors' code's set: signed sigmoid 2 / (1 + exp(-x)) - 1, sine, Gaussian exp(-x^2), linear clipped to
+  [-3, 3] / 3), 4 inputs (x1, y1, x2, y2: the source and target nodes' coordinates) and one output, the signed
+  sigmoid (kept by every mutation). New hidden nodes draw their function uniformly at random.
 * **Substrate** (`Substrate`): sheets of nodes at coordinates in [-1, 1] (`grid(11)`: (i - 5) / 5, as the authors'
   code); every input node connects to every output node, the weight `query`ed from the CPPN.
 * **Expression** (`express`): a CPPN output v with |v| <= 0.2 gives no connection (weight 0); above, the magnitude
@@ -20,10 +21,21 @@ Artificial Life 15(2), 2009), and the paper's visual discrimination ("boxes") ta
   75 trials and over every placement of the two boxes (`all_placements`, a generalization test), and, as the
   paper's scaling experiment, the same CPPN queried on a 33x33 substrate (boxes 3x3 and 9x9) without evolution.
 
+NEAT settings (`experiments/configs/neat.py:hyperneat`, from the authors' `FindClusterExperiment.dat` and NEAT code):
+population 300, 300 generations, uniform weight steps of up to 2.5, weights within [-5, 5], distance 2 x disjoint +
+2 x excess + mean weight difference with a threshold starting at 6 and moved by 0.3 each generation towards 8
+species (`Neat.target_species`), species dropped after 15 generations without improvement, no population-wide
+stagnation rule, add-node 0.03, add-connection 0.05, the CPPN's functions never mutated.
+
 Deviations: the CPPN has bias genes (as every NEAT genome here) instead of the authors' constant bias input 0.3;
-the output nodes of the substrate sum their weighted inputs (no activation: the answer is their argmax, which any
-increasing activation leaves unchanged, and the paper does not specify one); ties in the argmax go to the first
-node in row-major order.
+initial weights are Gaussian with the spread of the authors' U(-3, 3); the rest of reproduction is this library's
+NEAT (the paper's): add-node disables the split connection (the authors' code keeps it at half its weight),
+crossover takes unmatched genes from the fitter parent (theirs from both), every connection's weight may step
+(theirs: links younger than 18 generations always, older ones at 10%); the CPPN is evaluated in one pass in
+topological order (theirs: 10 synchronous sweeps, the same values for a feed-forward CPPN up to 10 deep). The
+output nodes of the substrate sum their weighted inputs (no activation: the answer is their argmax, which any
+increasing activation leaves unchanged; the authors' signed sigmoid, read from a table below |x| = 2.9, can tie
+nearly equal sums); ties in the argmax go to the first node in row-major order, as in the authors' code.
 """
 
 from __future__ import annotations
@@ -37,7 +49,9 @@ import numpy as np
 from jaxnas.common.errors import check
 from jaxnas.spaces.neat import Genome, NeatSpace
 
-CPPN = ("tanh", "sigmoid", "sin", "gauss", "abs", "identity")  # the issue's six; output: tanh (signed sigmoid)
+# the authors' code's CPPN functions (new hidden nodes draw one of them; the output is the signed sigmoid). The
+# space offers more (tanh, the steep sigmoid, abs, identity): `NeatSpace.activations`.
+CPPN = ("signed_sigmoid", "sin", "gauss", "clipped_linear")
 THRESHOLD, MAX_WEIGHT = 0.2, 3.0
 FIELD, SMALL, LARGE, OFFSET = 11, 1, 3, 5
 MAX_FITNESS = 10.0 + 75 * 30.0

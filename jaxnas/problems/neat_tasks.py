@@ -248,7 +248,8 @@ def _boxes_pictures(space: NeatSpace, genome: Genome) -> list[tuple[Any, str, st
 def _boxes(o: ProblemOptions) -> NeatProblem:
     from jaxnas.problems import hyperneat as hn
 
-    return NeatProblem("boxes", 4, 1, hn.SOLVED_FITNESS, hn.boxes_fitness, output_activation="tanh",
+    return NeatProblem("boxes", 4, 1, hn.SOLVED_FITNESS, hn.boxes_fitness,
+                       output_activation="signed_sigmoid",
                        activations=hn.CPPN, details=lambda sp, g, h: hn.boxes_details(sp, g), pictures=_boxes_pictures,
                        description="HyperNEAT's visual discrimination: a CPPN draws the 121x121 weights of an 11x11 "
                                    "substrate that must find the large of two boxes; solved at 95% of the best "

@@ -93,9 +93,20 @@ def gauss(x: jax.Array) -> jax.Array:
     return jnp.exp(-jnp.square(x))
 
 
+def signed_sigmoid(x: jax.Array) -> jax.Array:
+    """HyperNEAT's signed sigmoid (the authors' code, SignedActivation): 2 / (1 + exp(-x)) - 1 = tanh(x / 2)."""
+    return jnp.tanh(0.5 * x)
+
+
+def clipped_linear(x: jax.Array) -> jax.Array:
+    """HyperNEAT's linear function (the authors' code): min(max(x, -3), 3) / 3, in [-1, 1]."""
+    return jnp.clip(x, -3.0, 3.0) / 3.0
+
+
 ACTIVATIONS = {"sigmoid": sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x,
                # the CPPN functions of HyperNEAT (Stanley, D'Ambrosio & Gauci 2009): repetition, symmetry
-               "sin": jnp.sin, "gauss": gauss, "abs": jnp.abs}
+               "sin": jnp.sin, "gauss": gauss, "abs": jnp.abs, "signed_sigmoid": signed_sigmoid,
+               "clipped_linear": clipped_linear}
 
 
 @dataclasses.dataclass(frozen=True)

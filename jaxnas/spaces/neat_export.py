@@ -39,6 +39,8 @@ _PY_ACTIVATIONS = {
     "sin": "def sin(z):\n    return math.sin(z)\n",
     "gauss": "def gauss(z):\n    return math.exp(-min(z * z, 700.0))\n",
     "abs": "def absolute(z):\n    return math.fabs(z)\n",
+    "signed_sigmoid": "def signed_sigmoid(z):\n    return math.tanh(0.5 * z)  # 2 / (1 + exp(-z)) - 1\n",
+    "clipped_linear": "def clipped_linear(z):\n    return max(-3.0, min(3.0, z)) / 3.0\n",
 }
 _PY_NAMES = {"abs": "absolute"}  # Python builtins the exported module must not shadow
 

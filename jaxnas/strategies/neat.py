@@ -104,6 +104,11 @@ class Neat(NeatSpeciation, NeatReproduction):
     # speciation
     compatibility: str = "paper"  # "paper" (Eq. 1) or "neat-python" (its node + connection distance)
     compatibility_threshold: float = 3.0
+    # 0: a fixed threshold (the paper). > 0: after each speciation the threshold moves by `threshold_step` towards
+    # this number of species (fewer species: lower), never below `threshold_step` (the authors' HyperNEAT code,
+    # SpeciesSizeTarget / CompatibilityModifier; also SharpNEAT's)
+    target_species: int = 0
+    threshold_step: float = 0.3
     excess_coefficient: float = 1.0
     disjoint_coefficient: float = 1.0
     weight_coefficient: float = 0.4
@@ -159,12 +164,12 @@ class Neat(NeatSpeciation, NeatReproduction):
               f"got {self.weight_perturbation!r}; allowed: {', '.join(PERTURBATIONS)}")
         for field in ("population_size", "max_species", "normalize_min_genes"):
             check_positive(field, getattr(self, field), integer=True)
-        for field in ("elitism", "elitism_min_species_size", "max_stagnation", "species_elitism",
+        for field in ("elitism", "elitism_min_species_size", "max_stagnation", "species_elitism", "target_species",
                       "population_stagnation", "min_species_size", "min_parents"):
             value = getattr(self, field)
             check(isinstance(value, int) and not isinstance(value, bool) and value >= 0, field,
                   f"got {value!r}; allowed: an integer >= 0")
-        for field in ("compatibility_threshold", "weight_mutate_power", "weight_init_std", "weight_clamp",
+        for field in ("compatibility_threshold", "threshold_step", "weight_mutate_power", "weight_init_std", "weight_clamp",
                       "bias_mutate_power", "bias_init_std"):
             check_positive(field, getattr(self, field))
         for field in ("excess_coefficient", "disjoint_coefficient", "weight_coefficient"):
@@ -197,7 +202,8 @@ class Neat(NeatSpeciation, NeatReproduction):
             pop_best=jnp.array(-jnp.inf, jnp.float32),
             pop_since=jnp.array(0, jnp.int32), best=jax.tree.map(lambda x: x[0], genomes),
             next_node=jnp.array(sp.first_hidden_id, jnp.int32), next_innov=jnp.array(sp.first_free_innov, jnp.int32),
-            next_species=jnp.array(0, jnp.int32), generation=jnp.array(0, jnp.int32))
+            next_species=jnp.array(0, jnp.int32), generation=jnp.array(0, jnp.int32),
+            threshold=jnp.array(self.compatibility_threshold, jnp.float32))
         return self._speciate(state, genomes)[0]
 
     def ask(self, key: jax.Array, state: NeatState) -> tuple[Genome, NeatState]:

@@ -64,6 +64,19 @@ class NeatSpeciation:
         stays one branch. Taking the larger size tier for every run changes no result (see `size_tiers`)."""
         return x if self.batch_axis is None else jax.lax.pmax(x, self.batch_axis)
 
+    def _threshold(self, state: NeatState) -> jax.Array | float:
+        """The compatibility threshold of this speciation: the setting, or the state's moving one."""
+        return state.threshold if self.target_species else self.compatibility_threshold
+
+    def _steer_threshold(self, threshold: jax.Array, alive: jax.Array) -> jax.Array:
+        """The next generation's threshold: one `threshold_step` towards `target_species` species (more species
+        than the target raise it, fewer lower it), at least `threshold_step`."""
+        if not self.target_species:
+            return threshold
+        n = jnp.sum(alive)
+        move = jnp.where(n > self.target_species, 1.0, jnp.where(n < self.target_species, -1.0, 0.0))
+        return jnp.maximum(threshold + self.threshold_step * move, self.threshold_step).astype(jnp.float32)
+
     def _speciate(self, state: NeatState, genomes: Genome) -> tuple[NeatState, jax.Array]:
         """Each genome joins the first (oldest) species whose representative is within the threshold; the
         others found new species in population order, exactly as the paper's sequential rule would.
@@ -93,13 +106,14 @@ class NeatSpeciation:
         state = state.replace(
             genomes=genomes, species=species, fitness=jnp.full(p, -jnp.inf, jnp.float32), told=jnp.array(False), rep=rep,
             alive=alive, sp_order=jnp.where(alive, order, BIG), sp_best=jnp.where(born | ~alive, -jnp.inf, state.sp_best),
-            sp_since=jnp.where(born | ~alive, 0, state.sp_since), next_species=nxt)
+            sp_since=jnp.where(born | ~alive, 0, state.sp_since), next_species=nxt,
+            threshold=self._steer_threshold(state.threshold, alive))
         return state, jnp.sum(overflow)
 
     def _assign_species(self, state: NeatState, genomes: Genome, tier: tuple[int, int]) -> tuple[jax.Array, ...]:
         """The loop of `_speciate`, its distances computed on the first `tier` (connection, node) slots.
         Returns species (-1: left over when every slot is taken), alive, rep, order, next species number."""
-        s, t, p = self.max_species, self.compatibility_threshold, self.population_size
+        s, t, p = self.max_species, self._threshold(state), self.population_size
         cut = lambda g: ops.prefix(g, *tier)  # noqa: E731
         view = cut(genomes)
         visit = jnp.argsort(jnp.where(state.alive, state.sp_order, BIG))  # existing species, oldest first
@@ -135,7 +149,7 @@ class NeatSpeciation:
         population order (ties: the earlier species); a genome with none founds a species. The founders are found
         in population order, each pass updating the later genomes' closest candidate, which gives the sequential
         rule's result (a genome's candidates are exactly the founders before it)."""
-        t, p = self.compatibility_threshold, self.population_size
+        t, p = self._threshold(state), self.population_size
         cut = lambda g: ops.prefix(g, *tier)  # noqa: E731
         view = cut(genomes)
         dist = lambda one: jax.vmap(self.distance, in_axes=(0, None))(view, cut(one))  # noqa: E731  (P,)

@@ -34,4 +34,5 @@ class NeatState:
     next_innov: jax.Array  # () int32 next innovation number
     next_species: jax.Array  # () int32
     generation: jax.Array  # () int32 generations told
+    threshold: jax.Array  # () float32 compatibility threshold in use (moves towards `Neat.target_species` if set)
 
