@@ -486,6 +486,26 @@ def test_evolved_genomes_keep_their_invariants(evolved):
         assert max(order.values()) < len(order)
 
 
+def test_keep_champion_copies_the_champion_of_a_species_too_small_for_elitism(evolved):
+    """`keep_champion` (the authors' HyperNEAT code, ForceCopyGenerationChampion): the generation's best genome is
+    copied unchanged even when its species is below `elitism_min_species_size`; without it, it is bred from."""
+    neat, runner = evolved
+    st = runner.init(jax.random.key(11)).state
+    st, _ = jax.jit(dataclasses.replace(neat, compatibility_threshold=0.5)._speciate)(st, st.genomes)
+    counts = np.bincount(np.asarray(st.species), minlength=neat.max_species)
+    small = int(np.flatnonzero((counts > 0) & (counts < neat.elitism_min_species_size))[0])
+    champion = int(np.flatnonzero(np.asarray(st.species) == small)[0])
+    st = st.replace(fitness=jnp.full(neat.population_size, 0.1).at[champion].set(1.0), told=jnp.array(True))
+    offspring = np.asarray(neat.offspring(st))
+    assert offspring[small] > 0
+    first_child = int(np.cumsum(offspring)[small] - offspring[small])
+    same = lambda a, b: all(bool(jnp.array_equal(x, y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))  # noqa: E731
+    want = jax.tree.map(lambda v: v[champion], st.genomes)
+    for keep in (True, False):
+        nxt = jax.jit(dataclasses.replace(neat, keep_champion=keep)._next_generation)(jax.random.key(3), st)
+        assert same(jax.tree.map(lambda v: v[first_child], nxt.genomes), want) == keep
+
+
 def test_offspring_when_no_species_may_breed(evolved):
     neat, runner = evolved
     st = runner.init(jax.random.key(10)).state

@@ -125,6 +125,8 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
         c.neat.target_species = 8
         c.neat.threshold_step = 0.3
         c.neat.population_stagnation = 0
+        c.neat.keep_champion = True  # ForceCopyGenerationChampion
+        c.neat.elitism_min_species_size = 5  # SmallestSpeciesSizeWithElitism
     elif variant == "small":
         c.generations = 6
         c.chunk = 3

@@ -25,7 +25,8 @@ NEAT settings (`experiments/configs/neat.py:hyperneat`, from the authors' `FindC
 population 300, 300 generations, uniform weight steps of up to 2.5, weights within [-5, 5], distance 2 x disjoint +
 2 x excess + mean weight difference with a threshold starting at 6 and moved by 0.3 each generation towards 8
 species (`Neat.target_species`), species dropped after 15 generations without improvement, no population-wide
-stagnation rule, add-node 0.03, add-connection 0.05, the CPPN's functions never mutated.
+stagnation rule, species champions copied in species of 5 or more and the generation's champion always
+(`Neat.keep_champion`), add-node 0.03, add-connection 0.05, the CPPN's functions never mutated.
 
 Deviations: the CPPN has bias genes (as every NEAT genome here) instead of the authors' constant bias input 0.3;
 initial weights are Gaussian with the spread of the authors' U(-3, 3); the rest of reproduction is this library's

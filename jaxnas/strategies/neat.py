@@ -122,6 +122,7 @@ class Neat(NeatSpeciation, NeatReproduction):
     survival_threshold: float = 0.2
     elitism: int = 1
     elitism_min_species_size: int = 6
+    keep_champion: bool = False  # True: the generation's champion is copied whatever its species' size (HyperNEAT)
     crossover_rate: float = 0.75
     interspecies_rate: float = 0.001
     disabled_gene_rate: float = 0.75

@@ -118,6 +118,9 @@ class NeatReproduction:
         pool = jnp.ceil(self.survival_threshold * n).astype(jnp.int32)
         pool = jnp.clip(jnp.maximum(pool, self.min_parents), 1, jnp.maximum(n, 1))
         elites = jnp.where(n >= self.elitism_min_species_size, jnp.minimum(jnp.minimum(self.elitism, n), offspring), 0)
+        if self.keep_champion:  # the authors' HyperNEAT code (ForceCopyGenerationChampion): copied in any species
+            champion_sp = jnp.arange(s) == species[jnp.argmax(f)]
+            elites = jnp.where(champion_sp, jnp.maximum(elites, jnp.minimum(1, offspring)), elites)
         ends = jnp.cumsum(offspring)
         child_sp = jnp.minimum(jnp.searchsorted(ends, jnp.arange(p), side="right", method="compare_all"), s - 1)  # (P,)
         rank_in = jnp.arange(p) - (ends - offspring)[child_sp]
