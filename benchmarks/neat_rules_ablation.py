@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from neat_vs_neat_python import MAX_NODES, MAX_CONNS, ours, quality_ours  # noqa: E402
 
-from experiments.configs.neat import NEAT_PYTHON_XOR  # noqa: E402
+from experiments.configs.neat import NEAT_PYTHON_ACTIVATION, NEAT_PYTHON_XOR  # noqa: E402
 from jaxnas.common.provenance import record_result  # noqa: E402
 from jaxnas.problems.neat_tasks import make_problem  # noqa: E402
 from jaxnas.search.neat import NeatRunner  # noqa: E402
@@ -30,7 +30,8 @@ from jaxnas.strategies.neat import Neat  # noqa: E402
 
 # each rule of NEAT_PYTHON_XOR this script can take back, and our (the paper's) value for it
 OURS = {name: Neat.__dataclass_fields__[name].default
-        for name in ("structure_first", "speciation", "spawn", "min_parents", "split_disabled", "conn_from_outputs")}
+        for name in ("structure_first", "speciation", "spawn", "min_parents", "split_disabled", "conn_from_outputs",
+                     "split_ids")}
 
 
 def main() -> None:
@@ -49,14 +50,15 @@ def main() -> None:
     start, figures = time.perf_counter(), {}
     for name in ["all of neat-python's rules", *without]:
         settings = dict(NEAT_PYTHON_XOR) if name not in OURS else {**NEAT_PYTHON_XOR, name: OURS[name]}
-        runner = NeatRunner(ours(settings, 150), make_problem("xor"), chunk=50)
+        runner = NeatRunner(ours(settings, 150, NEAT_PYTHON_ACTIVATION), make_problem("xor"), chunk=50)
         figures[name if name not in OURS else f"without {name} (ours: {OURS[name]})"] = r = quality_ours(
             runner, seeds, args.max_generations)
         print(f"{name}: solved {r['solved']} of {len(seeds)}, median {r['median_generations']} generations "
               f"({r['wall_s']:.0f} s)", flush=True)
     command = "python benchmarks/neat_rules_ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     path = record_result(args.out, command=command.strip(), figures=figures, seeds=seeds,
-                         settings={"neat_python_xor": NEAT_PYTHON_XOR, "ours": OURS, "population": 150,
+                         settings={"neat_python_xor": NEAT_PYTHON_XOR, "activation": NEAT_PYTHON_ACTIVATION,
+                                   "ours": OURS, "population": 150,
                                    "max_generations": args.max_generations, "max_nodes": MAX_NODES,
                                    "max_conns": MAX_CONNS}, wall_s=time.perf_counter() - start)
     print(f"wrote {path}")

@@ -49,7 +49,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from experiments.configs.neat import NEAT_PYTHON_XOR  # noqa: E402
+from experiments.configs.neat import NEAT_PYTHON_ACTIVATION, NEAT_PYTHON_XOR  # noqa: E402
 from jaxnas.common.provenance import record_result  # noqa: E402
 from jaxnas.problems.neat_tasks import make_problem  # noqa: E402
 from jaxnas.search.neat import NeatRunner  # noqa: E402
@@ -57,11 +57,12 @@ from jaxnas.strategies.neat import Neat  # noqa: E402
 
 MAX_NODES, MAX_CONNS = 16, 32  # XOR genomes: room for 13 hidden nodes and 30 connection genes
 SETTINGS = {"paper_defaults": {}, "neat_python_settings": NEAT_PYTHON_XOR}
+ACTIVATION = {"paper_defaults": "sigmoid", "neat_python_settings": NEAT_PYTHON_ACTIVATION}
 MIN_EXTRA_SOLVED = 3  # the decision rule above
 
 
-def ours(settings: dict, pop: int) -> Neat:
-    return Neat(make_problem("xor").space(MAX_NODES, MAX_CONNS), population_size=pop, **settings)
+def ours(settings: dict, pop: int, activation: str = "sigmoid") -> Neat:
+    return Neat(make_problem("xor").space(MAX_NODES, MAX_CONNS, activation), population_size=pop, **settings)
 
 
 def summarize(gens: list[int | None], wall_s: float) -> dict:
@@ -99,7 +100,7 @@ class OursTimer:
 
     def __init__(self, pop: int, generations: int):
         problem = dataclasses.replace(make_problem("xor"), fitness_threshold=float("inf"))  # never stops early
-        self.runner = NeatRunner(ours(NEAT_PYTHON_XOR, pop), problem, chunk=generations)
+        self.runner = NeatRunner(ours(NEAT_PYTHON_XOR, pop, NEAT_PYTHON_ACTIVATION), problem, chunk=generations)
         self.key, self.generations, self.cap = jax.random.key(0), generations, jnp.int32(10**6)
         self.carry = self.runner.init(self.key)
         jax.block_until_ready(self.carry)
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
     figures: dict = {"ours": {}, "neat_python": {}}
     for name, settings in SETTINGS.items():  # one compiled runner per setting, reused for every seed set
         for kind in ("gaussian", "uniform"):
-            runner = NeatRunner(ours({**settings, "weight_perturbation": kind}, 150), make_problem("xor"), chunk=25)
+            runner = NeatRunner(ours({**settings, "weight_perturbation": kind}, 150, ACTIVATION[name]),
+                                make_problem("xor"), chunk=25)
             for set_name, seeds in sets.items():
                 cell = quality_ours(runner, seeds, args.max_generations)
                 figures["ours"].setdefault(name, {}).setdefault(kind, {})[set_name] = cell
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
     command = "python benchmarks/neat_vs_neat_python.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     settings = {"max_nodes": MAX_NODES, "max_conns": MAX_CONNS, "population_quality": 150,
                 "max_generations": args.max_generations, "paper_defaults": {}, "neat_python_settings": NEAT_PYTHON_XOR,
-                "timing": {"settings": "neat_python_settings", "pops": pops, "generations_per_round":
+                "activations": ACTIVATION, "timing": {"settings": "neat_python_settings", "pops": pops, "generations_per_round":
                            args.timing_generations, "rounds": args.rounds, "seed": 0},
                 "neat_python_xor_settings": ref.XOR_SETTINGS if ref else None}
     path = record_result(name.removesuffix(".json"), command=command.strip(), settings=settings, figures=figures,

@@ -79,9 +79,21 @@ def test_compatibility_distance_equals_hand_computed_case():
     np.testing.assert_allclose(ops.compatibility(g, h, 2.0, 1.0, 0.4, 1), (2 * 2 + 3) / 5 + 0.4 * w, rtol=1e-6)
     np.testing.assert_allclose(ops.compatibility(h, g, 1.0, 1.0, 0.4, 20), d, rtol=1e-6)  # symmetric
     assert float(ops.compatibility(g, g, 1.0, 1.0, 0.4, 20)) == 0.0
-    # neat-python's form: connections (0.5 * (|dw| + [enable differs]) summed + 1 * 5 unmatched) / 5, nodes 0
-    conn = (0.5 * ((0.5 + 0) + (2.0 + 1)) + 5) / 5
-    np.testing.assert_allclose(ops.compatibility_neat_python(g, h, 1.0, 0.5, 2), conn, rtol=1e-6)
+
+
+
+def test_neat_python_distance_matches_connections_by_their_key():
+    """neat-python's `DefaultGenome.distance` keys connection genes by (in, out): 1->2, deleted and added again
+    under a new innovation (2 in h), still matches g's 1->2 (innovation 1)."""
+    g = genome(SPACE, [(0, 0, 2, 1.0, True), (1, 1, 2, -1.0, True), (5, 0, 3, 0.5, False), (6, 3, 2, 2.0, True)],
+               hidden=[3])
+    h = genome(SPACE, [(0, 0, 2, 0.5, True), (2, 1, 2, 1.0, False), (7, 0, 4, 0.0, True)], hidden=[4])
+    # connections: matching 0->2 (|dw| 0.5) and 1->2 (|dw| 2.0, enable bits differ: + 1), unmatched 0->3, 3->2,
+    # 0->4: (0.5 * 3.5 + 1 * 3) / 4; nodes (output 2 matching with equal biases, hidden 3 and 4 unmatched): 2 / 2
+    want = (0.5 * 3.5 + 3) / 4 + 2 / 2
+    np.testing.assert_allclose(ops.compatibility_neat_python(g, h, 1.0, 0.5, 2), want, rtol=1e-6)
+    np.testing.assert_allclose(ops.compatibility_neat_python(h, g, 1.0, 0.5, 2), want, rtol=1e-6)
+    assert float(ops.compatibility_neat_python(g, g, 1.0, 0.5, 2)) == 0.0
 
 
 def test_crossover_takes_disjoint_and_excess_genes_from_the_fitter_parent():
@@ -169,6 +181,62 @@ def test_innovation_numbers_are_shared_within_a_generation():
     out, _, nxt = ops.assign_innovations(stack(a, a, a), proposal, jnp.int32(4), jnp.int32(10))
     np.testing.assert_array_equal(out.conn_innov[:, 2], [10, 11, 10])
     assert int(nxt) == 12
+
+
+def test_unique_split_ids_give_every_split_its_own_node_and_innovations():
+    """neat-python (`get_new_node_key`): every add-node makes a new node, even where other genomes split the same
+    connection in the same generation; additions of the same a->b still share an innovation."""
+    space = NeatSpace(2, 1, max_nodes=6, max_conns=8)
+    base = genome(space, [(0, 0, 2, 0.7, True), (1, 1, 2, -0.3, False)])
+    keys = jax.random.split(jax.random.key(1), 4)
+    kids, prop = jax.vmap(lambda k, g: ops.structural(k, g, space, 1.0, 0.0, 1.0))(keys, stack(*[base] * 4))
+    kids, next_node, next_innov = ops.assign_innovations(kids, prop, jnp.int32(3), jnp.int32(2), unique_splits=True)
+    assert int(next_node) == 7 and int(next_innov) == 10
+    np.testing.assert_array_equal(kids.node_id[:, 3], [3, 4, 5, 6])
+    for i in range(4):
+        h = to_host(jax.tree.map(lambda x: x[i], kids))
+        assert {(c["innovation"], c["in"], c["out"]) for c in h["connections"]} == {
+            (0, 0, 2), (1, 1, 2), (2 + 2 * i, 0, 3 + i), (3 + 2 * i, 3 + i, 2)}
+
+
+def test_neat_python_order_mutates_in_sequence():
+    """`structure_first` (neat-python's `DefaultGenome.mutate`): add node, delete node, add connection, delete
+    connection, each on the genome the previous step left. A node added then deleted leaves its split disabled; a
+    new connection may use the node added just before (never in the paper's order); identical splits share one
+    node with `split_ids="shared"` and get one each with "unique"."""
+    from jaxnas.strategies.neat_python_mutation import mutate_in_sequence
+
+    space = NeatSpace(2, 1, max_nodes=6, max_conns=8)
+    base = genome(space, [(0, 0, 2, 0.7, True), (1, 1, 2, -0.3, True)])
+    p = 64
+    pop = stack(*[base] * p)
+    no_elite = jnp.zeros(p, bool)
+
+    def run(**kw):
+        neat = Neat(space, population_size=p, structure_first=True, **kw)
+        return mutate_in_sequence(neat, neat.mutation_draws(jax.random.key(2), p), pop, no_elite, jnp.int32(3),
+                                  jnp.int32(2))
+
+    kids, next_node, next_innov = run(node_add_rate=1.0, node_delete_rate=1.0, conn_add_rate=0.0, split_ids="unique")
+    assert int(next_node) == 3 + p and int(next_innov) == 2 + 2 * p  # a node each, then deleted again
+    for i in range(p):
+        h = to_host(jax.tree.map(lambda x: x[i], kids))
+        assert [n["id"] for n in h["nodes"]] == [0, 1, 2] and len(h["connections"]) == 2
+        assert sorted(c["enabled"] for c in h["connections"]) == [False, True]
+    kids, next_node, _ = run(node_add_rate=1.0, conn_add_rate=1.0, split_ids="unique")
+    touching = 0
+    for i in range(p):
+        h = to_host(jax.tree.map(lambda x: x[i], kids))
+        new_node = max(n["id"] for n in h["nodes"])
+        assert new_node == 3 + i  # one node per split, in population order
+        innovs = [c["innovation"] for c in h["connections"]]
+        assert innovs == sorted(innovs) and len({(c["in"], c["out"]) for c in h["connections"]}) == len(innovs)
+        added = [c for c in h["connections"] if c["innovation"] >= 2 + 2 * p]
+        touching += any(new_node in (c["in"], c["out"]) for c in added)
+    assert touching > 0
+    kids, next_node, _ = run(node_add_rate=1.0, conn_add_rate=0.0, split_ids="shared")
+    assert int(next_node) == 5  # two distinct splits (0->2 and 1->2) among 64 genomes: two nodes
+    assert set(np.asarray(kids.node_id[:, 3]).tolist()) == {3, 4}
 
 
 def test_add_node_preserves_the_output_at_the_split():

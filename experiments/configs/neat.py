@@ -101,6 +101,7 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     c.neat = config_dict.ConfigDict(strategy_defaults())  # the paper's, from jaxnas.strategies.neat.Neat
     if variant == "neat_python":
         c.neat.update(NEAT_PYTHON_XOR)
+        c.activation = NEAT_PYTHON_ACTIVATION
     elif variant == "demo":
         c.generations = 150
         c.seeds = 10  # the demo's XOR section; its double-pole section sets 1 (vmapped seeds wait for the slowest)
@@ -157,7 +158,9 @@ NEAT_PYTHON_XOR = {
     "crossover_rate": 1.0, "interspecies_rate": 0.0, "max_stagnation": 20, "species_elitism": 2,
     "population_stagnation": 0, "speciation": "closest", "spawn": "neat-python", "min_species_size": 1,
     "min_parents": 2, "structure_first": True, "split_disabled": True, "conn_from_outputs": False,
+    "split_ids": "unique",
 }
+NEAT_PYTHON_ACTIVATION = "sigmoid5"  # its sigmoid, 1 / (1 + exp(-5 x)) (the paper's slope is 4.9)
 
 
 # The paper's settings for the double pole without velocities (Sec. 4.1): a population of 1,000, a larger weight

@@ -88,6 +88,11 @@ def sigmoid(x: jax.Array) -> jax.Array:
     return jax.nn.sigmoid(4.9 * x)
 
 
+def sigmoid5(x: jax.Array) -> jax.Array:
+    """neat-python's sigmoid (`activations.sigmoid_activation`), 1 / (1 + exp(-5 x))."""
+    return jax.nn.sigmoid(5.0 * x)
+
+
 def gauss(x: jax.Array) -> jax.Array:
     """The Gaussian of CPPNs (Stanley 2007), exp(-x^2): symmetric, a bump at 0."""
     return jnp.exp(-jnp.square(x))
@@ -103,7 +108,7 @@ def clipped_linear(x: jax.Array) -> jax.Array:
     return jnp.clip(x, -3.0, 3.0) / 3.0
 
 
-ACTIVATIONS = {"sigmoid": sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x,
+ACTIVATIONS = {"sigmoid": sigmoid, "sigmoid5": sigmoid5, "tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x,
                # the CPPN functions of HyperNEAT (Stanley, D'Ambrosio & Gauci 2009): repetition, symmetry
                "sin": jnp.sin, "gauss": gauss, "abs": jnp.abs, "signed_sigmoid": signed_sigmoid,
                "clipped_linear": clipped_linear}

@@ -33,6 +33,8 @@ from jaxnas.common.errors import check
 _PY_ACTIVATIONS = {
     "sigmoid": "def sigmoid(z):\n    z = max(-60.0, min(60.0, 4.9 * z))  # 1 / (1 + exp(-4.9 z)), overflow-safe\n"
                "    return 1.0 / (1.0 + math.exp(-z))\n",
+    "sigmoid5": "def sigmoid5(z):\n    z = max(-60.0, min(60.0, 5.0 * z))  # neat-python's sigmoid\n"
+                "    return 1.0 / (1.0 + math.exp(-z))\n",
     "tanh": "def tanh(z):\n    return math.tanh(z)\n",
     "relu": "def relu(z):\n    return max(z, 0.0)\n",
     "identity": "def identity(z):\n    return z\n",

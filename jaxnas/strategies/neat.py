@@ -38,10 +38,18 @@ neat-python 2.0's own rules, for reproducing its results (`experiments/configs/n
 all): `speciation="closest"` (each species' new representative the new genome closest to its old one, every other
 genome to the closest compatible species, `neat_speciation._assign_closest`), `spawn="neat-python"` (mean fitness
 scaled to the population's range, a minimum species size, each species half way from its size to its target,
-`neat_reproduction._neat_python_spawn`), `min_parents=2`, `structure_first` (its mutation order: structural
-mutations, then deletions, then the weights and biases of every gene, the new ones too; neat-python interleaves
-add node, delete node, add connection, delete connection), `split_disabled`, `conn_from_outputs=False`,
-`compatibility="neat-python"`, `per_gene_mutation`, Gaussian steps, node and connection deletion.
+`neat_reproduction._neat_python_spawn`), `min_parents=2`, `structure_first` (its mutation order: add node, delete
+node, add connection, delete connection, each on the genome the step before left, then the weights and biases of
+every gene, the new ones too: `neat_python_mutation`), `split_ids="unique"` (every add-node makes a new node, where
+the paper numbers the same split in one generation once), `split_disabled`, `conn_from_outputs=False`,
+`compatibility="neat-python"` (connection genes matched by their (in, out) key), `per_gene_mutation`, Gaussian
+steps, node and connection deletion, and its sigmoid 1 / (1 + exp(-5 x)) (`NeatSpace(activation="sigmoid5")`).
+An audit of neat-python 2.0's code against these rules (2026-12-07) found those last four differences; each was
+measured on XOR seeds 100-139 (benchmarks/neat_rules_ablation.py), not on the reported seeds 0-39.
+
+HyperNEAT (the authors' code, `experiments/configs/neat.py:hyperneat`): `target_species` (the compatibility
+threshold moved by `threshold_step` each generation towards a number of species) and `keep_champion` (the
+generation's best genome copied whatever its species' size).
 
 Where the paper is silent we take neat-python's values: perturbation power 0.5 (the uniform step's half-width;
 the paper gives no magnitude), new weights N(0, 1),
@@ -147,6 +155,7 @@ class Neat(NeatSpeciation, NeatReproduction):
     conn_add_rate: float = 0.05
     structure_first: bool = False  # True (neat-python): add node / connection, deletions, then weights and biases
     split_disabled: bool = False  # True (neat-python): add node may split a disabled connection
+    split_ids: str = "shared"  # "shared": the paper's (same split, same generation: same node); "unique": neat-python
     conn_from_outputs: bool = True  # False (neat-python): add connection never starts at an output
     node_delete_rate: float = 0.0
     conn_delete_rate: float = 0.0
@@ -161,6 +170,7 @@ class Neat(NeatSpeciation, NeatReproduction):
               f"got {self.compatibility!r}; allowed: {', '.join(COMPATIBILITY)}")
         check(self.speciation in SPECIATION, "speciation", f"got {self.speciation!r}; allowed: {', '.join(SPECIATION)}")
         check(self.spawn in SPAWN, "spawn", f"got {self.spawn!r}; allowed: {', '.join(SPAWN)}")
+        check(self.split_ids in ("shared", "unique"), "split_ids", f"got {self.split_ids!r}; allowed: shared, unique")
         check(self.weight_perturbation in PERTURBATIONS, "weight_perturbation",
               f"got {self.weight_perturbation!r}; allowed: {', '.join(PERTURBATIONS)}")
         for field in ("population_size", "max_species", "normalize_min_genes"):

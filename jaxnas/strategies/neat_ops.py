@@ -48,10 +48,12 @@ def compatibility_neat_python(g: Genome, h: Genome, c_disjoint: float, c_weight:
     Connections: (c_weight * sum over matching genes of (|dw| + [enable bits differ]) + c_disjoint * unmatched)
     / the larger connection count. Nodes (outputs and hidden): (c_weight * sum of |d bias| over matching
     nodes, plus 1 per matching node whose activation differs in a CPPN, + c_disjoint * unmatched) / the larger
-    node count. Genes match by innovation number here (by
-    (in, out) key there; the two agree unless the same pair was added twice in different generations).
+    node count. Connection genes match by their (in, out) key, as neat-python's genes are keyed (a connection
+    deleted and added again later has a new innovation number but the same key); a genome holds each key once.
     """
-    idx, match = align(g, h)
+    same = (g.conn_valid[:, None] & h.conn_valid[None, :] & (g.conn_in[:, None] == h.conn_in[None, :])
+            & (g.conn_out[:, None] == h.conn_out[None, :]))  # (C, C)
+    idx, match = jnp.argmax(same, -1), jnp.any(same, -1)
     m = jnp.sum(match)
     ng, nh = jnp.sum(g.conn_valid), jnp.sum(h.conn_valid)
     diff = jnp.abs(g.conn_weight - h.conn_weight[idx]) + (g.conn_enabled != h.conn_enabled[idx])
@@ -272,18 +274,23 @@ def group_ids(keys: tuple[jax.Array, ...], valid: jax.Array) -> tuple[jax.Array,
 
 
 def assign_innovations(g: Genome, proposal: tuple[jax.Array, ...], next_node: jax.Array,
-                       next_innov: jax.Array, new_act: jax.Array | None = None) -> tuple[Genome, jax.Array, jax.Array]:
+                       next_innov: jax.Array, new_act: jax.Array | None = None,
+                       unique_splits: bool = False) -> tuple[Genome, jax.Array, jax.Array]:
     """Gives the population's structural mutations their node ids and innovation numbers.
 
     Within one generation, the same mutation gets the same numbers everywhere (paper Sec. 3.2): splits of
     the same connection gene share the new node id and both new innovations; additions of the same a->b
-    share one innovation. A CPPN's new node gets its genome's `new_act` (P,) activation (a random one: each
+    share one innovation. `unique_splits` (neat-python: `get_new_node_key` counts every new node) gives every
+    split its own node id and innovations instead. A CPPN's new node gets its genome's `new_act` (P,) activation (a random one: each
     genome draws its own, as neat-python's `activation_default = random` does). Returns the population and the
     advanced counters.
     """
     split_innov, split_in, split_out, add_a, add_b, node_slot, c_in, c_out, c_new = proposal  # each (P,)
     do_node, do_conn = split_innov != EMPTY, add_a != EMPTY
-    nid, n_new_nodes = group_ids((split_innov,), do_node)
+    if unique_splits:
+        nid, n_new_nodes = jnp.cumsum(do_node) - 1, jnp.sum(do_node)
+    else:
+        nid, n_new_nodes = group_ids((split_innov,), do_node)
     cid, n_new_conns = group_ids((add_a, add_b), do_conn)
     node_id = next_node + nid
     innov_in = next_innov + 2 * nid

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from jaxnas.spaces.neat import EMPTY, Genome
 from jaxnas.strategies import neat_ops as ops
+from jaxnas.strategies.neat_python_mutation import mutate_in_sequence
 from jaxnas.strategies.neat_state import BIG, NeatState
 
 
@@ -147,13 +148,17 @@ class NeatReproduction:
         crossed = jax.vmap(ops.crossover_with, in_axes=(0, 0, 0, None))(draws, g1, g2, self.disabled_gene_rate)
         children = ops.tree_select(do_cross, crossed, g1)
         draws = self.mutation_draws(k_mut, p)
-        children, proposal = jax.vmap(self._mutate)(draws, children)
-        no_new = lambda x: jnp.where(is_elite, EMPTY, x)  # noqa: E731  (elites are copied: they propose nothing)
-        proposal = (no_new(proposal[0]), *proposal[1:3], no_new(proposal[3]), no_new(proposal[4]), *proposal[5:])
-        children, next_node, next_innov = ops.assign_innovations(children, proposal, state.next_node, state.next_innov,
-                                                                 draws.get("new_act"))
-        if self.structure_first:  # neat-python: deletions, then weights and biases of every gene, new ones too
-            children = jax.vmap(lambda r, g: self._attributes(r, self._deletions(r, g)))(draws, children)
+        if self.structure_first:  # neat-python: add node, delete node, add connection, delete connection in turn,
+            # then the weights and biases of every gene, new ones too
+            children, next_node, next_innov = mutate_in_sequence(self, draws, children, is_elite, state.next_node,
+                                                                 state.next_innov)
+            children = jax.vmap(self._attributes)(draws, children)
+        else:
+            children, proposal = jax.vmap(self._mutate)(draws, children)
+            no_new = lambda x: jnp.where(is_elite, EMPTY, x)  # noqa: E731  (elites are copied: they propose nothing)
+            proposal = (no_new(proposal[0]), *proposal[1:3], no_new(proposal[3]), no_new(proposal[4]), *proposal[5:])
+            children, next_node, next_innov = ops.assign_innovations(
+                children, proposal, state.next_node, state.next_innov, draws.get("new_act"), self.split_ids == "unique")
         children = ops.tree_select(is_elite, g1, children)  # elites are copied unchanged
         keep = state.alive & (offspring > 0)
         if self.speciation == "first":  # new representatives: a random member of each species (paper Sec. 3.3)
@@ -189,14 +194,13 @@ class NeatReproduction:
         return draws
 
     def _mutate(self, r: dict[str, jax.Array], g: Genome) -> tuple[Genome, tuple[jax.Array, ...]]:
-        """Weight, bias and enable-bit mutation, optional deletions, then the structural proposals (with
-        `structure_first`, neat-python's order, only the proposals: the rest follows `assign_innovations`).
+        """The paper's order: weight, bias and enable-bit mutation, optional deletions, then the structural
+        proposals (`structure_first`, neat-python's order, is `neat_python_mutation.mutate_in_sequence`).
 
         `r`: one genome's slice of `mutation_draws`; `r["u"]` columns: weights on, biases on, delete node
         on, which node, delete connection on, which connection, then the five of `ops.structural_with`.
         """
-        if not self.structure_first:
-            g = self._deletions(r, self._attributes(r, g))
+        g = self._deletions(r, self._attributes(r, g))
         return ops.structural_with(r["u"][6:], r["z"], g, self.space, self.node_add_rate, self.conn_add_rate,
                                    self.weight_init_std, self.split_disabled, self.conn_from_outputs)
 
