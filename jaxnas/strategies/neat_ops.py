@@ -51,9 +51,10 @@ def compatibility_neat_python(g: Genome, h: Genome, c_disjoint: float, c_weight:
     node count. Connection genes match by their (in, out) key, as neat-python's genes are keyed (a connection
     deleted and added again later has a new innovation number but the same key); a genome holds each key once.
     """
-    same = (g.conn_valid[:, None] & h.conn_valid[None, :] & (g.conn_in[:, None] == h.conn_in[None, :])
-            & (g.conn_out[:, None] == h.conn_out[None, :]))  # (C, C)
-    idx, match = jnp.argmax(same, -1), jnp.any(same, -1)
+    g_in, h_in = jnp.where(g.conn_valid, g.conn_in, -1), jnp.where(h.conn_valid, h.conn_in, -2)  # empty: no match
+    same = (g_in[:, None] == h_in[None, :]) & (g.conn_out[:, None] == h.conn_out[None, :])  # (C, C)
+    # the one match's index as a masked sum (several times faster on XLA:CPU than an argmax over rows)
+    idx, match = jnp.sum(jnp.where(same, jnp.arange(same.shape[-1]), 0), -1), jnp.any(same, -1)
     m = jnp.sum(match)
     ng, nh = jnp.sum(g.conn_valid), jnp.sum(h.conn_valid)
     diff = jnp.abs(g.conn_weight - h.conn_weight[idx]) + (g.conn_enabled != h.conn_enabled[idx])
