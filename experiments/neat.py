@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 # BOUNDS (every numeric setting and its cap) lives beside the defaults in experiments/configs/neat.py.
 CHOICES = {"progress": (True, False), "neat.per_gene_mutation": (True, False), "neat.split_disabled": (True, False),
-           "neat.conn_from_outputs": (True, False), "neat.structure_first": (True, False)}
+           "neat.conn_from_outputs": (True, False), "neat.structure_first": (True, False),
+           "neat.keep_champion": (True, False), "neat.split_ids": ("shared", "unique")}
 
 
 def validate(config: config_dict.ConfigDict) -> None:

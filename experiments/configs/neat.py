@@ -56,10 +56,10 @@ BOUNDS = {
     "neat.normalize_min_genes": (int, 1, 100_000), "neat.survival_threshold": (float, 0.0, 1.0, True),
     **{f"neat.{f}": (int, 0, 1_000_000) for f in ("elitism", "elitism_min_species_size", "max_stagnation",
                                                    "species_elitism", "population_stagnation", "min_species_size",
-                                                   "min_parents")},
+                                                   "min_parents", "target_species")},
     **{f"neat.{f}": (float, 0.0, 1e6, True) for f in ("compatibility_threshold", "weight_mutate_power",
                                                        "weight_init_std", "weight_clamp", "bias_mutate_power",
-                                                       "bias_init_std")},
+                                                       "bias_init_std", "threshold_step")},
     **{f"neat.{f}": (float, 0.0, 1e6) for f in ("excess_coefficient", "disjoint_coefficient", "weight_coefficient")},
     **{f"neat.{f}": (float, 0.0, 1.0) for f in _RATES},
 }

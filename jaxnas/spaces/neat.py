@@ -108,10 +108,11 @@ def clipped_linear(x: jax.Array) -> jax.Array:
     return jnp.clip(x, -3.0, 3.0) / 3.0
 
 
-ACTIVATIONS = {"sigmoid": sigmoid, "sigmoid5": sigmoid5, "tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x,
+ACTIVATIONS = {"sigmoid": sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x,
                # the CPPN functions of HyperNEAT (Stanley, D'Ambrosio & Gauci 2009): repetition, symmetry
                "sin": jnp.sin, "gauss": gauss, "abs": jnp.abs, "signed_sigmoid": signed_sigmoid,
-               "clipped_linear": clipped_linear}
+               "clipped_linear": clipped_linear,
+               "sigmoid5": sigmoid5}  # neat-python's sigmoid, for reproducing its runs
 
 
 @dataclasses.dataclass(frozen=True)
