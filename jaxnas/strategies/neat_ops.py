@@ -274,6 +274,14 @@ def group_ids(keys: tuple[jax.Array, ...], valid: jax.Array) -> tuple[jax.Array,
     return gid, jnp.sum(first)
 
 
+def split_numbers(split_innov: jax.Array, do_node: jax.Array, unique: bool) -> tuple[jax.Array, jax.Array]:
+    """Dense numbers for the population's splits (P,) and their count: one per distinct split gene (the paper),
+    or one per split (`unique`, neat-python's node counter)."""
+    if unique:
+        return jnp.cumsum(do_node) - 1, jnp.sum(do_node)
+    return group_ids((split_innov,), do_node)
+
+
 def assign_innovations(g: Genome, proposal: tuple[jax.Array, ...], next_node: jax.Array,
                        next_innov: jax.Array, new_act: jax.Array | None = None,
                        unique_splits: bool = False) -> tuple[Genome, jax.Array, jax.Array]:
@@ -288,10 +296,7 @@ def assign_innovations(g: Genome, proposal: tuple[jax.Array, ...], next_node: ja
     """
     split_innov, split_in, split_out, add_a, add_b, node_slot, c_in, c_out, c_new = proposal  # each (P,)
     do_node, do_conn = split_innov != EMPTY, add_a != EMPTY
-    if unique_splits:
-        nid, n_new_nodes = jnp.cumsum(do_node) - 1, jnp.sum(do_node)
-    else:
-        nid, n_new_nodes = group_ids((split_innov,), do_node)
+    nid, n_new_nodes = split_numbers(split_innov, do_node, unique_splits)
     cid, n_new_conns = group_ids((add_a, add_b), do_conn)
     node_id = next_node + nid
     innov_in = next_innov + 2 * nid

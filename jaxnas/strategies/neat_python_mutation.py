@@ -87,11 +87,8 @@ def mutate_in_sequence(neat, draws: dict[str, jax.Array], children: Genome, is_e
     do_node, split = jax.vmap(lambda r, g: propose_split(r, g, sp, neat.node_add_rate, neat.split_disabled))(
         u[:, 6:8], children)
     do_node = do_node & ~is_elite
-    if neat.split_ids == "unique":
-        nid, n_nodes = jnp.cumsum(do_node) - 1, jnp.sum(do_node)
-    else:
-        split_innov = jnp.where(do_node, jnp.take_along_axis(children.conn_innov, split[:, None], 1)[:, 0], EMPTY)
-        nid, n_nodes = ops.group_ids((split_innov,), do_node)
+    split_innov = jnp.where(do_node, jnp.take_along_axis(children.conn_innov, split[:, None], 1)[:, 0], EMPTY)
+    nid, n_nodes = ops.split_numbers(split_innov, do_node, neat.split_ids == "unique")
     new_act = draws.get("new_act")
     children = jax.vmap(apply_split, in_axes=(0, 0, 0, 0, 0, None if new_act is None else 0))(
         children, do_node, split, next_node + nid, next_innov + 2 * nid, new_act)
