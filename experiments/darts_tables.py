@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.table_format import markdown_table, sources_line
+from experiments.table_format import markdown_table, percent, sources_line
 
 LABELS = {"darts": "DARTS (1st order)", "darts2": "DARTS (2nd order)", "darts_minus": "DARTS-",
           "gdas": "GDAS (its code's estimator)", "gdas_paper": "GDAS (the paper's estimator)",
@@ -18,7 +18,7 @@ LABELS = {"darts": "DARTS (1st order)", "darts2": "DARTS (2nd order)", "darts_mi
 
 def paired_difference(rows: list[dict[str, Any]], base: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """Per-seed results `rows` minus `base` on `key` (a number, or a list of repeats averaged), paired by seed:
-    mean, standard error (None for one seed), seeds ahead, ties, seeds."""
+    mean, standard error (None for one seed), seeds ahead, ties, seeds; in the unit of `key` (accuracies: fractions)."""
     value = lambda r: float(np.mean(r[key]))  # noqa: E731
     d = np.array([value(a) for a in rows]) - np.array([value(b) for b in base])
     return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None,
@@ -26,8 +26,10 @@ def paired_difference(rows: list[dict[str, Any]], base: list[dict[str, Any]], ke
 
 
 def _vs(rows: list[dict[str, Any]], base: list[dict[str, Any]], key: str) -> str:
-    """Mean paired difference (method minus plain DARTS, by seed), its standard error, seeds ahead."""
-    p = paired_difference(rows, base, key)
+    """Mean paired difference (method minus plain DARTS, by seed) in percentage points, its standard error, seeds
+    ahead."""
+    in_percent = lambda rs: [{key: percent(r[key])} for r in rs]  # noqa: E731
+    p = paired_difference(in_percent(rows), in_percent(base), key)
     se = f" ± {p['se']:.2f}" if p["se"] is not None else ""
     return f"{p['mean']:+.2f}{se} ({p['wins']}/{p['n']})"
 
@@ -40,8 +42,8 @@ def _shares(cells: list[str]) -> dict[str, float]:
 
 
 def darts_methods(results: dict[str, dict[str, Any]]) -> str:
-    """One row per method: the final cells' table accuracy, from-scratch accuracy, parameter-free edges and op
-    shares (means over seeds), and each remedy minus plain DARTS paired by seed."""
+    """One row per method: the final cells' table accuracy, from-scratch accuracy (the files' fractions in percent),
+    parameter-free edges and op shares (means over seeds), and each remedy minus plain DARTS paired by seed."""
     r = results["darts_methods"]
     f = r["figures"]
     methods = {k: v for k, v in f["methods"].items() if k != "gdas" or "darts_gdas" not in results}
@@ -54,8 +56,9 @@ def darts_methods(results: dict[str, dict[str, Any]]) -> str:
     for m, out in methods.items():
         ps = out["per_seed"]
         share = _shares([r["final_arch"] for r in ps])
-        rows.append([LABELS.get(m, m), f"{out['mean_final_table_test']:.2f}", f"{out['mean_scratch_valid']:.2f}",
-                     f"{out['mean_scratch_test']:.2f}", f"{out['mean_parameter_free_edges']:.2f}",
+        rows.append([LABELS.get(m, m), f"{percent(out['mean_final_table_test']):.2f}",
+                     f"{percent(out['mean_scratch_valid']):.2f}", f"{percent(out['mean_scratch_test']):.2f}",
+                     f"{out['mean_parameter_free_edges']:.2f}",
                      f"{share['skip_connect']:.2f} / {share['none']:.2f} / {share['avg_pool_3x3']:.2f}",
                      "–" if m == "darts" else _vs(ps, base, "final_table_test"),
                      "–" if m == "darts" else _vs(ps, base, "scratch_valid")])
@@ -73,7 +76,7 @@ def darts_methods(results: dict[str, dict[str, Any]]) -> str:
     if trace:
         marks = sorted({0, 4, 9, 19, len(trace) - 1} & set(range(len(trace))))
         line = ("\nPlain DARTS's derived cells, mean table test accuracy after epoch "
-                + ", ".join(f"{e + 1}: {trace[e]:.1f}%" for e in marks) + ".")
+                + ", ".join(f"{e + 1}: {percent(trace[e]):.1f}%" for e in marks) + ".")
     return setup + table + line + "\n" + sources_line(results)
 
 
@@ -85,8 +88,8 @@ def _nasnet_shares(cells: list[str]) -> dict[str, float]:
 
 
 def darts_nasnet(results: dict[str, dict[str, Any]]) -> str:
-    """DARTS's own cell (no table exists): per method the final cells' from-scratch accuracy, parameter-free kept
-    edges and op shares (means over seeds), and each remedy minus plain DARTS paired by seed."""
+    """DARTS's own cell (no table exists): per method the final cells' from-scratch accuracy (in percent),
+    parameter-free kept edges and op shares (means over seeds), and each remedy minus plain DARTS paired by seed."""
     r = results["darts_nasnet"]
     methods = r["figures"]["methods"]
     any_cfg = next(iter(methods.values()))["config"]
@@ -96,7 +99,8 @@ def darts_nasnet(results: dict[str, dict[str, Any]]) -> str:
     for m, out in methods.items():
         ps = out["per_seed"]
         share = _nasnet_shares([x["final_arch"] for x in ps])
-        rows.append([LABELS.get(m, m), f"{out['mean_scratch_valid']:.2f}", f"{out['mean_scratch_test']:.2f}",
+        rows.append([LABELS.get(m, m), f"{percent(out['mean_scratch_valid']):.2f}",
+                     f"{percent(out['mean_scratch_test']):.2f}",
                      f"{out['mean_parameter_free_edges']:.2f}",
                      f"{share['identity']:.2f} / {share['max_pool_3x3']:.2f} / {share['avg_pool_3x3']:.2f}",
                      "–" if m == "darts" else _vs(ps, base, "scratch_valid"),

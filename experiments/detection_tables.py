@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.table_format import markdown_table, sources_line
+from experiments.table_format import markdown_table, percent, sources_line
 from jaxnas.search.pareto import hypervolume_2d
 
 NAMES = {"reinforce": "REINFORCE, LSTM controller", "evolution": "aging evolution (P=10, S=3)",
@@ -31,8 +31,9 @@ def macro_front(results: dict[str, dict[str, Any]]) -> str:
             f"MnasNet's acc x (FLOPs / {s['target_mflops']:.1f} M)^w with w swept from {s['sweep']['w_start']:g} to "
             f"{s['sweep']['w_end']:g} over each run. Searched on training {s['search_run']}, scored on the mean of "
             f"the other two; hypervolume ratio = the run's front over the known {known['points_reported']}-point "
-            f"front (reference point {known['reference_point']['acc']:.2f}%, {known['reference_point']['mflops']:.1f} "
-            f"MFLOPs). The whole table searched on one training scores {known['hv_ratio_whole_table']:.4f}. "
+            f"front (reference point {percent(known['reference_point']['acc']):.2f}%, "
+            f"{known['reference_point']['mflops']:.1f} MFLOPs). The whole table searched on one training scores "
+            f"{known['hv_ratio_whole_table']:.4f}. "
             f"Settings tuned on seeds {', '.join(str(x) for x in s['tuned_on_seeds'])}.\n\n")
     header = ["method", "hypervolume ratio, mean", "median", "quartiles", "worst run",
               "known front points found per run"]
@@ -46,12 +47,13 @@ SEARCH_NAMES = {"reinforce": "REINFORCE, LSTM controller", "evolution": "aging e
 def _config(rec: dict[str, Any] | None) -> str:
     if rec is None:
         return "none"
-    return f"{rec['resolution']} px d{rec['depth']}: {rec['test_map']:.1f}% at {rec['flops'] / 1e6:.1f} M"
+    return f"{rec['resolution']} px d{rec['depth']}: {percent(rec['test_map']):.1f}% at {rec['flops'] / 1e6:.1f} M"
 
 
 def detection_search(results: dict[str, dict[str, Any]]) -> str:
     """Per method: on how many seeds its validation front holds a configuration that dominates the default on test
-    mAP at no more FLOPs, and per seed the two picks made on validation mAP (reported on test)."""
+    mAP at no more FLOPs, and per seed the two picks made on validation mAP (reported on test); the files' mAP
+    fractions printed in percent, hypervolumes in mAP % x MFLOPs."""
     r = results["detection_search"]
     f, s = r["figures"], r["settings"]
     d = f["default"]
@@ -61,7 +63,8 @@ def detection_search(results: dict[str, dict[str, Any]]) -> str:
     ref = (0.0, max([r["flops"] for fr in fronts for r in fr] + [d["flops"]]) / 1e6)
 
     def hv(front: list[dict[str, Any]]) -> float:
-        return hypervolume_2d([r["test_map"] for r in front], [r["flops"] / 1e6 for r in front], ref) if front else 0.0
+        return (hypervolume_2d([percent(r["test_map"]) for r in front], [r["flops"] / 1e6 for r in front], ref)
+                if front else 0.0)
 
     hvs = {m: sum(hv(p["front"]) for p in v["per_seed"]) / len(v["per_seed"]) for m, v in f["methods"].items()}
     rows = []
@@ -85,8 +88,8 @@ def detection_search(results: dict[str, dict[str, Any]]) -> str:
             f"of {f['image_shape'][0]} px), seeds {', '.join(str(x) for x in seeds)} (each both the search's and its "
             f"trainings' seed), {budget}, {s['train']['steps']} training steps per "
             f"configuration, {reward}. The default, {d['resolution']} px "
-            f"depth {d['depth']}: test mAP {d['test_map']:.1f}% (mean of the seeds; "
-            + ", ".join(f"{x['test_map']:.1f}" for x in f["default_per_seed"])
+            f"depth {d['depth']}: test mAP {percent(d['test_map']):.1f}% (mean of the seeds; "
+            + ", ".join(f"{percent(x['test_map']):.1f}" for x in f["default_per_seed"])
             + f") at {d['flops'] / 1e6:.1f} MFLOPs. A seed counts when a configuration on the method's validation "
             "front has at least the default's test mAP at no more FLOPs, strictly better in one. Picks, chosen on "
             "validation mAP and given as test mAP at MFLOPs, one per seed. Hypervolume: the area (test mAP % x MFLOPs) "

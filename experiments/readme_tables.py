@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import darts_tables, detection_tables, gan_tables, mtl_tables, search_tables
-from experiments.table_format import Table, load_note, markdown_table, sources_line
+from experiments.table_format import Table, load_note, markdown_table, percent, sources_line
 from jaxnas.common.provenance import REPO_ROOT, RESULTS_DIR, load_result
 
 README = REPO_ROOT / "README.md"
@@ -46,13 +46,13 @@ def _nb201_label(name: str, settings: dict[str, Any]) -> str:
 
 def _against_random(runs: list[dict[str, Any]], name: str, label: str, what: str) -> str:
     """`name` minus random search per seed, with two standard errors of the difference (each mean's standard
-    error: the std over runs / sqrt(runs - 1), the files' std being over all runs)."""
+    error: the std over runs / sqrt(runs - 1), the files' std being over all runs); in percentage points."""
     cells, above, below = [], 0, 0
     for r in runs:
         f = r["figures"]
         a, b = f["strategies"][name], f["strategies"]["random"]
-        diff = a["valid_mean"] - b["valid_mean"]
-        two_se = 2 * ((a["valid_std"] ** 2 + b["valid_std"] ** 2) / (f["runs"] - 1)) ** 0.5
+        diff = percent(a["valid_mean"]) - percent(b["valid_mean"])
+        two_se = 2 * ((percent(a["valid_std"]) ** 2 + percent(b["valid_std"]) ** 2) / (f["runs"] - 1)) ** 0.5
         above, below = above + (diff > two_se), below + (diff < -two_se)
         cells.append(f"seed {f['seed']}: {diff:+.3f} (2 SE {two_se:.3f})")
     return (f" {label} minus random search, {what}: " + "; ".join(cells) + f"; more than two standard errors above "
@@ -60,7 +60,8 @@ def _against_random(runs: list[dict[str, Any]], name: str, label: str, what: str
 
 
 def _table_protocol(results: dict[str, dict[str, Any]]) -> str:
-    """`experiments.nb201 --config.strategy=all` on several seeds: one column per seed, strategies as rows."""
+    """`experiments.nb201 --config.strategy=all` on several seeds: one column per seed, strategies as rows (the
+    files' fractions printed in percent)."""
     runs = list(results.values())
     seeds = [r["figures"]["seed"] for r in runs]
     f0 = runs[0]["figures"]
@@ -70,14 +71,15 @@ def _table_protocol(results: dict[str, dict[str, Any]]) -> str:
     rows = []
     for name in strategies:
         per = [r["figures"]["strategies"][name] for r in runs]
-        cells = [(f"**{v['valid_mean']:.2f}**" if best[s] == name else f"{v['valid_mean']:.2f}") + f" ± {v['valid_std']:.2f}"
-                 for s, v in zip(seeds, per)]
+        cells = [(f"**{percent(v['valid_mean']):.2f}**" if best[s] == name else f"{percent(v['valid_mean']):.2f}")
+                 + f" ± {percent(v['valid_std']):.2f}" for s, v in zip(seeds, per)]
         pub = per[0]["published"]
-        test = sum(v["test_mean"] for v in per) / len(per)
+        test = sum(percent(v["test_mean"]) for v in per) / len(per)
         evals = sum(v["evaluations_mean"] for v in per) / len(per)
         found = sum(v["found_global_best_fraction"] for v in per) / len(per)
         rows.append([_nb201_label(name, runs[0]["settings"]), *cells,
-                     *([] if macro else [f"{pub['valid_mean']:.2f} ± {pub['valid_std']:.2f}" if pub else "–"]),
+                     *([] if macro else [f"{percent(pub['valid_mean']):.2f} ± {percent(pub['valid_std']):.2f}"
+                                         if pub else "–"]),
                      f"{test:.2f}", f"{evals:.1f}", *([f"{found:.1%}"] if macro else [])])
     if macro:
         header = ["strategy", *[f"searched training, seed {s}" for s in seeds],
@@ -99,9 +101,9 @@ def _table_protocol(results: dict[str, dict[str, Any]]) -> str:
     if "qlearning" in strategies and "random" in strategies:
         ranking += _against_random(runs, "qlearning", "Q-learning", what)
     if macro:
-        ranking += (f" A perfect search (the table's best on the searched training) would score {f0['table_best_valid']:.2f}, "
-                    f"reported {f0['table_best_test']:.2f}; the best reported figure of any network is "
-                    f"{f0['table_max_test']:.2f}.")
+        ranking += (f" A perfect search (the table's best on the searched training) would score "
+                    f"{percent(f0['table_best_valid']):.2f}, reported {percent(f0['table_best_test']):.2f}; the best "
+                    f"reported figure of any network is {percent(f0['table_max_test']):.2f}.")
     return caption + markdown_table(header, rows) + "\n" + ranking + "\n" + sources_line(results)
 
 
@@ -112,8 +114,9 @@ def _reinforce_lr(results: dict[str, dict[str, Any]]) -> str:
     lrs = sorted({c["learning_rate"] for c in cells if c["strategy"] == "reinforce"})
     rows = []
     for seed in sorted({c["seed"] for c in cells}):
-        mine = {c["learning_rate"]: c["valid_mean"] for c in cells if c["seed"] == seed and c["strategy"] == "reinforce"}
-        rnd = [c["valid_mean"] for c in cells if c["seed"] == seed and c["strategy"] == "random"]
+        mine = {c["learning_rate"]: percent(c["valid_mean"]) for c in cells
+                if c["seed"] == seed and c["strategy"] == "reinforce"}
+        rnd = [percent(c["valid_mean"]) for c in cells if c["seed"] == seed and c["strategy"] == "random"]
         label = f"seed {seed}" + (f" (random search: {rnd[0]:.2f})" if rnd else "")
         rows.append([label, *[f"{mine[lr]:.2f}" if lr in mine else "" for lr in lrs]])
     header = ["learning rate", *[f"**{lr:g} (default)**" if lr == default else f"{lr:g}" for lr in lrs]]
@@ -128,10 +131,11 @@ def _nas_search_demo(results: dict[str, dict[str, Any]]) -> str:
     strat = s[f["strategy"]] if f["strategy"] in s else {}
     name = f["strategy"].replace("_", " ") + (f" (P={strat['population_size']}, S={strat['sample_size']})" if strat else "")
     base = f["random_baseline"]
-    rows = [[f"{name}, {f['evaluations']} evaluations in chunks of {s['chunk_size']}", f"{f['best_valid']:.2f}",
-             f"{f['best_test']:.2f}", "`" + f["best_arch"].replace("|", "\\|") + "`"],
-            [f"{base['n']} random architectures, median (best)", f"{base['median_valid']:.2f} ({base['max_valid']:.2f})",
-             f"{base['median_test']:.2f}", ""]]
+    rows = [[f"{name}, {f['evaluations']} evaluations in chunks of {s['chunk_size']}", f"{percent(f['best_valid']):.2f}",
+             f"{percent(f['best_test']):.2f}", "`" + f["best_arch"].replace("|", "\\|") + "`"],
+            [f"{base['n']} random architectures, median (best)",
+             f"{percent(base['median_valid']):.2f} ({percent(base['max_valid']):.2f})",
+             f"{percent(base['median_test']):.2f}", ""]]
     net, train = s["network"], s["train"]
     return (f"{s['image_size']}x{s['image_size']} {f['dataset']}, C={net['channels']}, {net['cells_per_stage']} cell per "
             f"stage, {train['steps']} SGD steps of {train['batch_size']} per candidate, seed {s['seed']}; wall time "
@@ -213,24 +217,27 @@ def _speedup_row(r: dict[str, Any]) -> list[str]:
                 f"{f['training_macs_saved_fraction']:.0%} of training MACs saved; after pruning, training took "
                 f"{f['after_pruning_wall_ratio']:.2f}x the dense wall time ({f['after_pruning_cpu_ratio']:.2f}x the CPU "
                 f"time; median of {f['repeats']} alternating runs, load average {f['loadavg_1m']:.1f})",
-                f"validation {f['valid_change_mean']:+.2f} points on average (worst {f['valid_change_worst']:+.2f}); {tau}"]
+                f"validation {percent(f['valid_change_mean']):+.2f} points on average (worst "
+                f"{percent(f['valid_change_worst']):+.2f}); {tau}"]
     if f["speedup"] == "pruning":  # magnitude: zeros in dense kernels, so the saving is nominal
         return [f"magnitude pruning, {f['sparsity']:.0%} of every kernel ({f['mode']} training)",
                 f"{f['nominal_macs_saved_fraction']:.0%} of MACs nominally saved (zeros in dense kernels): pruned "
                 f"training took {f['pruned_wall_s_with_compile'] / f['dense_wall_s_with_compile']:.2f}x the dense "
                 "wall time, compilation included",
-                f"validation {f['valid_change_mean']:+.2f} points on average (worst {f['valid_change_worst']:+.2f}); {tau}"]
+                f"validation {percent(f['valid_change_mean']):+.2f} points on average (worst "
+                f"{percent(f['valid_change_worst']):+.2f}); {tau}"]
     if f["speedup"] == "early_stopping":
         return [f"early stopping, successive halving eta {f['eta']} (budgets {', '.join(map(str, f['budgets']))})",
                 f"{f['compute_saved_fraction']:.0%} of training steps saved ({f['sh_candidate_steps']:,} vs "
                 f"{f['full_candidate_steps']:,})",
-                f"its winner ranks {f['proxy_top1_reference_rank']} of {f['candidates']} ({f['winner_full_valid']:.2f}% "
-                f"vs best {f['best_full_valid']:.2f}%); {tau}"]
+                f"its winner ranks {f['proxy_top1_reference_rank']} of {f['candidates']} "
+                f"({percent(f['winner_full_valid']):.2f}% vs best {percent(f['best_full_valid']):.2f}%); {tau}"]
     if f["speedup"] == "incremental":
         return [f"incremental training, child fine-tuned {f['child_steps']} steps at lr {f['child_learning_rate']:g}",
                 f"{f['compute_saved_fraction']:.0%} fewer steps for the child ({f['child_steps']} vs {f['parent_steps']})",
-                f"child {f['grown_valid_mean']:.2f}% after {f['child_steps']} steps against {f['scratch_valid_mean']:.2f}% "
-                f"for the same child from scratch at {f['parent_steps']} (parents {f['parent_valid_mean']:.2f}%)"]
+                f"child {percent(f['grown_valid_mean']):.2f}% after {f['child_steps']} steps against "
+                f"{percent(f['scratch_valid_mean']):.2f}% for the same child from scratch at {f['parent_steps']} "
+                f"(parents {percent(f['parent_valid_mean']):.2f}%)"]
     raise KeyError(f"unknown speed-up {f['speedup']!r}")
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Table:
@@ -20,6 +22,18 @@ def fmt(x: float | None, digits: int = 3, pct: bool = False) -> str:
     if x is None:
         return "n/a"
     return f"{100 * x:.{digits}f}%" if pct else f"{x:,.{digits}f}"
+
+
+def percent(x: Any) -> Any:
+    """Accuracies (fractions in [0, 1], as every API and results file holds them) in percent, for printing only:
+    100 x rounded to 10 decimals, so that a figure converted from percent (p / 100) prints as p did (100 * (p / 100)
+    can land a hair below a last printed digit's boundary). A number, a sequence or an array (as an array); `None`
+    stays `None`, NaN stays NaN."""
+    if x is None:
+        return None
+    if isinstance(x, (int, float, np.floating, np.integer)):
+        return round(100 * float(x), 10)
+    return np.round(100 * np.asarray(x, np.float64), 10)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -92,14 +92,48 @@ def test_cli_publish_writes_the_summary_with_its_command(tmp_path):
 
 
 def test_qlearning_against_random_states_the_difference_and_two_standard_errors():
-    """500 runs, random 91.00 (std 0.28), Q-learning (std 0.30) 91.10, 91.02 and 90.95 on seeds 3-5:
-    2 SE = 2 sqrt((0.30^2 + 0.28^2) / 499) = 0.0367, so +0.100 is above it, +0.020 within, -0.050 below."""
+    """500 runs, random 91.00% (std 0.28), Q-learning (std 0.30) 91.10, 91.02 and 90.95% on seeds 3-5, as the files
+    hold them (fractions): 2 SE = 2 sqrt((0.30^2 + 0.28^2) / 499) = 0.0367 points, so +0.100 is above it, +0.020
+    within, -0.050 below; printed in percentage points."""
     def run(seed, q_mean):
         return {"figures": {"seed": seed, "runs": 500, "strategies": {
-            "random": {"valid_mean": 91.00, "valid_std": 0.28}, "qlearning": {"valid_mean": q_mean, "valid_std": 0.30}}}}
+            "random": {"valid_mean": 0.9100, "valid_std": 0.0028},
+            "qlearning": {"valid_mean": q_mean, "valid_std": 0.0030}}}}
 
-    runs = [run(3, 91.10), run(4, 91.02), run(5, 90.95)]
+    runs = [run(3, 0.9110), run(4, 0.9102), run(5, 0.9095)]
     line = rt._against_random(runs, "qlearning", "Q-learning", "mean validation accuracy")
     assert line == (" Q-learning minus random search, mean validation accuracy: seed 3: +0.100 (2 SE 0.037); "
                     "seed 4: +0.020 (2 SE 0.037); seed 5: -0.050 (2 SE 0.037); more than two standard errors above "
                     "random on 1 of 3 seeds, below on 1.")
+
+
+# Accuracy-valued keys of the results files (issue 26: fractions in [0, 1] in every file; percent only in printed
+# text), by name: accuracies, their spreads and means; and the differences of two accuracies, in [-1, 1].
+_ACCURACY_KEY = re.compile(r"(^|_)(valid|test)(_acc|_map|_ap50|_mean|_std|_median)?$|^(best|table_best|table_max)_"
+                           r"(valid|test)$|_map$|_ap50$|accuracy(_std)?$|^acc$|^valid_acc|_valid_mean$|_test_mean$|"
+                           r"valid_quartiles$|^paired_diff_se$|_by_epoch$")
+_DIFFERENCE_KEY = re.compile(r"^paired_diff_mean$|^valid_change_(mean|worst)$")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO_ROOT / "results").glob("*.json")))
+def test_committed_accuracies_are_fractions(name):
+    """Every number under an accuracy key is a fraction (a difference of two in [-1, 1]; DARTS's `vs_darts` holds
+    differences and their standard errors): a file published in percent, or converted only in part, fails here."""
+    seen = []
+
+    def walk(x, key, inside_vs):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, k, inside_vs or k == "vs_darts")
+        elif isinstance(x, list):
+            for v in x:
+                walk(v, key, inside_vs)
+        elif isinstance(x, (int, float)) and not isinstance(x, bool) and key is not None:
+            if _DIFFERENCE_KEY.search(key) or (inside_vs and key == "mean"):
+                seen.append((key, x, -1.0))
+            elif _ACCURACY_KEY.search(key) or (inside_vs and key == "se"):
+                seen.append((key, x, 0.0))
+
+    walk(load_result(name)["figures"], None, False)
+    bad = [(k, x) for k, x, lo in seen if not lo <= x <= 1.0]
+    assert not bad, f"{name}: accuracies outside [0, 1] (percent?): {bad[:5]}"
