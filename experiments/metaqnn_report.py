@@ -46,7 +46,7 @@ def plot_chains(space, hist: History, rows: list[int]):
     for r, i in enumerate(rows):
         ids = hist.archs[i][:metaqnn.depth(hist.archs[i]) + 1]
         y = len(rows) - 1 - r
-        ax.text(-0.2, y, f"{hist.valid_acc[i]:.1f}%", ha="right", va="center", fontsize=9)
+        ax.text(-0.2, y, f"{100 * hist.valid_acc[i]:.1f}%", ha="right", va="center", fontsize=9)
         for j, layer_id in enumerate(ids):
             kind = lay.table[int(layer_id)][0]
             ax.add_patch(plt.Rectangle((j * 1.25, y - 0.3), 1.1, 0.6, color=COLORS[kind]))
@@ -96,7 +96,7 @@ def add_metaqnn_report(report: Report, workdir: str, space, hist: History, strat
     """Appends the top-5 table, the drawn networks (MetaQNN space) and the Q heat map (Q-learning) to `report`."""
     best = top(hist)
     report.table([{"rank": r + 1, "architecture": space.to_string(hist.archs[i]), "evaluation": i + 1,
-                   "valid %": float(hist.valid_acc[i]), "test %": float(hist.test_acc[i])}
+                   "valid %": 100 * float(hist.valid_acc[i]), "test %": 100 * float(hist.test_acc[i])}
                   for r, i in enumerate(best)])
     rel = lambda name: os.path.relpath(os.path.join(workdir, name), report.workdir)  # noqa: E731
     if space.name == "metaqnn":

@@ -6,7 +6,8 @@
 Writes `results.json` (best architecture, its validation and test accuracy, evaluations, wall time,
 and the median of random architectures trained the same way), `evaluations.jsonl` (every trained
 candidate), `metrics.jsonl` (per batch), `search.png`, `report.md`, and `checkpoints/`: a killed run
-restarted with the same workdir resumes and ends with the uninterrupted result.
+restarted with the same workdir resumes and ends with the uninterrupted result. Accuracies are fractions in
+[0, 1] in every file; the report and the figures show percent.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def train_settings(config: config_dict.ConfigDict, n_train: int | None = None, n
         learning_rate=t.learning_rate, weight_decay=t.weight_decay, optimizer="adam", schedule="step",
         decay_steps=t.decay_epochs * per_epoch, decay_factor=t.decay_factor, restarts=t.restarts,
         restart_factor=t.restart_factor, restart_check_steps=t.restart_check_epochs * per_epoch,
-        restart_threshold=t.restart_threshold_x_chance * 100.0 / num_classes))
+        restart_threshold=t.restart_threshold_x_chance / num_classes))  # an accuracy fraction: chance is 1 / classes
 
 
 def load_data(config: config_dict.ConfigDict):
@@ -155,8 +156,8 @@ def load_data(config: config_dict.ConfigDict):
 
 def plot_search(hist: History, baseline_median: float | None,
                 phases: tuple[tuple[float, int], ...] | None = None) -> plt.Figure:
-    """Every candidate's validation accuracy, the best so far, the random median; `phases` (epsilon, models) shades
-    Q-learning's epsilon schedule as the paper's Fig. 3 does."""
+    """Every candidate's validation accuracy, the best so far, the random median (fractions, drawn in percent);
+    `phases` (epsilon, models) shades Q-learning's epsilon schedule as the paper's Fig. 3 does."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -168,12 +169,13 @@ def plot_search(hist: History, baseline_median: float | None,
                 ax.text(start + count / 2 + 0.5, 0.97, f"\u03b5={eps:g}", transform=ax.get_xaxis_transform(),
                         ha="center", va="top", fontsize=7, color="0.3")
         start += count
-    idx = np.arange(1, len(hist.valid_acc) + 1)
-    ax.scatter(idx, hist.valid_acc, s=12, alpha=0.6, label="each trained candidate")
-    best = np.fmax.accumulate(np.where(np.isnan(hist.valid_acc), -np.inf, hist.valid_acc))
+    valid = 100 * np.asarray(hist.valid_acc, np.float64)
+    idx = np.arange(1, len(valid) + 1)
+    ax.scatter(idx, valid, s=12, alpha=0.6, label="each trained candidate")
+    best = np.fmax.accumulate(np.where(np.isnan(valid), -np.inf, valid))
     ax.step(idx, best, where="post", color="C1", label="best so far")
     if baseline_median is not None:
-        ax.axhline(baseline_median, color="C2", ls="--", label="median of random architectures")
+        ax.axhline(100 * baseline_median, color="C2", ls="--", label="median of random architectures")
     ax.set_xlabel("evaluation")
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(alpha=0.3)
@@ -242,11 +244,12 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     report = report or Report(workdir, "Architecture search with real training")
     report.heading(f"{config.strategy} on {data.name} ({data.image_shape[0]}x{data.image_shape[1]}), "
                    f"{results['evaluations']} trained candidates of {settings.steps} steps")
-    rows = [{"": "best found by the search", "valid %": results["best_valid"], "test %": results["best_test"]}]
+    rows = [{"": "best found by the search", "valid %": 100 * results["best_valid"],
+             "test %": 100 * results["best_test"]}]
     if baseline:
-        rows.append({"": f"median of {baseline['n']} random architectures", "valid %": baseline["median_valid"],
-                     "test %": baseline["median_test"]})
-        lo, q1, _, q3, hi = baseline["valid_quartiles"]
+        rows.append({"": f"median of {baseline['n']} random architectures", "valid %": 100 * baseline["median_valid"],
+                     "test %": 100 * baseline["median_test"]})
+        lo, q1, _, q3, hi = (100 * q for q in baseline["valid_quartiles"])
         rows.append({"": "random architectures: min / quartiles / max (valid %)",
                      "valid %": f"{lo:.1f} / {q1:.1f} / {q3:.1f} / {hi:.1f}", "test %": ""})
     report.table(rows)
@@ -263,7 +266,7 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         from experiments.genotype_pictures import add_genotype_report
 
         add_genotype_report(report, workdir, space, hist.archs[b],
-                            caption_prefix=f"Best genotype ({results['best_valid']:.1f}% valid)")
+                            caption_prefix=f"Best genotype ({100 * results['best_valid']:.1f}% valid)")
     if config.space == "metaqnn" or phases:
         from experiments.metaqnn_report import add_metaqnn_report
 

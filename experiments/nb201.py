@@ -11,6 +11,7 @@ NAS-Bench-201's protocol (Dong & Yang, ICLR 2020, Sec. 5), on NAS-Bench-201 or a
 commas, `--config.strategy=aging_evolution,random`, compare those). Outputs in the
 work directory: `results.json`, `runs.jsonl` (one line per search run), `metrics.jsonl` (one line per
 compiled chunk), `best_so_far.png`, `report.md`, and `checkpoints/` (a rerun with the same workdir resumes).
+Accuracies are fractions in [0, 1] in every file; the report, the plot and the printed lines show percent.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ if TYPE_CHECKING:  # matplotlib and the report load where they are used: a refus
 
     from jaxnas.common.report import Report
 
-PUBLISHED = BENCHMARKS.get("nb201").published  # Dong & Yang's Table 5: (valid mean, valid std, test mean, test std)
+PUBLISHED = BENCHMARKS.get("nb201").published  # Dong & Yang's Table 5: (valid mean, valid std, test mean, test std),
+# fractions like every accuracy of the library and its results files; reports, plots and printed lines show percent
 LABELS = {"random": "random search", "aging_evolution": "aging evolution (REA)",
           "tournament": "tournament, no aging", "reinforce": "REINFORCE (LSTM)", "qlearning": "Q-learning (MetaQNN)"}
 
@@ -146,7 +148,7 @@ def _oracle(table: Table) -> dict[str, float]:
 
 
 def plot_curves(results: dict[str, SearchResult], budget: float, bench: TabularBenchmark | None = None) -> plt.Figure:
-    """Best-so-far fitness against the budget spent: mean over runs and a +-1 std band.
+    """Best-so-far fitness against the budget spent, in percent: mean over runs and a +-1 std band.
 
     Budget points at which fewer than 90% of runs have finished an evaluation are left out (a mean over the few
     runs that have would be misleading)."""
@@ -157,6 +159,7 @@ def plot_curves(results: dict[str, SearchResult], budget: float, bench: TabularB
     lows, highs = [], []
     for name, result in results.items():
         grid, curves = best_so_far_curve(result.history, budget)
+        curves = 100 * curves  # the histories hold fractions; the axis says %
         shown = np.mean(np.isfinite(curves), axis=0) >= 0.9
         with warnings.catch_warnings():  # columns before any run's first evaluation are all-NaN
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -179,15 +182,16 @@ def plot_curves(results: dict[str, SearchResult], budget: float, bench: TabularB
 
 
 def comparison_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per strategy; the paper's figures only where the setting is the paper's (12,000 s budget)."""
+    """One row per strategy, accuracies in percent; the paper's figures only where the setting is the paper's (12,000 s
+    budget)."""
     rows = []
     for s in summaries:
         pub = PUBLISHED.get(s["strategy"]) if s.get("budget_s") == 12_000 else None
         rows.append({
             "strategy": LABELS.get(s["strategy"], s["strategy"]),
-            "valid (ours)": f"{s['valid_mean']:.2f} ± {s['valid_std']:.2f}",
-            "valid (paper)": f"{pub[0]:.2f} ± {pub[1]:.2f}" if pub else "–",
-            "test (ours)": f"{s['test_mean']:.2f} ± {s['test_std']:.2f}",
+            "valid (ours)": f"{100 * s['valid_mean']:.2f} ± {100 * s['valid_std']:.2f}",
+            "valid (paper)": f"{100 * pub[0]:.2f} ± {100 * pub[1]:.2f}" if pub else "–",
+            "test (ours)": f"{100 * s['test_mean']:.2f} ± {100 * s['test_std']:.2f}",
             "evaluations": f"{s['evaluations_mean']:.1f}",
             "wall s": f"{s['wall_s']:.1f}",
         })
@@ -211,8 +215,9 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
         sub = workdir if len(names) == 1 else os.path.join(workdir, name)
         summary, results[name] = search(config, name, bench, table, budget, sub, extra)
         summaries.append(summary)
-        print(f"{name:>16}: valid {summary['valid_mean']:.2f} ± {summary['valid_std']:.2f}, test "
-              f"{summary['test_mean']:.2f}, {summary['evaluations_mean']:.0f} evaluations, {summary['wall_s']:.1f} s", flush=True)
+        print(f"{name:>16}: valid {100 * summary['valid_mean']:.2f} ± {100 * summary['valid_std']:.2f}, test "
+              f"{100 * summary['test_mean']:.2f}, {summary['evaluations_mean']:.0f} evaluations, "
+              f"{summary['wall_s']:.1f} s", flush=True)
     own_report = report is None
     from jaxnas.common.report import Report
 
@@ -221,9 +226,9 @@ def run(config: config_dict.ConfigDict, workdir: str, report: Report | None = No
     report.table(comparison_rows(summaries))
     report.text(f"valid: {bench.fitness}; test: {bench.reported}. {bench.note}")
     if extra:
-        report.text(f"The table's best by the search's fitness: {extra['table_best_valid']:.2f} (reported figure "
-                    f"{extra['table_best_test']:.2f}; the best reported figure of any architecture: "
-                    f"{extra['table_max_test']:.2f}).")
+        report.text(f"The table's best by the search's fitness: {100 * extra['table_best_valid']:.2f} (reported "
+                    f"figure {100 * extra['table_best_test']:.2f}; the best reported figure of any architecture: "
+                    f"{100 * extra['table_max_test']:.2f}).")
     report.figure(plot_curves(results, budget, bench), os.path.relpath(os.path.join(workdir, "best_so_far.png"), report.workdir),
                   f"Best {bench.fitness} so far (mean and ±1 std over runs; final mean in the legend).")
     if own_report:

@@ -62,11 +62,14 @@ def test_single_strategy_outputs(tmp_path):
         assert key in out
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["strategy"] == "aging_evolution" and saved["runs"] == 20
+    assert 0.8 < saved["valid_mean"] < 1 and 0.8 < saved["test_mean"] < 1 and 0 < saved["valid_std"] < 0.1  # fractions
     rows = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert len(rows) == 20
     np.testing.assert_allclose(np.mean([r["best_valid"] for r in rows]), saved["valid_mean"], rtol=1e-6)
     assert (tmp_path / "best_so_far.png").stat().st_size > 10_000
-    assert "best_so_far.png" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "best_so_far.png" in report
+    assert f"| {100 * saved['valid_mean']:.2f} ± {100 * saved['valid_std']:.2f} |" in report  # percent in the text
     # a second call with the same workdir resumes from the final checkpoint and reports the same numbers
     again = exp.run(small_config(strategy="aging_evolution"), str(tmp_path))
     assert again["resumed_from_chunk"] is not None and again["valid_mean"] == saved["valid_mean"]
@@ -79,7 +82,7 @@ REPORT_SEEDS = (3, 4, 5)
 
 @pytest.mark.slow
 def test_paper_protocol_500_runs(tmp_path):
-    """The paper's protocol (500 runs x 12,000 s; published: REA 91.19, REINFORCE 91.09, random 90.93 valid)
+    """The paper's protocol (500 runs x 12,000 s; published: REA 91.19, REINFORCE 91.09, random 90.93% valid)
     on seed 3, one of the untuned report seeds. Compilation is a third of its cost (34 of 105 s, measured), so the
     test runs the full protocol rather than a smaller setting.
 
@@ -87,8 +90,9 @@ def test_paper_protocol_500_runs(tmp_path):
     91.30-91.32 > tournament without aging 91.21 > REINFORCE 91.12-91.13 > random 91.03-91.04, each gap
     0.08-0.11 with a standard error of ~0.02 (std ~0.29 over 500 runs), and the same order on test
     accuracy (90.98 > 90.88-90.90 > 90.80-90.81 > 90.72). Asserted: that order with half the smallest gap
-    seen, REA at least 0.2 above random, and random search within 0.3 of the paper's. Q-learning, which the paper
-    did not run, is left out (a comma-separated list of strategies): its 500 runs took 58 of this test's 105 s.
+    seen, REA at least 0.2 above random, and random search within 0.3 of the paper's (in points; the results hold
+    fractions). Q-learning, which the paper did not run, is left out (a comma-separated list of strategies): its 500
+    runs took 58 of this test's 105 s.
     """
     order = ("aging_evolution", "tournament", "reinforce", "random")
     c = small_config(strategy=",".join(order), runs=500, budget_s=12_000.0, seed=REPORT_SEEDS[0])
@@ -96,10 +100,10 @@ def test_paper_protocol_500_runs(tmp_path):
     assert list(out) == list(order)
     valid = [out[k]["valid_mean"] for k in order]
     test = [out[k]["test_mean"] for k in order]
-    assert all(hi - lo >= 0.04 for hi, lo in zip(valid, valid[1:])), dict(zip(order, valid))
+    assert all(hi - lo >= 0.0004 for hi, lo in zip(valid, valid[1:])), dict(zip(order, valid))
     assert all(hi > lo for hi, lo in zip(test, test[1:])), dict(zip(order, test))
-    assert valid[0] >= 91.0 and valid[0] - valid[-1] >= 0.2
-    assert abs(valid[-1] - 90.93) <= 0.3
+    assert valid[0] >= 0.910 and valid[0] - valid[-1] >= 0.002
+    assert abs(valid[-1] - 0.9093) <= 0.003
     assert all(80 <= out[k]["evaluations_mean"] <= 120 for k in order)  # ~100 evaluations fit in 12,000 s
     assert (tmp_path / "comparison.json").exists() and (tmp_path / "best_so_far.png").exists()
 
