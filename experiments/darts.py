@@ -5,7 +5,8 @@ seed's final cell trained from scratch (NAS-Bench-201's network, or the NASNet n
     python -m experiments.darts --config experiments/configs/darts.py --config.method=darts --workdir runs/darts
 
 Writes `results.json` (per seed: the derived cell of every epoch with its table accuracy, the final cell, its
-table and from-scratch accuracy, the eigenvalue trace where recorded; and their means over seeds),
+table and from-scratch accuracy, the eigenvalue trace where recorded; and their means over seeds; accuracies as
+fractions in [0, 1], the report and figures in percent),
 `metrics.jsonl` (one line per epoch), `alphas.png`, `table_accuracy.png`, `ops.png`, `eigenvalue.png` (where
 recorded), `report.md`, and `checkpoints/`: a killed run restarted with the same workdir resumes between epochs and
 ends with the uninterrupted result.
@@ -101,7 +102,8 @@ def search(config: config_dict.ConfigDict, settings: DartsSettings, data: Any, w
 
     free = ("progress", "download", "scratch", "train", "network", "es")  # not what the search's epochs depend on
     run_settings = {"config": {k: v for k, v in config.to_dict().items() if k not in free},
-                    "data": {"name": data.name, "content": fingerprint(data.train_x, data.train_y)}}
+                    "data": {"name": data.name, "content": fingerprint(data.train_x, data.train_y)},
+                    "accuracy": "fraction"}  # checkpoints from before 2026-12-07 held percent: refused, not mixed
     out = run_loop(step, {"search": states, "records": records}, end=config.epochs, settings=run_settings,
                    checkpoint_dir=os.path.join(workdir, "checkpoints"),
                    metrics_path=os.path.join(workdir, "metrics.jsonl"), progress=config.progress, desc="darts",

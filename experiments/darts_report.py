@@ -80,12 +80,12 @@ def _per_seed(ax: plt.Axes, values: np.ndarray, stops: list[int | None], color: 
 
 
 def plot_table_accuracy(test: np.ndarray, stops: list[int | None]) -> plt.Figure:
-    """test (S, E): the table's CIFAR-10 test accuracy of each seed's derived cell per epoch, the mean, and the
-    early-stopping epochs (dots) where a rule chose one."""
+    """test (S, E): the table's CIFAR-10 test accuracy (fractions, drawn in percent) of each seed's derived cell per
+    epoch, the mean, and the early-stopping epochs (dots) where a rule chose one."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    _per_seed(ax, test, stops, "C0", f"mean of {test.shape[0]} seeds")
+    _per_seed(ax, 100 * np.asarray(test, np.float64), stops, "C0", f"mean of {test.shape[0]} seeds")
     ax.set_xlabel("epoch")
     ax.set_ylabel("NAS-Bench-201 CIFAR-10 test accuracy (%)")
     ax.grid(alpha=0.3)
@@ -142,10 +142,10 @@ def write_report(config: config_dict.ConfigDict, results: dict[str, Any], recs: 
                f"{results['mean_parameter_free_edges']:.2f} of {results['edges_per_arch']} edges parameter-free "
                "(none, skip or pool) on average")
     if results["mean_final_table_test"] is not None:
-        summary += f"; table CIFAR-10 test accuracy {results['mean_final_table_test']:.2f}% (mean over seeds)"
+        summary += f"; table CIFAR-10 test accuracy {100 * results['mean_final_table_test']:.2f}% (mean over seeds)"
     if results["mean_scratch_valid"] is not None:
-        summary += (f"; trained from scratch on {results['dataset']}: validation {results['mean_scratch_valid']:.2f}%, "
-                    f"test {results['mean_scratch_test']:.2f}%")
+        summary += (f"; trained from scratch on {results['dataset']}: validation "
+                    f"{100 * results['mean_scratch_valid']:.2f}%, test {100 * results['mean_scratch_test']:.2f}%")
     report.text(summary + f". Steps skipped for a non-finite loss or gradient: {results['skipped_steps']}.")
     if config.method == "rdarts_es":
         fired = [s for s in stops if s is not None]
@@ -158,10 +158,10 @@ def write_report(config: config_dict.ConfigDict, results: dict[str, Any], recs: 
         row = {"seed": r["seed"], "final cell": r["final_arch"], "stop epoch": "-" if r["stop_epoch"] is None
                else r["stop_epoch"] + 1, "param-free edges": r["parameter_free_edges"]}
         if "final_table_test" in r:
-            row["table test %"] = r["final_table_test"]
+            row["table test %"] = 100 * r["final_table_test"]
         if "scratch_valid" in r:
-            row["scratch valid %"] = float(np.mean(r["scratch_valid"]))
-            row["scratch test %"] = float(np.mean(r["scratch_test"]))
+            row["scratch valid %"] = 100 * float(np.mean(r["scratch_valid"]))
+            row["scratch test %"] = 100 * float(np.mean(r["scratch_test"]))
         rows.append(row)
     report.table(rows)
     probs, titles, ops = alpha_panels(config.space, recs.probs, config.darts.steps)

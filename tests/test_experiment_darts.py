@@ -53,7 +53,8 @@ def test_results_report_and_table_lookups(gdas_run, nb201_table):
         looked_up = load_nb201_table().query(archs)
         np.testing.assert_allclose(row["table_test"], np.asarray(looked_up.test), rtol=1e-6)
         assert row["final_table_test"] == pytest.approx(row["table_test"][-1])
-        assert len(row["scratch_valid"]) == 1 and 0 <= row["scratch_test"][0] <= 100
+        assert len(row["scratch_valid"]) == 1  # accuracies are fractions
+        assert all(0 <= v <= 1 for v in (row["scratch_valid"][0], row["scratch_test"][0], row["final_table_test"]))
         finals.append(row["final_table_test"])
     assert res["mean_final_table_test"] == pytest.approx(np.mean(finals))
     share = np.array([res["op_share_by_epoch"][op] for op in nb201.OPS])  # (ops, epochs)
@@ -78,7 +79,7 @@ def test_resume_between_epochs_equals_uninterrupted(gdas_run, data_dir, tmp_path
     assert resumed["resumed_from_epoch"] == 1
     for a, b in zip(full["per_seed"], resumed["per_seed"]):
         assert a["archs"] == b["archs"]
-        np.testing.assert_allclose(a["valid_acc_supernet"], b["valid_acc_supernet"], atol=1e-4)
+        np.testing.assert_allclose(a["valid_acc_supernet"], b["valid_acc_supernet"], atol=1e-6)  # fractions
         assert "scratch_valid" not in b
     with open(tmp_path / "metrics.jsonl") as f:
         assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
@@ -103,17 +104,18 @@ def test_rdarts_es_returns_the_cell_of_the_stop_epoch():
 
 
 def test_report_figures_mark_the_stop_epochs():
-    """The per-seed plots draw one line per seed plus the mean, and a dot where a seed stopped early."""
+    """The per-seed plots draw one line per seed plus the mean, and a dot where a seed stopped early; table
+    accuracies (fractions) are drawn in percent, as the axis says."""
     import matplotlib.pyplot as plt
 
     from experiments.darts_report import plot_eigenvalue, plot_table_accuracy
 
     values = np.arange(12, dtype=float).reshape(2, 6)
-    for plot in (plot_eigenvalue, plot_table_accuracy):
-        fig = plot(values, [2, None])
+    for plot, given in ((plot_eigenvalue, values), (plot_table_accuracy, values / 100)):
+        fig = plot(given, [2, None])
         lines = fig.axes[0].get_lines()
         assert len(lines) == 4  # two seeds, one stop dot, the mean
         dot = [ln for ln in lines if ln.get_marker() == "o"]
-        assert len(dot) == 1 and list(dot[0].get_xdata()) == [3] and list(dot[0].get_ydata()) == [2.0]
+        assert len(dot) == 1 and list(dot[0].get_xdata()) == [3] and list(dot[0].get_ydata()) == pytest.approx([2.0])
         np.testing.assert_allclose(lines[-1].get_ydata(), values.mean(0))
         plt.close(fig)
