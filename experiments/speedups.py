@@ -2,6 +2,9 @@
 
     python -m experiments.speedups --config experiments/configs/speedups.py --config.speedup=weight_sharing \
         --workdir runs/speedups
+
+Writes `<speed-up>.json` (accuracies as fractions in [0, 1], differences of accuracies in the same unit) and a
+report whose tables, text and figures show percent.
 """
 
 from __future__ import annotations
@@ -102,7 +105,8 @@ def standalone_scores(config: config_dict.ConfigDict, trainer: PopulationTrainer
 
 def paired_scatter(report: Report, workdir: str, name: str, x: np.ndarray, y: np.ndarray, xlabel: str, ylabel: str,
                    title: str, caption: str) -> None:
-    """One point per candidate scored two ways, with the y = x line."""
+    """One point per candidate scored two ways, with the y = x line (accuracies: pass them in percent, as the
+    labels say)."""
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.scatter(x, y)
     lo, hi = float(np.nanmin([x.min(), y.min()])), float(np.nanmax([x.max(), y.max()]))
@@ -141,7 +145,8 @@ def weight_sharing(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
                 f"architectures; the supernet's favourite ranks {out['proxy_top1_reference_rank']} of {len(archs)} "
                 f"under standalone training. Wall-clock speed-up {out['wall_speedup']:.1f}x, compute ratio "
                 f"{out['compute_ratio']:.1f}x (these measurements include compilation).")
-    paired_scatter(report, workdir, "weight_sharing.png", standalone.valid_acc, inherited,
+    paired_scatter(report, workdir, "weight_sharing.png", 100 * np.asarray(standalone.valid_acc),
+                   100 * np.asarray(inherited),
                    "standalone training: validation accuracy (%)", "inherited supernet weights (%)",
                    f"Kendall tau {out['kendall_tau']:.2f}", "Each random architecture scored both ways.")
     return out
@@ -174,13 +179,17 @@ def pruning(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: n
            "dense_valid": dense.valid_acc, "pruned_valid": sparse.valid_acc,
            **rank_agreement(dense.valid_acc, sparse.valid_acc)}
     report.heading(f"Pruning: magnitude, {c.sparsity:.0%} of every kernel, {c.mode} training")
-    report.table([{"": "dense", "valid % (mean)": out["dense_valid_mean"], "nominal MACs per image (mean)": float(macs_dense.mean())},
-                  {"": "pruned", "valid % (mean)": out["pruned_valid_mean"], "nominal MACs per image (mean)": float(macs_sparse.mean())}])
+    report.table([{"": "dense", "valid % (mean)": 100 * out["dense_valid_mean"],
+                   "nominal MACs per image (mean)": float(macs_dense.mean())},
+                  {"": "pruned", "valid % (mean)": 100 * out["pruned_valid_mean"],
+                   "nominal MACs per image (mean)": float(macs_sparse.mean())}])
     report.text(f"{out['nominal_macs_saved_fraction']:.0%} of the nominal multiply-accumulates saved (zeros in dense kernels, "
                 f"which run as before: {sparse_s:.0f} s against {dense_s:.0f} s for dense training, compilation included); "
-                f"validation accuracy changes by {out['valid_change_mean']:+.2f} points on average (worst "
-                f"{out['valid_change_worst']:+.2f}); Kendall tau between pruned and dense rankings {out['kendall_tau']:.2f}.")
-    paired_scatter(report, workdir, "pruning.png", dense.valid_acc, sparse.valid_acc, "dense: validation accuracy (%)",
+                f"validation accuracy changes by {100 * out['valid_change_mean']:+.2f} points on average (worst "
+                f"{100 * out['valid_change_worst']:+.2f}); Kendall tau between pruned and dense rankings "
+                f"{out['kendall_tau']:.2f}.")
+    paired_scatter(report, workdir, "pruning.png", 100 * np.asarray(dense.valid_acc), 100 * np.asarray(sparse.valid_acc),
+                   "dense: validation accuracy (%)",
                    f"pruned to {c.sparsity:.0%}: validation accuracy (%)", f"Kendall tau {out['kendall_tau']:.2f}",
                    "The same candidates (same initial weights and batches), dense and pruned; grey: y = x.")
     return out
@@ -246,15 +255,17 @@ def structured_pruning(config: config_dict.ConfigDict, trainer: PopulationTraine
            "dense_valid": acc["dense"], "pruned_valid": acc["pruned"], **rank_agreement(acc["dense"], acc["pruned"])}
     report.heading(f"Pruning: filters by L1 norm (Li et al. 2017), {c.channel_fraction:.0%} of the channels after "
                    f"{first} of {full} steps")
-    report.table([{"": arm, "stage widths": str(m.widths_summary()["widths"]), "valid % (mean)": out[f"{arm}_valid_mean"],
+    report.table([{"": arm, "stage widths": str(m.widths_summary()["widths"]), "valid % (mean)": 100 * out[f"{arm}_valid_mean"],
                    "MACs per image (mean)": float(macs[arm].mean()), f"wall s, last {full - first} steps + validation (median)": med[arm]}
                   for arm, m in (("dense", trainer.model), ("pruned", small_model))])
     report.text(f"Pruned candidates run {out['after_pruning_wall_ratio']:.2f}x the dense wall time after pruning (median of "
                 f"{c.repeats} alternating runs, compiled beforehand, load average {out['loadavg_1m']:.1f}; CPU time "
                 f"{out['after_pruning_cpu_ratio']:.2f}x); whole training "
-                f"{out['whole_training_wall_ratio']:.2f}x. Validation accuracy changes by {out['valid_change_mean']:+.2f} points "
-                f"on average (worst {out['valid_change_worst']:+.2f}); Kendall tau {out['kendall_tau']:.2f}.")
-    paired_scatter(report, workdir, "pruning_structured.png", acc["dense"], acc["pruned"], "dense: validation accuracy (%)",
+                f"{out['whole_training_wall_ratio']:.2f}x. Validation accuracy changes by "
+                f"{100 * out['valid_change_mean']:+.2f} points on average (worst {100 * out['valid_change_worst']:+.2f}); "
+                f"Kendall tau {out['kendall_tau']:.2f}.")
+    paired_scatter(report, workdir, "pruning_structured.png", 100 * np.asarray(acc["dense"]),
+                   100 * np.asarray(acc["pruned"]), "dense: validation accuracy (%)",
                    f"{c.channel_fraction:.0%} of channels pruned: validation accuracy (%)", f"Kendall tau {out['kendall_tau']:.2f}",
                    "The same candidates, the same dense start and batches; grey: y = x.")
     return out
@@ -282,12 +293,13 @@ def early_stopping(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
                   {"": "successive halving", "candidate-steps": sh.candidate_steps, "wall s": sh_s}])
     report.text(f"{out['compute_saved_fraction']:.0%} of the training steps saved. Kendall tau between the halving order "
                 f"(rung reached, then score) and full training: {out['kendall_tau']:.2f}; its winner ranks "
-                f"{out['proxy_top1_reference_rank']} of {len(archs)} under full training ({out['winner_full_valid']:.2f}% vs the "
-                f"best {out['best_full_valid']:.2f}%). Wall times include compilation.")
+                f"{out['proxy_top1_reference_rank']} of {len(archs)} under full training "
+                f"({100 * out['winner_full_valid']:.2f}% vs the best {100 * out['best_full_valid']:.2f}%). Wall times "
+                "include compilation.")
     fig, ax = plt.subplots(figsize=(6, 4))
     for i in range(len(archs)):
         reached = np.isfinite(sh.curves[i])
-        ax.plot(np.array(sh.budgets)[reached], sh.curves[i][reached], marker="o", alpha=0.6)
+        ax.plot(np.array(sh.budgets)[reached], 100 * np.asarray(sh.curves[i])[reached], marker="o", alpha=0.6)
     ax.set_xscale("log", base=c.eta)
     ax.set_xlabel("training steps (rungs)")
     ax.set_ylabel("validation accuracy (%)")
@@ -339,13 +351,13 @@ def incremental(config: config_dict.ConfigDict, trainer: PopulationTrainer, arch
            "scratch_curve_steps": scratch_steps, "scratch_curve_valid": np.nanmean(scratch_acc, 0),
            "compute_saved_fraction": 1 - child_budget / full}
     report.heading(f"Incremental training: children grown from trained parents ({model.grow_description})")
-    report.text(f"{n} parents trained {full} steps ({out['parent_valid_mean']:.2f}% mean validation). Each child inherits its "
-                f"parent's weights and trains {child_budget} steps: {out['grown_valid_mean']:.2f}%, against "
-                f"{out['scratch_valid_mean']:.2f}% for the same child trained from scratch for {full} steps "
+    report.text(f"{n} parents trained {full} steps ({100 * out['parent_valid_mean']:.2f}% mean validation). Each child "
+                f"inherits its parent's weights and trains {child_budget} steps: {100 * out['grown_valid_mean']:.2f}%, "
+                f"against {100 * out['scratch_valid_mean']:.2f}% for the same child trained from scratch for {full} steps "
                 f"({out['compute_saved_fraction']:.0%} fewer steps for the child).")
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(grown_steps, out["grown_curve_valid"], marker="o", label="grown from the parent")
-    ax.plot(scratch_steps, out["scratch_curve_valid"], marker="o", label="from scratch")
+    ax.plot(grown_steps, 100 * out["grown_curve_valid"], marker="o", label="grown from the parent")
+    ax.plot(scratch_steps, 100 * out["scratch_curve_valid"], marker="o", label="from scratch")
     ax.set_xlabel("child training steps")
     ax.set_ylabel("validation accuracy (%, mean over children)")
     ax.grid(alpha=0.3)
