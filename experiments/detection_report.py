@@ -2,9 +2,10 @@
 the gradient method's trajectory and a summary table.
 
 Records are the dicts `jaxnas.search.detector_search` writes, one per evaluated (resolution, depth) configuration:
-resolution, depth, flops (one image), valid_map / test_map (percent; NaN for a diverged training), reward, step,
-method, search_seed, ... Every function checks the keys it reads and raises `ConfigError` naming the record and
-the field (`records[3].flops`). Fronts use `jaxnas.search.pareto.pareto_mask` (the sort-and-sweep of Kung, Luccio
+resolution, depth, flops (one image), valid_map / test_map (fractions in [0, 1]; NaN for a diverged training),
+reward, step, method, search_seed, ... Every function checks the keys it reads and raises `ConfigError` naming the
+record and the field (`records[3].flops`; an mAP above 1, a record in percent, is refused). Figures and tables show
+mAP in percent. Fronts use `jaxnas.search.pareto.pareto_mask` (the sort-and-sweep of Kung, Luccio
 & Preparata, J. ACM 1975). Selection and judging are kept apart: the summary picks configurations by validation
 mAP (what the searches saw) and judges them against the default configuration on test mAP.
 """
@@ -29,6 +30,7 @@ METHOD_COLORS = {"reinforce": "C0", "evolution": "C1", "random": "C2", "gradient
 ACC_NAMES = {"test_map": "test mAP", "valid_map": "validation mAP", "test_ap50": "test AP50",
              "valid_ap50": "validation AP50"}
 MEGA = 1e6
+PERCENT = 100.0  # records hold fractions; figures and tables print percent
 
 
 def config_label(record: Mapping[str, Any]) -> str:
@@ -38,7 +40,8 @@ def config_label(record: Mapping[str, Any]) -> str:
 
 def _record(rec: Any, field: str, *, accs: Sequence[str] = (), costs: Sequence[str] = (),
             ints: Sequence[str] = ()) -> Mapping[str, Any]:
-    """Checks one record: `accs` numbers (NaN allowed), `costs` finite numbers > 0, `ints` integers."""
+    """Checks one record: `accs` numbers (NaN allowed; mAP and AP50, the keys of `ACC_NAMES`, fractions in [0, 1]),
+    `costs` finite numbers > 0, `ints` integers."""
     check(isinstance(rec, Mapping), field, f"got {type(rec).__name__}; allowed: a record dict")
     for key in (*accs, *costs, *ints):
         where = f"{field}.{key}"
@@ -50,6 +53,9 @@ def _record(rec: Any, field: str, *, accs: Sequence[str] = (), costs: Sequence[s
             check(math.isfinite(value) and value > 0, where, f"got {value!r}; allowed: a finite number > 0")
         elif key in accs:
             check(not math.isinf(value), where, f"got {value!r}; allowed: a finite number, or NaN if diverged")
+            check(key not in ACC_NAMES or math.isnan(value) or 0 <= value <= 1, where,
+                  f"got {value!r}; allowed: a fraction in [0, 1] (accuracies are fractions since issue 26: a record "
+                  "in percent, from a workdir or file written before, must be converted), or NaN if diverged")
     return rec
 
 
@@ -126,17 +132,18 @@ def _color(method: str, i: int) -> str:
 
 
 def _step(ax: Any, front: list, acc: str, cost: str, right: float, **style: Any) -> None:
-    """The front as the best accuracy affordable at each cost: a step up at each front point, flat to `right`."""
+    """The front as the best accuracy (in percent) affordable at each cost: a step up at each front point, flat to
+    `right`."""
     if front:
         xs = [float(r[cost]) / MEGA for r in front] + [right]
-        ys = [float(r[acc]) for r in front] + [float(front[-1][acc])]
+        ys = [PERCENT * float(r[acc]) for r in front] + [PERCENT * float(front[-1][acc])]
         ax.step(xs, ys, where="post", **style)
 
 
 def front_plot(records_by_method: Mapping[str, Sequence[Mapping[str, Any]]], default: Mapping[str, Any], path: str,
                acc: str = "test_map", title: str = "Detector search: mAP against FLOPs", seed_fronts: bool = False,
                cost: str = "flops") -> str:
-    """One figure of `acc` against MFLOPs (log axis); returns `path` (PNG).
+    """One figure of `acc` (in percent) against MFLOPs (log axis); returns `path` (PNG).
 
     Every evaluated configuration is a faint point in its method's colour. Each method's front (on `acc`, the
     plotted quantity) is a thick step line over the union of its search seeds: the best that method found in all its
@@ -152,18 +159,19 @@ def front_plot(records_by_method: Mapping[str, Sequence[Mapping[str, Any]]], def
     with _figure(path, figsize=(7.5, 5)) as (_, ax):
         for i, (method, recs) in enumerate(by.items()):
             color = _color(method, i)
-            ax.scatter([float(r[cost]) / MEGA for r in recs], [float(r[acc]) for r in recs], s=14, color=color,
-                       alpha=0.25, lw=0)
+            ax.scatter([float(r[cost]) / MEGA for r in recs], [PERCENT * float(r[acc]) for r in recs], s=14,
+                       color=color, alpha=0.25, lw=0)
             if seed_fronts:
                 for group in _by_seed(recs).values():
                     _step(ax, pareto_front(group, acc, cost), acc, cost, right, color=color, lw=0.8, alpha=0.4)
             front = pareto_front(recs, acc, cost)
             _step(ax, front, acc, cost, right, color=color, lw=2, label=f"{method} ({len(recs)} evaluations)")
-            ax.scatter([float(r[cost]) / MEGA for r in front], [float(r[acc]) for r in front], s=24, color=color)
+            ax.scatter([float(r[cost]) / MEGA for r in front], [PERCENT * float(r[acc]) for r in front], s=24,
+                       color=color)
         for r in pareto_front([r for recs in by.values() for r in recs], acc, cost):
-            ax.annotate(config_label(r), (float(r[cost]) / MEGA, float(r[acc])), textcoords="offset points",
+            ax.annotate(config_label(r), (float(r[cost]) / MEGA, PERCENT * float(r[acc])), textcoords="offset points",
                         xytext=(3, 4), fontsize=7)
-        dx, dy = float(d[cost]) / MEGA, float(d[acc])
+        dx, dy = float(d[cost]) / MEGA, PERCENT * float(d[acc])
         ax.scatter([dx], [dy], marker="*", s=200, color="k", zorder=5, label=f"default {config_label(d)}")
         ax.annotate(config_label(d), (dx, dy), textcoords="offset points", xytext=(6, -12), fontsize=8,
                     fontweight="bold")
@@ -312,8 +320,9 @@ def gradient_trajectory_plot(trajectory: Mapping[str, Any], path: str) -> str:
 def summary_table(records_by_method: Mapping[str, Sequence[Mapping[str, Any]]], default: Mapping[str, Any]) -> str:
     """A Markdown table, one row per method and a last row for the default: search seeds, evaluations (all seeds),
     distinct (resolution, depth) configurations, the configuration with the best validation mAP (ties: fewer
-    FLOPs, then first) with its valid / test mAP and MFLOPs, the size of the validation-mAP front, and how many
-    of that front's configurations dominate the default on test mAP (chosen on validation, judged on test)."""
+    FLOPs, then first) with its valid / test mAP (in percent) and MFLOPs, the size of the validation-mAP front, and
+    how many of that front's configurations dominate the default on test mAP (chosen on validation, judged on
+    test)."""
     keys = {"accs": ("valid_map", "test_map"), "costs": ("flops",), "ints": ("resolution", "depth")}
     by = _by_method(records_by_method, **keys)
     d = _record(default, "default", **keys)
@@ -324,12 +333,12 @@ def summary_table(records_by_method: Mapping[str, Sequence[Mapping[str, Any]]], 
         front = pareto_front(recs, "valid_map")
         if front:
             best = front[-1]  # the most accurate; of equals the cheapest, then the first
-            row.update({"best (valid)": config_label(best), "valid mAP": float(best["valid_map"]),
-                        "test mAP": float(best["test_map"]), "MFLOPs": float(best["flops"]) / MEGA,
+            row.update({"best (valid)": config_label(best), "valid mAP": PERCENT * float(best["valid_map"]),
+                        "test mAP": PERCENT * float(best["test_map"]), "MFLOPs": float(best["flops"]) / MEGA,
                         "front": len(front), "front > default (test)": len(dominating(front, d))})
         rows.append(row)
-    rows.append({"method": "default", "best (valid)": config_label(d), "valid mAP": float(d["valid_map"]),
-                 "test mAP": float(d["test_map"]), "MFLOPs": float(d["flops"]) / MEGA})
+    rows.append({"method": "default", "best (valid)": config_label(d), "valid mAP": PERCENT * float(d["valid_map"]),
+                 "test mAP": PERCENT * float(d["test_map"]), "MFLOPs": float(d["flops"]) / MEGA})
     columns = ["method", "seeds", "evaluations", "configs", "best (valid)", "valid mAP", "test mAP", "MFLOPs",
                "front", "front > default (test)"]
     return markdown_table(rows, columns)

@@ -22,7 +22,7 @@ def rec(res, depth, flops, test, valid=None, **kw):
     return out
 
 
-DEFAULT = rec(64, 5, 40e6, 30.0, valid=31.0, reward=30.0)
+DEFAULT = rec(64, 5, 40e6, 0.3, valid=0.31, reward=0.3)
 
 
 def _brute_front(recs, acc="valid_map", cost="flops"):
@@ -44,7 +44,7 @@ def test_pareto_front_matches_brute_force(seed):
     rng = np.random.default_rng(seed)
     n = 40
     # few distinct values, so ties in cost, in accuracy and in both are common
-    accs = rng.integers(0, 8, n).astype(float)
+    accs = rng.integers(0, 8, n) / 8  # mAP fractions
     accs[rng.random(n) < 0.15] = np.nan
     costs = rng.integers(1, 9, n) * 1e6
     recs = [rec(32 + 8 * (i % 5), 2 + i % 4, c, a, valid=a, step=i) for i, (a, c) in enumerate(zip(accs, costs))]
@@ -57,31 +57,31 @@ def test_pareto_front_matches_brute_force(seed):
 
 
 def test_pareto_front_ties_and_nans_by_hand():
-    a, b = rec(32, 2, 10e6, 20.0), rec(48, 2, 10e6, 25.0)  # same cost: the more accurate wins
-    c, d = rec(64, 3, 20e6, 25.0), rec(80, 3, 30e6, 40.0)  # c same acc as b but dearer: dominated
-    e, f = rec(80, 3, 30e6, 40.0), rec(96, 5, 5e6, float("nan"))  # e duplicates d: first kept; NaN left out
+    a, b = rec(32, 2, 10e6, 0.2), rec(48, 2, 10e6, 0.25)  # same cost: the more accurate wins
+    c, d = rec(64, 3, 20e6, 0.25), rec(80, 3, 30e6, 0.4)  # c same acc as b but dearer: dominated
+    e, f = rec(80, 3, 30e6, 0.4), rec(96, 5, 5e6, float("nan"))  # e duplicates d: first kept; NaN left out
     assert pareto_front([a, b, c, d, e, f]) == [b, d]
     assert pareto_front([e, d]) == [d] and pareto_front([e, d])[0] is e
     assert pareto_front([f]) == []
     # another accuracy key selects another front
-    g = rec(32, 2, 1e6, 10.0, valid=50.0)
+    g = rec(32, 2, 1e6, 0.1, valid=0.5)
     assert pareto_front([b, g], acc="valid_map") == [g]
     assert pareto_front([b, g], acc="test_map") == [g, b]
 
 
 def test_dominates_hand_cases():
-    base = rec(64, 5, 40e6, 30.0)
-    assert dominates(rec(48, 5, 20e6, 31.0), base)  # cheaper and better
-    assert dominates(rec(48, 5, 20e6, 30.0), base)  # cheaper, equal
-    assert dominates(rec(96, 5, 40e6, 30.5), base)  # equal cost, better
-    assert not dominates(rec(64, 5, 40e6, 30.0), base)  # identical: not strictly better
-    assert not dominates(rec(96, 6, 80e6, 50.0), base)  # better but dearer
-    assert not dominates(rec(32, 2, 5e6, 29.9), base)  # cheaper but worse
+    base = rec(64, 5, 40e6, 0.3)
+    assert dominates(rec(48, 5, 20e6, 0.31), base)  # cheaper and better
+    assert dominates(rec(48, 5, 20e6, 0.3), base)  # cheaper, equal
+    assert dominates(rec(96, 5, 40e6, 0.305), base)  # equal cost, better
+    assert not dominates(rec(64, 5, 40e6, 0.3), base)  # identical: not strictly better
+    assert not dominates(rec(96, 6, 80e6, 0.5), base)  # better but dearer
+    assert not dominates(rec(32, 2, 5e6, 0.299), base)  # cheaper but worse
     assert not dominates(rec(48, 5, 20e6, float("nan")), base)
-    assert not dominates(rec(48, 5, 20e6, 31.0), rec(64, 5, 40e6, float("nan")))
-    assert dominates(rec(48, 5, 20e6, 10.0, valid=40.0), base, acc="valid_map")
-    assert not dominates(rec(48, 5, 20e6, 10.0, valid=40.0), base)  # test mAP by default
-    recs = [rec(96, 5, 30e6, 35.0), rec(48, 5, 20e6, 31.0), rec(32, 2, 5e6, 29.0), rec(96, 6, 80e6, 50.0)]
+    assert not dominates(rec(48, 5, 20e6, 0.31), rec(64, 5, 40e6, float("nan")))
+    assert dominates(rec(48, 5, 20e6, 0.1, valid=0.4), base, acc="valid_map")
+    assert not dominates(rec(48, 5, 20e6, 0.1, valid=0.4), base)  # test mAP by default
+    recs = [rec(96, 5, 30e6, 0.35), rec(48, 5, 20e6, 0.31), rec(32, 2, 5e6, 0.29), rec(96, 6, 80e6, 0.5)]
     assert dominating(recs, base) == [recs[1], recs[0]]
 
 
@@ -91,7 +91,7 @@ def _search(method, seeds=2, n=12, nan_at=()):
         rng = np.random.default_rng(100 * s + len(method))
         for i in range(n):
             res, depth = int(rng.choice([32, 48, 64, 80, 96])), int(rng.integers(2, 7))
-            m = float("nan") if i in nan_at else float(10 + res / 4 + depth + rng.normal())
+            m = float("nan") if i in nan_at else float(10 + res / 4 + depth + rng.normal()) / 100
             out.append(rec(res, depth, res * res * depth * 2e3, m, valid=m, reward=0.0 if math.isnan(m) else m,
                            step=i, method=method, search_seed=s))
     return out
@@ -131,7 +131,8 @@ def test_front_plot_draws_each_methods_front(tmp_path, monkeypatch):
     assert len(thick) == len(by)
     for (x, y), recs in zip(thick, by.values()):
         front = pareto_front(recs, acc="test_map")
-        assert x[:-1] == [r["flops"] / 1e6 for r in front] and y[:-1] == [r["test_map"] for r in front]
+        # drawn in percent, as the axis says
+        assert x[:-1] == [r["flops"] / 1e6 for r in front] and y[:-1] == [100 * r["test_map"] for r in front]
         assert y[-1] == y[-2] and x[-1] > x[-2]  # flat to the right edge
 
 
@@ -195,10 +196,10 @@ def test_detection_pictures_draws_boxes(tmp_path, monkeypatch):
 
 
 def test_summary_table_counts():
-    cheap_good = rec(48, 4, 20e6, 33.0, valid=32.0, search_seed=0)  # dominates the default on test
-    dear_best = rec(96, 6, 90e6, 45.0, valid=44.0, search_seed=0)
+    cheap_good = rec(48, 4, 20e6, 0.33, valid=0.32, search_seed=0)  # dominates the default on test
+    dear_best = rec(96, 6, 90e6, 0.45, valid=0.44, search_seed=0)
     diverged = rec(32, 2, 5e6, float("nan"), search_seed=1)
-    again = rec(48, 4, 20e6, 33.0, valid=32.0, search_seed=1, step=3)
+    again = rec(48, 4, 20e6, 0.33, valid=0.32, search_seed=1, step=3)
     table = summary_table({"random": [cheap_good, dear_best, diverged, again]}, DEFAULT)
     lines = table.splitlines()
     assert lines[0].startswith("| method | seeds | evaluations | configs | best (valid)")
@@ -211,7 +212,7 @@ def test_summary_table_counts():
 
 @pytest.mark.parametrize("call", ["front", "dominating", "summary", "plot", "curve"])
 def test_bad_records_name_the_field(tmp_path, call):
-    missing = {k: v for k, v in rec(48, 4, 20e6, 33.0).items() if k != "flops"}
+    missing = {k: v for k, v in rec(48, 4, 20e6, 0.33).items() if k != "flops"}
     fns = {"front": lambda r: pareto_front(r), "dominating": lambda r: dominating(r, DEFAULT),
            "summary": lambda r: summary_table({"random": r}, DEFAULT),
            "plot": lambda r: front_plot({"random": r}, DEFAULT, str(tmp_path / "p.png")),
@@ -221,30 +222,37 @@ def test_bad_records_name_the_field(tmp_path, call):
     if call == "curve":  # the curve needs reward and step, not flops
         missing = {k: v for k, v in missing.items() if k != "step"}
     with pytest.raises(ConfigError) as err:
-        fns[call]([rec(32, 2, 5e6, 20.0), missing])
+        fns[call]([rec(32, 2, 5e6, 0.2), missing])
     assert err.value.field.endswith("[1].step" if call == "curve" else "[1].flops")
     assert not (tmp_path / "p.png").exists()
 
 
 def test_bad_values_and_containers():
     with pytest.raises(ConfigError) as err:
-        pareto_front([rec(32, 2, 0.0, 20.0)])
+        pareto_front([rec(32, 2, 0.0, 0.2)])
     assert err.value.field == "records[0].flops"
     with pytest.raises(ConfigError) as err:
-        pareto_front([rec(32, 2, 5e6, 20.0, valid=float("inf"))])
+        pareto_front([rec(32, 2, 5e6, 0.2, valid=float("inf"))])
     assert err.value.field == "records[0].valid_map"
     with pytest.raises(ConfigError) as err:
-        pareto_front([{**rec(32, 2, 5e6, 20.0), "valid_map": "high"}])
+        pareto_front([{**rec(32, 2, 5e6, 0.2), "valid_map": "high"}])
     assert err.value.field == "records[0].valid_map"
+    # a record in percent (a workdir or file written before issue 26) is refused, not drawn 100 times too high
+    with pytest.raises(ConfigError, match="allowed: a fraction in") as err:
+        summary_table({"random": [rec(32, 2, 5e6, 0.2, valid=20.0)]}, DEFAULT)
+    assert err.value.field == "records_by_method['random'][0].valid_map"
     with pytest.raises(ConfigError) as err:
-        summary_table({"random": [rec(32.5, 2, 5e6, 20.0)]}, DEFAULT)
+        dominates(rec(32, 2, 5e6, 0.2), rec(64, 5, 40e6, 30.0))
+    assert err.value.field == "b.test_map"
+    with pytest.raises(ConfigError) as err:
+        summary_table({"random": [rec(32.5, 2, 5e6, 0.2)]}, DEFAULT)
     assert err.value.field == "records_by_method['random'][0].resolution"
     with pytest.raises(ConfigError) as err:
         summary_table({}, DEFAULT)
     assert err.value.field == "records_by_method"
     with pytest.raises(ConfigError) as err:
-        dominates(rec(32, 2, 5e6, 20.0), {"flops": 1e6})
+        dominates(rec(32, 2, 5e6, 0.2), {"flops": 1e6})
     assert err.value.field == "b.test_map"
     with pytest.raises(ConfigError) as err:
-        pareto_front([rec(32, 2, 5e6, 20.0), "not a record"])
+        pareto_front([rec(32, 2, 5e6, 0.2), "not a record"])
     assert err.value.field == "records[1]"

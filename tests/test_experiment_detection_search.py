@@ -75,7 +75,8 @@ def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
         assert f"| {v['seeds_dominating_default']} of 1 |" in table.split(SEARCH_NAMES[m])[1].splitlines()[0]
     for recs in results["evaluations"].values():
         for r in recs:
-            assert 0 <= r["test_map"] <= 100 and r["flops"] > 0 and r["latency_ms"] > 0
+            assert r["flops"] > 0 and r["latency_ms"] > 0  # mAP and AP50 as fractions
+            assert all(0 <= r[k] <= 1 for k in ("valid_map", "test_map", "valid_ap50", "test_ap50"))
     g = results["gradient_runs"][0]
     assert g["penalty"] == 0.1 and len(g["trajectory"]["resolution"]) == len(g["trajectory"]["step"])
     report = open(os.path.join(workdir, "report.md")).read()
@@ -94,25 +95,27 @@ def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
 
 
 def test_picks_choose_on_validation_and_report_test():
-    """By hand: default 10 MFLOPs at 20% valid. At <= 10 MFLOPs the most accurate on validation is (48, 6) (22%, though
-    its test mAP is below (40, 3)'s); the cheapest at >= 20% valid is (40, 5) at 6 MFLOPs; (72, 7) is neither."""
+    """By hand (mAP as fractions): default 10 MFLOPs at 20% valid. At <= 10 MFLOPs the most accurate on validation is
+    (48, 6) (22%, though its test mAP is below (40, 3)'s); the cheapest at >= 20% valid is (40, 5) at 6 MFLOPs;
+    (72, 7) is neither."""
     def rec(r, d, flops, valid, test):
         return {"resolution": r, "depth": d, "flops": flops, "valid_map": valid, "test_map": test, "test_ap50": 0.0,
                 "latency_ms": 1.0}
 
-    front = [rec(40, 3, 4e6, 15.0, 19.0), rec(40, 5, 6e6, 20.5, 18.0), rec(48, 6, 9e6, 22.0, 17.0),
-             rec(72, 7, 30e6, 30.0, 29.0)]
-    out = entry.picks(front, rec(64, 5, 10e6, 20.0, 20.0))
+    front = [rec(40, 3, 4e6, 0.15, 0.19), rec(40, 5, 6e6, 0.205, 0.18), rec(48, 6, 9e6, 0.22, 0.17),
+             rec(72, 7, 30e6, 0.30, 0.29)]
+    out = entry.picks(front, rec(64, 5, 10e6, 0.20, 0.20))
     assert (out["best_within_default_flops"]["resolution"], out["best_within_default_flops"]["depth"]) == (48, 6)
     assert (out["cheapest_at_default_map"]["resolution"], out["cheapest_at_default_map"]["depth"]) == (40, 5)
-    assert out["cheapest_at_default_map"]["test_map"] == 18.0
-    none = entry.picks([rec(72, 7, 30e6, 19.0, 19.0)], rec(64, 5, 10e6, 20.0, 20.0))
+    assert out["cheapest_at_default_map"]["test_map"] == 0.18
+    none = entry.picks([rec(72, 7, 30e6, 0.19, 0.19)], rec(64, 5, 10e6, 0.20, 0.20))
     assert none == {"best_within_default_flops": None, "cheapest_at_default_map": None}
 
 
 def test_table_hypervolume_by_hand():
-    """Fronts measured on test against (0 %, the costliest front point): random's one point (10 %, 2 of 4 MFLOPs)
-    covers 10 x 2 = 20; evolution's two, (10 %, 1) and (20 %, 4), cover 10 x 3 + 20 x 0 = 30, so 1.50x random."""
+    """Fronts measured on test against (0 %, the costliest front point), the files' fractions in mAP % x MFLOPs:
+    random's one point (10 %, 2 of 4 MFLOPs) covers 10 x 2 = 20; evolution's two, (10 %, 1) and (20 %, 4), cover
+    10 x 3 + 20 x 0 = 30, so 1.50x random; the default's test mAP 5 % prints as 5.0%."""
     def rec(flops, test):
         return {"resolution": 32, "depth": 2, "flops": flops * 1e6, "valid_map": test, "test_map": test,
                 "test_ap50": 0.0, "latency_ms": 1.0}
@@ -122,9 +125,10 @@ def test_table_hypervolume_by_hand():
                                                               "best_within_default_flops": None,
                                                               "cheapest_at_default_map": None}]}
 
-    figures = {"dataset": "d", "image_shape": [8, 8, 1], "seeds": [0], "default": {**rec(3, 5.0), "depth": 5},
-               "default_per_seed": [rec(3, 5.0)],
-               "methods": {"random": method([rec(2, 10.0)]), "evolution": method([rec(1, 10.0), rec(4, 20.0)])}}
+    figures = {"dataset": "d", "image_shape": [8, 8, 1], "seeds": [0], "default": {**rec(3, 0.05), "depth": 5},
+               "default_per_seed": [rec(3, 0.05)],
+               "methods": {"random": method([rec(2, 0.10)]), "evolution": method([rec(1, 0.10), rec(4, 0.20)])}}
     settings = small(".").to_dict()
     table = detection_search({"detection_search": {"figures": figures, "settings": settings, "provenance": {}}})
     assert "| 20 (1.00x random) |" in table and "| 30 (1.50x random) |" in table and "4.0 MFLOPs (the most" in table
+    assert "test mAP 5.0% (mean of the seeds; 5.0)" in table
