@@ -76,9 +76,9 @@ def main() -> None:
         t0 = time.perf_counter()
         figures["methods"][m] = out = one_method(m, args.seeds, args.epochs, args.variant)
         table = out["mean_final_table_test"]
-        print(f"{m:12s} table test {'-' if table is None else f'{table:.2f}'}  "
-              f"scratch valid {out['mean_scratch_valid']:.2f}  "
-              f"test {out['mean_scratch_test']:.2f}  param-free edges {out['mean_parameter_free_edges']:.2f}  "
+        print(f"{m:12s} table test {'-' if table is None else f'{100 * table:.2f}'}  "  # fractions, printed in %
+              f"scratch valid {100 * out['mean_scratch_valid']:.2f}  "
+              f"test {100 * out['mean_scratch_test']:.2f}  param-free edges {out['mean_parameter_free_edges']:.2f}  "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     if "darts" in figures["methods"]:
         base = figures["methods"]["darts"]["per_seed"]

@@ -5,8 +5,9 @@ multi-objective machinery; the protocol and the methods are `jaxnas.search.table
     python benchmarks/macro_front.py --runs 500 --evaluations 100 --seed 0 --out results/macro_front.json
 
 Writes the JSON (settings, seeds, versions, commit, device; per method the median and quartiles of the hypervolume
-ratio, the fraction of runs that evaluated each known front point, the wall time) and a PNG beside it (the known
-front and each method's median run). Budget: 100 evaluations per run, the budget of this project's single-objective
+ratio, the fraction of runs that evaluated each known front point, the wall time; the known front's accuracies as
+fractions, its hypervolume in accuracy fraction x MFLOPs) and a PNG beside it (the known front and each method's
+median run, accuracies in percent). Budget: 100 evaluations per run, the budget of this project's single-objective
 NAS-Bench-Macro protocol (`experiments/configs/nb201.py`, `macro.budget`; results/macro_protocol_seed*.json), 1.5% of
 the 6,561 networks. No setting was tuned on the reported seed: the sweep and the gradient method were tuned on seeds
 100-101 (`table_front`'s docstring); REINFORCE and aging evolution keep their published defaults. To rerun the tuning:
@@ -41,6 +42,7 @@ def _step(ax, cost: np.ndarray, acc: np.ndarray, x_max: float, **kw) -> None:
 
 
 def plot(problem, runs: dict, scores: dict, path: str, search_run: int) -> None:
+    """The known front and each method's median run; the table's accuracies (fractions) drawn in percent."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,19 +52,19 @@ def plot(problem, runs: dict, scores: dict, path: str, search_run: int) -> None:
 
     known = problem.known_front()
     x_max = problem.reference[1]
+    acc = 100 * np.asarray(problem.report_acc, np.float64)  # percent, as the axis and its limits say
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True, sharey=True)
     for ax, (method, res) in zip(axes.ravel(), runs.items()):
         ratio = scores[method]["hv_ratio"]
         typical = int(np.argsort(ratio)[len(ratio) // 2])  # the median run
         front = run_front(problem, res.codes[typical])
         seen = np.unique(res.codes[typical])
-        ax.scatter(problem.cost, problem.report_acc, s=2, c="0.85", label="table (6,561)", rasterized=True)
-        ax.scatter(problem.cost[seen], problem.report_acc[seen], s=8, c=COLORS[method], alpha=0.35,
+        ax.scatter(problem.cost, acc, s=2, c="0.85", label="table (6,561)", rasterized=True)
+        ax.scatter(problem.cost[seen], acc[seen], s=8, c=COLORS[method], alpha=0.35,
                    label=f"evaluated by the median run ({len(seen)} distinct)")
-        _step(ax, problem.cost[known], problem.report_acc[known], x_max, c="k", lw=1.2,
-              label=f"known front ({len(known)} points)")
-        ax.scatter(problem.cost[known], problem.report_acc[known], s=12, c="k")
-        _step(ax, problem.cost[front], problem.report_acc[front], x_max, c=COLORS[method], lw=1.5,
+        _step(ax, problem.cost[known], acc[known], x_max, c="k", lw=1.2, label=f"known front ({len(known)} points)")
+        ax.scatter(problem.cost[known], acc[known], s=12, c="k")
+        _step(ax, problem.cost[front], acc[front], x_max, c=COLORS[method], lw=1.5,
               label=f"median run's front ({len(front)} points)")
         q = np.percentile(ratio, [25, 50, 75])
         ax.set_title(f"{method}: hypervolume ratio median {q[1]:.3f} (IQR {q[0]:.3f}-{q[2]:.3f})", fontsize=10)
@@ -151,7 +153,7 @@ def main() -> None:
         "points_searched": len(problem.known_front(reported=False)),
         "points_mean_acc_of_all_three": int(pareto_mask(mean_all, problem.cost).sum()),
         "reference_point": {"acc": ref[0], "mflops": ref[1]},
-        "hypervolume_reported": hypervolume_2d(problem.report_acc[known], problem.cost[known], ref),
+        "hypervolume_reported": hypervolume_2d(problem.report_acc[known], problem.cost[known], ref),  # acc x MFLOPs
         # a "run" that evaluated all 6,561 networks: its front chosen on the searched training, scored as every run
         "hv_ratio_whole_table": float(score_runs(problem, np.arange(len(problem.cost))[None])["hv_ratio"][0]),
         "points": [{"arch": macro.to_string(problem.space.decode(int(c))), "acc": float(problem.report_acc[c]),

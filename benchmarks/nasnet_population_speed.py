@@ -185,7 +185,7 @@ def main() -> None:
             seconds, acc = timed(trainers[row], archs)
             runs[row].append(len(archs) * args.steps / seconds)
             loads[row].append(round(load, 2))
-            accs[row] = [round(float(a), 2) for a in acc]
+            accs[row] = [round(float(a), 4) for a in acc]  # fractions: 4 decimals keep what 2 kept of percent
             print(json.dumps({"repeat": r, "row": row, "cand_steps_per_s": round(runs[row][-1], 3),
                               "seconds": round(seconds, 2), "loadavg_1m": round(load, 2)}), flush=True)
         publish(r + 1)

@@ -34,7 +34,7 @@ CELLS = ([(0, "reinforce", lr) for lr in (6e-4, 3e-3, 0.01, 0.03, 0.1)]
 
 
 def run_cell(table, seed: int, strategy: str, lr: float | None, runs: int) -> dict:
-    """500 (or `runs`) searches of one cell; returns its mean/std of validation and test accuracy."""
+    """500 (or `runs`) searches of one cell; returns its mean/std of validation and test accuracy (fractions)."""
     config = nb201_config.get_config()
     config.runs, config.seed, config.progress = runs, seed, False
     if lr is not None:
@@ -59,8 +59,8 @@ def main() -> None:
     for seed, strategy, lr in CELLS:
         cells.append(run_cell(table, seed, strategy, lr, args.runs))
         c = cells[-1]
-        print(f"seed {seed} {strategy:>9} lr {lr!s:>6}: valid {c['valid_mean']:.2f} ± {c['valid_std']:.2f} "
-              f"({c['wall_s']:.0f} s)", flush=True)
+        print(f"seed {seed} {strategy:>9} lr {lr!s:>6}: valid {100 * c['valid_mean']:.2f} ± "
+              f"{100 * c['valid_std']:.2f} ({c['wall_s']:.0f} s)", flush=True)  # the file holds fractions
     base = nb201_config.get_config()
     path = record_result(
         args.name, command=f"python benchmarks/nb201_reinforce_lr.py --runs {args.runs}",

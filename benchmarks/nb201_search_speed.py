@@ -68,7 +68,8 @@ def main() -> None:
             row.pop(key)
         rows.append(row)
         print(f"{name:>16}: total {row['total_s_median']:.1f} s (runs: {row['total_s_all']}), search "
-              f"{row['search_s_median']:.1f} s, traces {row['traces']}, valid {row['valid_mean']:.2f}", flush=True)
+              f"{row['search_s_median']:.1f} s, traces {row['traces']}, valid {100 * row['valid_mean']:.2f}",
+              flush=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     meta = {"machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d"), "block_runs": args.block_runs, "benchmark": args.benchmark,

@@ -53,7 +53,7 @@ def compare(variant: str, seeds: list[int], evaluations: int, out_dir: str | Non
                     valid = [json.loads(line)["valid_acc"] for line in f]
             runs[name].append({"seed": seed, "best_valid": out["best_valid"], "best_test": out["best_test"],
                                "best_arch": out["best_arch"], "wall_s": out["wall_s"], "valid_acc": valid})
-            print(f"seed {seed} {name:16s} best valid {out['best_valid']:.2f} test {out['best_test']:.2f} "
+            print(f"seed {seed} {name:16s} best valid {100 * out['best_valid']:.2f} test {100 * out['best_test']:.2f} "
                   f"({out['wall_s']:.0f} s)", flush=True)
     s = np.array([r["best_valid"] for r in runs[strategy]])
     r = np.array([r["best_valid"] for r in runs["random"]])
@@ -74,8 +74,10 @@ def compare(variant: str, seeds: list[int], evaluations: int, out_dir: str | Non
     path = record_result(f"{variant}_vs_random", command=command,
                          settings={"variant": variant, "config": config.to_dict(), "evaluations": evaluations},
                          figures=figures, seeds=seeds, wall_s=time.perf_counter() - start, out_dir=out_dir)
-    print(f"{strategy} best valid {s.mean():.2f} vs random {r.mean():.2f}: paired difference {diff.mean():+.2f} "
-          f"(se {figures['paired_diff_se']}), {strategy} ahead on {figures[f'{strategy}_wins']} of {len(seeds)} "
+    se = figures["paired_diff_se"]  # the figures hold fractions; the line prints percent, as before
+    print(f"{strategy} best valid {100 * s.mean():.2f} vs random {100 * r.mean():.2f}: paired difference "
+          f"{100 * diff.mean():+.2f} (se {None if se is None else 100 * se}), {strategy} ahead on "
+          f"{figures[f'{strategy}_wins']} of {len(seeds)} "
           f"seeds; {path}")
     return figures
 
