@@ -85,12 +85,12 @@ def test_trainer_scores_equal_the_host_path_and_are_reproducible(tiny_data):
     trainer = DetectionTrainer(tiny_data, 20, 2, TINY_TRAINING, TINY_DETECTOR, chunk_size=2)
     scores = trainer.score(candidates=2, seed=3)
     assert scores.train_loss.shape == (2, 3) and not scores.diverged.any()
-    assert np.all((scores.valid_map >= 0) & (scores.valid_map <= 100))
+    assert np.all((scores.valid_map >= 0) & (scores.valid_map <= 1))  # fractions
     assert scores.valid_map[0] != scores.valid_map[1] or scores.train_loss[0, 0] != scores.train_loss[1, 0]
     # candidate 1's returned variables, decoded outside the program on the native images: the same mAP
     dets = trainer.detections(scores.candidate(1), tiny_data.test.images)
     m = coco_map(tiny_data.test.ground_truth(), dets, num_classes=tiny_data.num_classes)
-    assert 100 * max(m["map"], 0.0) == pytest.approx(scores.test_map[1], abs=1e-4)
+    assert max(m["map"], 0.0) == pytest.approx(scores.test_map[1], abs=1e-6)
 
 
 def test_trainer_refuses_bad_configurations(tiny_data):
@@ -134,7 +134,7 @@ class _TableEvaluator:
         self.calls.append((resolution, depth))
         flops = configuration_flops(self.dataset.num_classes, resolution, depth, self.detector)
         return {"resolution": resolution, "depth": depth, "seed": seed, "flops": flops,
-                "valid_map": 10.0 + resolution / 4 - (depth - 3) ** 2, "test_map": 0.0}
+                "valid_map": (10.0 + resolution / 4 - (depth - 3) ** 2) / 100, "test_map": 0.0}
 
 
 @pytest.mark.parametrize("method", ["random", "evolution", "reinforce"])

@@ -121,7 +121,7 @@ def _hand_loop(arch, digits, settings, key, data_key):
         params, stats, opt_state, value = step(params, stats, opt_state, jnp.int32(i))
         losses.append(float(value))
     logits = net.apply({"params": params, "batch_stats": stats}, jnp.asarray(digits.valid_x), arch, train=False)
-    return np.array(losses), 100.0 * float(np.mean(np.argmax(logits, -1) == digits.valid_y))
+    return np.array(losses), float(np.mean(np.argmax(logits, -1) == digits.valid_y))
 
 
 def test_both_executions_train_a_candidate_like_a_hand_written_loop(digits_8x8):
@@ -137,7 +137,7 @@ def test_both_executions_train_a_candidate_like_a_hand_written_loop(digits_8x8):
         losses, valid_acc = _hand_loop(arch, digits_8x8, settings, keys[i], by_map.data_key(5))
         for scores in (a, b):
             np.testing.assert_allclose(scores.train_loss[i], losses, rtol=1e-4, atol=1e-5)
-            assert abs(scores.valid_acc[i] - valid_acc) < 1.0  # one validation image is 100/len(valid) points
+            assert abs(scores.valid_acc[i] - valid_acc) < 1.5 / len(digits_8x8.valid_y)  # at most one image apart
 
 
 def test_auto_execution_follows_the_backend_and_bad_values_are_refused(digits_8x8):

@@ -124,8 +124,8 @@ def test_two_processes_train_a_population_like_one(tmp_path, digits_8x8):
                             devices=jax.local_devices()[:1]).score(archs, seed=3, first_id=7)
     for p in (p0, p1):  # every process ends with every candidate, in order
         np.testing.assert_allclose(p["curve"], one.train_loss, rtol=2e-5, atol=2e-5)
-        np.testing.assert_allclose(p["valid"], one.valid_acc, atol=1e-3)
-        np.testing.assert_allclose(p["test"], one.test_acc, atol=1e-3)
+        np.testing.assert_allclose(p["valid"], one.valid_acc, atol=1e-5)
+        np.testing.assert_allclose(p["test"], one.test_acc, atol=1e-5)
 
 
 @pytest.mark.slow

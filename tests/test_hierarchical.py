@@ -203,7 +203,7 @@ def test_map_and_vmap_train_the_same_genotypes(digits_8x8):
     b = PopulationTrainer(net, digits_8x8, st, chunk_size=8, execution="vmap").score(archs)
     assert np.isfinite(a.train_loss).all()
     np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=2e-4, atol=2e-5)
-    np.testing.assert_allclose(a.valid_acc, b.valid_acc, atol=0.3)
+    np.testing.assert_allclose(a.valid_acc, b.valid_acc, atol=0.003)  # one image of 359
 
 
 def test_bad_settings_name_the_field():

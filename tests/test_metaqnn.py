@@ -165,7 +165,7 @@ def test_restarts_keep_the_last_attempt_at_the_reduced_rate(digits):
     net = sp.network(num_classes=digits.num_classes)
     base = dict(steps=6, batch_size=16, learning_rate=0.01, optimizer="adam", schedule="step", decay_steps=4)
     tr = PopulationTrainer(net, digits, TrainSettings(**base, restarts=2, restart_check_steps=2,
-                                                      restart_threshold=101.0), chunk_size=1)
+                                                      restart_threshold=1.01), chunk_size=1)
     arch = np.asarray(sp.sample(jax.random.key(3), (1,)))
     scores = tr.score(arch)
     assert scores.restarts.tolist() == [2]
@@ -178,7 +178,7 @@ def test_restarts_keep_the_last_attempt_at_the_reduced_rate(digits):
     acc, _ = plain.evaluate_candidate(cand, jnp.asarray(arch[0]), data.valid_x, data.valid_y)
     np.testing.assert_allclose(scores.valid_acc[0], acc, rtol=1e-5)
     easy = PopulationTrainer(net, digits, TrainSettings(**base, restarts=2, restart_check_steps=2,
-                                                        restart_threshold=-1.0), chunk_size=1)
+                                                        restart_threshold=-0.01), chunk_size=1)
     assert easy.score(arch).restarts.tolist() == [0]
 
 
@@ -189,4 +189,4 @@ def test_map_and_vmap_train_the_same_chains(digits):
     a = PopulationTrainer(net, digits, st, chunk_size=4, execution="map").score(archs)
     b = PopulationTrainer(net, digits, st, chunk_size=4, execution="vmap").score(archs)
     np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=2e-4, atol=2e-5)
-    np.testing.assert_allclose(a.valid_acc, b.valid_acc, atol=0.3)  # at most one borderline image of 359 flips
+    np.testing.assert_allclose(a.valid_acc, b.valid_acc, atol=0.003)  # at most one borderline image of 359 flips

@@ -148,12 +148,13 @@ def test_gradient_relaxation_is_the_exact_expectation_of_the_surrogates(problem)
     g = GradientFront(problem.space, budget=8, target=problem.target)
     key = jax.random.key(3)
     theta = jax.random.normal(key, (8, 3))
-    b_acc, u_acc = 0.5, 0.3 * jax.random.normal(jax.random.fold_in(key, 1), (8, 3))
+    # log error of a fraction (b_acc = 0.5 - log 100: the percent version's 100 - exp(0.5 + ...))
+    b_acc, u_acc = 0.5 - np.log(100.0), 0.3 * jax.random.normal(jax.random.fold_in(key, 1), (8, 3))
     b_cost, u_cost = 7.0, jax.random.uniform(jax.random.fold_in(key, 2), (8, 3), maxval=12.0)
     archs = problem.space.decode(jnp.arange(problem.space.size))  # (6561, 8): every network
     prob = jnp.prod(jnp.take_along_axis(jax.nn.softmax(theta), archs.T, axis=1), axis=0)  # (6561,) p_theta
     take = lambda u: jnp.take_along_axis(u, archs.T, axis=1).sum(0)  # noqa: E731
-    e_acc = jnp.sum(prob * (100.0 - jnp.exp(b_acc + take(u_acc))))
+    e_acc = jnp.sum(prob * (1.0 - jnp.exp(b_acc + take(u_acc))))
     e_cost = jnp.sum(prob * (b_cost + take(u_cost)))
     expected = jnp.log(e_acc) - 0.2 * jnp.log(e_cost / problem.target)
     got = g.relaxed(theta, (b_acc, u_acc), (b_cost, u_cost), -0.2)

@@ -105,7 +105,7 @@ def test_epsilon_schedule_scaling_and_a_custom_table():
     state = s.init(jax.random.key(0))
     seen = []
     for arch in ([0, 0, 0], [0, 0, 0], [1, 1, 1]):
-        state, m = s.tell(state, jnp.array([arch]), jnp.array([50.0]))
+        state, m = s.tell(state, jnp.array([arch]), jnp.array([0.5]))
         seen.append((int(m["unique_models"]), float(m["epsilon"])))
     assert seen == [(1, 0.25), (1, 0.25), (2, 0.25)]
 
@@ -122,13 +122,13 @@ def test_one_replay_round_of_128_per_told_model(nb201_q):
     s, ask, tell = nb201_q
     state = s.init(jax.random.key(0))
     arch = jnp.array([[3, 1, 4, 0, 2, 3]])
-    state, _ = tell(state, arch, jnp.array([90.0]))
+    state, _ = tell(state, arch, jnp.array([0.9]))
     assert int(state.owed) == 1 and int(state.replays) == 0  # tell has no key: the next ask runs the round
     archs, state = ask(jax.random.key(1), state)
     assert int(state.resamples) == 0 and int(state.replays) == 128 and int(state.owed) == 0
     terminal = (s.agent.index(arch[0], 5), 3)
     np.testing.assert_allclose(float(state.q[terminal]), 0.9 - 0.4 * 0.99 ** 128, rtol=1e-5)
-    state, _ = tell(state, archs, jnp.array([80.0]))
+    state, _ = tell(state, archs, jnp.array([0.8]))
     _, state = ask(jax.random.key(2), state)
     assert int(state.replays) == 128 * (2 + int(state.resamples))
     assert int(state.multiplicity.sum()) == 2 + int(state.resamples)
@@ -140,14 +140,14 @@ def test_a_repeat_is_incorporated_and_resampled_up_to_max_resamples():
     s = QLearning(TINY, total_models=4, epsilon_schedule=((0.0, 4),), replay_samples=5, max_resamples=3)
     state = s.init(jax.random.key(0))
     arch = jnp.array([[1, 0, 1]])
-    state, _ = s.tell(state, arch, jnp.array([99.0]))
+    state, _ = s.tell(state, arch, jnp.array([0.99]))
     path = [(0, 1), (2, 0), (5, 1)]  # (state, action) along (1, 0, 1)
     state = state.replace(q=state.q.at[tuple(zip(*path))].set(0.99))
     out, state = jax.jit(s.ask)(jax.random.key(1), state)
     np.testing.assert_array_equal(out, arch)
     assert int(state.resamples) == 3 and int(state.repeats_returned) == 1
     assert int(state.multiplicity[0]) == 4 and int(state.replays) == 5 * (1 + 3)
-    state, m = s.tell(state, out, jnp.array([99.0]))
+    state, m = s.tell(state, out, jnp.array([0.99]))
     assert int(state.multiplicity[0]) == 5 and int(m["unique_models"]) == 1 and int(state.stored) == 1
 
 
@@ -229,7 +229,7 @@ def test_a_batch_holds_no_twins_and_counts_them_at_tell():
 
     def one(key):
         archs, state = s.ask(key, s.init(key))
-        told, _ = s.tell(state, archs, jnp.array([10.0, 20.0, 30.0]))
+        told, _ = s.tell(state, archs, jnp.array([0.1, 0.2, 0.3]))
         return archs[:, 0], state, told
 
     archs, asked, told = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(0), 200))
@@ -249,7 +249,7 @@ def test_same_seed_same_run_and_vmap_equals_one_by_one(nb201_q):
 
         def body(state, i):
             archs, state = s.ask(jax.random.fold_in(key, i), state)
-            state, _ = s.tell(state, archs, 60.0 + 10.0 * jnp.sum(archs == 3, -1).astype(jnp.float32))
+            state, _ = s.tell(state, archs, 0.6 + 0.1 * jnp.sum(archs == 3, -1).astype(jnp.float32))
             return state, archs[0]
 
         state, archs = jax.lax.scan(body, s.init(key), jnp.arange(30))

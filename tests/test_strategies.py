@@ -83,7 +83,7 @@ def test_batched_aging_removes_the_batch_oldest_at_each_tell(population, batch):
     for step in range(8):
         archs, state_after_ask = ask(jax.random.fold_in(jax.random.key(1), step), state)
         before = np.asarray(state.born)
-        fitness = jax.random.uniform(jax.random.fold_in(jax.random.key(2), step), (batch,)) * 100
+        fitness = jax.random.uniform(jax.random.fold_in(jax.random.key(2), step), (batch,))
         state, _ = tell(state_after_ask, archs, fitness)
         after = np.asarray(state.born)
         count = int(state.count)
@@ -169,7 +169,7 @@ def test_reinforce_learns_the_rewarded_op():
 
     def body(state, step):
         archs, state = strat.ask(jax.random.fold_in(jax.random.key(1), step), state)
-        state, metrics = strat.tell(state, archs, jnp.where(archs[:, 0] == 3, 100.0, 0.0))
+        state, metrics = strat.tell(state, archs, jnp.where(archs[:, 0] == 3, 1.0, 0.0))
         return state, metrics["entropy"]
 
     state0 = strat.init(jax.random.key(0))
@@ -183,7 +183,7 @@ def test_reinforce_ignores_nan_rewards():
     strat = Reinforce(SPACE)
     state = strat.init(jax.random.key(0))
     arch = jnp.zeros((1, 6), jnp.int32)
-    state, _ = strat.tell(state, arch, jnp.array([50.0]))
+    state, _ = strat.tell(state, arch, jnp.array([0.5]))
     after, _ = strat.tell(state, arch, jnp.array([jnp.nan]))
     assert float(after.baseline) == float(state.baseline) == pytest.approx(0.5)
     assert all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(after.params))

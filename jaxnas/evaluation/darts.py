@@ -173,9 +173,9 @@ class EpochRecord:
     probs: jax.Array  # softmax(alpha)
     eigenvalue: jax.Array  # dominant eigenvalue of grad^2_alpha L_val (NaN unless settings.eigen)
     train_loss: jax.Array  # mean over the epoch's applied steps (train mode)
-    train_acc: jax.Array  # %, same steps
+    train_acc: jax.Array  # a fraction, same steps
     valid_loss: jax.Array  # the whole alpha half in evaluation mode (running statistics); GDAS: at argmax alpha
-    valid_acc: jax.Array  # %
+    valid_acc: jax.Array  # a fraction
     skipped: jax.Array  # steps skipped this epoch
     lr: jax.Array  # the epoch's weight learning rate
 
@@ -274,7 +274,7 @@ def search_step(settings: DartsSettings, model: nn.Module, state: DartsState, ba
     new = state.replace(params=params, batch_stats=stats, alpha=alpha, w_opt=w_opt, a_opt=a_opt)
     kept = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
     kept = kept.replace(step=state.step + 1, skipped=state.skipped + (~ok).astype(jnp.int32))
-    acc = 100.0 * jnp.mean(jnp.argmax(logits, -1) == batch_w[1])
+    acc = jnp.mean(jnp.argmax(logits, -1) == batch_w[1])
     return kept, StepMetrics(w_loss, acc, a_loss, ok)
 
 

@@ -143,7 +143,7 @@ def mixed_hvp(mode: str, model: nn.Module, params: Any, batch_stats: Any, alpha:
 
 def evaluate(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array, y: jax.Array,
              batch_size: int, mix: Mix | None = None) -> tuple[jax.Array, jax.Array]:
-    """Evaluation-mode (running statistics) mean loss and accuracy (%) of the supernet at `op_weights(alpha, mix)`
+    """Evaluation-mode (running statistics) mean loss and accuracy (a fraction) of the supernet at `op_weights(alpha, mix)`
     (softmax(alpha) by default) on (x, y)."""
     n = x.shape[0]
     nb = -(-n // batch_size)
@@ -160,7 +160,7 @@ def evaluate(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, 
         return jnp.sum(loss * mb), jnp.sum((jnp.argmax(logits, -1) == yb) * mb)
 
     losses, hits = jax.lax.map(one, (xs, ys, mask))
-    return losses.sum() / n, 100.0 * hits.sum() / n
+    return losses.sum() / n, hits.sum() / n
 
 
 def alpha_hvp(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array, y: jax.Array,

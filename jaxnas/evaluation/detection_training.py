@@ -117,7 +117,7 @@ class _Arrays:
 
 @dataclasses.dataclass(frozen=True)
 class DetectionScores:
-    """Per-candidate results (leading axis: the candidates), mAP / AP50 in percent (COCO's definition)."""
+    """Per-candidate results (leading axis: the candidates), mAP / AP50 as fractions (COCO's definition)."""
 
     valid_map: np.ndarray
     valid_ap50: np.ndarray
@@ -195,7 +195,7 @@ class DetectionTrainer(PopulationTrainer):
                                np.array([b for _, b in t]), np.asarray(losses), np.asarray(diverged), variables)
 
     def _map(self, dets: dict, i: int, split: Any, diverged: bool) -> tuple[float, float]:
-        """(mAP, AP50) in percent of candidate i's detections on `split`, boxes mapped back to native pixels."""
+        """(mAP, AP50) as fractions of candidate i's detections on `split`, boxes mapped back to native pixels."""
         if diverged:
             return float("nan"), float("nan")
         h, w = split.images.shape[1:3]
@@ -203,7 +203,7 @@ class DetectionTrainer(PopulationTrainer):
         ours = {"boxes": dets["boxes"][i] * scale, "scores": dets["scores"][i], "labels": dets["labels"][i],
                 "valid": dets["valid"][i]}
         m = coco_map(split.ground_truth(), ours, num_classes=self.dataset.num_classes)
-        return 100.0 * max(m["map"], 0.0), 100.0 * max(m["ap50"], 0.0)
+        return max(m["map"], 0.0), max(m["ap50"], 0.0)
 
     def detections(self, variables: dict, images: np.ndarray) -> dict[str, np.ndarray]:
         """Detections of trained `CenterNet` `variables` (e.g. `DetectionScores.candidate(i)`) on native-size `images`,

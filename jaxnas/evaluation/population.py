@@ -56,7 +56,7 @@ class TrainSettings:
     over the training, or "step": the rate times `decay_factor` every `decay_steps` steps (MetaQNN: 0.2 every 5
     epochs). `restarts` > 0: MetaQNN's restarts (Baker et al. 2017, Sec. 4.2; published `INITIAL_LEARNING_RATES`,
     `ACC_THRESHOLD`): after `restart_check_steps` steps a candidate whose validation metric is not above
-    `restart_threshold` (in the objective's units: percent for classification) is trained again from a new
+    `restart_threshold` (in the objective's units: an accuracy fraction for classification) is trained again from a new
     initialisation with the learning rate times `restart_factor`, at most `restarts` times; the last attempt is
     kept whatever its score.
     """
@@ -136,8 +136,8 @@ class Candidate:
 class Scores:
     """Per-candidate results, each with a leading population axis (numpy on the host)."""
 
-    valid_acc: np.ndarray  # (P,) percent
-    test_acc: np.ndarray  # (P,) percent, reported only
+    valid_acc: np.ndarray  # (P,) the objective's metric (classification: accuracy, a fraction)
+    test_acc: np.ndarray  # (P,) the same on the test split, reported only
     valid_loss: np.ndarray  # (P,)
     train_loss: np.ndarray  # (P, steps): the learning curve
     diverged: np.ndarray  # (P,) bool: a non-finite loss appeared; such a candidate's accuracy is NaN
@@ -169,7 +169,7 @@ class PopulationTrainer:
       post_update: `f(params, step) -> params` applied after every update (e.g. a pruner).
       objective: what candidates train on and are scored by: `loss(outputs, targets)` (a scalar to minimise)
         and `metric(outputs, targets)` (a scalar to maximise, reported as the validation / test score);
-        default `Classification()`: cross-entropy, top-1 accuracy in percent.
+        default `Classification()`: cross-entropy, top-1 accuracy as a fraction.
       execution: how a chunk's candidates run on a device: `"map"` one after another (`lax.map`), each
         network computing only its architecture's ops (`jaxnas.models.dispatch`, `"switch"`); `"vmap"` all at
         once, the network in its vectorisable form (`"select"`); `"auto"` (default): `"map"` on CPU, where
@@ -243,7 +243,7 @@ class PopulationTrainer:
         return jax.lax.scan(step, cand, None, length=steps)
 
     def evaluate_candidate(self, cand: Candidate, arch: jax.Array, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """The objective's metric (accuracy in percent by default) and its loss on (x, y), with running BN statistics."""
+        """The objective's metric (accuracy as a fraction by default) and its loss on (x, y), with running BN statistics."""
         logits = self.model.apply({"params": cand.params, "batch_stats": cand.batch_stats}, x, arch, train=False)
         return self.objective.metric(logits, y), self.objective.loss(logits, y)
 

@@ -101,7 +101,7 @@ def train_supernet(trainer: PopulationTrainer, space: CategoricalSpace, steps: i
 
 
 def score_inherited(trainer: PopulationTrainer, supernet: Candidate, archs: np.ndarray, split: str = "valid") -> np.ndarray:
-    """The trainer's metric (accuracy in percent by default) of each architecture (P, L) with the supernet's
+    """The trainer's metric (accuracy as a fraction by default) of each architecture (P, L) with the supernet's
     weights, BN on batch statistics."""
     x, y = getattr(trainer.data, f"{split}_x"), getattr(trainer.data, f"{split}_y")
 

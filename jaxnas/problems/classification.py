@@ -15,12 +15,12 @@ import optax
 
 @dataclasses.dataclass(frozen=True)
 class Classification:
-    """Softmax cross-entropy on integer labels (the NAS-Bench-201 recipe's loss); metric: top-1 accuracy, %."""
+    """Softmax cross-entropy on integer labels (the NAS-Bench-201 recipe's loss); metric: top-1 accuracy as a fraction."""
 
     def loss(self, logits: jax.Array, labels: jax.Array) -> jax.Array:
         """Mean cross-entropy over the batch, a scalar to minimise."""
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
     def metric(self, logits: jax.Array, labels: jax.Array) -> jax.Array:
-        """Top-1 accuracy in percent, a scalar to maximise (the search's fitness)."""
-        return 100.0 * jnp.mean(jnp.argmax(logits, -1) == labels)
+        """Top-1 accuracy as a fraction in [0, 1], a scalar to maximise (the search's fitness)."""
+        return jnp.mean(jnp.argmax(logits, -1) == labels)

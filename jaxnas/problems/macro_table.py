@@ -6,8 +6,9 @@ training, parameters and FLOPs. The benchmark holds no validation split, so a se
 accuracy it then reports is optimistic. Here the search's fitness (`valid`) is the accuracy of one training,
 `search_run` (0, 1 or 2), and the reported figure (`test`) is the mean of the other two trainings: what was
 searched on is never what is reported. The table has no training times: every evaluation costs 1, so a budget
-counts evaluations. `extras` holds `mean_acc` (all three trainings), `params` and `flops`. Every value read is
-checked at load (`jaxnas.problems.tabular.table_number`): accuracies finite in [0, 100], params and FLOPs finite
+counts evaluations. `extras` holds `mean_acc` (all three trainings), `params` and `flops`. Accuracies are percent
+in the file and fractions in the `Table`. Every value read is
+checked at load (`jaxnas.problems.tabular.table_number`): accuracies finite in [0, 100] (the file's percent), params and FLOPs finite
 and >= 0; errors name the file, the entry's key and the field.
 """
 
@@ -55,8 +56,9 @@ def _entry(path: str, key: str, entry: Any, weights: np.ndarray) -> tuple[int, l
         raise ConfigError("macro.path", f"{where} lacks {missing or 'three test_acc values'}; each needs "
                           f"{list(_FIELDS)}, test_acc a list of {RUNS}")
     cell = functools.partial(table_number, field="macro.path", where=where)
-    accs = [cell(a, PERCENT, column=f"test_acc[{r}]") for r, a in enumerate(runs)]
-    mean = cell(entry["mean_acc"], PERCENT, column="mean_acc")
+    # the file's percent, checked as such, becomes a fraction (the library's unit for every accuracy)
+    accs = [cell(a, PERCENT, column=f"test_acc[{r}]") / 100.0 for r, a in enumerate(runs)]
+    mean = cell(entry["mean_acc"], PERCENT, column="mean_acc") / 100.0
     params, flops = (cell(entry[c], NONNEGATIVE, column=c) for c in ("params", "flops"))
     return int(np.sum(arch * weights)), accs, mean, params, flops
 

@@ -6,6 +6,7 @@ CSV). The search's fitness is `valid_acc`; `test_acc` is only reported; an evalu
 Deviation from the paper's code: it used the 12-epoch accuracy of one random seed as fitness, which this
 table does not hold; here the fitness is the 200-epoch seed-mean validation accuracy (less noisy), so
 absolute numbers are comparable in ranking, not to the decimal.
+Accuracies are percent in the file and fractions in the `Table` (every accuracy of the library is a fraction).
 Every cell read is checked at load (`jaxnas.problems.tabular.table_number`): accuracies finite in [0, 100],
 `train_time_s` finite and > 0, `index` an integer in [0, 15624]; errors name the file, the line and the column.
 """
@@ -59,7 +60,8 @@ def _row(path: str, line: int, row: dict[str, str | None], n: int) -> tuple[int,
                           f"({''.join(map(str, arch))})")
     cell = functools.partial(table_number, field="table_path", where=where)
     index = int(cell(row["index"], (0, n - 1), column="index", integer=True))
-    valid, test = (cell(row[c], PERCENT, column=c) for c in ("valid_acc", "test_acc"))
+    # the file's percent, checked as such, becomes a fraction (the library's unit for every accuracy)
+    valid, test = (cell(row[c], PERCENT, column=c) / 100.0 for c in ("valid_acc", "test_acc"))
     cost = cell(row["train_time_s"], POSITIVE, column="train_time_s") * EPOCHS_CHARGED / EPOCHS_TABLE
     return int(np.sum(arch * nb201.SPACE.num_choices ** np.arange(5, -1, -1))), valid, test, cost, index
 

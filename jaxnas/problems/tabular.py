@@ -23,7 +23,7 @@ from flax import struct
 from jaxnas.common.errors import ConfigError
 from jaxnas.spaces.base import CategoricalSpace
 
-PERCENT = (0.0, 100.0)  # accuracies
+PERCENT = (0.0, 100.0)  # accuracies as the benchmarks' files give them (the loaders divide by 100)
 NONNEGATIVE = (0.0, math.inf)  # parameter counts, FLOPs
 POSITIVE = (0.0, math.inf, True)  # costs: a zero cost would let a budget buy unboundedly many evaluations
 
@@ -58,8 +58,8 @@ def table_number(value: Any, bounds: tuple, *, field: str, where: str, column: s
 class Evaluation:
     """What one table query returns; every field has the architectures' batch shape."""
 
-    valid: jax.Array  # the search's fitness (NAS-Bench-201: validation accuracy, percent)
-    test: jax.Array  # reported only, never used to choose (NAS-Bench-201: test accuracy, percent)
+    valid: jax.Array  # the search's fitness (NAS-Bench-201: validation accuracy, a fraction)
+    test: jax.Array  # reported only, never used to choose (NAS-Bench-201: test accuracy, a fraction)
     cost: jax.Array  # what the evaluation is charged against the budget (seconds, or 1 per evaluation)
     index: jax.Array  # the benchmark's own index of the architecture
 

@@ -57,7 +57,7 @@ class ConfigurationEvaluator:
     """Trains and measures (resolution, depth) configurations, memoised (see the module docstring).
 
     `evaluate(resolution, depth, seed)` returns a record: resolution, depth, seed, flops (one image, inference),
-    latency_ms (per image, batch 64, this machine), valid_map / valid_ap50 / test_map / test_ap50 (percent, the mean
+    latency_ms (per image, batch 64, this machine), valid_map / valid_ap50 / test_map / test_ap50 (fractions, the mean
     over `candidates` trainings), diverged, train_seconds.
     """
 
@@ -67,8 +67,9 @@ class ConfigurationEvaluator:
         check_positive("candidates", candidates, integer=True)
         self.dataset, self.settings, self.detector, self.candidates = dataset, settings, detector, candidates
         self.cache_path, self.log = cache_path, log or (lambda _: None)
+        # "map=fraction": memo files written while mAP was stored in percent (before 2026-12-07) are not reused
         self.tag = fingerprint(repr(settings), repr(detector), candidates, dataset.name, dataset.train.images,
-                               dataset.valid.boxes)
+                               dataset.valid.boxes, "map=fraction")
         self.records: dict[tuple[int, int, int], dict] = {}
         self.trained = 0
         if cache_path and os.path.exists(cache_path):
@@ -103,7 +104,7 @@ class ConfigurationEvaluator:
             os.makedirs(os.path.dirname(os.path.abspath(self.cache_path)), exist_ok=True)
             with open(self.cache_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
-        self.log(f"  trained {key[0]}px depth {key[1]} (seed {key[2]}): valid mAP {rec['valid_map']:.2f}%, "
+        self.log(f"  trained {key[0]}px depth {key[1]} (seed {key[2]}): valid mAP {100 * rec['valid_map']:.2f}%, "
                  f"{rec['flops'] / 1e6:.1f} MFLOPs, {seconds:.0f} s")
         return rec
 

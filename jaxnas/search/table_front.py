@@ -24,11 +24,11 @@ Methods (all in ask/tell form, one `lax.scan` over evaluations, vmapped over run
   evaluated, so re-scoring reads no new evaluation.
 * `gradient`: gradient ascent on the logits theta (L, C) of a factorised categorical distribution p_theta over the
   layers' choices. The table has no gradient, so accuracy enters through a surrogate fitted on this run's own
-  evaluations only (the budget is respected): ridge regression of log(100 - acc) on the one-hot choices (additive in
+  evaluations only (the budget is respected): ridge regression of log(1 - acc) on the one-hot choices (additive in
   log error; on the whole table this form explains 86% of the variance, additive accuracy 69%), and FLOPs by ridge
   regression on the same features (FLOPs are exactly additive on NAS-Bench-Macro). The relaxed objective is the
   reward at the surrogates' exact expectations under p_theta, log E[acc] + w log(E[FLOPs] / T), where
-  E[100 - exp(b + sum_l u_l(a_l))] = 100 - exp(b) prod_l sum_c p_lc exp(u_lc) and E[FLOPs] = c + sum_lc p_lc v_lc:
+  E[1 - exp(b + sum_l u_l(a_l))] = 1 - exp(b) prod_l sum_c p_lc exp(u_lc) (acc a fraction) and E[FLOPs] = c + sum_lc p_lc v_lc:
   the expected-cost relaxation of FBNet (Wu et al., CVPR 2019) and ProxylessNAS (Cai et al., ICLR 2019), with the
   fitted surrogate in place of a supernet's loss. Each evaluation is one architecture sampled from p_theta (a
   discretised architecture: it costs one evaluation, repeats included); after it, the surrogates are refitted and
@@ -76,7 +76,7 @@ class FrontProblem:
     """A table seen as two objectives: `search_acc` (what the search sees), `report_acc` (what is scored), `cost`."""
 
     space: CategoricalSpace
-    search_acc: np.ndarray  # (N,) float32, percent, indexed by `space.encode`
+    search_acc: np.ndarray  # (N,) float32, a fraction, indexed by `space.encode`
     report_acc: np.ndarray  # (N,)
     cost: np.ndarray  # (N,) MFLOPs
 
@@ -126,7 +126,7 @@ class GradientState:
     theta: jax.Array  # (L, C) logits of p_theta
     opt_state: optax.OptState
     archs: jax.Array  # (B, L) int32 evaluated so far (rows >= count unused)
-    log_err: jax.Array  # (B,) log(100 - searched accuracy)
+    log_err: jax.Array  # (B,) log(1 - searched accuracy)
     cost: jax.Array  # (B,)
     count: jax.Array  # () int32
 
@@ -177,15 +177,15 @@ class GradientFront:
         """log E[acc] + w log(E[cost] / T) under p_theta, both expectations of the surrogates exact."""
         logp = jax.nn.log_softmax(theta)  # (L, C)
         log_e_err = acc_fit[0] + jnp.sum(jax.nn.logsumexp(logp + acc_fit[1], axis=-1))
-        e_acc = 100.0 - jnp.exp(log_e_err)
+        e_acc = 1.0 - jnp.exp(log_e_err)
         e_cost = cost_fit[0] + jnp.sum(jnp.exp(logp) * cost_fit[1])
-        return jnp.log(jnp.maximum(e_acc, 1e-2)) + w * jnp.log(jnp.maximum(e_cost, 1e-3) / self.target)
+        return jnp.log(jnp.maximum(e_acc, 1e-4)) + w * jnp.log(jnp.maximum(e_cost, 1e-3) / self.target)
 
     def tell(self, state: GradientState, archs: jax.Array, acc: jax.Array, cost: jax.Array,
              w: jax.Array) -> GradientState:
         rows = state.count + jnp.arange(archs.shape[0])
         new = state.replace(archs=state.archs.at[rows].set(archs),
-                            log_err=state.log_err.at[rows].set(jnp.log(jnp.maximum(100.0 - acc, 1e-3))),
+                            log_err=state.log_err.at[rows].set(jnp.log(jnp.maximum(1.0 - acc, 1e-5))),
                             cost=state.cost.at[rows].set(cost), count=state.count + archs.shape[0])
         used = (jnp.arange(self.budget) < new.count).astype(jnp.float32)
         x = jax.nn.one_hot(new.archs, self.space.num_choices).reshape(self.budget, -1)  # (B, L*C)

@@ -68,7 +68,8 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
     settings = {"seed": seed, "evaluations": evaluations, "batch": batch, "strategy": described(strategy),
                 "train": trainer.settings, "execution": trainer.execution, "model": described(trainer.model),
                 "objective": described(objective) if dataclasses.is_dataclass(objective) else repr(objective),
-                "data": fingerprint(trainer.data)}
+                "data": fingerprint(trainer.data),
+                "accuracy": "fraction"}  # checkpoints from before 2026-12-07 held percent: refused, not mixed
 
     def one_batch(done: int, st: tuple[Any, History]) -> tuple[tuple[Any, History], dict[str, Any]]:
         state, hist = st
@@ -86,7 +87,7 @@ def run_trained_search(strategy: Strategy, trainer: PopulationTrainer, evaluatio
 
     out = run_loop(one_batch, (state, hist), end=n_batches, settings=settings, checkpoint_dir=checkpoint_dir,
                    metrics_path=metrics_path, place=lambda st: (st[0], jax.tree.map(np.array, st[1])),  # writable
-                   postfix=lambda r: {"best": "nan" if r["best_valid"] is None else f"{r['best_valid']:.1f}"},
+                   postfix=lambda r: {"best": "nan" if r["best_valid"] is None else f"{100 * r['best_valid']:.1f}%"},
                    progress=progress, desc="search", unit="batch", stop_after=stop_after_batches)
     (state, hist), done = out.state, out.position
     n = done * batch

@@ -33,8 +33,8 @@ Defaults and where they come from:
   round runs, and a new model is sampled. Only unique models advance the epsilon schedule.
 * epsilon-greedy: with probability epsilon a uniformly random allowed id, else the argmax of Q over the allowed
   ids, exact ties broken uniformly (published `_transition_q_learning`).
-* reward: the validation accuracy as a fraction, `fitness / 100` (the engine and the tables report percent;
-  the published reward is the accuracy fraction, `accuracy_best_val`). A NaN fitness (a diverged model) is
+* reward: the validation accuracy as a fraction, the fitness itself (every accuracy of the library is a
+  fraction; the published reward is the accuracy fraction, `accuracy_best_val`). A NaN fitness (a diverged model) is
   rewarded 0, the worst accuracy: a NaN is never learned.
 
 Deviations, each deliberate:
@@ -76,7 +76,6 @@ from jaxnas.strategies.base import sanitize_fitness
 PAPER_SCHEDULE: tuple[tuple[float, int], ...] = (
     (1.0, 1500), (0.9, 100), (0.8, 100), (0.7, 100), (0.6, 150), (0.5, 150), (0.4, 150), (0.3, 150), (0.2, 150),
     (0.1, 150))
-REWARD_SCALE = 0.01  # reward = fitness * REWARD_SCALE: accuracy in percent -> fraction
 NAN_REWARD = 0.0  # the reward of a model whose fitness is NaN (or infinite)
 
 Schedule = tuple[tuple[float, int], ...]
@@ -196,7 +195,7 @@ class QLearning:
         if archs.shape[0] != self.batch_size:
             raise ValueError(f"tell: got {archs.shape[0]} architectures; expected batch_size={self.batch_size}")
         fitness = sanitize_fitness(fitness)  # NaN -> -inf
-        reward = jnp.where(jnp.isfinite(fitness), fitness * REWARD_SCALE, NAN_REWARD)  # (B,)
+        reward = jnp.where(jnp.isfinite(fitness), fitness, NAN_REWARD)  # (B,)
 
         def one(b, s):
             arch = archs[b].astype(jnp.int32)

@@ -141,7 +141,7 @@ class Reinforce:
     init_scale: float = 0.08
     baseline_decay: float = 0.9
     entropy_weight: float = 1e-4
-    reward_scale: float = 0.01  # reward = fitness * reward_scale (accuracy percent -> fraction)
+    reward_scale: float = 1.0  # reward = fitness * reward_scale (the fitness: an accuracy as a fraction)
     temperature: float | None = None
     tanh_constant: float | None = None
     batch_size: int = 1
