@@ -28,11 +28,11 @@ def test_every_key_round_trips_and_indexes_its_own_row(macro_json):
     archs = np.stack([macro.from_string(k) for k in keys])
     assert [macro.to_string(a) for a in archs] == keys
     ev = jax.jit(table.query)(archs)
-    for run in range(3):  # the fitness is the searched training, exactly as stored
+    for run in range(3):  # the fitness is the searched training as stored, the file's percent as a fraction
         t = load_macro_table(search_run=run)
         np.testing.assert_array_equal(np.asarray(t.query(archs).valid),
-                                      np.array([macro_json[k]["test_acc"][run] for k in keys], np.float32))
-    others = np.array([np.mean(macro_json[k]["test_acc"][1:]) for k in keys], np.float32)  # search_run 0 -> runs 1, 2
+                                      np.array([macro_json[k]["test_acc"][run] / 100 for k in keys], np.float32))
+    others = np.array([np.mean(macro_json[k]["test_acc"][1:]) / 100 for k in keys], np.float32)  # runs 1, 2
     np.testing.assert_allclose(np.asarray(ev.test), others, rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(ev.cost), 1.0)
     np.testing.assert_array_equal(np.asarray(table.arch_of(ev.index)), archs)
