@@ -143,7 +143,8 @@ def mixed_hvp(mode: str, model: nn.Module, params: Any, batch_stats: Any, alpha:
 
 def evaluate(model: nn.Module, params: Any, batch_stats: Any, alpha: jax.Array, x: jax.Array, y: jax.Array,
              batch_size: int, mix: Mix | None = None) -> tuple[jax.Array, jax.Array]:
-    """Evaluation-mode (running statistics) mean loss and accuracy (a fraction) of the supernet at `op_weights(alpha, mix)`
+    """Evaluation-mode (running statistics) mean loss and accuracy (a fraction) of the supernet at
+    `op_weights(alpha, mix)`
     (softmax(alpha) by default) on (x, y)."""
     n = x.shape[0]
     nb = -(-n // batch_size)

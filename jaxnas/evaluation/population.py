@@ -243,7 +243,8 @@ class PopulationTrainer:
         return jax.lax.scan(step, cand, None, length=steps)
 
     def evaluate_candidate(self, cand: Candidate, arch: jax.Array, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """The objective's metric (accuracy as a fraction by default) and its loss on (x, y), with running BN statistics."""
+        """The objective's metric (accuracy, a fraction, by default) and its loss on (x, y), with running BN
+        statistics."""
         logits = self.model.apply({"params": cand.params, "batch_stats": cand.batch_stats}, x, arch, train=False)
         return self.objective.metric(logits, y), self.objective.loss(logits, y)
 

@@ -15,7 +15,7 @@ import optax
 
 @dataclasses.dataclass(frozen=True)
 class Classification:
-    """Softmax cross-entropy on integer labels (the NAS-Bench-201 recipe's loss); metric: top-1 accuracy as a fraction."""
+    """Softmax cross-entropy on integer labels (the NAS-Bench-201 recipe's loss); metric: top-1 accuracy, a fraction."""
 
     def loss(self, logits: jax.Array, labels: jax.Array) -> jax.Array:
         """Mean cross-entropy over the batch, a scalar to minimise."""

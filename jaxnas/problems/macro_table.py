@@ -7,9 +7,9 @@ accuracy it then reports is optimistic. Here the search's fitness (`valid`) is t
 `search_run` (0, 1 or 2), and the reported figure (`test`) is the mean of the other two trainings: what was
 searched on is never what is reported. The table has no training times: every evaluation costs 1, so a budget
 counts evaluations. `extras` holds `mean_acc` (all three trainings), `params` and `flops`. Accuracies are percent
-in the file and fractions in the `Table`. Every value read is
-checked at load (`jaxnas.problems.tabular.table_number`): accuracies finite in [0, 100] (the file's percent), params and FLOPs finite
-and >= 0; errors name the file, the entry's key and the field.
+in the file and fractions in the `Table`. Every value read is checked at load
+(`jaxnas.problems.tabular.table_number`): accuracies finite in [0, 100] (the file's percent), params and FLOPs
+finite and >= 0; errors name the file, the entry's key and the field.
 """
 
 from __future__ import annotations
