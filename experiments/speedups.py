@@ -105,8 +105,9 @@ def standalone_scores(config: config_dict.ConfigDict, trainer: PopulationTrainer
 
 def paired_scatter(report: Report, workdir: str, name: str, x: np.ndarray, y: np.ndarray, xlabel: str, ylabel: str,
                    title: str, caption: str) -> None:
-    """One point per candidate scored two ways, with the y = x line (accuracies: pass them in percent, as the
-    labels say)."""
+    """One point per candidate scored two ways, with the y = x line; `x`, `y` accuracies as fractions, drawn in
+    percent (the labels say %)."""
+    x, y = 100 * np.asarray(x), 100 * np.asarray(y)
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.scatter(x, y)
     lo, hi = float(np.nanmin([x.min(), y.min()])), float(np.nanmax([x.max(), y.max()]))
@@ -145,8 +146,7 @@ def weight_sharing(config: config_dict.ConfigDict, trainer: PopulationTrainer, a
                 f"architectures; the supernet's favourite ranks {out['proxy_top1_reference_rank']} of {len(archs)} "
                 f"under standalone training. Wall-clock speed-up {out['wall_speedup']:.1f}x, compute ratio "
                 f"{out['compute_ratio']:.1f}x (these measurements include compilation).")
-    paired_scatter(report, workdir, "weight_sharing.png", 100 * np.asarray(standalone.valid_acc),
-                   100 * np.asarray(inherited),
+    paired_scatter(report, workdir, "weight_sharing.png", standalone.valid_acc, inherited,
                    "standalone training: validation accuracy (%)", "inherited supernet weights (%)",
                    f"Kendall tau {out['kendall_tau']:.2f}", "Each random architecture scored both ways.")
     return out
@@ -188,7 +188,7 @@ def pruning(config: config_dict.ConfigDict, trainer: PopulationTrainer, archs: n
                 f"validation accuracy changes by {100 * out['valid_change_mean']:+.2f} points on average (worst "
                 f"{100 * out['valid_change_worst']:+.2f}); Kendall tau between pruned and dense rankings "
                 f"{out['kendall_tau']:.2f}.")
-    paired_scatter(report, workdir, "pruning.png", 100 * np.asarray(dense.valid_acc), 100 * np.asarray(sparse.valid_acc),
+    paired_scatter(report, workdir, "pruning.png", dense.valid_acc, sparse.valid_acc,
                    "dense: validation accuracy (%)",
                    f"pruned to {c.sparsity:.0%}: validation accuracy (%)", f"Kendall tau {out['kendall_tau']:.2f}",
                    "The same candidates (same initial weights and batches), dense and pruned; grey: y = x.")
@@ -264,8 +264,8 @@ def structured_pruning(config: config_dict.ConfigDict, trainer: PopulationTraine
                 f"{out['whole_training_wall_ratio']:.2f}x. Validation accuracy changes by "
                 f"{100 * out['valid_change_mean']:+.2f} points on average (worst {100 * out['valid_change_worst']:+.2f}); "
                 f"Kendall tau {out['kendall_tau']:.2f}.")
-    paired_scatter(report, workdir, "pruning_structured.png", 100 * np.asarray(acc["dense"]),
-                   100 * np.asarray(acc["pruned"]), "dense: validation accuracy (%)",
+    paired_scatter(report, workdir, "pruning_structured.png", acc["dense"], acc["pruned"],
+                   "dense: validation accuracy (%)",
                    f"{c.channel_fraction:.0%} of channels pruned: validation accuracy (%)", f"Kendall tau {out['kendall_tau']:.2f}",
                    "The same candidates, the same dense start and batches; grey: y = x.")
     return out
