@@ -1,7 +1,7 @@
 """Benchmark: 500 table searches per strategy, compilation included: NAS-Bench-201 (12,000 s budget) or, with
 `--benchmark macro`, NAS-Bench-Macro (100 evaluations, the config's default).
 
-    .venv/bin/python benchmarks/nb201_search_speed.py [--benchmark nb201|macro] [--runs 500] [--repeats 3] [--block-runs 20]
+    .venv/bin/python benchmarks/nb201_search_speed.py [--benchmark nb201|macro] [--runs 500] [--repeats 3] [--block-runs strategy]
 
 Each measurement is a fresh process with the persistent compilation cache off, so it pays the full
 jit compile: `total_s` is from process start (imports included) to the last result on the host,
@@ -27,7 +27,8 @@ import jax
 from jaxnas.problems import BENCHMARKS
 from jaxnas.search import BudgetedSearch
 from jaxnas.strategies import STRATEGIES
-name, runs, block, bench, budget = sys.argv[1], int(sys.argv[2]), (int(sys.argv[3]) or None), sys.argv[4], float(sys.argv[5])
+name, runs, block, bench, budget = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
+block = block if block == "strategy" else (int(block) or None)
 bench = BENCHMARKS.get(bench)
 table = bench.load()
 searcher = BudgetedSearch(STRATEGIES.get(name)(bench.space), table, budget, chunk_steps=32, block_runs=block)
@@ -45,8 +46,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=None, help="default: 12000 (nb201, simulated s), 100 (macro)")
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--block-runs", type=int, default=20, help="0: one vmap over all runs")
-    parser.add_argument("--strategies", default="random,aging_evolution,tournament,reinforce")
+    parser.add_argument("--block-runs", default="strategy",
+                        help="runs vmapped together; 0: one vmap over all runs; strategy: its own (default)")
+    parser.add_argument("--strategies", default="random,aging_evolution,tournament,reinforce,qlearning")
     parser.add_argument("--out", default=None, help="default: benchmarks/results/BENCHMARK_search_speed.json")
     args = parser.parse_args()
     budget = args.budget or {"nb201": 12_000.0, "macro": 100.0}[args.benchmark]
@@ -71,9 +73,12 @@ def main() -> None:
               f"{row['search_s_median']:.1f} s, traces {row['traces']}, valid {100 * row['valid_mean']:.2f}",
               flush=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from jaxnas.common.provenance import provenance  # standard library only
+
     meta = {"machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d"), "block_runs": args.block_runs, "benchmark": args.benchmark,
-            "budget": budget}
+            "budget": budget, "runs": args.runs, "repeats": args.repeats, "provenance": provenance()}
     with open(args.out, "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=2)
     print(f"wrote {args.out}")

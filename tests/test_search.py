@@ -75,6 +75,28 @@ def test_eight_devices_equal_one(nb201_table):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
 
 
+@pytest.mark.parametrize("name", ["aging_evolution", "qlearning"])
+def test_block_size_changes_nothing(nb201_table, name):
+    """Blocks of one run skip their steps once that run is done; one block of all runs never skips until the last
+    run ends: the results and every step's history are the same."""
+    strategy = STRATEGIES.get(name)(nb201.SPACE)
+    out = [BudgetedSearch(strategy, nb201_table, BUDGET, chunk_steps=16, devices=jax.local_devices()[:1],
+                          block_runs=block).run(seed=4, runs=6, progress=False) for block in (1, 3, None)]
+    assert len(set(out[0].num_evals.tolist())) > 1  # runs end at different steps: blocks of one skip steps
+    for other in out[1:]:
+        for field in ("best_valid", "best_test", "best_index", "num_evals", "elapsed"):
+            np.testing.assert_array_equal(getattr(other, field), getattr(out[0], field), err_msg=field)
+        for field in ("elapsed", "best_valid", "best_test", "counted"):
+            np.testing.assert_array_equal(getattr(other.history, field), getattr(out[0].history, field),
+                                          err_msg=field)
+
+
+def test_block_size_follows_the_strategy(nb201_table):
+    assert BudgetedSearch(STRATEGIES.get("qlearning")(nb201.SPACE), nb201_table, BUDGET).block_runs == 100
+    assert BudgetedSearch(STRATEGIES.get("reinforce")(nb201.SPACE), nb201_table, BUDGET).block_runs == 20
+    assert BudgetedSearch(STRATEGIES.get("reinforce")(nb201.SPACE), nb201_table, BUDGET, block_runs=None).block_runs is None
+
+
 def test_resume_ends_where_an_uninterrupted_search_ends(nb201_table, tmp_path):
     strategy = STRATEGIES.get("reinforce")(nb201.SPACE)
     full = BudgetedSearch(strategy, nb201_table, BUDGET, chunk_steps=4).run(seed=2, runs=8, progress=False)

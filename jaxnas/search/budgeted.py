@@ -9,7 +9,8 @@ accuracy among all evaluations it made; its test accuracy is reported, never use
 Deviation: the paper's code also charges the host's own sampling time; we charge only evaluations.
 
 All runs of one strategy go through one jit-compiled function: a `lax.scan` over `chunk_steps` search
-steps, vmapped over runs, and sharded over devices with `shard_map` when several are present. The
+steps of a block of runs (vmapped; blocks one after another), a step skipped (`lax.cond`) once every run of its
+block has spent its budget, and sharded over devices with `shard_map` when several are present. The
 host calls it chunk after chunk (`jaxnas.common.loop.run_loop`) until every run has spent its budget,
 checkpointing in between, so a
 killed search resumes and ends exactly where an uninterrupted one does (per-step keys are
@@ -43,6 +44,7 @@ MAX_EVALUATIONS_PER_RUN = 100_000
 MAX_RUNS = 100_000
 MAX_CHUNK_STEPS = 100_000
 MAX_HISTORY_STEPS = 100_000_000
+DEFAULT_BLOCK_RUNS = 20  # runs vmapped together unless the strategy says otherwise (see BudgetedSearch)
 
 
 @struct.dataclass
@@ -99,11 +101,12 @@ class BudgetedSearch:
       block_runs: runs vmapped together; blocks run one after another (`lax.map`) on each device.
         Small blocks keep per-run state (e.g. 500 REINFORCE controllers and their Adam moments) in
         cache: on the 2-core CPU, 20 made REINFORCE's search loop 3x faster than one 500-wide vmap.
-        None: one block per device.
+        None: one block per device. "strategy" (default): the strategy's `block_runs` attribute if it has
+        one (Q-learning: 100), else 20.
     """
 
     def __init__(self, strategy: Strategy, table: Table, budget_s: float = 12_000.0, chunk_steps: int = 64,
-                 devices: list[jax.Device] | None = None, block_runs: int | None = 20, budget_field: str = "budget_s"):
+                 devices: list[jax.Device] | None = None, block_runs: int | str | None = "strategy", budget_field: str = "budget_s"):
         check_positive(budget_field, budget_s)
         check(math.isfinite(budget_s), budget_field, f"got {budget_s!r}; allowed: a finite number > 0")
         check_positive("chunk_steps", chunk_steps, integer=True)
@@ -120,6 +123,8 @@ class BudgetedSearch:
         self.table = table
         self.budget_s = float(budget_s)
         self.chunk_steps = int(chunk_steps)
+        if block_runs == "strategy":
+            block_runs = getattr(strategy, "block_runs", DEFAULT_BLOCK_RUNS)
         if block_runs is not None:
             check_positive("block_runs", block_runs, integer=True)
         self.block_runs = block_runs
@@ -166,8 +171,15 @@ class BudgetedSearch:
     def _run_chunk(self, table: Table, keys: jax.Array, carry: RunCarry) -> tuple[RunCarry, StepRecord]:
         self.traces += 1
 
-        def one_run(key, c):
-            return jax.lax.scan(lambda c, _: self._step(table, key, c), c, None, length=self.chunk_steps)
+        step = jax.vmap(lambda key, c: self._step(table, key, c))
+
+        def finished(c):  # what a step does to runs that are all done: it only counts the step
+            return c.replace(step=c.step + 1), StepRecord(c.elapsed, c.best_valid, c.best_test, c.done & False)
+
+        def block_steps(keys, c):  # steps outside the vmap, so that a block whose runs are all done skips the work
+            c, rec = jax.lax.scan(lambda c, _: jax.lax.cond(jnp.all(c.done), finished, lambda c: step(keys, c), c),
+                                  c, None, length=self.chunk_steps)
+            return c, jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), rec)  # records (runs, chunk)
 
         runs = keys.shape[0]  # runs on this device
         block = min(self.block_runs or runs, runs)
@@ -175,7 +187,7 @@ class BudgetedSearch:
             raise ValueError(f"runs per device ({runs}) must be a multiple of block_runs ({block})")
         split = lambda x: x.reshape((runs // block, block) + x.shape[1:])  # noqa: E731
         merge = lambda x: x.reshape((runs,) + x.shape[2:])  # noqa: E731
-        out = jax.lax.map(lambda kc: jax.vmap(one_run)(*kc), (split(keys), jax.tree.map(split, carry)))
+        out = jax.lax.map(lambda kc: block_steps(*kc), (split(keys), jax.tree.map(split, carry)))
         return jax.tree.map(merge, out)  # carry fields (R, ...), record fields (R, chunk)
 
     def _build_chunk(self):
