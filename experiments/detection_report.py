@@ -354,6 +354,27 @@ def _best(records: Sequence[Mapping[str, Any]], default: Mapping[str, Any]) -> M
     return max(beats, key=lambda r: r["valid_map"]) if beats else front[-1]
 
 
+def short_run_note(config: Any) -> str:
+    """A plain warning for searches whose trainings are shorter or smaller than the default configuration's (e.g.
+    `make demo`'s): their detectors have not converged, so their fronts say nothing about the methods."""
+    from experiments.configs import detection_search as detection_config
+
+    d = detection_config.get_config()
+    if config.dataset != d.dataset:
+        return ""
+    cut = [f"{what} {mine:,} (default {full:,})" for what, mine, full in (
+        ("training steps", config.train.steps, d.train.steps), ("detector width", config.detector.width,
+                                                                   d.detector.width),
+        ("training canvases", config.splits.train, d.splits.train)) if mine < full]
+    if not cut:
+        return ""
+    return (f"**Not converged: a smoke run** ({', '.join(cut)}). Its detectors are far from trained (mAPs of a few "
+            "percent at most), so the fronts and the 'dominates' counts below show that every method runs end to "
+            "end, not which one searches better. The default configuration (`python -m experiments.detection_search "
+            "--config experiments/configs/detection_search.py --config.method=all`: roughly 40-60 minutes per seed on a "
+            "2-core CPU) gives the README's figures.")
+
+
 def write_report(config: Any, results: Mapping[str, Any], data: Any, space: Any, evaluator: Any, workdir: str,
                  report: Any = None) -> None:
     """The detection search's report section (a new report.md in workdir unless `report` is given): the summary
@@ -378,6 +399,8 @@ def write_report(config: Any, results: Mapping[str, Any], data: Any, space: Any,
                 "mAP at no more FLOPs (or fewer FLOPs at no lower test mAP). Seeds whose front dominates the default: "
                 + ", ".join(f"{m} {v['seeds_dominating_default']}/{len(seeds)}" for m, v in results["methods"].items())
                 + ".")
+    if note := short_run_note(config):
+        report.text(note)
     report.text(summary_table(by_method, default))
     report.image(front_plot(by_method, default, path("front.png")), "test mAP against FLOPs per method")
     curves = {m: r for m, r in by_method.items() if m != "gradient"}

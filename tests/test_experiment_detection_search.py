@@ -132,3 +132,16 @@ def test_table_hypervolume_by_hand():
     table = detection_search({"detection_search": {"figures": figures, "settings": settings, "provenance": {}}})
     assert "| 20 (1.00x random) |" in table and "| 30 (1.50x random) |" in table and "4.0 MFLOPs (the most" in table
     assert "test mAP 5.0% (mean of the seeds; 5.0)" in table
+
+
+def test_short_runs_say_plainly_they_have_not_converged():
+    from experiments.detection_report import short_run_note
+
+    assert short_run_note(ds_config.get_config()) == ""
+    note = short_run_note(ds_config.get_config("demo"))
+    assert note.startswith("**Not converged: a smoke run**")
+    assert "training steps 150 (default 600)" in note and "detector width 8 (default 16)" in note
+    own = ds_config.get_config()
+    own.dataset = "coco_files"  # another dataset: the embedded set's defaults say nothing about it
+    own.train.steps = 10
+    assert short_run_note(own) == ""
