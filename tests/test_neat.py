@@ -298,6 +298,29 @@ def test_padded_evaluation_equals_a_plain_per_genome_reference(evolved):
         np.testing.assert_allclose(out[i], ref, rtol=1e-5, atol=1e-6)
 
 
+def test_reachability_equals_a_plain_search(evolved):
+    """`ops.reaches` (add-connection's cycle test) against a breadth-first search over every connection gene,
+    enabled or not, from every node slot of every evolved genome."""
+    neat, runner = evolved
+    carry, _ = runner._chunk(jax.random.key(5), runner.init(jax.random.key(5)), jnp.int32(3))
+    pop, n = carry.state.genomes, neat.space.max_nodes
+    got = np.asarray(jax.vmap(lambda g: jax.vmap(lambda s: ops.reaches(g, neat.space, s))(jnp.arange(n)))(pop))
+    deep = 0
+    for i in range(neat.population_size):
+        g = jax.tree.map(lambda v: np.asarray(v[i]), pop)
+        slot = {int(node): k for k, node in enumerate(g.node_id) if node != EMPTY}
+        edges = [(slot[int(a)], slot[int(b)]) for a, b, innov in zip(g.conn_in, g.conn_out, g.conn_innov)
+                 if innov != EMPTY]
+        for start in range(n):
+            seen, frontier = {start}, [start]
+            while frontier:
+                frontier = [b for a, b in edges if a in frontier and b not in seen]
+                seen.update(frontier)
+            deep += len(seen) > 2
+            np.testing.assert_array_equal(got[i, start], np.isin(np.arange(n), sorted(seen)), err_msg=f"{i}/{start}")
+    assert deep > 0  # some node reaches beyond its direct successor
+
+
 def test_speciation_on_a_size_tier_equals_speciation_on_the_whole_capacity(evolved):
     neat, runner = evolved
     neat = dataclasses.replace(neat, compatibility_threshold=0.5)  # many species: a non-trivial partition
