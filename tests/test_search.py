@@ -75,13 +75,12 @@ def test_eight_devices_equal_one(nb201_table):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
 
 
-@pytest.mark.parametrize("name", ["aging_evolution", "qlearning"])
-def test_block_size_changes_nothing(nb201_table, name):
+def test_block_size_changes_nothing(nb201_table):
     """Blocks of one run skip their steps once that run is done; one block of all runs never skips until the last
-    run ends: the results and every step's history are the same."""
-    strategy = STRATEGIES.get(name)(nb201.SPACE)
+    run ends: the results and every step's history are the same (Q-learning: the strategy with its own block size)."""
+    strategy = STRATEGIES.get("qlearning")(nb201.SPACE)
     out = [BudgetedSearch(strategy, nb201_table, BUDGET, chunk_steps=16, devices=jax.local_devices()[:1],
-                          block_runs=block).run(seed=4, runs=6, progress=False) for block in (1, 3, None)]
+                          block_runs=block).run(seed=4, runs=6, progress=False) for block in (1, None)]
     assert len(set(out[0].num_evals.tolist())) > 1  # runs end at different steps: blocks of one skip steps
     for other in out[1:]:
         for field in ("best_valid", "best_test", "best_index", "num_evals", "elapsed"):
