@@ -93,7 +93,8 @@ def test_block_size_changes_nothing(nb201_table):
 def test_block_size_follows_the_strategy(nb201_table):
     assert BudgetedSearch(STRATEGIES.get("qlearning")(nb201.SPACE), nb201_table, BUDGET).block_runs == 100
     assert BudgetedSearch(STRATEGIES.get("reinforce")(nb201.SPACE), nb201_table, BUDGET).block_runs == 20
-    assert BudgetedSearch(STRATEGIES.get("reinforce")(nb201.SPACE), nb201_table, BUDGET, block_runs=None).block_runs is None
+    unblocked = BudgetedSearch(STRATEGIES.get("reinforce")(nb201.SPACE), nb201_table, BUDGET, block_runs=None)
+    assert unblocked.block_runs is None
 
 
 def test_resume_ends_where_an_uninterrupted_search_ends(nb201_table, tmp_path):

@@ -106,7 +106,8 @@ class BudgetedSearch:
     """
 
     def __init__(self, strategy: Strategy, table: Table, budget_s: float = 12_000.0, chunk_steps: int = 64,
-                 devices: list[jax.Device] | None = None, block_runs: int | str | None = "strategy", budget_field: str = "budget_s"):
+                 devices: list[jax.Device] | None = None, block_runs: int | str | None = "strategy",
+                 budget_field: str = "budget_s"):
         check_positive(budget_field, budget_s)
         check(math.isfinite(budget_s), budget_field, f"got {budget_s!r}; allowed: a finite number > 0")
         check_positive("chunk_steps", chunk_steps, integer=True)
