@@ -20,6 +20,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from jaxnas.common.provenance import provenance  # noqa: E402  (standard library only: JAX stays in the children)
+
 CHILD = r"""
 import time, json, sys
 t0 = time.perf_counter()
@@ -40,13 +43,20 @@ print(json.dumps({"strategy": name, "runs": runs, "total_s": t2 - t0, "search_s"
 """
 
 
+def block_runs(text: str) -> str:
+    """`--block-runs`: "strategy" or an integer >= 0 (0: one vmap over all runs)."""
+    if text != "strategy" and not (text.isdigit()):
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: strategy or an integer >= 0")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", default="nb201", choices=("nb201", "macro"))
     parser.add_argument("--budget", type=float, default=None, help="default: 12000 (nb201, simulated s), 100 (macro)")
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--block-runs", default="strategy",
+    parser.add_argument("--block-runs", default="strategy", type=block_runs,
                         help="runs vmapped together; 0: one vmap over all runs; strategy: its own (default)")
     parser.add_argument("--strategies", default="random,aging_evolution,tournament,reinforce,qlearning")
     parser.add_argument("--out", default=None, help="default: benchmarks/results/BENCHMARK_search_speed.json")
@@ -73,9 +83,6 @@ def main() -> None:
               f"{row['search_s_median']:.1f} s, traces {row['traces']}, valid {100 * row['valid_mean']:.2f}",
               flush=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from jaxnas.common.provenance import provenance  # standard library only
-
     meta = {"machine": f"{platform.machine()} {os.cpu_count()} cores", "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d"), "block_runs": args.block_runs, "benchmark": args.benchmark,
             "budget": budget, "runs": args.runs, "repeats": args.repeats, "provenance": provenance()}

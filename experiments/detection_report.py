@@ -362,17 +362,17 @@ def short_run_note(config: Any) -> str:
     d = detection_config.get_config()
     if config.dataset != d.dataset:
         return ""
-    cut = [f"{what} {mine:,} (default {full:,})" for what, mine, full in (
-        ("training steps", config.train.steps, d.train.steps), ("detector width", config.detector.width,
-                                                                   d.detector.width),
-        ("training canvases", config.splits.train, d.splits.train)) if mine < full]
+    sizes = (("training steps", config.train.steps, d.train.steps),
+             ("detector width", config.detector.width, d.detector.width),
+             ("training canvases", config.splits.train, d.splits.train))
+    cut = [f"{what} {mine:,} (default {full:,})" for what, mine, full in sizes if mine < full]
     if not cut:
         return ""
     return (f"**Not converged: a smoke run** ({', '.join(cut)}). Its detectors are far from trained (mAPs of a few "
             "percent at most), so the fronts and the 'dominates' counts below show that every method runs end to "
             "end, not which one searches better. The default configuration (`python -m experiments.detection_search "
-            "--config experiments/configs/detection_search.py --config.method=all`: roughly 40-60 minutes per seed on a "
-            "2-core CPU) gives the README's figures.")
+            "--config experiments/configs/detection_search.py --config.method=all`: roughly 40-60 minutes per seed "
+            "on a 2-core CPU) gives the README's figures.")
 
 
 def write_report(config: Any, results: Mapping[str, Any], data: Any, space: Any, evaluator: Any, workdir: str,

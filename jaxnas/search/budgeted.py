@@ -175,7 +175,7 @@ class BudgetedSearch:
         step = jax.vmap(lambda key, c: self._step(table, key, c))
 
         def finished(c):  # what a step does to runs that are all done: it only counts the step
-            return c.replace(step=c.step + 1), StepRecord(c.elapsed, c.best_valid, c.best_test, c.done & False)
+            return c.replace(step=c.step + 1), StepRecord(c.elapsed, c.best_valid, c.best_test, jnp.zeros_like(c.done))
 
         def block_steps(keys, c):  # steps outside the vmap, so that a block whose runs are all done skips the work
             c, rec = jax.lax.scan(lambda c, _: jax.lax.cond(jnp.all(c.done), finished, lambda c: step(keys, c), c),
