@@ -1,5 +1,5 @@
 """The detection search's report (issue 25): mAP against FLOPs fronts, search curves, detections drawn on images,
-the gradient method's trajectory and a summary table.
+the gradient method's trajectories (`experiments.detection_gradient_report`) and a summary table.
 
 Records are the dicts `jaxnas.search.detector_search` writes, one per evaluated (resolution, depth) configuration:
 resolution, depth, flops (one image), valid_map / test_map (fractions in [0, 1]; NaN for a diverged training),
@@ -284,39 +284,6 @@ def detection_pictures(images: Any, ground_truth: Any, detections: Any, class_na
     return path
 
 
-def gradient_trajectory_plot(trajectory: Mapping[str, Any], path: str) -> str:
-    """The gradient method's path: the continuous resolution against step (expected MFLOPs on a second, dashed
-    axis when `expected_flops` is given) over the depth probabilities stacked against step. `trajectory`: `step`
-    (T,), `resolution` (T,) px, `depth_probs` (T, D), `depths` (D,), optional `expected_flops` (T,). Returns `path`."""
-    check(isinstance(trajectory, Mapping), "trajectory", "allowed: a dict of arrays")
-    keys = ("step", "resolution", "depth_probs", "depths", "expected_flops")
-    for key in keys[:4]:
-        check(key in trajectory, f"trajectory.{key}", f"missing; allowed: a dict with {', '.join(keys)} (optional)")
-    t = {k: np.asarray(v, np.float64) for k, v in trajectory.items() if k in keys}
-    steps, probs = t["step"], t["depth_probs"]
-    check(steps.ndim == 1 and len(steps) > 0, "trajectory.step", f"got shape {steps.shape}; allowed: (T > 0,)")
-    check(probs.shape == (len(steps), t["depths"].size) and t["depths"].ndim == 1, "trajectory.depth_probs",
-          f"got shape {probs.shape}; allowed: (T, D) = ({len(steps)}, {t['depths'].size}), one column per depth")
-    for key in ("resolution", "expected_flops"):
-        check(key not in t or t[key].shape == steps.shape, f"trajectory.{key}",
-              f"got shape {t[key].shape if key in t else None}; allowed: {steps.shape}, one per step")
-    check(bool(np.all(np.isfinite(probs)) and np.allclose(probs.sum(1), 1, atol=1e-3)), "trajectory.depth_probs",
-          "allowed: finite rows that each sum to 1")
-    with _figure(path, 2, 1, figsize=(7, 5.5), sharex=True, height_ratios=(1, 1.2)) as (fig, (top, bottom)):
-        top.plot(steps, t["resolution"], color="C0")
-        top.set_ylabel("resolution (px)", color="C0")
-        top.grid(alpha=0.3)
-        if "expected_flops" in t:
-            twin = top.twinx()
-            twin.plot(steps, t["expected_flops"] / MEGA, color="gray", ls="--", lw=1)
-            twin.set_ylabel("expected MFLOPs (dashed)", color="gray")
-        bottom.stackplot(steps, probs.T, labels=[f"depth {int(d)}" for d in t["depths"]], alpha=0.85)
-        bottom.set(ylim=(0, 1), ylabel="depth probability", xlabel="step")
-        bottom.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-        fig.tight_layout()
-    return path
-
-
 def summary_table(records_by_method: Mapping[str, Sequence[Mapping[str, Any]]], default: Mapping[str, Any]) -> str:
     """A Markdown table, one row per method and a last row for the default: search seeds, evaluations (all seeds),
     distinct (resolution, depth) configurations, the configuration with the best validation mAP (ties: fewer
@@ -381,6 +348,7 @@ def write_report(config: Any, results: Mapping[str, Any], data: Any, space: Any,
     table, the fronts, the search curves, the gradient trajectories and detection pictures on test canvases (the first
     seed's trainings of the default and of each method's best configuration, their saved variables; trained again
     only where none were saved)."""
+    from experiments.detection_gradient_report import gradient_section
     from jaxnas.common.report import Report
     from jaxnas.evaluation.detection_training import DetectionTrainer, detect
     from jaxnas.models.detector import CenterNet
@@ -406,12 +374,7 @@ def write_report(config: Any, results: Mapping[str, Any], data: Any, space: Any,
     curves = {m: r for m, r in by_method.items() if m != "gradient"}
     if curves:
         report.image(search_curve_plot(curves, path("search_curves.png")), "best reward so far")
-    for run in results["gradient_runs"][:3]:
-        t = {k: np.asarray(v) for k, v in run["trajectory"].items()}
-        name = f"gradient_seed{run['seed']}_penalty{run['penalty']:g}.png"
-        report.image(gradient_trajectory_plot(t, path(name)),
-                     f"gradient method, seed {run['seed']}, penalty {run['penalty']:g}: rounded to "
-                     f"{run['resolution']}px depth {run['depth']}")
+    gradient_section(report, results["gradient_runs"], workdir)
     n = min(config.pictures, len(data.test))
     if n > 0:
         seed, det = seeds[0], evaluator.detector

@@ -32,7 +32,8 @@ from jaxnas.common.errors import ConfigError, check
 if TYPE_CHECKING:
     from jaxnas.common.report import Report
 
-CHOICES = {"method": ds_config.METHODS, "progress": (True, False), "download": (True, False)}
+CHOICES = {"method": ds_config.METHODS, "progress": (True, False), "download": (True, False),
+           "gradient.depth_search": ds_config.DEPTH_SEARCHES}
 STRINGS = ("dataset", "data_dir", "images_dir", "gradient.penalties")
 SEARCH_METHODS = ("reinforce", "evolution", "random")
 
@@ -114,7 +115,8 @@ def _say(config: config_dict.ConfigDict, text: str) -> None:
 
 def run_gradient(config: config_dict.ConfigDict, data: Any, evaluator: Any, space: Any, train: Any, detector: Any,
                  seed: int, workdir: str) -> tuple[list[dict], list[dict]]:
-    """One gradient run per penalty (cached in `gradient/`), each rounded result trained from scratch."""
+    """The gradient method: one run per penalty, and per depth in the outer loop (`gradient.depth_search`), each cached
+    in `gradient/` and its rounded result trained from scratch."""
     import numpy as np
 
     from jaxnas.common.metrics import write_json
@@ -123,34 +125,41 @@ def run_gradient(config: config_dict.ConfigDict, data: Any, evaluator: Any, spac
     from jaxnas.search.pareto import mnas_reward
 
     target = default_flops(evaluator, space)
+    outer = config.gradient.depth_search == "outer"
     records, trajectories = [], []
-    for i, penalty in enumerate(penalties(config)):
-        path = os.path.join(workdir, "gradient", f"seed{seed}_penalty{penalty:g}.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                out = json.load(f)
-        else:
-            _say(config, f"gradient search, seed {seed}, penalty {penalty:g} ...")
-            gs = GradientSettings(penalty=penalty, arch_lr=config.gradient.arch_lr,
-                                  resolution_lr=config.gradient.resolution_lr, training=train)
-            res = gradient_search(data, gs, space, detector, seed=seed)
-            out = {"penalty": penalty, "resolution": res["resolution"], "depth": res["depth"],
-                   "final_resolution": res["final_resolution"], "final_probs": res["final_probs"].tolist(),
-                   "nonfinite_steps": res["nonfinite_steps"],
-                   "trajectory": {k: np.asarray(v).tolist() for k, v in res["trajectory"].items()}}
-            write_json(path, out)
-        rec = evaluator.evaluate(out["resolution"], out["depth"], seed)
-        valid = rec["valid_map"] if np.isfinite(rec["valid_map"]) else 0.0
-        reward = float(mnas_reward(valid, rec["flops"], target, config.reward.alpha, config.reward.beta))
-        records.append({**rec, "step": i, "reward": reward, "method": "gradient", "search_seed": seed,
-                        "penalty": penalty})
-        trajectories.append({"seed": seed, **out})
+    for penalty in penalties(config):
+        for depth in (space.depths if outer else (None,)):
+            name = f"seed{seed}_penalty{penalty:g}" + (f"_depth{depth}" if outer else "")
+            path = os.path.join(workdir, "gradient", name + ".json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    out = json.load(f)
+            else:
+                _say(config, f"gradient search, seed {seed}, penalty {penalty:g}" + (f", depth {depth}" if outer
+                                                                                      else "") + " ...")
+                gs = GradientSettings(penalty=penalty, arch_lr=config.gradient.arch_lr,
+                                      resolution_lr=config.gradient.resolution_lr, training=train)
+                res = gradient_search(data, gs, space, detector, seed=seed, depths=None if depth is None else (depth,))
+                out = {"penalty": penalty, "depth_search": config.gradient.depth_search,
+                       "resolution": res["resolution"], "depth": res["depth"],
+                       "final_resolution": res["final_resolution"], "final_probs": res["final_probs"].tolist(),
+                       "nonfinite_steps": res["nonfinite_steps"],
+                       "trajectory": {k: np.asarray(v).tolist() for k, v in res["trajectory"].items()}}
+                write_json(path, out)
+            rec = evaluator.evaluate(out["resolution"], out["depth"], seed)
+            valid = rec["valid_map"] if np.isfinite(rec["valid_map"]) else 0.0
+            reward = float(mnas_reward(valid, rec["flops"], target, config.reward.alpha, config.reward.beta))
+            records.append({**rec, "step": len(records), "reward": reward, "method": "gradient", "search_seed": seed,
+                            "penalty": penalty})
+            trajectories.append({"seed": seed, **out})
     return records, trajectories
 
 
-# Settings a run may change on its workdir (more seeds, another method, longer searches, output); every other one is
-# part of what the memo and the gradient runs saved there mean, so a rerun that changes it is refused.
-FREE = ("method", "seed", "seeds", "evaluations", "progress", "pictures", "download")
+# Settings a run may change on its workdir (more seeds, another method, longer searches, output, the gradient runs'
+# penalties and depth search, whose cached files are named by them); every other one is part of what the memo and the
+# gradient runs saved there mean, so a rerun that changes it is refused.
+FREE = ("method", "seed", "seeds", "evaluations", "progress", "pictures", "download", "gradient.penalties",
+        "gradient.depth_search")
 
 
 def check_workdir_settings(config: config_dict.ConfigDict, workdir: str) -> None:
@@ -159,7 +168,7 @@ def check_workdir_settings(config: config_dict.ConfigDict, workdir: str) -> None
     from jaxnas.common.loop import flat_settings
     from jaxnas.common.metrics import write_json
 
-    fixed = {k: v for k, v in flat_settings(config.to_dict()).items() if k.split(".")[0] not in FREE}
+    fixed = {k: v for k, v in flat_settings(config.to_dict()).items() if k not in FREE and k.split(".")[0] not in FREE}
     path = os.path.join(workdir, "settings.json")
     if os.path.exists(path):
         with open(path) as f:

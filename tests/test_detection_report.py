@@ -8,8 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from experiments.detection_gradient_report import gradient_trajectory_plot, outer_loop_plot
 from experiments.detection_report import (config_label, detection_pictures, dominates, dominating, front_plot,
-                                          gradient_trajectory_plot, pareto_front, search_curve_plot, summary_table)
+                                          pareto_front, search_curve_plot, summary_table)
 from jaxnas.common.errors import ConfigError
 
 
@@ -134,6 +135,21 @@ def test_front_plot_draws_each_methods_front(tmp_path, monkeypatch):
         # drawn in percent, as the axis says
         assert x[:-1] == [r["flops"] / 1e6 for r in front] and y[:-1] == [100 * r["test_map"] for r in front]
         assert y[-1] == y[-2] and x[-1] > x[-2]  # flat to the right edge
+
+
+def test_outer_loop_plot(tmp_path):
+    runs = [{"depth": d, "resolution": 40 + 4 * d,
+             "trajectory": {"step": np.arange(5), "resolution": 64 - d * np.arange(5)}} for d in (2, 3)]
+    before = plt.get_fignums()
+    outer_loop_plot(runs, str(tmp_path / "outer.png"))
+    assert _png(tmp_path / "outer.png") and plt.get_fignums() == before
+    with pytest.raises(ConfigError) as err:
+        outer_loop_plot([runs[0], {**runs[1], "trajectory": {"step": np.arange(5), "resolution": np.ones(4)}}],
+                        str(tmp_path / "x.png"))
+    assert err.value.field == "runs[1].trajectory"
+    with pytest.raises(ConfigError, match="depth"):
+        outer_loop_plot([{"resolution": 40, "trajectory": runs[0]["trajectory"]}], str(tmp_path / "x.png"))
+    assert plt.get_fignums() == before and not (tmp_path / "x.png").exists()
 
 
 def test_gradient_trajectory_plot(tmp_path):

@@ -223,3 +223,16 @@ def test_gradient_search_penalty_moves_to_cheaper_configurations(tiny_data):
     assert out["resolution"] in TINY_CHOICES.resolutions and out["depth"] in TINY_CHOICES.depths
     with pytest.raises(ConfigError, match="start_resolution"):
         gradient_search(tiny_data, dataclasses.replace(settings, start_resolution=100), TINY_CHOICES, TINY_DETECTOR)
+
+
+def test_gradient_search_at_one_depth_moves_the_resolution_only(tiny_data):
+    """The outer loop's inner problem: one exit, its depth kept; the penalty still shrinks the input."""
+    settings = GradientSettings(penalty=50.0, resolution_lr=0.05, training=TINY_TRAINING, record_every=1)
+    out = gradient_search(tiny_data, settings, TINY_CHOICES, TINY_DETECTOR, seed=0, depths=(3,))
+    traj = out["trajectory"]
+    assert out["depth"] == 3 and out["arch"][1] == 1 and list(traj["depths"]) == [3]
+    assert np.all(traj["depth_probs"] == 1.0)
+    assert traj["resolution"][-1] < traj["resolution"][0] < 20.0
+    for bad in ((5,), (3, 3), ()):
+        with pytest.raises(ConfigError, match="depths"):
+            gradient_search(tiny_data, settings, TINY_CHOICES, TINY_DETECTOR, depths=bad)

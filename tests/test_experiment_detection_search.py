@@ -36,7 +36,7 @@ def small(data_dir, **overrides):
     ({"space.depth_max": 2}, "space.depth_max"), ({"space.resolution_step": 3}, "space.resolution_step"),
     ({"space.depth_min": 1}, "space.depth_min"), ({"evolution.sample_size": 5}, "evolution.sample_size"),
     ({"evolution.population_size": 3}, "evolution.population_size"), ({"reward.beta": 0.5}, "reward.beta"),
-    ({"train.steps": 0}, "train.steps")])
+    ({"train.steps": 0}, "train.steps"), ({"gradient.depth_search": "inner"}, "gradient.depth_search")])
 def test_bad_settings_name_the_field(tmp_path, overrides, field):
     with pytest.raises(ConfigError) as err:
         entry.run(small(str(tmp_path), **overrides), str(tmp_path / "w"))
@@ -59,9 +59,13 @@ def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
     with open(os.path.join(workdir, "results.json")) as f:
         results = json.load(f)
     assert set(results["evaluations"]) == {"reinforce", "evolution", "random", "gradient"}
-    # each search evaluates 2 distinct configurations (its repeats, flagged, cost nothing); gradient: one penalty
+    # each search evaluates 2 distinct configurations (its repeats, flagged, cost nothing); gradient: one penalty,
+    # one run per depth (the outer loop) in the order of the depths, each keeping its depth
     assert [len({(r["resolution"], r["depth"]) for r in results["evaluations"][m]})
-            for m in ("reinforce", "evolution", "random", "gradient")] == [2, 2, 2, 1]
+            for m in ("reinforce", "evolution", "random", "gradient")] == [2, 2, 2, 2]
+    assert [r["depth"] for r in results["evaluations"]["gradient"]] == [2, 3]
+    assert [(g["depth_search"], g["depth"], len(g["final_probs"])) for g in results["gradient_runs"]] == [
+        ("outer", 2, 1), ("outer", 3, 1)]
     for m in ("reinforce", "evolution", "random"):
         assert sum(not r["repeat"] for r in results["evaluations"][m]) == 2
     distinct = {(r["resolution"], r["depth"]) for recs in results["evaluations"].values() for r in recs} | {(16, 2)}
@@ -88,6 +92,12 @@ def test_tiny_run_of_every_method_then_a_restart_retrains_nothing(tmp_path):
     with open(os.path.join(workdir, "results.json")) as f:
         second = json.load(f)
     assert second["evaluations"] == results["evaluations"]
+    # the gradient method's depth search is free on a workdir (its cached runs are named by it): the mixture's one run
+    mixture = entry.run(small(data_dir, method="gradient", pictures=0, **{"gradient.depth_search": "mixture"}), workdir)
+    with open(os.path.join(workdir, "results.json")) as f:
+        runs = json.load(f)["gradient_runs"]
+    assert [(g["depth_search"], len(g["final_probs"])) for g in runs] == [("mixture", 2)]
+    assert mixture["trainings"] >= summary["trainings"]
     # other training settings on the same workdir: refused before any work, naming what differs
     with pytest.raises(ConfigError, match=r"train\.steps \(saved 3, now 4\)") as err:
         entry.run(small(data_dir, **{"train.steps": 4}), workdir)

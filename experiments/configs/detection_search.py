@@ -7,19 +7,22 @@ Command:
 Methods: reinforce | evolution | random | gradient | all. Each search of `seeds` seeds evaluates `evaluations`
 distinct configurations (memoised: a configuration is trained once per training seed, shared by the methods of that
 seed; a search's repeats cost nothing, and it stops after 10 x `evaluations` asks);
-the gradient method runs once per penalty of `gradient.penalties` and trains its rounded result from scratch.
+the gradient method runs once per penalty of `gradient.penalties` and depth (`gradient.depth_search=outer`, the
+default) or once per penalty with a softmax over depth exits (`mixture`), and trains each rounded result from scratch.
 Space: resolutions `space.resolution_min` .. `space.resolution_max` in steps of `space.resolution_step` (multiples of
 the stride), depths `space.depth_min` .. `space.depth_max`; the default configuration is the middle of both ranges.
 Variants: `:small` (tests), `:demo` (`make demo`).
 
 Expected runtime on the 2-core CPU (default): a configuration trains in about 20 s (32 px) to 90 s (96 px, depth 8),
 compile included; a seed of the three discrete methods trains about 35-45 distinct configurations (20-40 minutes);
-each gradient run about 3 minutes plus its from-scratch training.
+a gradient run 1 (depth 2) to 2 (depth 8) minutes, about 10 minutes per seed and penalty in the outer loop, plus the
+from-scratch trainings of its results.
 """
 
 from ml_collections import config_dict
 
 METHODS = ("reinforce", "evolution", "random", "gradient", "all")
+DEPTH_SEARCHES = ("outer", "mixture")
 
 BOUNDS = {
     "seed": (int, 0, 2**31 - 1), "data_seed": (int, 0, 2**31 - 1), "seeds": (int, 1, 64),
@@ -67,9 +70,13 @@ def get_config(variant: str | None = None) -> config_dict.ConfigDict:
     # the best mAP within the default's compute (soft: both -0.07; jaxnas.search.detector_search says why not)
     c.reward = config_dict.ConfigDict({"alpha": 0.0, "beta": -1.0})
     c.evolution = config_dict.ConfigDict({"population_size": 10, "sample_size": 3})  # NAS-Bench-201's REA
-    # one gradient run per penalty (comma-separated): the weight of log(E[FLOPs] / default's FLOPs); arch_lr is 10x
-    # DARTS's 3e-4 (its search makes ~20,000 architecture steps, this one train.steps = 600); not tuned
-    c.gradient = config_dict.ConfigDict({"penalties": "0.03,0.1,0.3", "arch_lr": 3e-3, "resolution_lr": 0.01})
+    # gradient method: penalties (comma-separated), the weight of log(E[FLOPs] / default's FLOPs); depth_search
+    # "outer": one run per penalty and depth, the resolution alone moved by gradient descent (its front spans the
+    # depths; one penalty, the middle of the 0.03-0.3 first tried, keeps it to 7 runs per seed), "mixture": one run
+    # per penalty with a softmax over depth exits; arch_lr (the mixture's) is 10x DARTS's 3e-4 (its search makes
+    # ~20,000 architecture steps, this one train.steps = 600); none of these tuned
+    c.gradient = config_dict.ConfigDict({"depth_search": "outer", "penalties": "0.1", "arch_lr": 3e-3,
+                                         "resolution_lr": 0.01})
     if variant == "small":  # tests: a tiny set, a tiny detector, a few steps
         c.image_size = 24
         c.max_objects = 2

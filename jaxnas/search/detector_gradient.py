@@ -13,7 +13,12 @@ resolution is parameterised as log r (Adam), clipped to the searched range.
 
 Depth. A backbone of the largest searched depth D has an exit after every searched depth d (every exit is at the
 output stride, as in `CenterNet`'s stride rule); the heads read sum_d softmax(beta)_d * features_d. The
-discretised depth is argmax beta (DARTS's rule).
+discretised depth is argmax beta (DARTS's rule). The alternative the issue allows, depth searched in an outer loop,
+is one run per depth with that single exit (`depths=(d,)`): gradient descent moves the resolution only, and the
+caller keeps every depth's rounded result (`experiments.detection_search`'s default, `gradient.depth_search`). The
+mixture's depth softmax barely moves in the detection search's 600 steps (0.12-0.22 for the largest of 7 weights in
+every run measured), so its argmax is close to a draw; the outer loop spends 7 runs to give each depth its own
+resolution.
 
 Compute penalty. FLOPs(r, d) = F_d (r / r0)^2, with F_d XLA's count of the inference forward at the default
 resolution r0 (`configuration_flops`; exactly quadratic in r for multiples of the stride); the architecture's
@@ -121,13 +126,19 @@ def _split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def gradient_search(dataset: Any, settings: GradientSettings = GradientSettings(),
                     choices: DetectorChoices = DetectorChoices(), detector: DetectorSettings = DetectorSettings(),
-                    seed: int = 0) -> dict[str, Any]:
+                    seed: int = 0, depths: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Runs the search (see the module docstring) on `dataset`'s training split.
+
+    `depths`: the exits the mixture weighs (default: every depth of `choices`). One depth is the outer loop's inner
+    problem: a network of that depth whose input resolution alone is searched (its softmax is the constant 1).
 
     Returns a dict: `resolution` and `depth` (the discretised result, values of `choices`), `arch` (its index
     vector), `trajectory` (arrays `step`, `resolution` (continuous px), `depth_probs`, `expected_flops`, and `depths`),
     `final_resolution` (continuous px) and `final_probs`.
     """
+    depths = choices.depths if depths is None else tuple(depths)
+    check(len(depths) > 0 and len(set(depths)) == len(depths) and all(d in choices.depths for d in depths), "depths",
+          f"got {depths}; allowed: distinct depths of the searched ones {choices.depths}")
     st, tr = settings, settings.training
     images, split = dataset.train.images, dataset.train
     n, size = images.shape[0], images.shape[1]
@@ -138,21 +149,20 @@ def gradient_search(dataset: Any, settings: GradientSettings = GradientSettings(
     canvas, r_min = max(choices.resolutions), min(choices.resolutions)
     r0, d0 = choices.values(choices.default)
     channels = images.shape[-1]
-    f_ref = np.array([configuration_flops(dataset.num_classes, r0, d, detector, channels) for d in choices.depths])
-    target = float(f_ref[choices.depths.index(d0)])
+    target = configuration_flops(dataset.num_classes, r0, d0, detector, channels)
+    f_ref = np.array([configuration_flops(dataset.num_classes, r0, d, detector, channels) for d in depths])
     start = float(st.start_resolution or r0)
     check(r_min <= start <= canvas, "start_resolution", f"got {start}; allowed: in [{r_min}, {canvas}]")
 
-    model = ExitMixtureDetector(dataset.num_classes, choices.depths, detector.width, detector.stride,
-                                detector.head_width)
+    model = ExitMixtureDetector(dataset.num_classes, depths, detector.width, detector.stride, detector.head_width)
     key = jax.random.key(seed)
-    uniform = jnp.full((len(choices.depths),), 1.0 / len(choices.depths))
+    uniform = jnp.full((len(depths),), 1.0 / len(depths))
     variables = model.init(jax.random.fold_in(key, 0), jnp.zeros((1, canvas, canvas, channels)), uniform, train=True)
     weights_opt = tr.make_optimizer()
     arch_opt = optax.multi_transform(
         {"beta": optax.chain(optax.add_decayed_weights(st.arch_weight_decay), optax.adam(st.arch_lr, b1=0.5, b2=0.999)),
          "log_r": optax.adam(st.resolution_lr)}, {"beta": "beta", "log_r": "log_r"})
-    arch = {"beta": jnp.zeros((len(choices.depths),)), "log_r": jnp.log(jnp.float32(start))}
+    arch = {"beta": jnp.zeros((len(depths),)), "log_r": jnp.log(jnp.float32(start))}
     data = {k: jnp.asarray(v) for k, v in (("x", images), ("boxes", split.boxes), ("labels", split.labels),
                                              ("valid", split.valid))}
     rows = {"w": jnp.asarray(w_rows), "a": jnp.asarray(a_rows)}
@@ -204,12 +214,13 @@ def gradient_search(dataset: Any, settings: GradientSettings = GradientSettings(
     final_r = float(np.exp(arch["log_r"]))
     probs = np.asarray(jax.nn.softmax(arch["beta"]))
     res_index = int(np.argmin(np.abs(np.asarray(choices.resolutions) - final_r)))
-    depth_index = int(np.argmax(probs))
+    depth = depths[int(np.argmax(probs))]
+    depth_index = choices.depths.index(depth)
     return {
-        "resolution": choices.resolutions[res_index], "depth": choices.depths[depth_index],
+        "resolution": choices.resolutions[res_index], "depth": depth,
         "arch": np.array([res_index, depth_index], np.int32), "final_resolution": final_r, "final_probs": probs,
         "nonfinite_steps": int((~recs["finite"]).sum()),
         "trajectory": {"step": keep, "resolution": recs["resolution"][keep], "depth_probs": recs["depth_probs"][keep],
                        "expected_flops": recs["expected_flops"][keep], "weight_loss": recs["weight_loss"][keep],
-                       "depths": np.asarray(choices.depths)},
+                       "depths": np.asarray(depths)},
     }
