@@ -41,7 +41,8 @@ def macro_front(results: dict[str, dict[str, Any]]) -> str:
 
 
 SEARCH_NAMES = {"reinforce": "REINFORCE, LSTM controller", "evolution": "aging evolution",
-                "random": "random search", "gradient": "gradient (differentiable resizing, softmax over exits)"}
+                "random": "random search", "gradient": "gradient (differentiable resizing"}
+DEPTH_SEARCH_NAMES = {"outer": "depth in an outer loop", "mixture": "softmax over depth exits"}
 
 
 def _config(rec: dict[str, Any] | None) -> str:
@@ -73,6 +74,9 @@ def detection_search(results: dict[str, dict[str, Any]]) -> str:
         name = SEARCH_NAMES.get(m, m)
         if m == "evolution":
             name += f" (P={s['evolution']['population_size']}, S={s['evolution']['sample_size']})"
+        elif m == "gradient":  # files written before the outer loop (2026-12-07) searched depth with the mixture
+            g = s["gradient"]
+            name += f"; {DEPTH_SEARCH_NAMES[g.get('depth_search', 'mixture')]}; penalties {g['penalties']})"
         rows.append([name, f"{v['seeds_dominating_default']} of {len(per)}",
                      f"{sum(p['distinct'] for p in per) / len(per):.0f}",
                      f"{hvs[m]:.0f}" + (f" ({hvs[m] / hvs['random']:.2f}x random)" if hvs.get("random") else ""),
