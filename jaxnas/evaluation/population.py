@@ -271,8 +271,12 @@ class PopulationTrainer:
             a = carry[0] + 1
             return (a, *attempt(a))
 
-        first = (jnp.zeros((), jnp.int32), *attempt(jnp.zeros((), jnp.int32)))
-        a, cand, head, _ = jax.lax.while_loop(lambda c: ~c[3] & (c[0] < st.restarts), retry, first)
+        # the first attempt runs inside the loop too (a = -1 -> 0), so an attempt is traced and compiled once
+        shapes = jax.eval_shape(self.init_candidate, key, arch, data)
+        blank = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        start = (jnp.full((), -1, jnp.int32), blank, jnp.zeros((st.restart_check_steps,), jnp.float32),
+                 jnp.zeros((), bool))
+        a, cand, head, _ = jax.lax.while_loop(lambda c: (c[0] < 0) | (~c[3] & (c[0] < st.restarts)), retry, start)
         cand, tail = self.train_candidate(cand, arch, data, data_key, st.steps - st.restart_check_steps,
                                           lr_scale=jnp.float32(st.restart_factor) ** a)
         return cand, jnp.concatenate([head, tail]), a

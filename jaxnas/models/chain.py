@@ -82,54 +82,70 @@ class ChainNetwork(nn.Module):
 
         m = jnp.pad(x.astype(jnp.float32), ((0, 0), (0, 0), (0, 0), (0, c - c_in)))
         vec = jnp.zeros((x.shape[0], v), jnp.float32)
+        # Each position's parameters (named per position, initialised with the fan-in its layer has) and the scalars
+        # its layer reads, stacked so that one traced layer body runs every position (`lax.scan`): the network is
+        # traced and compiled once per layer, not once per position.
         ch = jnp.asarray(c_in, jnp.int32)  # channels (or units) the previous layer produced
+        positions = []
         for p in range(lay.layer_limit):
             w = walk(lay, arch, p)
             op = arch[p]
             k_op = jnp.where(kind[op] == CONV, ksize[op], 1)
-            kernel = self.param(f"conv_{p}", _xavier, (k_max, k_max, c, max(lay.conv_filters)), k_op * k_op * ch)
-            bias = self.param(f"conv_bias_{p}", _zeros, (max(lay.conv_filters),))
-            fc_map = self.param(f"fc_map_{p}", _xavier, (s * s * c, max(lay.fc_widths)), jnp.maximum(w.n, 1) ** 2 * ch)
-            fc_vec = self.param(f"fc_vec_{p}", _xavier, (v, max(lay.fc_widths)), ch)
-            fc_bias = self.param(f"fc_bias_{p}", _zeros, (max(lay.fc_widths),))
-            gap = self.param(f"gap_{p}", _xavier, (c, self.num_classes), ch)
-            gap_bias = self.param(f"gap_bias_{p}", _zeros, (self.num_classes,))
-            mask = spatial_mask(w.n, size)
-            spatial_in = (w.prev < 0) | (kind[jnp.maximum(w.prev, 0)] == CONV) | (kind[jnp.maximum(w.prev, 0)] == POOL)
+            prev_kind = kind[jnp.maximum(w.prev, 0)]
+            positions.append({
+                "op": op, "n": w.n, "spatial_in": (w.prev < 0) | (prev_kind == CONV) | (prev_kind == POOL),
+                "kernel": self.param(f"conv_{p}", _xavier, (k_max, k_max, c, max(lay.conv_filters)), k_op * k_op * ch),
+                "bias": self.param(f"conv_bias_{p}", _zeros, (max(lay.conv_filters),)),
+                "fc_map": self.param(f"fc_map_{p}", _xavier, (s * s * c, max(lay.fc_widths)),
+                                     jnp.maximum(w.n, 1) ** 2 * ch),
+                "fc_vec": self.param(f"fc_vec_{p}", _xavier, (v, max(lay.fc_widths)), ch),
+                "fc_bias": self.param(f"fc_bias_{p}", _zeros, (max(lay.fc_widths),)),
+                "gap": self.param(f"gap_{p}", _xavier, (c, self.num_classes), ch),
+                "gap_bias": self.param(f"gap_bias_{p}", _zeros, (self.num_classes,))})
+            k_kind = kind[op]
+            ch = jnp.where(k_kind == CONV, width[op], jnp.where(k_kind == FC, width[op],
+                           jnp.where(k_kind == GAP, self.num_classes, ch)))
+
+        def layer(carry, at):
+            m, vec = carry
+            mask = spatial_mask(at["n"], size)
 
             def conv_op(f: int, k: int):
                 def run(m, vec):
                     lo = (k_max - k) // 2
-                    y = conv_same(m, kernel[lo:lo + k, lo:lo + k, :, :f]) + bias[:f]
+                    y = conv_same(m, at["kernel"][lo:lo + k, lo:lo + k, :, :f]) + at["bias"][:f]
                     y = jax.nn.relu(y) * mask
                     return jnp.pad(y, ((0, 0), (0, 0), (0, 0), (0, c - f))), vec
                 return run
 
             def pool_op(window: int, stride: int):
                 def run(m, vec):
-                    return max_pool(m, window, stride) * spatial_mask((w.n - window) // stride + 1, size), vec
+                    return max_pool(m, window, stride) * spatial_mask((at["n"] - window) // stride + 1, size), vec
                 return run
 
             def fc_op(units: int):
                 def run(m, vec):
                     flat = m[:, :s, :s, :].reshape(m.shape[0], -1)
-                    pre = jnp.where(spatial_in, flat @ fc_map[:, :units], vec @ fc_vec[:, :units]) + fc_bias[:units]
-                    return jnp.zeros_like(m), jnp.pad(jax.nn.relu(pre), ((0, 0), (0, v - units)))
+                    pre = jnp.where(at["spatial_in"], flat @ at["fc_map"][:, :units], vec @ at["fc_vec"][:, :units])
+                    out = jax.nn.relu(pre + at["fc_bias"][:units])
+                    return jnp.zeros_like(m), jnp.pad(out, ((0, 0), (0, v - units)))
                 return run
 
             def gap_op(m, vec):
-                y = jax.nn.relu(m.reshape(-1, c) @ gap + gap_bias).reshape(m.shape[:3] + (self.num_classes,))
-                mean = jnp.sum(y * mask, axis=(1, 2)) / jnp.maximum(w.n, 1) ** 2
+                y = jax.nn.relu(m.reshape(-1, c) @ at["gap"] + at["gap_bias"])
+                y = y.reshape(m.shape[:3] + (self.num_classes,))
+                mean = jnp.sum(y * mask, axis=(1, 2)) / jnp.maximum(at["n"], 1) ** 2
                 return jnp.zeros_like(m), jnp.pad(mean, ((0, 0), (0, v - self.num_classes)))
 
             table = []
             for layer_kind, prm in lay.table:
                 table.append({"end": lambda: (lambda m, vec: (m, vec)), "conv": lambda: conv_op(*prm),
                               "pool": lambda: pool_op(*prm), "fc": lambda: fc_op(*prm), "gap": lambda: gap_op}[layer_kind]())
-            m, vec = choose(op, table, m, vec, mode=self.dispatch)
-            k_kind = kind[op]
-            ch = jnp.where(k_kind == CONV, width[op], jnp.where(k_kind == FC, width[op],
-                           jnp.where(k_kind == GAP, self.num_classes, ch)))
+            return choose(at["op"], table, m, vec, mode=self.dispatch), None
+
+        if positions:
+            stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *positions)
+            (m, vec), _ = jax.lax.scan(layer, (m, vec), stacked, unroll=True)
 
         end = walk(lay, arch, lay.layer_limit)
         is_vec = (end.prev >= 0) & ((kind[jnp.maximum(end.prev, 0)] == FC) | (kind[jnp.maximum(end.prev, 0)] == GAP))
