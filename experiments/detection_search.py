@@ -129,14 +129,14 @@ def run_gradient(config: config_dict.ConfigDict, data: Any, evaluator: Any, spac
     records, trajectories = [], []
     for penalty in penalties(config):
         for depth in (space.depths if outer else (None,)):
-            name = f"seed{seed}_penalty{penalty:g}" + (f"_depth{depth}" if outer else "")
-            path = os.path.join(workdir, "gradient", name + ".json")
+            path = os.path.join(workdir, "gradient", f"seed{seed}_penalty{penalty:g}"
+                                + (f"_depth{depth}" if outer else "") + ".json")
             if os.path.exists(path):
                 with open(path) as f:
                     out = json.load(f)
             else:
-                _say(config, f"gradient search, seed {seed}, penalty {penalty:g}" + (f", depth {depth}" if outer
-                                                                                      else "") + " ...")
+                _say(config, f"gradient search, seed {seed}, penalty {penalty:g}"
+                     + (f", depth {depth}" if outer else "") + " ...")
                 gs = GradientSettings(penalty=penalty, arch_lr=config.gradient.arch_lr,
                                       resolution_lr=config.gradient.resolution_lr, training=train)
                 res = gradient_search(data, gs, space, detector, seed=seed, depths=None if depth is None else (depth,))

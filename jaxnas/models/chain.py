@@ -143,9 +143,8 @@ class ChainNetwork(nn.Module):
                               "pool": lambda: pool_op(*prm), "fc": lambda: fc_op(*prm), "gap": lambda: gap_op}[layer_kind]())
             return choose(at["op"], table, m, vec, mode=self.dispatch), None
 
-        if positions:
-            stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *positions)
-            (m, vec), _ = jax.lax.scan(layer, (m, vec), stacked, unroll=True)
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *positions)  # layer_limit >= 1 (`Layers` checks it)
+        (m, vec), _ = jax.lax.scan(layer, (m, vec), stacked, unroll=True)
 
         end = walk(lay, arch, lay.layer_limit)
         is_vec = (end.prev >= 0) & ((kind[jnp.maximum(end.prev, 0)] == FC) | (kind[jnp.maximum(end.prev, 0)] == GAP))

@@ -149,8 +149,8 @@ def gradient_search(dataset: Any, settings: GradientSettings = GradientSettings(
     canvas, r_min = max(choices.resolutions), min(choices.resolutions)
     r0, d0 = choices.values(choices.default)
     channels = images.shape[-1]
-    target = configuration_flops(dataset.num_classes, r0, d0, detector, channels)
-    f_ref = np.array([configuration_flops(dataset.num_classes, r0, d, detector, channels) for d in depths])
+    flops = {d: configuration_flops(dataset.num_classes, r0, d, detector, channels) for d in {*depths, d0}}
+    target, f_ref = flops[d0], np.array([flops[d] for d in depths])
     start = float(st.start_resolution or r0)
     check(r_min <= start <= canvas, "start_resolution", f"got {start}; allowed: in [{r_min}, {canvas}]")
 
