@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnas.models.layers import avg_pool3x3, conv3x3, patches3x3
+from jaxnas.models.layers import avg_pool3x3, conv3x3, conv3x3_direct, conv_same, patches3x3
 from jaxnas.models.nb201 import Cell, NB201Network
 from jaxnas.spaces import nb201
 
@@ -33,6 +33,23 @@ def test_conv3x3_and_its_gradient_match_lax_conv():
     f = lambda fn: jax.grad(lambda x, k: jnp.sum(jnp.sin(fn(x, k))), argnums=(0, 1))(x, k)  # noqa: E731
     for ours, ref in zip(f(conv3x3), f(lax_conv)):
         np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_direct_convolutions_hand_written_gradients_match_autodiff_of_lax_conv():
+    """`conv3x3_direct` and `conv_same` (the one-candidate-at-a-time forms) have hand-written backward passes whose
+    kernel gradient is a convolution over the batch (`kernel_grad_conv`): against autodiff of plain lax.conv, with
+    batch, height, width and channels all different so that a transposed axis cannot pass unnoticed."""
+    x = jax.random.normal(jax.random.key(4), (3, 7, 6, 4))
+    f = lambda fn, *a: jax.grad(lambda x, k: jnp.sum(jnp.sin(fn(x, k))), argnums=(0, 1))(x, *a)  # noqa: E731
+    k = jax.random.normal(jax.random.key(5), (36, 5))
+    np.testing.assert_allclose(conv3x3_direct(x, k), lax_conv(x, k), rtol=1e-5, atol=1e-5)
+    for ours, ref in zip(f(conv3x3_direct, k), f(lax_conv, k)):
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+    for size in (1, 3, 5):
+        k = jax.random.normal(jax.random.key(size), (size, size, 4, 5))
+        plain = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))  # noqa: E731
+        for ours, ref in zip(f(conv_same, k), f(plain, k)):
+            np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
 
 
 def test_avg_pool_excludes_padding_and_its_gradient_is_exact():

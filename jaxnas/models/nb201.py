@@ -22,6 +22,7 @@ when the edge carries a conv).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnas.models import nb201_surgery as surgery
-from jaxnas.models.dispatch import choose
+from jaxnas.models.dispatch import choose_recomputed
 from jaxnas.models.layers import (BatchNorm, BatchNormState, Conv, avg_pool3x3, batch_norm, center_tap, conv3x3,
                                   conv3x3_direct, he_normal, matmul)
 from jaxnas.spaces import nb201
@@ -92,7 +93,8 @@ class Cell(nn.Module):
         return sum(incoming[nb201.NUM_NODES - 1])
 
     def _switched(self, x, arch, train, w3, w1):
-        """Only each edge's chosen op runs (`lax.switch`), its BatchNorm inside the conv branches."""
+        """Only each edge's chosen op runs (`lax.switch`), its BatchNorm inside the conv branches; differentiated by
+        recomputing the chosen branch (`choose_recomputed`: no zero residuals for the branches not taken)."""
         table, c = _op_table(train, self.dtype), x.shape[-1]
         nodes = [x]
         for j in range(1, nb201.NUM_NODES):
@@ -101,7 +103,7 @@ class Cell(nn.Module):
                 if dst != j:
                     continue
                 norm = BatchNormState(name=f"bn_edge{e}")
-                y, mean, var = choose(arch[e], table, nodes[src], w3[e], w1[e], norm(c), mode="switch")
+                y, mean, var = choose_recomputed(arch[e], table, nodes[src], w3[e], w1[e], norm(c), mode="switch")
                 norm.store(mean, var)
                 total = y if total is None else total + y
             nodes.append(total)
@@ -114,11 +116,13 @@ class ResidualReduction(nn.Module):
     features: int
     inner: int | None = None  # width of the first conv's output (default `features`; smaller when pruned)
     dtype: Any = None
+    direct: bool = False  # `Conv.direct`: XLA's convolution (candidates one at a time) instead of patches products
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        a = BatchNorm()(Conv(self.inner or self.features, 3, stride=2, dtype=self.dtype)(jax.nn.relu(x)), train)
-        b = BatchNorm()(Conv(self.features, 3, dtype=self.dtype)(jax.nn.relu(a)), train)
+        conv = functools.partial(Conv, dtype=self.dtype, direct=self.direct)
+        a = BatchNorm()(conv(self.inner or self.features, 3, stride=2)(jax.nn.relu(x)), train)
+        b = BatchNorm()(conv(self.features, 3)(jax.nn.relu(a)), train)
         b_, h, w, c = x.shape
         pooled = x.reshape(b_, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))  # avg pool 2x2, stride 2
         return Conv(self.features, 1, dtype=self.dtype)(pooled) + b
@@ -181,11 +185,12 @@ class NB201Network(nn.Module):
     def __call__(self, x: jax.Array, arch: jax.Array, train: bool = False) -> jax.Array:
         """x (B, H, W, C_in) with H, W divisible by 4; arch (6,) op ids -> logits (B, num_classes)."""
         widths = self.stage_widths()
-        h = BatchNorm()(Conv(widths[0], 3, dtype=self.dtype)(x), train)
+        direct = self.dispatch == "switch"
+        h = BatchNorm()(Conv(widths[0], 3, dtype=self.dtype, direct=direct)(x), train)
         for stage in range(3):
             if stage > 0:
                 inner = self.inner_widths[stage - 1] if self.inner_widths is not None else None
-                h = ResidualReduction(widths[stage], inner, self.dtype)(h, train)
+                h = ResidualReduction(widths[stage], inner, self.dtype, direct)(h, train)
             for _ in range(self.cells_per_stage):
                 h = Cell(self.dispatch, self.dtype)(h, arch, train)
         h = jax.nn.relu(BatchNorm()(h, train))
