@@ -90,3 +90,38 @@ def _recomputed_bwd(table, res, g):
 
 
 _recomputed.defvjp(_recomputed_fwd, _recomputed_bwd)
+
+
+def choose_saving(op: Any, forward: Sequence[Callable[..., Any]], backward: Sequence[Callable[..., Any]],
+                  *operands: Any, mode: str) -> Any:
+    """`choose` over ops given as split forward / backward passes, so that a traced "switch" neither differentiates
+    through `lax.switch` (every branch returning zeros for every other branch's residuals) nor recomputes the chosen
+    branch (`choose_recomputed`), which for a convolution is a second forward convolution.
+
+    `forward[i](*operands) -> (out, res)`: every entry's `res` has one structure and shape (an op that needs none
+    returns any array of that shape); `backward[i](res, operands, g) -> cotangents of operands` (a tuple, one per
+    operand, with the operands' structure). Cotangents flow only from the first element of `out` when it is a tuple:
+    the others (e.g. running statistics) must not be differentiated, and their cotangents are dropped.
+    Reverse mode only, as `choose_recomputed`."""
+    if mode == "switch" and not isinstance(op, (int, np.integer, np.ndarray)):
+        return _saving(tuple(forward), tuple(backward), op, *operands)
+    return choose(op, [lambda *a, f=f: f(*a)[0] for f in forward], *operands, mode=mode)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _saving(forward, backward, op, *operands):
+    return jax.lax.switch(op, [lambda *a, f=f: f(*a)[0] for f in forward], *operands)
+
+
+def _saving_fwd(forward, backward, op, *operands):
+    out, res = jax.lax.switch(op, list(forward), *operands)
+    return out, (op, operands, res)
+
+
+def _saving_bwd(forward, backward, saved, g):
+    op, operands, res = saved
+    g = g[0] if isinstance(g, tuple) else g
+    return (None, *jax.lax.switch(op, list(backward), res, operands, g))
+
+
+_saving.defvjp(_saving_fwd, _saving_bwd)

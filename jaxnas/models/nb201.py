@@ -30,9 +30,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxnas.models import nb201_surgery as surgery
-from jaxnas.models.dispatch import choose_recomputed
+from jaxnas.models.dispatch import choose_saving
 from jaxnas.models.layers import (BatchNorm, BatchNormState, Conv, avg_pool3x3, batch_norm, center_tap, conv3x3,
-                                  conv3x3_direct, he_normal, matmul)
+                                  _conv3x3_direct_bwd, conv3x3_direct, he_normal, matmul)
 from jaxnas.spaces import nb201
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
@@ -40,17 +40,58 @@ assert nb201.OPS == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "av
 
 
 def _op_table(train: bool, dtype):
-    """NB201's ops on (h, 3x3 kernel (9C, C), 1x1 kernel (C, C), the edge's BN variables) -> (y, BN statistics).
+    """NB201's ops on (h, 3x3 kernel (9C, C), 1x1 kernel (C, C), the edge's BN variables) -> ((y, BN statistics),
+    residual), and their backward passes ((residual, operands, dy) -> operand cotangents), for
+    `dispatch.choose_saving`. The conv ops are ReLU-conv-BN and keep their convolution's output as the residual
+    (the backward pass recomputes only the elementwise batch norm); the others leave the edge's BN statistics as
+    they are and keep h (unused)."""
+    def conv_fwd(conv):
+        def fwd(h, w3, w1, bn):
+            z = conv(relu_as(h, dtype), w3.astype(dtype), w1.astype(dtype))
+            return batch_norm(z, *bn, train), z
+        return fwd
 
-    The conv ops are ReLU-conv-BN; the others leave the edge's BN statistics as they are."""
-    def conv_bn(z, bn):
-        return batch_norm(z, *bn, train)
+    def conv_bwd(conv_vjp):
+        def bwd(z, operands, g):
+            h, w3, w1, (scale, bias, ra_mean, ra_var) = operands
+            _, bn_vjp = jax.vjp(lambda z, s, b: batch_norm(z, s, b, ra_mean, ra_var, train)[0], z, scale, bias)
+            gz, gscale, gbias = bn_vjp(g)
+            gx, gw3, gw1 = conv_vjp(relu_as(h, dtype), w3.astype(dtype), w1.astype(dtype), gz)
+            gh = jnp.where(h > 0, gx.astype(h.dtype), 0)
+            return gh, gw3.astype(w3.dtype), gw1.astype(w1.dtype), (gscale, gbias, jnp.zeros_like(ra_mean),
+                                                                     jnp.zeros_like(ra_var))
+        return bwd
 
-    return (lambda h, w3, w1, bn: (jnp.zeros_like(h), bn[2], bn[3]),               # none
-            lambda h, w3, w1, bn: (h, bn[2], bn[3]),                               # skip_connect
-            lambda h, w3, w1, bn: conv_bn(matmul(relu_as(h, dtype), w1.astype(dtype)), bn),               # 1x1
-            lambda h, w3, w1, bn: conv_bn(conv3x3_direct(relu_as(h, dtype), w3.astype(dtype)), bn),       # 3x3
-            lambda h, w3, w1, bn: (avg_pool3x3(h), bn[2], bn[3]))                 # avg_pool_3x3
+    def conv3_vjp(x, w3, w1, gz):
+        gx, gw = _conv3x3_direct_bwd((x, w3), gz)
+        return gx, gw, jnp.zeros_like(w1)
+
+    def conv1_vjp(x, w3, w1, gz):
+        gz = gz.astype(w1.dtype)
+        gx = matmul(gz, w1.T)
+        gw = jnp.einsum("BHWO,BHWI->IO", gz, x, preferred_element_type=jnp.float32)
+        return gx, jnp.zeros_like(w3), gw
+
+    def keep(y):  # an op without BN: its output, the statistics unchanged, h as the (unused) residual
+        return lambda h, w3, w1, bn: ((y(h), bn[2], bn[3]), h)
+
+    def plain_bwd(dh):  # the cotangents of an op that reads only h
+        def bwd(res, operands, g):
+            h, w3, w1, bn = operands
+            return dh(h, g), jnp.zeros_like(w3), jnp.zeros_like(w1), tuple(jnp.zeros_like(v) for v in bn)
+        return bwd
+
+    forward = (keep(jnp.zeros_like),                                           # none
+               keep(lambda h: h),                                              # skip_connect
+               conv_fwd(lambda x, w3, w1: matmul(x, w1)),                      # nor_conv_1x1
+               conv_fwd(lambda x, w3, w1: conv3x3_direct(x, w3)),              # nor_conv_3x3
+               keep(avg_pool3x3))                                              # avg_pool_3x3
+    backward = (plain_bwd(lambda h, g: jnp.zeros_like(h)),
+                plain_bwd(lambda h, g: g.astype(h.dtype)),
+                conv_bwd(conv1_vjp),
+                conv_bwd(conv3_vjp),
+                plain_bwd(lambda h, g: jax.vjp(avg_pool3x3, h)[1](g)[0]))
+    return forward, backward
 
 
 def relu_as(h: jax.Array, dtype: Any) -> jax.Array:
@@ -93,9 +134,10 @@ class Cell(nn.Module):
         return sum(incoming[nb201.NUM_NODES - 1])
 
     def _switched(self, x, arch, train, w3, w1):
-        """Only each edge's chosen op runs (`lax.switch`), its BatchNorm inside the conv branches; differentiated by
-        recomputing the chosen branch (`choose_recomputed`: no zero residuals for the branches not taken)."""
-        table, c = _op_table(train, self.dtype), x.shape[-1]
+        """Only each edge's chosen op runs (`lax.switch`), its BatchNorm inside the conv branches; differentiated
+        through the ops' own backward passes (`choose_saving`: no zero residuals for the branches not taken, no
+        second convolution)."""
+        (forward, backward), c = _op_table(train, self.dtype), x.shape[-1]
         nodes = [x]
         for j in range(1, nb201.NUM_NODES):
             total = None
@@ -103,7 +145,8 @@ class Cell(nn.Module):
                 if dst != j:
                     continue
                 norm = BatchNormState(name=f"bn_edge{e}")
-                y, mean, var = choose_recomputed(arch[e], table, nodes[src], w3[e], w1[e], norm(c), mode="switch")
+                y, mean, var = choose_saving(arch[e], forward, backward, nodes[src], w3[e], w1[e], norm(c),
+                                             mode="switch")
                 norm.store(mean, var)
                 total = y if total is None else total + y
             nodes.append(total)
