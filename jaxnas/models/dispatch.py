@@ -15,6 +15,13 @@ architecture. At each edge or layer it must apply the op that the architecture n
 
 The engine (`jaxnas.evaluation.population.PopulationTrainer`, `execution=`) picks the mode and sets it on the
 network with `with_dispatch`; both modes compute the same function (tested per network to float tolerance).
+
+Differentiating a traced "switch": JAX's own rule makes every branch return zeros for every other branch's
+residuals, which costs writes and copies the size of the activations per edge. Two ways round it here:
+`choose_recomputed` keeps only the operands and recomputes the chosen branch in the backward pass (any op table;
+a convolution is then computed twice), and `choose_saving` takes each op as a forward pass that returns one
+residual of a shape shared by all ops and a backward pass that uses it (NAS-Bench-201's ops: the convolution's
+output is kept, nothing is computed twice).
 """
 
 from __future__ import annotations
