@@ -127,14 +127,15 @@ def _conv3x3_direct_fwd(x, kernel):
     return conv3x3_direct(x, kernel), (x, kernel)
 
 
-def _conv3x3_direct_bwd(res, g):
-    x, kernel = res
+def conv3x3_direct_grads(x: jax.Array, kernel: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`conv3x3_direct`'s backward pass: the cotangents (dx, dkernel) for the output cotangent g, computed from the
+    inputs alone (no forward convolution), for ops that write their own backward pass (`dispatch.choose_saving`)."""
     g = g.astype(kernel.dtype)
     dx = _lax_conv3x3(g, jnp.flip(_hwio(kernel), (0, 1)).transpose(0, 1, 3, 2))
     return dx.astype(x.dtype), kernel_grad_conv(x, g, 3).reshape(kernel.shape).astype(kernel.dtype)
 
 
-conv3x3_direct.defvjp(_conv3x3_direct_fwd, _conv3x3_direct_bwd)
+conv3x3_direct.defvjp(_conv3x3_direct_fwd, lambda res, g: conv3x3_direct_grads(*res, g))
 
 
 def kernel_grad_conv(x: jax.Array, g: jax.Array, k: int) -> jax.Array:

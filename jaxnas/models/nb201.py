@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jaxnas.models import nb201_surgery as surgery
 from jaxnas.models.dispatch import choose_saving
 from jaxnas.models.layers import (BatchNorm, BatchNormState, Conv, avg_pool3x3, batch_norm, center_tap, conv3x3,
-                                  _conv3x3_direct_bwd, conv3x3_direct, he_normal, matmul)
+                                  conv3x3_direct, conv3x3_direct_grads, he_normal, matmul)
 from jaxnas.spaces import nb201
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
@@ -63,7 +63,7 @@ def _op_table(train: bool, dtype):
         return bwd
 
     def conv3_vjp(x, w3, w1, gz):
-        gx, gw = _conv3x3_direct_bwd((x, w3), gz)
+        gx, gw = conv3x3_direct_grads(x, w3, gz)
         return gx, gw, jnp.zeros_like(w1)
 
     def conv1_vjp(x, w3, w1, gz):
