@@ -104,38 +104,23 @@ def _hwio(kernel: jax.Array) -> jax.Array:
     return kernel.reshape(3, 3, kernel.shape[0] // 9, kernel.shape[-1])
 
 
-def _lax_conv3x3(x: jax.Array, kernel_hwio: jax.Array) -> jax.Array:
-    return jax.lax.conv_general_dilated(x, kernel_hwio, (1, 1), ((1, 1), (1, 1)),
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                        preferred_element_type=jnp.float32)
-
-
-@jax.custom_vjp
 def conv3x3_direct(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """`conv3x3` computed by XLA's convolution (same arguments and result, kernel in patch layout (9C, C_out)).
+    """`conv3x3` computed by XLA's convolution (same arguments and result, kernel in patch layout (9C, C_out)):
+    `conv_same` on the kernel reshaped to (3, 3, C, C_out), so its backward pass is `conv_same`'s, by hand.
 
     Used where candidates run one at a time (`jaxnas.models.dispatch`, ``"switch"``): no (B, H, W, 9C) patch
-    tensor is built. The backward pass is written by hand: autodiff's gradients are convolutions that XLA:CPU
-    runs 3-100x slower inside a loop (`lax.scan` / `lax.map`; measured: 2.3 s against 16 ms for four 16x16x16
-    layers, and a whole NAS-Bench-201 step 50 ms against 21 ms); here the input gradient is an ordinary
-    convolution with the flipped, transposed kernel and the kernel gradient `kernel_grad_conv`.
+    tensor is built. Autodiff's own gradients are convolutions that XLA:CPU runs 3-100x slower inside a loop
+    (`lax.scan` / `lax.map`; measured: 2.3 s against 16 ms for four 16x16x16 layers, and a whole NAS-Bench-201
+    step 50 ms against 21 ms).
     """
-    return _lax_conv3x3(x, _hwio(kernel))
-
-
-def _conv3x3_direct_fwd(x, kernel):
-    return conv3x3_direct(x, kernel), (x, kernel)
+    return conv_same(x, _hwio(kernel))
 
 
 def conv3x3_direct_grads(x: jax.Array, kernel: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
     """`conv3x3_direct`'s backward pass: the cotangents (dx, dkernel) for the output cotangent g, computed from the
     inputs alone (no forward convolution), for ops that write their own backward pass (`dispatch.choose_saving`)."""
-    g = g.astype(kernel.dtype)
-    dx = _lax_conv3x3(g, jnp.flip(_hwio(kernel), (0, 1)).transpose(0, 1, 3, 2))
-    return dx.astype(x.dtype), kernel_grad_conv(x, g, 3).reshape(kernel.shape).astype(kernel.dtype)
-
-
-conv3x3_direct.defvjp(_conv3x3_direct_fwd, lambda res, g: conv3x3_direct_grads(*res, g))
+    dx, dk = conv_same_grads(x, _hwio(kernel), g)
+    return dx, dk.reshape(kernel.shape)
 
 
 def kernel_grad_conv(x: jax.Array, g: jax.Array, k: int) -> jax.Array:
@@ -270,8 +255,8 @@ def _lax_conv_same(x: jax.Array, kernel_hwio: jax.Array) -> jax.Array:
 def conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Stride-1 SAME convolution with an odd k x k kernel in XLA's layout (k, k, C_in, C_out), no bias.
 
-    As `conv3x3_direct`, the backward pass is written by hand because autodiff's convolution gradients are slow
-    inside loops on XLA:CPU: the input gradient is a convolution with the flipped, transposed kernel, and the
+    The backward pass is written by hand because autodiff's convolution gradients are slow inside loops on
+    XLA:CPU (see `conv3x3_direct`): the input gradient is a convolution with the flipped, transposed kernel, and the
     kernel gradient `kernel_grad_conv` (no k*k-times-larger patch tensor).
     """
     return _lax_conv_same(x, kernel)
@@ -281,12 +266,11 @@ def _conv_same_fwd(x, kernel):
     return conv_same(x, kernel), (x, kernel)
 
 
-def _conv_same_bwd(res, g):
-    x, kernel = res
-    k = kernel.shape[0]
+def conv_same_grads(x: jax.Array, kernel: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`conv_same`'s backward pass: (dx, dkernel) for the output cotangent g, from the inputs alone."""
     g = g.astype(kernel.dtype)
     dx = _lax_conv_same(g, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
-    return dx.astype(x.dtype), kernel_grad_conv(x, g, k).astype(kernel.dtype)
+    return dx.astype(x.dtype), kernel_grad_conv(x, g, kernel.shape[0]).astype(kernel.dtype)
 
 
-conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
+conv_same.defvjp(_conv_same_fwd, lambda res, g: conv_same_grads(*res, g))
