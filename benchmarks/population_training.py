@@ -49,17 +49,26 @@ from pathlib import Path
 from types import SimpleNamespace
 
 
-def _host_devices_flag() -> None:
-    """`--host-devices N` (N > 1, CPU): N XLA host devices, one candidate stream per core. XLA reads the flag when
-    JAX starts, so it is read here, before `import jax` (main's parser defines and documents it)."""
+def _process_flags() -> None:
+    """Settings JAX reads when it starts, so they are read here, before `import jax` (main's parser defines and
+    documents them): `--host-devices N` (N > 1, CPU): N XLA host devices, one candidate stream per core;
+    `--cores N`: this process, its XLA threads and the torch reference (a child process inherits the mask) run on
+    the first N cores only (Linux), e.g. 1 to compare per core with `--threads 1`."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--host-devices", type=int, default=1)
-    n = pre.parse_known_args()[0].host_devices
-    if n > 1:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}").strip()
+    pre.add_argument("--cores", type=int, default=0)
+    known = pre.parse_known_args()[0]
+    if known.host_devices > 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={known.host_devices}").strip()
+    if known.cores > 0:
+        allowed = sorted(os.sched_getaffinity(0))
+        if known.cores > len(allowed):
+            raise SystemExit(f"error: --cores: got {known.cores}; this process may use {len(allowed)} cores")
+        os.sched_setaffinity(0, allowed[: known.cores])
 
 
-_host_devices_flag()
+_process_flags()
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -245,6 +254,8 @@ def main() -> None:
                     help="the engine's convolution inputs (bfloat16: float32 accumulation; torch stays float32)")
     ap.add_argument("--host-devices", type=int, default=1, help="CPU: XLA host devices the P > 1 rows split their "
                     "candidates over (one per core lets two candidates run at once; set before JAX starts)")
+    ap.add_argument("--cores", type=int, default=0, help="run on the first N cores only, the torch reference too "
+                    "(0: all; set before JAX starts)")
     ap.add_argument("--no-seq", action="store_true", help="skip the engine's one-candidate-at-a-time loop")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64)
