@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnas.models.layers import avg_pool3x3, conv3x3, conv3x3_direct, conv_same, patches3x3
+from jaxnas.models.layers import avg_pool3x3, batch_norm, conv3x3, conv3x3_direct, conv_same, patches3x3
 from jaxnas.models.nb201 import Cell, NB201Network
 from jaxnas.spaces import nb201
 
@@ -50,6 +50,24 @@ def test_direct_convolutions_hand_written_gradients_match_autodiff_of_lax_conv()
         plain = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))  # noqa: E731
         for ours, ref in zip(f(conv_same, k), f(plain, k)):
             np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_norm_hand_written_backward_matches_autodiff_of_the_formula():
+    """`batch_norm(custom_grad=True)` (the one-candidate-at-a-time form) against autodiff of the plain formula: the
+    outputs, and the gradients of x, scale and bias under cotangents on all three outputs (the running statistics
+    too), with B, H, W and C all different and x far from zero mean and unit variance."""
+    k = iter(jax.random.split(jax.random.key(6), 8))
+    x = 3 + 2 * jax.random.normal(next(k), (3, 5, 4, 6))
+    scale, bias = 1 + 0.3 * jax.random.normal(next(k), (6,)), 0.5 * jax.random.normal(next(k), (6,))
+    ra_mean, ra_var = jax.random.normal(next(k), (6,)), 1 + jax.random.uniform(next(k), (6,))
+    cts = (jax.random.normal(next(k), x.shape), jax.random.normal(next(k), (6,)), jax.random.normal(next(k), (6,)))
+    for primals in ((x, scale, bias), (x,)):  # affine and not
+        def bn(custom):
+            return lambda x, *sb: batch_norm(x, *(sb or (None, None)), ra_mean, ra_var, True, custom_grad=custom)
+        out, vjp = jax.vjp(bn(True), *primals)
+        ref_out, ref_vjp = jax.vjp(bn(False), *primals)
+        for ours, ref in zip((*out, *vjp(cts)), (*ref_out, *ref_vjp(cts))):
+            np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5)
 
 
 def test_avg_pool_excludes_padding_and_its_gradient_is_exact():

@@ -10,6 +10,7 @@ patches of one input can be shared by every convolution that reads it (see `jaxn
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -176,24 +177,71 @@ class Conv(nn.Module):
 
 
 def batch_norm(x: jax.Array, scale: jax.Array | None, bias: jax.Array | None, ra_mean: jax.Array, ra_var: jax.Array,
-               train: bool, momentum: float = 0.1, eps: float = 1e-5) -> tuple[jax.Array, jax.Array, jax.Array]:
+               train: bool, momentum: float = 0.1, eps: float = 1e-5, custom_grad: bool = False
+               ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Functional batch norm over (B, H, W): (y, new running mean, new running variance).
 
     Training normalises by the batch statistics and moves the running ones by `momentum` (PyTorch's rule,
     unbiased variance); evaluation normalises by the running ones and returns them unchanged.
+
+    `custom_grad`: training uses a hand-written backward pass (`_bn_train`: fewer passes over x on the CPU), which
+    reverse mode only can differentiate; leave it off where forward mode is used (DARTS' exact Hessian-vector
+    products).
     """
-    if train:
-        mean = jnp.mean(x, axis=(0, 1, 2))
-        var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
-        n = x.shape[0] * x.shape[1] * x.shape[2]
-        new_mean = (1 - momentum) * ra_mean + momentum * mean
-        new_var = (1 - momentum) * ra_var + momentum * var * n / max(n - 1, 1)
+    if train and custom_grad:
+        c = x.shape[-1]
+        y, mean, var = _bn_train(x, jnp.ones((c,), x.dtype) if scale is None else scale,
+                                 jnp.zeros((c,), x.dtype) if bias is None else bias, eps)
     else:
-        mean, var, new_mean, new_var = ra_mean, ra_var, ra_mean, ra_var
+        mean, var = _batch_moments(x) if train else (ra_mean, ra_var)
+        y = _normalize(x, mean, var, scale, bias, eps)
+    if not train:
+        return y, ra_mean, ra_var
+    n = x.shape[0] * x.shape[1] * x.shape[2]
+    return (y, (1 - momentum) * ra_mean + momentum * mean,
+            (1 - momentum) * ra_var + momentum * var * n / max(n - 1, 1))
+
+
+def _batch_moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    mean = jnp.mean(x, axis=(0, 1, 2))
+    return mean, jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+
+
+def _normalize(x, mean, var, scale, bias, eps):
     y = (x - mean) * jax.lax.rsqrt(var + eps)
-    if scale is not None:
-        y = y * scale + bias
-    return y, new_mean, new_var
+    return y if scale is None else y * scale + bias
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _bn_train(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Training batch norm over (B, H, W): (y, batch mean, biased batch variance), with a hand-written backward pass.
+
+    Autodiff of the formula keeps x - mean and the normalised x as residuals, so XLA:CPU writes each to memory
+    and the backward pass makes several more passes over them; this keeps (x, mean, variance) and gives the
+    input gradient in one reduction pass (the two sums) and one elementwise pass."""
+    mean, var = _batch_moments(x)
+    return _normalize(x, mean, var, scale, bias, eps), mean, var
+
+
+def _bn_train_fwd(x, scale, bias, eps):
+    y, mean, var = _bn_train(x, scale, bias, eps)
+    return (y, mean, var), (x, mean, var, scale)
+
+
+def _bn_train_bwd(eps, res, cts):
+    x, mean, var, scale = res
+    gy, gmean, gvar = cts
+    n = x.shape[0] * x.shape[1] * x.shape[2]
+    rstd = jax.lax.rsqrt(var + eps)
+    xc = x - mean
+    gbias = jnp.sum(gy, axis=(0, 1, 2))
+    gscale = jnp.sum(gy * xc, axis=(0, 1, 2)) * rstd
+    # d y / d x through the batch statistics, plus the statistics' own cotangents (mean: 1/n; variance: 2 (x - mean)/n)
+    gx = (scale * rstd) * (gy - gbias / n - xc * (rstd * gscale / n)) + gmean / n + xc * (2 * gvar / n)
+    return gx.astype(x.dtype), gscale.astype(scale.dtype), gbias.astype(scale.dtype)
+
+
+_bn_train.defvjp(_bn_train_fwd, _bn_train_bwd)
 
 
 def _bn_variables(module: nn.Module, c: int, affine: bool = True) -> tuple[Any, Any, Any, Any]:
@@ -233,11 +281,13 @@ class BatchNorm(nn.Module):
     affine: bool = True
     momentum: float = 0.1
     eps: float = 1e-5
+    custom_grad: bool = False  # `batch_norm`'s hand-written backward pass (reverse mode only)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, active: jax.Array | bool = True) -> jax.Array:
         scale, bias, ra_mean, ra_var = _bn_variables(self, x.shape[-1], self.affine)
-        y, mean, var = batch_norm(x, scale, bias, ra_mean.value, ra_var.value, train, self.momentum, self.eps)
+        y, mean, var = batch_norm(x, scale, bias, ra_mean.value, ra_var.value, train, self.momentum, self.eps,
+                                  self.custom_grad)
         if train and not self.is_initializing():
             ra_mean.value = jnp.where(active, mean, ra_mean.value)
             ra_var.value = jnp.where(active, var, ra_var.value)

@@ -48,13 +48,14 @@ def _op_table(train: bool, dtype):
     def conv_fwd(conv):
         def fwd(h, w3, w1, bn):
             z = conv(relu_as(h, dtype), w3.astype(dtype), w1.astype(dtype))
-            return batch_norm(z, *bn, train), z
+            return batch_norm(z, *bn, train, custom_grad=True), z
         return fwd
 
     def conv_bwd(conv_vjp):
         def bwd(z, operands, g):
             h, w3, w1, (scale, bias, ra_mean, ra_var) = operands
-            _, bn_vjp = jax.vjp(lambda z, s, b: batch_norm(z, s, b, ra_mean, ra_var, train)[0], z, scale, bias)
+            _, bn_vjp = jax.vjp(lambda z, s, b: batch_norm(z, s, b, ra_mean, ra_var, train, custom_grad=True)[0],
+                                z, scale, bias)
             gz, gscale, gbias = bn_vjp(g)
             gx, gw3, gw1 = conv_vjp(relu_as(h, dtype), w3.astype(dtype), w1.astype(dtype), gz)
             gh = jnp.where(h > 0, gx.astype(h.dtype), 0)
@@ -159,13 +160,14 @@ class ResidualReduction(nn.Module):
     features: int
     inner: int | None = None  # width of the first conv's output (default `features`; smaller when pruned)
     dtype: Any = None
-    direct: bool = False  # `Conv.direct`: XLA's convolution (candidates one at a time) instead of patches products
+    direct: bool = False  # candidates one at a time: `Conv.direct` (XLA's convolution), `BatchNorm.custom_grad`
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         conv = functools.partial(Conv, dtype=self.dtype, direct=self.direct)
-        a = BatchNorm()(conv(self.inner or self.features, 3, stride=2)(jax.nn.relu(x)), train)
-        b = BatchNorm()(conv(self.features, 3)(jax.nn.relu(a)), train)
+        norm = functools.partial(BatchNorm, custom_grad=self.direct)
+        a = norm()(conv(self.inner or self.features, 3, stride=2)(jax.nn.relu(x)), train)
+        b = norm()(conv(self.features, 3)(jax.nn.relu(a)), train)
         b_, h, w, c = x.shape
         pooled = x.reshape(b_, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))  # avg pool 2x2, stride 2
         return Conv(self.features, 1, dtype=self.dtype)(pooled) + b
@@ -229,12 +231,12 @@ class NB201Network(nn.Module):
         """x (B, H, W, C_in) with H, W divisible by 4; arch (6,) op ids -> logits (B, num_classes)."""
         widths = self.stage_widths()
         direct = self.dispatch == "switch"
-        h = BatchNorm()(Conv(widths[0], 3, dtype=self.dtype, direct=direct)(x), train)
+        h = BatchNorm(custom_grad=direct)(Conv(widths[0], 3, dtype=self.dtype, direct=direct)(x), train)
         for stage in range(3):
             if stage > 0:
                 inner = self.inner_widths[stage - 1] if self.inner_widths is not None else None
                 h = ResidualReduction(widths[stage], inner, self.dtype, direct)(h, train)
             for _ in range(self.cells_per_stage):
                 h = Cell(self.dispatch, self.dtype)(h, arch, train)
-        h = jax.nn.relu(BatchNorm()(h, train))
+        h = jax.nn.relu(BatchNorm(custom_grad=direct)(h, train))
         return nn.Dense(self.num_classes)(h.mean(axis=(1, 2)))  # the head stays float32
