@@ -61,10 +61,12 @@ def _process_flags() -> None:
     if known.host_devices > 1:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                    f" --xla_force_host_platform_device_count={known.host_devices}").strip()
-    if known.cores > 0:
-        allowed = sorted(os.sched_getaffinity(0))
-        if known.cores > len(allowed):
-            raise SystemExit(f"error: --cores: got {known.cores}; this process may use {len(allowed)} cores")
+    if known.cores != 0:
+        allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
+        if not 0 < known.cores <= len(allowed):
+            limit = f"0 (all) to {len(allowed)}" if allowed else "0 (this system cannot pin a process to cores)"
+            print(f"error: --cores: got {known.cores}; allowed: {limit}", file=sys.stderr)
+            sys.exit(2)
         os.sched_setaffinity(0, allowed[: known.cores])
 
 
